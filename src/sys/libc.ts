@@ -1,0 +1,98 @@
+import koffi from 'koffi';
+
+// The one place that binds libc. Pointer arguments on hot paths are declared uintptr_t so callers
+// pass plain numbers (addresses inside koffi.alloc or mmap memory): no pointer marshalling per call,
+// and pointer arithmetic is ordinary addition.
+const lib = koffi.load('libc.so.6');
+
+export const libc = {
+  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
+  close: lib.func('int close(int fd)'),
+  bind: lib.func('int bind(int fd, void *addr, uint32_t len)'),
+  connect: lib.func('int connect(int fd, void *addr, uint32_t len)'),
+  setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+  getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+  getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
+  ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)'),
+  fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
+  mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t offset)'),
+  munmap: lib.func('int munmap(void *addr, size_t len)'),
+  sendmmsg: lib.func('int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)'),
+  recvmmsg: lib.func('int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, uintptr_t timeout)'),
+  sendmsg: lib.func('intptr_t sendmsg(int fd, uintptr_t msg, int flags)'),
+  recvmsg: lib.func('intptr_t recvmsg(int fd, uintptr_t msg, int flags)'),
+  sendto: lib.func('intptr_t sendto(int fd, uintptr_t buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
+  ifNameToIndex: lib.func('unsigned int if_nametoindex(const char *name)'),
+  ifIndexToName: lib.func('char *if_indextoname(unsigned int index, _Out_ char *name)'),
+};
+
+/** errno of the last failed call; read it right after the call, before any other FFI call. */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+/** Native memory that neither moves nor is collected until freed. */
+export interface NativeMemory {
+  /** The address as a Number (user-space addresses fit exactly). */
+  readonly address: number;
+  readonly bytes: Uint8Array;
+  free(): void;
+}
+
+export function allocateNative(size: number): NativeMemory {
+  const pointer: unknown = koffi.alloc('uint8_t', size);
+  const address = Number(koffi.address(pointer));
+  const bytes = new Uint8Array(koffi.view(pointer, size));
+  bytes.fill(0);
+  let freed = false;
+  return {
+    address,
+    bytes,
+    free() {
+      if (!freed) {
+        freed = true;
+        koffi.free(pointer);
+      }
+    },
+  };
+}
+
+/** Maps `size` bytes of `fd` shared and read-write, as a packet ring needs. */
+export function mapShared(fd: number, size: number): { pointer: unknown; address: number; buffer: ArrayBuffer } | number {
+  const PROT_READ = 1;
+  const PROT_WRITE = 2;
+  const MAP_SHARED = 1;
+  const MAP_LOCKED = 0x2000;
+  const MAP_FAILED = 0xffffffffffffffffn;
+  let pointer: unknown = libc.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
+  if (koffi.address(pointer) === MAP_FAILED) {
+    // MAP_LOCKED can fail under RLIMIT_MEMLOCK for an unprivileged worker; the ring still works unlocked.
+    pointer = libc.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (koffi.address(pointer) === MAP_FAILED) return koffi.errno();
+  }
+  return { pointer, address: Number(koffi.address(pointer)), buffer: koffi.view(pointer, size) };
+}
+
+export function unmap(pointer: unknown, size: number): void {
+  libc.munmap(pointer, size);
+}
+
+export interface ReadableWatch {
+  stop(): void;
+}
+
+/**
+ * Calls `onReadable` from the Node event loop whenever `fd` is readable (level-triggered). The
+ * handle is kept referenced here: koffi closes a collected handle, which would end the process.
+ */
+export function watchReadable(fd: number, onReadable: () => void): ReadableWatch {
+  const handle = koffi.node.poll(fd, { readable: true, disconnect: true }, () => onReadable());
+  live.add(handle);
+  return {
+    stop() {
+      if (live.delete(handle)) handle.close();
+    },
+  };
+}
+const live = new Set<ReturnType<typeof koffi.node.poll>>();

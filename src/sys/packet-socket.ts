@@ -1,0 +1,60 @@
+import {
+  AF_PACKET,
+  ETH_P_IP,
+  PACKET_IGNORE_OUTGOING,
+  PACKET_STATISTICS,
+  SOCK_RAW,
+  SOL_PACKET,
+} from './constants.js';
+import { SysError } from './errors.js';
+import { lastErrno, libc } from './libc.js';
+import { getOption, openSocket, setIntOption } from './socket.js';
+
+/**
+ * Opens the ingress socket of one input interface: AF_PACKET bound to IPv4 frames of that
+ * interface only. It is created with protocol 0 so it sees nothing until bound (an unbound
+ * ETH_P_IP socket would briefly see every interface), and it ignores the host's own
+ * transmissions so the relay never captures what it sent. Needs CAP_NET_RAW.
+ */
+export function openIngressSocket(ifindex: number, interfaceName: string): number {
+  const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET ingress ${interfaceName}`);
+  try {
+    setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'PACKET_IGNORE_OUTGOING');
+    bindPacketSocket(fd, ifindex, ETH_P_IP, interfaceName);
+    return fd;
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
+}
+
+/** struct sockaddr_ll with family, protocol (network order) and interface index. */
+function sockaddrLl(ifindex: number, protocol: number): Uint8Array {
+  const buf = new Uint8Array(20);
+  const view = new DataView(buf.buffer);
+  view.setUint16(0, AF_PACKET, true);
+  view.setUint16(2, protocol, false);
+  view.setInt32(4, ifindex, true);
+  return buf;
+}
+
+export function bindPacketSocket(fd: number, ifindex: number, protocol: number, interfaceName: string): void {
+  const sa = sockaddrLl(ifindex, protocol);
+  if ((libc.bind(fd, sa, sa.byteLength) as number) < 0) {
+    throw new SysError(`bind(AF_PACKET ${interfaceName})`, lastErrno());
+  }
+}
+
+export interface PacketStatistics {
+  /** Frames the socket accepted since the last read. */
+  packets: number;
+  /** Frames the kernel dropped since the last read because the ring or buffer was full. */
+  drops: number;
+}
+
+/** Reads and resets the kernel's counters for this socket (PACKET_STATISTICS resets on read). */
+export function readPacketStatistics(fd: number): PacketStatistics {
+  const buf = getOption(fd, SOL_PACKET, PACKET_STATISTICS, 8, 'PACKET_STATISTICS');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return { packets: view.getUint32(0, true), drops: view.getUint32(4, true) };
+}

@@ -1,0 +1,107 @@
+import { EBUSY, PACKET_RX_RING, PACKET_VERSION, SOL_PACKET, TPACKET_V2 } from './constants.js';
+import { SysError } from './errors.js';
+import { mapShared, unmap } from './libc.js';
+import { setIntOption, setOption } from './socket.js';
+
+// struct tpacket2_hdr, the per-frame header the kernel writes at the start of each ring slot.
+export const TP_STATUS_KERNEL = 0;
+export const TP_STATUS_USER = 1;
+export const TP_STATUS_COPY = 2;
+export const TP_STATUS_LOSING = 4;
+/** Byte offsets in a slot. */
+export const TP2_STATUS = 0;
+export const TP2_LEN = 4;
+export const TP2_SNAPLEN = 8;
+export const TP2_MAC = 12;
+export const TP2_NET = 14;
+/** Header (32) aligned + sockaddr_ll (20): where the kernel may start packet data. */
+export const TPACKET2_HDRLEN = 52;
+
+export interface RingGeometry {
+  /** Bytes per slot: a power of two large enough for header, padding and the largest frame. */
+  frameSize: number;
+  /** Bytes per block: a multiple of the page size and of frameSize. */
+  blockSize: number;
+  blockCount: number;
+}
+
+/**
+ * Ring geometry for an interface MTU: the slot holds the tpacket header, the kernel's alignment
+ * padding (the network header starts 16-aligned after at least 16 bytes of MAC room) and a frame
+ * with two VLAN tags. `ringBytes` is the memory the ring may use.
+ */
+export function ringGeometryFor(mtu: number, ringBytes: number): RingGeometry {
+  const needed = 80 + 22 + mtu;
+  let frameSize = 2048;
+  while (frameSize < needed) frameSize *= 2;
+  const blockSize = Math.max(frameSize, 1 << 16);
+  const blockCount = Math.max(2, Math.floor(ringBytes / blockSize));
+  return { frameSize, blockSize, blockCount };
+}
+
+/**
+ * A TPACKET_V2 receive ring mapped into this process. The kernel fills slots and flips their status
+ * to USER; the reader processes them in place and hands each back by writing KERNEL. Status words
+ * go through Atomics so the order of those accesses holds on any CPU.
+ */
+export class RxRing {
+  readonly fd: number;
+  readonly frameSize: number;
+  readonly frameCount: number;
+  /** Address of slot 0, for iovecs that point into the ring. */
+  readonly baseAddress: number;
+  readonly bytes: Uint8Array;
+  /** The ring as 32-bit words: slot i's status is words[i * frameSize / 4]. */
+  readonly words: Uint32Array;
+  readonly halfWords: Uint16Array;
+  private readonly pointer: unknown;
+  private readonly size: number;
+  private unmapped = false;
+
+  private constructor(fd: number, geometry: RingGeometry, pointer: unknown, address: number, buffer: ArrayBuffer) {
+    this.fd = fd;
+    this.frameSize = geometry.frameSize;
+    this.frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
+    this.size = geometry.blockSize * geometry.blockCount;
+    this.pointer = pointer;
+    this.baseAddress = address;
+    this.bytes = new Uint8Array(buffer);
+    this.words = new Uint32Array(buffer);
+    this.halfWords = new Uint16Array(buffer);
+  }
+
+  /**
+   * Sets up a ring on an AF_PACKET socket and maps it. A socket handed over again (after a worker
+   * restart) still carries the previous owner's ring: it is torn down and made anew, so the
+   * kernel's write position and ours both start at slot 0.
+   */
+  static attach(fd: number, geometry: RingGeometry): RxRing {
+    setIntOption(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, 'PACKET_VERSION TPACKET_V2');
+    const frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
+    const request = ringRequest(geometry.blockSize, geometry.blockCount, geometry.frameSize, frameCount);
+    try {
+      setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
+    } catch (err) {
+      if (!(err instanceof SysError) || err.errno !== EBUSY) throw err;
+      setOption(fd, SOL_PACKET, PACKET_RX_RING, ringRequest(0, 0, 0, 0), 'PACKET_RX_RING teardown');
+      setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
+    }
+    const size = geometry.blockSize * geometry.blockCount;
+    const mapped = mapShared(fd, size);
+    if (typeof mapped === 'number') throw new SysError(`mmap(rx ring ${size} bytes)`, mapped);
+    return new RxRing(fd, geometry, mapped.pointer, mapped.address, mapped.buffer);
+  }
+
+  /** Unmaps the ring. The socket itself belongs to whoever handed it over. */
+  detach(): void {
+    if (this.unmapped) return;
+    this.unmapped = true;
+    unmap(this.pointer, this.size);
+  }
+}
+
+/** struct tpacket_req. */
+function ringRequest(blockSize: number, blockCount: number, frameSize: number, frameCount: number): Uint8Array {
+  const req = new Uint32Array([blockSize, blockCount, frameSize, frameCount]);
+  return new Uint8Array(req.buffer);
+}
