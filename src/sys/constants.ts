@@ -61,3 +61,7 @@ export const EINTR = 4;
 export const EBUSY = 16;
 export const ENOENT = 2;
 export const ENODEV = 19;
+
+export const PACKET_FANOUT = 18;
+export const PACKET_FANOUT_HASH = 0;
+export const PACKET_FANOUT_CPU = 2;

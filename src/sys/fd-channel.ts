@@ -69,7 +69,11 @@ export class FdChannel {
     this.controlOffset = MSGHDR_SIZE + 16;
     this.dataOffset = this.controlOffset + this.controlCapacity;
     this.memory = allocateNative(this.dataOffset + MAX_CHANNEL_MESSAGE);
-    this.view = new DataView(this.memory.bytes.buffer, this.memory.bytes.byteOffset, this.memory.bytes.byteLength);
+    this.view = new DataView(
+      this.memory.bytes.buffer,
+      this.memory.bytes.byteOffset,
+      this.memory.bytes.byteLength,
+    );
   }
 
   /** Sends one message, blocking while the peer's queue is full. Throws a SysError if the peer is gone. */
@@ -77,7 +81,8 @@ export class FdChannel {
     if (data.byteLength > MAX_CHANNEL_MESSAGE) {
       throw new RangeError(`channel message of ${data.byteLength} bytes exceeds ${MAX_CHANNEL_MESSAGE}`);
     }
-    if (fds.length > MAX_CHANNEL_FDS) throw new RangeError(`${fds.length} descriptors exceed ${MAX_CHANNEL_FDS}`);
+    if (fds.length > MAX_CHANNEL_FDS)
+      throw new RangeError(`${fds.length} descriptors exceed ${MAX_CHANNEL_FDS}`);
     this.memory.bytes.set(data, this.dataOffset);
     const controlLength = fds.length > 0 ? CMSG_HEADER + align8(fds.length * 4) : 0;
     if (fds.length > 0) {
@@ -151,7 +156,8 @@ export class FdChannel {
       const level = this.view.getInt32(at + 8, true);
       const type = this.view.getInt32(at + 12, true);
       if (level === SOL_SOCKET && type === SCM_RIGHTS) {
-        for (let i = 0; i < (length - CMSG_HEADER) / 4; i++) fds.push(this.view.getInt32(at + CMSG_HEADER + i * 4, true));
+        for (let i = 0; i < (length - CMSG_HEADER) / 4; i++)
+          fds.push(this.view.getInt32(at + CMSG_HEADER + i * 4, true));
       }
       c += CMSG_HEADER + align8(length - CMSG_HEADER);
     }
@@ -162,4 +168,3 @@ export class FdChannel {
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
-

@@ -1,4 +1,13 @@
-import { AF_INET, IFF_RUNNING, IFF_UP, SIOCGIFADDR, SIOCGIFFLAGS, SIOCGIFHWADDR, SIOCGIFMTU, SOCK_DGRAM } from './constants.js';
+import {
+  AF_INET,
+  IFF_RUNNING,
+  IFF_UP,
+  SIOCGIFADDR,
+  SIOCGIFFLAGS,
+  SIOCGIFHWADDR,
+  SIOCGIFMTU,
+  SOCK_DGRAM,
+} from './constants.js';
 import { SysError } from './errors.js';
 import { lastErrno, libc } from './libc.js';
 import { closeFd, openSocket } from './socket.js';

@@ -19,10 +19,14 @@ export const libc = {
   mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t offset)'),
   munmap: lib.func('int munmap(void *addr, size_t len)'),
   sendmmsg: lib.func('int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)'),
-  recvmmsg: lib.func('int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, uintptr_t timeout)'),
+  recvmmsg: lib.func(
+    'int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, uintptr_t timeout)',
+  ),
   sendmsg: lib.func('intptr_t sendmsg(int fd, uintptr_t msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, uintptr_t msg, int flags)'),
-  sendto: lib.func('intptr_t sendto(int fd, uintptr_t buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
+  sendto: lib.func(
+    'intptr_t sendto(int fd, uintptr_t buf, size_t len, int flags, void *addr, uint32_t addrlen)',
+  ),
   ifNameToIndex: lib.func('unsigned int if_nametoindex(const char *name)'),
   ifIndexToName: lib.func('char *if_indextoname(unsigned int index, _Out_ char *name)'),
 };
@@ -59,7 +63,10 @@ export function allocateNative(size: number): NativeMemory {
 }
 
 /** Maps `size` bytes of `fd` shared and read-write, as a packet ring needs. */
-export function mapShared(fd: number, size: number): { pointer: unknown; address: number; buffer: ArrayBuffer } | number {
+export function mapShared(
+  fd: number,
+  size: number,
+): { pointer: unknown; address: number; buffer: ArrayBuffer } | number {
   const PROT_READ = 1;
   const PROT_WRITE = 2;
   const MAP_SHARED = 1;

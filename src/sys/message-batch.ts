@@ -23,7 +23,11 @@ export class MessageBatch {
   constructor(capacity: number) {
     this.capacity = capacity;
     this.memory = allocateNative(capacity * (MMSGHDR_SIZE + IOVEC_SIZE));
-    this.words = new Uint32Array(this.memory.bytes.buffer, this.memory.bytes.byteOffset, this.memory.bytes.byteLength / 4);
+    this.words = new Uint32Array(
+      this.memory.bytes.buffer,
+      this.memory.bytes.byteOffset,
+      this.memory.bytes.byteLength / 4,
+    );
     this.messagesAddress = this.memory.address;
     const iovAddress = this.memory.address + capacity * MMSGHDR_SIZE;
     this.iovWordBase = (capacity * MMSGHDR_SIZE) / 4;
@@ -61,7 +65,12 @@ export class MessageBatch {
    * -errno. One FFI call, about 20 ns plus the kernel's work per message.
    */
   send(fd: number, from: number, flags: number): number {
-    const n = libc.sendmmsg(fd, this.messagesAddress + from * MMSGHDR_SIZE, this.count - from, flags) as number;
+    const n = libc.sendmmsg(
+      fd,
+      this.messagesAddress + from * MMSGHDR_SIZE,
+      this.count - from,
+      flags,
+    ) as number;
     return n < 0 ? -lastErrno() : n;
   }
 

@@ -1,6 +1,9 @@
 import {
   AF_PACKET,
   ETH_P_IP,
+  PACKET_FANOUT,
+  PACKET_FANOUT_CPU,
+  PACKET_FANOUT_HASH,
   PACKET_IGNORE_OUTGOING,
   PACKET_STATISTICS,
   SOCK_RAW,
@@ -57,4 +60,20 @@ export function readPacketStatistics(fd: number): PacketStatistics {
   const buf = getOption(fd, SOL_PACKET, PACKET_STATISTICS, 8, 'PACKET_STATISTICS');
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   return { packets: view.getUint32(0, true), drops: view.getUint32(4, true) };
+}
+
+/**
+ * Joins a socket to a fanout group: the kernel spreads the interface's frames over the group's
+ * sockets (one per worker). Hash mode keeps each flow on one socket, so its order holds. Must
+ * follow bind; every member uses the same id and mode.
+ */
+export function joinFanoutGroup(fd: number, groupId: number, mode: 'hash' | 'cpu'): void {
+  const type = mode === 'hash' ? PACKET_FANOUT_HASH : PACKET_FANOUT_CPU;
+  setIntOption(
+    fd,
+    SOL_PACKET,
+    PACKET_FANOUT,
+    (groupId & 0xffff) | (type << 16),
+    `PACKET_FANOUT ${mode} ${groupId}`,
+  );
 }

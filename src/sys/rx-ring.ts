@@ -58,7 +58,13 @@ export class RxRing {
   private readonly size: number;
   private unmapped = false;
 
-  private constructor(fd: number, geometry: RingGeometry, pointer: unknown, address: number, buffer: ArrayBuffer) {
+  private constructor(
+    fd: number,
+    geometry: RingGeometry,
+    pointer: unknown,
+    address: number,
+    buffer: ArrayBuffer,
+  ) {
     this.fd = fd;
     this.frameSize = geometry.frameSize;
     this.frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
@@ -101,7 +107,12 @@ export class RxRing {
 }
 
 /** struct tpacket_req. */
-function ringRequest(blockSize: number, blockCount: number, frameSize: number, frameCount: number): Uint8Array {
+function ringRequest(
+  blockSize: number,
+  blockCount: number,
+  frameSize: number,
+  frameCount: number,
+): Uint8Array {
   const req = new Uint32Array([blockSize, blockCount, frameSize, frameCount]);
   return new Uint8Array(req.buffer);
 }

@@ -91,7 +91,12 @@ export function connectIpv4(fd: number, address: number, port: number): void {
  * Sets a socket buffer size. With `force` the privileged variant lifts the sysctl ceiling
  * (CAP_NET_ADMIN); without it the kernel caps the value at net.core.[rw]mem_max.
  */
-export function setBufferSize(fd: number, direction: 'send' | 'receive', bytes: number, force: boolean): void {
+export function setBufferSize(
+  fd: number,
+  direction: 'send' | 'receive',
+  bytes: number,
+  force: boolean,
+): void {
   const name =
     direction === 'send' ? (force ? SO_SNDBUFFORCE : SO_SNDBUF) : force ? SO_RCVBUFFORCE : SO_RCVBUF;
   setIntOption(fd, SOL_SOCKET, name, bytes, `${force ? 'SO_*BUFFORCE' : 'SO_*BUF'} ${direction} ${bytes}`);
@@ -138,7 +143,13 @@ export function setTypeOfService(fd: number, tos: number): void {
 
 /** Joins a group on an interface: the kernel sends the IGMP report and opens the NIC's filter. */
 export function joinGroup(fd: number, group: number, ifindex: number): void {
-  setOption(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, ipMreqn(group, ifindex), `IP_ADD_MEMBERSHIP ifindex ${ifindex}`);
+  setOption(
+    fd,
+    IPPROTO_IP,
+    IP_ADD_MEMBERSHIP,
+    ipMreqn(group, ifindex),
+    `IP_ADD_MEMBERSHIP ifindex ${ifindex}`,
+  );
 }
 
 /** An ordinary UDP socket, close-on-exec. */
@@ -147,5 +158,11 @@ export function openUdpSocket(purpose: string): number {
 }
 
 export function leaveGroup(fd: number, group: number, ifindex: number): void {
-  setOption(fd, IPPROTO_IP, IP_DROP_MEMBERSHIP, ipMreqn(group, ifindex), `IP_DROP_MEMBERSHIP ifindex ${ifindex}`);
+  setOption(
+    fd,
+    IPPROTO_IP,
+    IP_DROP_MEMBERSHIP,
+    ipMreqn(group, ifindex),
+    `IP_DROP_MEMBERSHIP ifindex ${ifindex}`,
+  );
 }

@@ -1,0 +1,258 @@
+// Turns the strings a user typed into typed, checked options for mcrgen send and recv. Every
+// rejection names the option and says what was wrong and what is expected, because the person
+// reading it is usually in the middle of a test and wants the fix, not a stack trace.
+
+import { ipv4ToString, isMulticastIpv4, parseIpv4 } from '../packet/ipv4-address.js';
+import { PROBE_MIN_SIZE } from '../packet/probe.js';
+
+/** Largest UDP payload in an IPv4 datagram: 65535 − 20 (IP header) − 8 (UDP header). */
+export const MAX_UDP_PAYLOAD = 65507;
+export const DEFAULT_TTL = 16;
+export const DEFAULT_MAX_SIZE = 2048;
+/** The largest buffer a datagram can need (its length field is 16 bits). */
+export const MAX_RECEIVE_BUFFER = 65535;
+/** setTimeout's ceiling (2^31 − 1 ms), in whole seconds: longer timers would fire at once. */
+export const MAX_SECONDS = 2147483;
+
+/** A value the user gave is unusable; `field` is the option as typed, e.g. "--port". */
+export class OptionError extends Error {
+  readonly field: string;
+  readonly detail: string;
+
+  constructor(field: string, detail: string) {
+    super(`${field}: ${detail}`);
+    this.name = 'OptionError';
+    this.field = field;
+    this.detail = detail;
+  }
+}
+
+export type StopCondition = { kind: 'count'; count: number } | { kind: 'duration'; seconds: number };
+
+interface CommonOptions {
+  interfaceName: string;
+  ifindex: number;
+  /** Destination (send) or group to receive (recv), unsigned 32-bit. */
+  group: number;
+  /** True when `group` is in 224.0.0.0/4; otherwise it is a unicast address. */
+  multicast: boolean;
+  port: number;
+  stop: StopCondition;
+  json: boolean;
+}
+
+export interface SendOptions extends CommonOptions {
+  /** Packets per second; 0 = as fast as possible. */
+  rate: number;
+  /** UDP payload bytes per packet. */
+  size: number;
+  ttl: number;
+  /** Undefined: pick a random one. */
+  streamId: number | undefined;
+  /** Undefined: let the kernel pick an ephemeral port. */
+  sourcePort: number | undefined;
+}
+
+export interface RecvOptions extends CommonOptions {
+  /** Overall deadline in seconds for --count mode. */
+  timeoutSeconds: number | undefined;
+  /** Exact number of unique good packets required for exit code 0. */
+  expect: number | undefined;
+  /** Receive buffer per datagram; anything longer counts as truncated. */
+  maxSize: number;
+}
+
+/** Option values as commander hands them over: strings, `true` for flags, or absent. */
+export type RawOptions = Readonly<Record<string, unknown>>;
+
+/** Looks an interface name up; undefined when no such interface exists. Injected for tests. */
+export type InterfaceResolver = (name: string) => number | undefined;
+
+export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceResolver): SendOptions {
+  const common = parseCommon(raw, resolveInterface);
+  const size = integerOption(raw, 'size', '--size', PROBE_MIN_SIZE, MAX_UDP_PAYLOAD, 'bytes of UDP payload');
+  if (size === undefined)
+    throw new OptionError(
+      '--size',
+      `required; expected ${PROBE_MIN_SIZE}-${MAX_UDP_PAYLOAD} bytes of UDP payload`,
+    );
+  const ttl = integerOption(raw, 'ttl', '--ttl', 0, 255, 'hops') ?? DEFAULT_TTL;
+  return {
+    ...common,
+    rate: parseRate(raw['rate']),
+    size,
+    ttl,
+    streamId: parseStreamId(raw['streamId']),
+    sourcePort: integerOption(raw, 'sourcePort', '--source-port', 1, 65535, '(a UDP port)'),
+  };
+}
+
+export function parseRecvOptions(raw: RawOptions, resolveInterface: InterfaceResolver): RecvOptions {
+  const common = parseCommon(raw, resolveInterface);
+  const timeoutSeconds = secondsOption(raw, 'timeout', '--timeout');
+  if (timeoutSeconds !== undefined && common.stop.kind !== 'count') {
+    throw new OptionError(
+      '--timeout',
+      'only applies with --count (it is the deadline for reaching the count); with --duration the run already ends on time',
+    );
+  }
+  return {
+    ...common,
+    timeoutSeconds,
+    expect: integerOption(raw, 'expect', '--expect', 0, Number.MAX_SAFE_INTEGER, 'packets'),
+    maxSize:
+      integerOption(raw, 'maxSize', '--max-size', PROBE_MIN_SIZE, MAX_RECEIVE_BUFFER, 'bytes per datagram') ??
+      DEFAULT_MAX_SIZE,
+  };
+}
+
+function parseCommon(raw: RawOptions, resolveInterface: InterfaceResolver): CommonOptions {
+  const interfaceName = stringOption(raw, 'interface');
+  if (interfaceName === undefined || interfaceName === '') {
+    throw new OptionError(
+      '--interface',
+      'required; expected the name of a network interface (see `ip link`)',
+    );
+  }
+  const ifindex = resolveInterface(interfaceName);
+  if (ifindex === undefined) {
+    throw new OptionError(
+      '--interface',
+      `no interface named ${JSON.stringify(interfaceName)} in this network namespace; expected an existing interface name (see \`ip link\`)`,
+    );
+  }
+  const group = parseAddress(raw['group']);
+  const port = integerOption(raw, 'port', '--port', 1, 65535, '(a UDP port)');
+  if (port === undefined) throw new OptionError('--port', 'required; expected a UDP port 1-65535');
+  return {
+    interfaceName,
+    ifindex,
+    group,
+    multicast: isMulticastIpv4(group),
+    port,
+    stop: parseStop(raw),
+    json: raw['json'] === true,
+  };
+}
+
+function parseAddress(value: unknown): number {
+  if (value === undefined) {
+    throw new OptionError(
+      '--group',
+      'required; expected an IPv4 multicast group such as 239.1.1.1 (or a unicast address)',
+    );
+  }
+  const text = String(value);
+  const address = parseIpv4(text);
+  if (address === undefined) {
+    throw new OptionError(
+      '--group',
+      `${JSON.stringify(text)} is not an IPv4 address; expected a dotted quad such as 239.1.1.1 (no leading zeros)`,
+    );
+  }
+  if (address === 0 || address === 0xffffffff) {
+    throw new OptionError(
+      '--group',
+      `${ipv4ToString(address)} cannot be used; expected a multicast group (224.0.0.0/4) or a unicast host address`,
+    );
+  }
+  return address;
+}
+
+function parseStop(raw: RawOptions): StopCondition {
+  const count = integerOption(raw, 'count', '--count', 1, Number.MAX_SAFE_INTEGER, 'packets');
+  const seconds = secondsOption(raw, 'duration', '--duration');
+  if (count !== undefined && seconds !== undefined) {
+    throw new OptionError(
+      '--count/--duration',
+      'both given; expected exactly one of --count N or --duration S',
+    );
+  }
+  if (count !== undefined) return { kind: 'count', count };
+  if (seconds !== undefined) return { kind: 'duration', seconds };
+  throw new OptionError(
+    '--count/--duration',
+    'neither given; expected exactly one of --count N or --duration S',
+  );
+}
+
+function parseRate(value: unknown): number {
+  if (value === undefined) {
+    throw new OptionError(
+      '--rate',
+      'required; expected packets per second (a number ≥ 0), or "max" for as fast as possible',
+    );
+  }
+  const text = String(value);
+  if (text === 'max') return 0;
+  if (/^-/.test(text)) {
+    throw new OptionError(
+      '--rate',
+      `${text} is negative; expected packets per second ≥ 0, or "max" (0 also means as fast as possible)`,
+    );
+  }
+  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(Number(text))) {
+    throw new OptionError(
+      '--rate',
+      `${JSON.stringify(text)} is not a number; expected packets per second ≥ 0, or "max"`,
+    );
+  }
+  return Number(text);
+}
+
+function parseStreamId(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  const n = /^\d+$/.test(text)
+    ? Number(text)
+    : /^0x[0-9a-f]+$/i.test(text)
+      ? Number.parseInt(text.slice(2), 16)
+      : NaN;
+  if (!Number.isInteger(n) || n > 0xffffffff) {
+    throw new OptionError(
+      '--stream-id',
+      `${JSON.stringify(text)} is not a valid stream id; expected an integer 0-4294967295 (decimal or 0x hex)`,
+    );
+  }
+  return n;
+}
+
+function stringOption(raw: RawOptions, key: string): string | undefined {
+  const value = raw[key];
+  return value === undefined ? undefined : String(value);
+}
+
+/** An optional decimal integer in [min, max]; undefined when absent. */
+function integerOption(
+  raw: RawOptions,
+  key: string,
+  field: string,
+  min: number,
+  max: number,
+  unit: string,
+): number | undefined {
+  const value = raw[key];
+  if (value === undefined) return undefined;
+  const text = String(value);
+  const expected = `expected an integer ${min}-${max} ${unit}`.trimEnd();
+  if (!/^-?\d+$/.test(text))
+    throw new OptionError(field, `${JSON.stringify(text)} is not an integer; ${expected}`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new OptionError(field, `${text} is out of range; ${expected}`);
+  }
+  return n;
+}
+
+/** An optional positive number of seconds (decimals allowed) up to MAX_SECONDS. */
+function secondsOption(raw: RawOptions, key: string, field: string): number | undefined {
+  const value = raw[key];
+  if (value === undefined) return undefined;
+  const text = String(value);
+  const expected = `expected a number of seconds > 0 and ≤ ${MAX_SECONDS}, e.g. 10 or 0.5`;
+  if (!/^-?\d+(\.\d+)?$/.test(text))
+    throw new OptionError(field, `${JSON.stringify(text)} is not a number; ${expected}`);
+  const n = Number(text);
+  if (!(n > 0) || n > MAX_SECONDS) throw new OptionError(field, `${text} is out of range; ${expected}`);
+  return n;
+}

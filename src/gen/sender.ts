@@ -1,0 +1,278 @@
+// mcrgen send: paced probe packets on a connected UDP socket, in sendmmsg batches built in
+// native memory. The loop runs in short slices inside the Node event loop so SIGINT/SIGTERM
+// and timers are handled promptly even at full speed.
+
+import { randomInt } from 'node:crypto';
+
+import { ipv4ToString } from '../packet/ipv4-address.js';
+import { writeProbe } from '../packet/probe.js';
+import { IPPROTO_IP, IP_TTL, MSG_DONTWAIT } from '../sys/constants.js';
+import { SysError, errnoName } from '../sys/errors.js';
+import { allocateNative, type NativeMemory } from '../sys/libc.js';
+import { MessageBatch } from '../sys/message-batch.js';
+import {
+  bindIpv4,
+  closeFd,
+  connectIpv4,
+  openUdpSocket,
+  setIntOption,
+  setMulticastInterface,
+  setMulticastLoop,
+  setMulticastTtl,
+} from '../sys/socket.js';
+import { wallClockUs } from './clock.js';
+import type { SendOptions } from './options.js';
+import { Pacer, packetsInDuration } from './pacer.js';
+import { bindToDeviceIfPermitted, enlargeBuffer } from './socket-setup.js';
+
+/** Messages per sendmmsg call. */
+export const SEND_BATCH = 64;
+/** Longest stretch the send loop runs before letting the event loop in (signals, timers). */
+const SLICE_MS = 5;
+/** Wait before retrying after the kernel refused part of a batch (full buffer or queue). */
+const RETRY_PAUSE_MS = 1;
+/** Waits shorter than this are not worth a timer (which cannot fire sooner than 1 ms anyway). */
+const MIN_TIMER_MS = 0.05;
+const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Errors that mean "not now" rather than "never": a full socket buffer (EAGAIN), a full device
+ * queue (ENOBUFS), or an ICMP port-unreachable from an earlier unicast send reported on this
+ * call (ECONNREFUSED, which the kernel raises instead of sending). The batch is retried.
+ */
+const TRANSIENT_ERRORS = new Set(['EAGAIN', 'ENOBUFS', 'ECONNREFUSED']);
+
+export type SendStop = 'count' | 'duration' | 'signal';
+
+export interface SendReport {
+  mode: 'send';
+  interface: string;
+  destination: string;
+  port: number;
+  streamId: number;
+  size: number;
+  /** Requested packets per second, or "max". */
+  targetRate: number | 'max';
+  stoppedBy: SendStop;
+  packets: number;
+  /** UDP payload bytes. */
+  bytes: number;
+  elapsedSeconds: number;
+  pps: number;
+  /** UDP payload megabits per second (headers not included). */
+  payloadMbps: number;
+  /** Calls that had to be repeated because the kernel took only part of a batch or none of it. */
+  retries: number;
+  /** Batches the kernel accepted only partly. */
+  partialSends: number;
+  /** Transient send errors by errno name (EAGAIN, ENOBUFS, ECONNREFUSED). */
+  sendErrors: Record<string, number>;
+  boundToDevice: boolean;
+  sendBufferBytes: number;
+}
+
+export class Sender {
+  private readonly options: SendOptions;
+  private readonly streamId: number;
+  private readonly pacer: Pacer;
+  /** Packets the run sends at most (Infinity when only time ends it). */
+  private readonly limit: number;
+  /** Set when a duration ends an unpaced run; paced runs end by their packet count. */
+  private readonly timeLimitMs: number | undefined;
+
+  private fd = -1;
+  private memory: NativeMemory | undefined;
+  private batch: MessageBatch | undefined;
+  private boundToDevice = false;
+  private sendBufferBytes = 0;
+
+  private startMs = 0;
+  /** Next sequence number to write; all below it are in the current batch or already sent. */
+  private nextSeq = 0;
+  /** Packets the kernel accepted. */
+  private sent = 0;
+  /** Index in the current batch of the first message not yet accepted. */
+  private pendingFrom = 0;
+  private retries = 0;
+  private partialSends = 0;
+  private readonly sendErrors: Record<string, number> = {};
+
+  private timeout: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private stopRequested = false;
+  private done = false;
+  private resolve: ((report: SendReport) => void) | undefined;
+  private reject: ((err: unknown) => void) | undefined;
+
+  constructor(options: SendOptions) {
+    this.options = options;
+    this.streamId = options.streamId ?? randomInt(0, 0x1_0000_0000);
+    const { stop, rate } = options;
+    if (stop.kind === 'count') {
+      this.limit = stop.count;
+      this.timeLimitMs = undefined;
+    } else if (rate > 0) {
+      this.limit = packetsInDuration(rate, stop.seconds);
+      this.timeLimitMs = undefined;
+    } else {
+      this.limit = Number.POSITIVE_INFINITY;
+      this.timeLimitMs = stop.seconds * 1000;
+    }
+    this.pacer = new Pacer(rate, this.limit);
+  }
+
+  /** Opens and configures the socket, then sends until done. Rejects with SysError on failure. */
+  run(): Promise<SendReport> {
+    this.open();
+    return new Promise<SendReport>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      this.startMs = performance.now();
+      this.tick();
+    });
+  }
+
+  /** Ends the run at the next opportunity (signal handlers call this); the report follows. */
+  stop(): void {
+    if (this.done || this.stopRequested) return;
+    this.stopRequested = true;
+    if (this.resolve !== undefined) {
+      this.cancelTimer();
+      this.tick();
+    }
+  }
+
+  private open(): void {
+    const o = this.options;
+    const fd = openUdpSocket('mcrgen send');
+    try {
+      this.boundToDevice = bindToDeviceIfPermitted(fd, o.interfaceName);
+      // Harmless for a unicast destination; for a group they pick the interface, keep the
+      // packets within --ttl hops, and stop local listeners on this host getting a copy.
+      setMulticastInterface(fd, o.ifindex);
+      setMulticastTtl(fd, o.ttl);
+      setMulticastLoop(fd, false);
+      if (!o.multicast && o.ttl > 0) setIntOption(fd, IPPROTO_IP, IP_TTL, o.ttl, `IP_TTL ${o.ttl}`);
+      this.sendBufferBytes = enlargeBuffer(fd, 'send', SEND_BUFFER_BYTES);
+      if (o.sourcePort !== undefined) bindIpv4(fd, 0, o.sourcePort);
+      connectIpv4(fd, o.group, o.port);
+      const slots = Math.min(SEND_BATCH, this.limit);
+      this.memory = allocateNative(Math.max(1, slots) * o.size);
+      this.batch = new MessageBatch(SEND_BATCH);
+    } catch (err) {
+      closeFd(fd);
+      this.memory?.free();
+      throw err;
+    }
+    this.fd = fd;
+  }
+
+  private readonly tick = (): void => {
+    this.timeout = undefined;
+    this.immediate = undefined;
+    if (this.done) return;
+    const batch = this.batch!;
+    const sliceEnd = performance.now() + SLICE_MS;
+    for (;;) {
+      if (this.stopRequested) return this.finish('signal');
+      const elapsed = performance.now() - this.startMs;
+      if (this.timeLimitMs !== undefined && elapsed >= this.timeLimitMs) return this.finish('duration');
+      if (this.pendingFrom >= batch.count) {
+        if (this.sent >= this.limit) {
+          // A paced run lasts until the slot after its last packet, so N packets at R pps
+          // take N/R seconds and the achieved rate reads as R.
+          const wait = this.pacer.msUntil(this.limit, elapsed);
+          if (wait > 0) return this.schedule(wait);
+          return this.finish(this.options.stop.kind);
+        }
+        const due = this.pacer.dueBy(elapsed) - this.nextSeq;
+        if (due <= 0) return this.schedule(this.pacer.msUntil(this.nextSeq, elapsed));
+        this.fill(Math.min(due, SEND_BATCH));
+      }
+      const result = batch.send(this.fd, this.pendingFrom, MSG_DONTWAIT);
+      if (result < 0) {
+        const name = errnoName(-result);
+        if (!TRANSIENT_ERRORS.has(name)) return this.fail(new SysError('sendmmsg(udp)', -result));
+        this.sendErrors[name] = (this.sendErrors[name] ?? 0) + 1;
+        this.retries++;
+        return this.schedule(RETRY_PAUSE_MS);
+      }
+      this.sent += result;
+      this.pendingFrom += result;
+      if (this.pendingFrom < batch.count) {
+        this.partialSends++;
+        this.retries++;
+        return this.schedule(RETRY_PAUSE_MS);
+      }
+      if (performance.now() >= sliceEnd) return this.schedule(0);
+    }
+  };
+
+  /** Writes the next `n` probes into batch slots 0..n-1; one timestamp per batch (one syscall). */
+  private fill(n: number): void {
+    const { size } = this.options;
+    const memory = this.memory!;
+    const batch = this.batch!;
+    const timeUs = wallClockUs();
+    batch.count = 0;
+    for (let i = 0; i < n; i++) {
+      writeProbe(memory.bytes, i * size, size, this.streamId, this.nextSeq + i, timeUs);
+      batch.add(memory.address + i * size, size);
+    }
+    this.nextSeq += n;
+    this.pendingFrom = 0;
+  }
+
+  private schedule(ms: number): void {
+    if (ms < MIN_TIMER_MS) this.immediate = setImmediate(this.tick);
+    else this.timeout = setTimeout(this.tick, ms);
+  }
+
+  private cancelTimer(): void {
+    if (this.timeout !== undefined) clearTimeout(this.timeout);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timeout = undefined;
+    this.immediate = undefined;
+  }
+
+  private finish(stoppedBy: SendStop): void {
+    const elapsedSeconds = (performance.now() - this.startMs) / 1000;
+    this.close();
+    const o = this.options;
+    const bytes = this.sent * o.size;
+    this.resolve!({
+      mode: 'send',
+      interface: o.interfaceName,
+      destination: ipv4ToString(o.group),
+      port: o.port,
+      streamId: this.streamId,
+      size: o.size,
+      targetRate: o.rate === 0 ? 'max' : o.rate,
+      stoppedBy,
+      packets: this.sent,
+      bytes,
+      elapsedSeconds,
+      pps: elapsedSeconds > 0 ? this.sent / elapsedSeconds : 0,
+      payloadMbps: elapsedSeconds > 0 ? (bytes * 8) / elapsedSeconds / 1e6 : 0,
+      retries: this.retries,
+      partialSends: this.partialSends,
+      sendErrors: { ...this.sendErrors },
+      boundToDevice: this.boundToDevice,
+      sendBufferBytes: this.sendBufferBytes,
+    });
+  }
+
+  private fail(err: unknown): void {
+    this.close();
+    this.reject!(err);
+  }
+
+  private close(): void {
+    this.done = true;
+    this.cancelTimer();
+    closeFd(this.fd);
+    this.fd = -1;
+    this.batch?.free();
+    this.memory?.free();
+  }
+}

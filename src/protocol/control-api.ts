@@ -1,0 +1,96 @@
+import type { OutputRequest, RuleRequest } from '../rules/rule.js';
+
+/**
+ * The control methods, their parameters and results: the one contract between mcrd and its
+ * clients. Field names are the operator's words.
+ */
+
+export interface RuleView {
+  id: string;
+  name: string | null;
+  input: { interface: string; group: string; port: number; unicast: boolean };
+  outputs: OutputView[];
+  /** "active": forwarding; "waiting": its input interface is missing. */
+  state: 'active' | 'waiting';
+  createdAt: string;
+}
+
+export interface OutputView {
+  group: string;
+  port: number;
+  interface: string | null;
+  ttl: number;
+}
+
+export interface RuleCounters {
+  packetsIn: number;
+  bytesIn: number;
+  /** Per output, in the rule's output order. */
+  outputs: OutputCounters[];
+}
+
+export interface OutputCounters {
+  packets: number;
+  /** Copies the kernel refused (by errno name, e.g. ENOBUFS). */
+  errors: Record<string, number>;
+}
+
+/** Per-worker counters: every frame the worker saw ends in exactly one of these outcomes. */
+export interface WorkerCounters {
+  framesSeen: number;
+  forwarded: number;
+  notIpv4Udp: number;
+  malformed: number;
+  fragments: number;
+  noRule: number;
+  /** Drop reasons in detail (names from the packet parser), including malformed ones. */
+  dropsByReason: Record<string, number>;
+  /** Output copies that failed to send, all outputs together. */
+  egressErrors: number;
+  /** Frames the kernel dropped because a ring was full (PACKET_STATISTICS). */
+  ringDrops: number;
+}
+
+export interface RuleStatsView extends RuleView {
+  counters: RuleCounters;
+  rates: { packetsIn: number; bytesIn: number; outputs: number[] };
+}
+
+export interface WorkerView {
+  id: number;
+  pid: number | null;
+  state: 'starting' | 'running' | 'stopped';
+  rules: number;
+  inputs: string[];
+  startedAt: string | null;
+  restarts: number;
+}
+
+export interface WorkerStatsView extends WorkerView {
+  counters: WorkerCounters;
+  rates: { framesSeen: number; forwarded: number };
+}
+
+export interface StatsView {
+  time: string;
+  /** Seconds between the two samples the rates come from (0 when there is only one sample yet). */
+  rateInterval: number;
+  rules: RuleStatsView[];
+  workers: WorkerStatsView[];
+}
+
+export interface ControlMethods {
+  ping: { params: Record<string, never>; result: { pong: true; pid: number; uptimeSeconds: number } };
+  version: { params: Record<string, never>; result: { version: string; protocol: number; node: string } };
+  'rules.add': { params: RuleRequest; result: { rule: RuleView } };
+  'rules.remove': { params: { id?: string; name?: string }; result: { removed: RuleView } };
+  'rules.list': { params: Record<string, never>; result: { rules: RuleView[] } };
+  'stats.get': { params: Record<string, never>; result: StatsView };
+  'workers.list': { params: Record<string, never>; result: { workers: WorkerView[] } };
+}
+
+export type MethodName = keyof ControlMethods;
+export type ParamsOf<M extends MethodName> = ControlMethods[M]['params'];
+export type ResultOf<M extends MethodName> = ControlMethods[M]['result'];
+
+export type { OutputRequest, RuleRequest };

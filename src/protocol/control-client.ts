@@ -1,0 +1,139 @@
+import { connect, type Socket } from 'node:net';
+import type { MethodName, ParamsOf, ResultOf } from './control-api.js';
+import { MAX_LINE_BYTES, type RpcErrorObject, type RpcResponse } from './json-rpc.js';
+import { LineSplitter } from './line-splitter.js';
+
+/** An error the daemon answered with, or a failure to reach it; `code` is stable. */
+export class ClientError extends Error {
+  readonly code: string;
+  readonly field: string | undefined;
+  readonly rpcCode: number | undefined;
+
+  constructor(code: string, message: string, field?: string, rpcCode?: number) {
+    super(message);
+    this.name = 'ClientError';
+    this.code = code;
+    this.field = field;
+    this.rpcCode = rpcCode;
+  }
+
+  static fromRpc(error: RpcErrorObject): ClientError {
+    return new ClientError(
+      error.data?.code ?? `RPC_${error.code}`,
+      error.message,
+      error.data?.field,
+      error.code,
+    );
+  }
+}
+
+/** A persistent JSON-RPC connection to mcrd's control socket. */
+export class ControlClient {
+  private readonly socket: Socket;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly lines = new LineSplitter(MAX_LINE_BYTES);
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+    socket.on('close', () => this.failAll(new ClientError('E_DISCONNECTED', 'mcrd closed the connection')));
+    socket.on('error', (err) =>
+      this.failAll(new ClientError('E_DISCONNECTED', `control socket error: ${err.message}`)),
+    );
+  }
+
+  static open(path: string, timeoutMs = 5000): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(path);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new ClientError('E_TIMEOUT', `no answer from mcrd at ${path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(new ControlClient(socket));
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(connectError(path, err));
+      });
+    });
+  }
+
+  call<M extends MethodName>(method: M, params?: ParamsOf<M>, timeoutMs = 10000): Promise<ResultOf<M>> {
+    const id = this.nextId++;
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ClientError('E_TIMEOUT', `mcrd did not answer ${method} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as ResultOf<M>);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.socket.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params: params ?? {} })}\n`);
+    });
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  private onData(chunk: string): void {
+    const lines = this.lines.push(chunk);
+    if (lines === 'overflow') {
+      this.failAll(new ClientError('E_PROTOCOL', 'mcrd sent a line longer than the protocol allows'));
+      this.socket.destroy();
+      return;
+    }
+    for (const line of lines) {
+      let response: RpcResponse;
+      try {
+        response = JSON.parse(line) as RpcResponse;
+      } catch {
+        this.failAll(new ClientError('E_PROTOCOL', 'mcrd sent a line that is not JSON'));
+        return;
+      }
+      const waiter = typeof response.id === 'number' ? this.pending.get(response.id) : undefined;
+      if (!waiter) continue;
+      this.pending.delete(response.id as number);
+      if ('error' in response) waiter.reject(ClientError.fromRpc(response.error));
+      else waiter.resolve(response.result);
+    }
+  }
+
+  private failAll(error: Error): void {
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+  }
+}
+
+function connectError(path: string, err: NodeJS.ErrnoException): ClientError {
+  switch (err.code) {
+    case 'ENOENT':
+      return new ClientError(
+        'E_NOT_RUNNING',
+        `mcrd is not running: no control socket at ${path} (start mcrd, or pass --socket)`,
+      );
+    case 'ECONNREFUSED':
+      return new ClientError(
+        'E_NOT_RUNNING',
+        `mcrd is not running: ${path} exists but nobody answers (a stale socket)`,
+      );
+    case 'EACCES':
+      return new ClientError(
+        'E_PERMISSION',
+        `no permission to open ${path}: run as root or as a member of its group`,
+      );
+    default:
+      return new ClientError('E_CONNECT', `cannot connect to mcrd at ${path}: ${err.message}`);
+  }
+}

@@ -1,0 +1,101 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { MethodName } from './control-api.js';
+import { ControlError, RPC_INVALID_PARAMS } from './json-rpc.js';
+
+// JSON Schemas for method parameters: the shape is checked here, the meaning (addresses,
+// loops, duplicates) by the rules layer, so each error names the offending field.
+const empty = { type: 'object', additionalProperties: false, properties: {} };
+
+const output = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['group', 'port'],
+  properties: {
+    group: { type: 'string' },
+    port: { type: 'integer' },
+    interface: { type: 'string' },
+    ttl: { type: 'integer' },
+  },
+};
+
+const schemas: Record<MethodName, object> = {
+  ping: empty,
+  version: empty,
+  'rules.add': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['inputInterface', 'inputGroup', 'inputPort', 'outputs'],
+    properties: {
+      name: { type: 'string' },
+      inputInterface: { type: 'string' },
+      inputGroup: { type: 'string' },
+      inputPort: { type: 'integer' },
+      unicastInput: { type: 'boolean' },
+      outputs: { type: 'array', items: output },
+    },
+  },
+  'rules.remove': {
+    type: 'object',
+    additionalProperties: false,
+    properties: { id: { type: 'string' }, name: { type: 'string' } },
+    oneOf: [{ required: ['id'] }, { required: ['name'] }],
+  },
+  'rules.list': empty,
+  'stats.get': empty,
+  'workers.list': empty,
+};
+
+// strictRequired off: oneOf branches name properties declared at the top level.
+const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false });
+const validators = new Map<string, ValidateFunction>(
+  Object.entries(schemas).map(([method, schema]) => [method, ajv.compile(schema)]),
+);
+
+export function isMethodName(name: string): name is MethodName {
+  return validators.has(name);
+}
+
+/** Returns the params (an empty object when absent) or throws an invalid-params ControlError. */
+export function checkParams(method: MethodName, params: unknown): unknown {
+  const value = params ?? {};
+  const validate = validators.get(method)!;
+  if (!validate(value)) {
+    const first = validate.errors?.[0];
+    throw new ControlError(
+      'E_INVALID_PARAMS',
+      describeSchemaError(method, first),
+      { field: fieldOf(first) },
+      RPC_INVALID_PARAMS,
+    );
+  }
+  return value;
+}
+
+function fieldOf(error: ErrorObject | undefined): string {
+  if (!error) return '';
+  const path = error.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)/g, '[$1]')
+    .replace(/\//g, '.');
+  if (error.keyword === 'required')
+    return [path, String(error.params.missingProperty)].filter(Boolean).join('.');
+  if (error.keyword === 'additionalProperties') {
+    return [path, String(error.params.additionalProperty)].filter(Boolean).join('.');
+  }
+  return path;
+}
+
+function describeSchemaError(method: string, error: ErrorObject | undefined): string {
+  if (!error) return `invalid parameters for ${method}`;
+  const field = fieldOf(error);
+  switch (error.keyword) {
+    case 'required':
+      return `${method}: ${field} is required`;
+    case 'additionalProperties':
+      return `${method}: unknown parameter ${field}`;
+    case 'oneOf':
+      return `${method}: give exactly one of id or name`;
+    default:
+      return `${method}: ${field || 'params'} ${error.message ?? 'is invalid'}`;
+  }
+}

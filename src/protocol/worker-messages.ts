@@ -1,0 +1,62 @@
+import type { OutputCounters, RuleCounters, WorkerCounters } from './control-api.js';
+
+/**
+ * Messages between the supervisor and a worker over their SOCK_SEQPACKET channel: one JSON object
+ * per message; descriptors ride along as SCM_RIGHTS on the message that introduces them.
+ */
+
+/** Data-plane settings the supervisor chooses and the worker applies. */
+export interface DataPlaneSettings {
+  /** Bytes of RX ring per input interface. */
+  ringBytes: number;
+  /** Frames taken from a ring before the outputs are flushed (also the sendmmsg batch size). */
+  batchSize: number;
+  /** Batches handled per readiness callback before the worker yields to its event loop. */
+  batchesPerWakeup: number;
+  /** How often the worker pushes its counters. */
+  statsIntervalMs: number;
+}
+
+/** A rule as a worker holds it: the input key and one egress socket per output (by index). */
+export interface WorkerRule {
+  id: string;
+  inputInterface: string;
+  inputGroup: number;
+  inputPort: number;
+  /** Output labels, for logs and traces only. */
+  outputs: string[];
+}
+
+export type SupervisorMessage =
+  | { type: 'configure'; workerId: number; settings: DataPlaneSettings }
+  /** Carries one fd: the AF_PACKET socket of this interface, already bound. */
+  | { type: 'input.attach'; interface: string; ifindex: number; mtu: number }
+  | { type: 'input.detach'; interface: string }
+  /** Carries one fd per output, in the rule's output order: connected UDP sockets. */
+  | { type: 'rule.add'; rule: WorkerRule }
+  | { type: 'rule.remove'; id: string }
+  | { type: 'stats.request'; requestId: number }
+  | { type: 'shutdown' };
+
+export interface WorkerStatsReport {
+  worker: WorkerCounters;
+  rules: Record<string, RuleCounters>;
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; pid: number }
+  | { type: 'stats'; requestId: number | null; report: WorkerStatsReport }
+  | { type: 'error'; code: string; message: string; subject: string };
+
+export type { OutputCounters };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeMessage(message: SupervisorMessage | WorkerMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(message));
+}
+
+export function decodeMessage<T extends SupervisorMessage | WorkerMessage>(data: Uint8Array): T {
+  return JSON.parse(decoder.decode(data)) as T;
+}

@@ -1,0 +1,199 @@
+import { isMulticastIpv4, parseIpv4 } from '../packet/ipv4-address.js';
+import {
+  DEFAULT_MULTICAST_TTL,
+  DEFAULT_UNICAST_TTL,
+  MAX_OUTPUTS_PER_RULE,
+  ruleIdFor,
+  type Output,
+  type OutputRequest,
+  type Rule,
+  type RuleRequest,
+} from './rule.js';
+import { RuleError } from './rule-error.js';
+
+/**
+ * Checks a rule request and turns it into a Rule, or throws a RuleError naming the first field at
+ * fault. Pure: whether interfaces exist is the supervisor's question, not this one's.
+ */
+export function validateRule(request: RuleRequest): Rule {
+  const inputInterface = validateInterfaceName(request.inputInterface, 'input-interface');
+  const unicastInput = request.unicastInput === true;
+  const inputGroup = validateAddress(request.inputGroup, 'input-group');
+  if (!unicastInput && !isMulticastIpv4(inputGroup)) {
+    throw new RuleError(
+      'E_NOT_MULTICAST',
+      'input-group',
+      request.inputGroup,
+      `input-group ${request.inputGroup} is not a multicast address (224.0.0.0/4); ` +
+        'use a group, or mark the rule as unicast input to relay traffic sent to this host',
+    );
+  }
+  const inputPort = validatePort(request.inputPort, 'input-port');
+  const name = request.name === undefined ? undefined : validateRuleName(request.name);
+
+  if (!Array.isArray(request.outputs) || request.outputs.length === 0) {
+    throw new RuleError('E_NO_OUTPUTS', 'outputs', request.outputs, 'a rule needs at least one output');
+  }
+  if (request.outputs.length > MAX_OUTPUTS_PER_RULE) {
+    throw new RuleError(
+      'E_TOO_MANY_OUTPUTS',
+      'outputs',
+      request.outputs.length,
+      `a rule may have at most ${MAX_OUTPUTS_PER_RULE} outputs, got ${request.outputs.length}`,
+    );
+  }
+  const outputs = request.outputs.map((o, i) => validateOutput(o, `outputs[${i}]`));
+  checkOutputsDistinct(outputs, request.outputs);
+  outputs.forEach((o, i) => {
+    if (o.group === inputGroup && o.port === inputPort && o.interface === inputInterface) {
+      throw new RuleError(
+        'E_LOOP',
+        `outputs[${i}]`,
+        describeRequested(request.outputs[i]!),
+        `outputs[${i}] ${describeRequested(request.outputs[i]!)} is the rule's own input: it would loop`,
+      );
+    }
+  });
+
+  return {
+    id: ruleIdFor(inputInterface, inputGroup, inputPort),
+    name,
+    inputInterface,
+    inputGroup,
+    inputPort,
+    unicastInput,
+    outputs,
+  };
+}
+
+function validateOutput(request: OutputRequest, field: string): Output {
+  if (typeof request !== 'object' || request === null) {
+    throw new RuleError(
+      'E_INVALID_OUTPUT',
+      field,
+      request,
+      `${field} must be an object with group, port, interface`,
+    );
+  }
+  const group = validateAddress(request.group, `${field}.group`);
+  const port = validatePort(request.port, `${field}.port`);
+  const multicast = isMulticastIpv4(group);
+  const iface =
+    request.interface === undefined || request.interface === ''
+      ? undefined
+      : validateInterfaceName(request.interface, `${field}.interface`);
+  if (multicast && iface === undefined) {
+    throw new RuleError(
+      'E_INVALID_INTERFACE',
+      `${field}.interface`,
+      request.interface,
+      `${field}.interface is required for the multicast output ${request.group}: say which link it leaves by`,
+    );
+  }
+  if (group === 0 || group === 0xffffffff || group >>> 24 === 127 || group >>> 28 === 0xf) {
+    throw new RuleError(
+      'E_INVALID_ADDRESS',
+      `${field}.group`,
+      request.group,
+      `${field}.group ${request.group} cannot be a destination (unspecified, broadcast, loopback or reserved)`,
+    );
+  }
+  const ttl =
+    request.ttl === undefined ? (multicast ? DEFAULT_MULTICAST_TTL : DEFAULT_UNICAST_TTL) : request.ttl;
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) {
+    throw new RuleError(
+      'E_INVALID_TTL',
+      `${field}.ttl`,
+      request.ttl,
+      `${field}.ttl must be 1-255, got ${String(request.ttl)}`,
+    );
+  }
+  return { group, port, interface: iface, ttl, multicast };
+}
+
+function checkOutputsDistinct(outputs: Output[], requests: OutputRequest[]): void {
+  const seen = new Map<string, number>();
+  outputs.forEach((o, i) => {
+    const key = `${o.group}:${o.port}:${o.interface ?? ''}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new RuleError(
+        'E_DUPLICATE_OUTPUT',
+        `outputs[${i}]`,
+        describeRequested(requests[i]!),
+        `outputs[${i}] ${describeRequested(requests[i]!)} repeats outputs[${first}]: each output must be distinct`,
+      );
+    }
+    seen.set(key, i);
+  });
+}
+
+function describeRequested(o: OutputRequest): string {
+  return `${o.group}:${o.port}${o.interface ? `:${o.interface}` : ''}`;
+}
+
+export function validateAddress(value: unknown, field: string): number {
+  const parsed = typeof value === 'string' ? parseIpv4(value) : undefined;
+  if (parsed === undefined) {
+    throw new RuleError(
+      'E_INVALID_ADDRESS',
+      field,
+      value,
+      `${field} ${JSON.stringify(value)} is not an IPv4 address (expected dotted quad like 239.1.1.1)`,
+    );
+  }
+  return parsed;
+}
+
+export function validatePort(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new RuleError(
+      'E_INVALID_PORT',
+      field,
+      value,
+      `${field} ${JSON.stringify(value)} is not a UDP port (1-65535)`,
+    );
+  }
+  return value;
+}
+
+/** Linux interface names: 1-15 bytes, no '/', ':' or whitespace, not "." or "..". */
+export function validateInterfaceName(value: unknown, field: string): string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    Buffer.byteLength(value) > 15 ||
+    /[/:\s]/.test(value) ||
+    value === '.' ||
+    value === '..'
+  ) {
+    throw new RuleError(
+      'E_INVALID_INTERFACE',
+      field,
+      value,
+      `${field} ${JSON.stringify(value)} is not a valid interface name (1-15 characters, no '/', ':' or spaces)`,
+    );
+  }
+  return value;
+}
+
+/** Rule names are for operators: 1-64 of letters, digits, '.', '_', '-', starting with a letter or digit. */
+export function validateRuleName(value: unknown): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value)) {
+    throw new RuleError(
+      'E_INVALID_NAME',
+      'name',
+      value,
+      `name ${JSON.stringify(value)} is not a valid rule name (1-64 of letters, digits, '.', '_', '-', starting with a letter or digit)`,
+    );
+  }
+  if (/^r-[0-9a-f]{12}$/.test(value)) {
+    throw new RuleError(
+      'E_INVALID_NAME',
+      'name',
+      value,
+      `name ${value} looks like a rule id; choose another name`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,169 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import {
+  decodeMessage,
+  encodeMessage,
+  type SupervisorMessage,
+  type WorkerMessage,
+  type WorkerStatsReport,
+} from '../protocol/worker-messages.js';
+import { createChannelPair, FdChannel } from '../sys/fd-channel.js';
+import { watchReadable, type ReadableWatch } from '../sys/libc.js';
+import { closeFd } from '../sys/socket.js';
+
+export interface WorkerProcessOptions {
+  id: number;
+  /** Path of the worker entry script (run with this Node binary). */
+  entry: string;
+  logLevel: string;
+  log: Logger;
+}
+
+export interface WorkerProcessEvents {
+  ready: [];
+  exit: [code: number | null, signal: NodeJS.Signals | null];
+  stats: [report: WorkerStatsReport];
+  failure: [message: Extract<WorkerMessage, { type: 'error' }>];
+}
+
+/**
+ * One worker process and its channel. Messages go out in order; descriptors are duplicated into
+ * the worker by the kernel (SCM_RIGHTS), so the supervisor keeps its own copies.
+ */
+export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
+  readonly id: number;
+  state: 'starting' | 'running' | 'stopped' = 'starting';
+  startedAt: Date | null = null;
+  private readonly child: ChildProcess;
+  private readonly channel: FdChannel;
+  private readonly watch: ReadableWatch;
+  private readonly log: Logger;
+  private nextRequest = 1;
+  private readonly statsWaiters = new Map<number, (report: WorkerStatsReport | undefined) => void>();
+
+  constructor(options: WorkerProcessOptions) {
+    super();
+    this.id = options.id;
+    this.log = options.log.child({ worker: options.id });
+    const [mine, theirs] = createChannelPair();
+    this.channel = new FdChannel(mine);
+    this.child = spawn(
+      process.execPath,
+      [options.entry, '--worker-id', String(options.id), '--log-level', options.logLevel],
+      {
+        stdio: ['ignore', 'inherit', 'inherit', theirs],
+      },
+    );
+    closeFd(theirs);
+    this.watch = watchReadable(mine, () => this.readChannel());
+    this.child.once('exit', (code, signal) => {
+      this.state = 'stopped';
+      this.watch.stop();
+      for (const waiter of this.statsWaiters.values()) waiter(undefined);
+      this.statsWaiters.clear();
+      this.emit('exit', code, signal);
+    });
+    this.child.once('error', (err) => this.log.error({ err }, 'worker could not be started'));
+  }
+
+  get pid(): number | null {
+    return this.child.pid ?? null;
+  }
+
+  /** Sends a command; false when the worker is gone (its restart will resync it). */
+  send(message: SupervisorMessage, fds: readonly number[] = []): boolean {
+    if (this.state === 'stopped') return false;
+    try {
+      this.channel.send(encodeMessage(message), fds);
+      return true;
+    } catch (err) {
+      this.log.warn({ err, message: message.type }, 'worker channel send failed');
+      return false;
+    }
+  }
+
+  /** Asks for a fresh counter snapshot; undefined if none arrives within the timeout. */
+  requestStats(timeoutMs: number): Promise<WorkerStatsReport | undefined> {
+    const requestId = this.nextRequest++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.statsWaiters.delete(requestId);
+        resolve(undefined);
+      }, timeoutMs);
+      this.statsWaiters.set(requestId, (report) => {
+        clearTimeout(timer);
+        resolve(report);
+      });
+      if (!this.send({ type: 'stats.request', requestId })) {
+        clearTimeout(timer);
+        this.statsWaiters.delete(requestId);
+        resolve(undefined);
+      }
+    });
+  }
+
+  /** Asks the worker to stop; kills it if it has not exited after `graceMs`. */
+  stop(graceMs: number): Promise<void> {
+    if (this.state === 'stopped') return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.log.warn('worker did not stop in time; killing it');
+        this.child.kill('SIGKILL');
+      }, graceMs);
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (!this.send({ type: 'shutdown' })) this.child.kill('SIGTERM');
+    });
+  }
+
+  closeChannel(): void {
+    this.watch.stop();
+    this.channel.close();
+  }
+
+  private readChannel(): void {
+    for (;;) {
+      let message;
+      try {
+        message = this.channel.receive();
+      } catch (err) {
+        this.log.error({ err }, 'bad message from worker');
+        continue;
+      }
+      if (message === undefined) return;
+      if (message === null) {
+        this.watch.stop();
+        return;
+      }
+      for (const fd of message.fds) closeFd(fd); // a worker never sends descriptors
+      this.handle(decodeMessage<WorkerMessage>(message.data));
+    }
+  }
+
+  private handle(message: WorkerMessage): void {
+    switch (message.type) {
+      case 'ready':
+        this.state = 'running';
+        this.startedAt = new Date();
+        this.log.info({ workerPid: message.pid }, 'worker ready');
+        this.emit('ready');
+        break;
+      case 'stats': {
+        const waiter = message.requestId === null ? undefined : this.statsWaiters.get(message.requestId);
+        if (waiter) {
+          this.statsWaiters.delete(message.requestId!);
+          waiter(message.report);
+        }
+        this.emit('stats', message.report);
+        break;
+      }
+      case 'error':
+        this.log.error({ code: message.code, subject: message.subject }, message.message);
+        this.emit('failure', message);
+        break;
+    }
+  }
+}

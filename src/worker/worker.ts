@@ -1,0 +1,163 @@
+import type { Logger } from 'pino';
+import type { RuleCounters } from '../protocol/control-api.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  type DataPlaneSettings,
+  type SupervisorMessage,
+  type WorkerMessage,
+  type WorkerRule,
+} from '../protocol/worker-messages.js';
+import { FdChannel } from '../sys/fd-channel.js';
+import { watchReadable, type ReadableWatch } from '../sys/libc.js';
+import { closeFd } from '../sys/socket.js';
+import { ForwardingRule } from './forwarding-rule.js';
+import { InputPath } from './input-path.js';
+import { OutputPath } from './output-path.js';
+import { WorkerCounterSet } from './worker-counters.js';
+
+const DEFAULT_SETTINGS: DataPlaneSettings = {
+  ringBytes: 4 * 1024 * 1024,
+  batchSize: 64,
+  batchesPerWakeup: 16,
+  statsIntervalMs: 1000,
+};
+
+/**
+ * A worker: takes commands and descriptors from the supervisor over its channel and runs the
+ * data path of every input it is given. It opens no socket itself.
+ */
+export class Worker {
+  private readonly channel: FdChannel;
+  private readonly log: Logger;
+  private readonly watch: ReadableWatch;
+  private settings: DataPlaneSettings = DEFAULT_SETTINGS;
+  private readonly counters = new WorkerCounterSet();
+  private readonly inputs = new Map<string, InputPath>();
+  private readonly rules = new Map<string, ForwardingRule>();
+  private statsTimer: NodeJS.Timeout | undefined;
+
+  constructor(channelFd: number, log: Logger) {
+    this.channel = new FdChannel(channelFd);
+    this.log = log;
+    this.watch = watchReadable(channelFd, () => this.readChannel());
+    this.send({ type: 'ready', pid: process.pid });
+  }
+
+  private readChannel(): void {
+    for (;;) {
+      const message = this.channel.receive();
+      if (message === undefined) return;
+      if (message === null) {
+        this.log.info('supervisor closed the channel; exiting');
+        this.stop(0);
+        return;
+      }
+      this.handle(decodeMessage<SupervisorMessage>(message.data), message.fds);
+    }
+  }
+
+  private handle(message: SupervisorMessage, fds: number[]): void {
+    try {
+      switch (message.type) {
+        case 'configure':
+          this.settings = message.settings;
+          this.restartStatsTimer();
+          break;
+        case 'input.attach':
+          this.attachInput(message.interface, message.mtu, fds[0]!);
+          break;
+        case 'input.detach':
+          this.detachInput(message.interface);
+          break;
+        case 'rule.add':
+          this.addRule(message.rule, fds);
+          break;
+        case 'rule.remove':
+          this.removeRule(message.id);
+          break;
+        case 'stats.request':
+          this.sendStats(message.requestId);
+          break;
+        case 'shutdown':
+          this.sendStats(null);
+          this.stop(0);
+          break;
+      }
+    } catch (err) {
+      for (const fd of fds) closeFd(fd);
+      const e = err as Error & { code?: string };
+      this.log.error({ err: e, message: message.type }, 'command failed');
+      this.send({ type: 'error', code: e.code ?? 'E_WORKER', message: e.message, subject: message.type });
+    }
+  }
+
+  private attachInput(interfaceName: string, mtu: number, fd: number): void {
+    this.detachInput(interfaceName);
+    const input = new InputPath(fd, interfaceName, mtu, this.settings, this.counters);
+    this.inputs.set(interfaceName, input);
+    for (const rule of this.rules.values()) if (rule.inputInterface === interfaceName) input.addRule(rule);
+    this.log.info({ interface: interfaceName, mtu }, 'input attached');
+  }
+
+  private detachInput(interfaceName: string): void {
+    const input = this.inputs.get(interfaceName);
+    if (!input) return;
+    input.close();
+    this.inputs.delete(interfaceName);
+    this.log.info({ interface: interfaceName }, 'input detached');
+  }
+
+  private addRule(rule: WorkerRule, fds: number[]): void {
+    if (fds.length !== rule.outputs.length) {
+      throw new Error(
+        `rule ${rule.id} came with ${fds.length} output sockets for ${rule.outputs.length} outputs`,
+      );
+    }
+    this.removeRule(rule.id);
+    const outputs = fds.map(
+      (fd, i) => new OutputPath(fd, rule.outputs[i]!, this.settings.batchSize, this.counters),
+    );
+    const forwarding = new ForwardingRule(rule, outputs);
+    this.rules.set(rule.id, forwarding);
+    this.inputs.get(rule.inputInterface)?.addRule(forwarding);
+  }
+
+  private removeRule(id: string): void {
+    const rule = this.rules.get(id);
+    if (!rule) return;
+    this.inputs.get(rule.inputInterface)?.removeRule(rule);
+    this.rules.delete(id);
+    rule.close();
+  }
+
+  private sendStats(requestId: number | null): void {
+    for (const input of this.inputs.values()) input.collectRingDrops();
+    const rules: Record<string, RuleCounters> = {};
+    for (const [id, rule] of this.rules) rules[id] = rule.snapshot();
+    this.send({ type: 'stats', requestId, report: { worker: this.counters.snapshot(), rules } });
+  }
+
+  private restartStatsTimer(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => this.sendStats(null), this.settings.statsIntervalMs);
+  }
+
+  private send(message: WorkerMessage): void {
+    try {
+      this.channel.send(encodeMessage(message));
+    } catch (err) {
+      // The supervisor is gone: a worker without one must not keep forwarding unsupervised.
+      this.log.error({ err }, 'cannot reach the supervisor; exiting');
+      this.stop(1);
+    }
+  }
+
+  stop(code: number): void {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    for (const name of [...this.inputs.keys()]) this.detachInput(name);
+    for (const id of [...this.rules.keys()]) this.removeRule(id);
+    this.watch.stop();
+    process.exit(code);
+  }
+}

@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { OptionError, parseRecvOptions, parseSendOptions, type RawOptions } from '../../src/gen/options.js';
+
+const resolve = (name: string): number | undefined => (name === 'eth1' ? 4 : undefined);
+
+const send: RawOptions = {
+  interface: 'eth1',
+  group: '239.1.2.3',
+  port: '5000',
+  rate: '20000',
+  size: '1316',
+  count: '10000',
+};
+const recv: RawOptions = { interface: 'eth1', group: '239.1.2.3', port: '5000', count: '10' };
+
+function rejects(fn: () => unknown, field: string, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof OptionError, String(err));
+    assert.equal(err.field, field);
+    assert.match(err.detail, pattern);
+    assert.equal(err.message, `${field}: ${err.detail}`);
+    return true;
+  });
+}
+
+test('send: a full valid command line', () => {
+  const o = parseSendOptions(
+    { ...send, ttl: '3', streamId: '0x10', sourcePort: '4000', json: true },
+    resolve,
+  );
+  assert.deepEqual(o, {
+    interfaceName: 'eth1',
+    ifindex: 4,
+    group: 0xef010203,
+    multicast: true,
+    port: 5000,
+    stop: { kind: 'count', count: 10000 },
+    json: true,
+    rate: 20000,
+    size: 1316,
+    ttl: 3,
+    streamId: 16,
+    sourcePort: 4000,
+  });
+});
+
+test('send: defaults and alternatives', () => {
+  const o = parseSendOptions(
+    { ...send, count: undefined, duration: '2.5', rate: 'max', group: '10.0.0.2' },
+    resolve,
+  );
+  assert.equal(o.rate, 0);
+  assert.equal(o.ttl, 16);
+  assert.equal(o.streamId, undefined);
+  assert.equal(o.sourcePort, undefined);
+  assert.equal(o.multicast, false);
+  assert.equal(o.json, false);
+  assert.deepEqual(o.stop, { kind: 'duration', seconds: 2.5 });
+  assert.equal(parseSendOptions({ ...send, rate: '0' }, resolve).rate, 0);
+  assert.equal(parseSendOptions({ ...send, rate: '0.5' }, resolve).rate, 0.5);
+  assert.equal(parseSendOptions({ ...send, size: '32' }, resolve).size, 32);
+  assert.equal(parseSendOptions({ ...send, size: '65507' }, resolve).size, 65507);
+  assert.equal(parseSendOptions({ ...send, streamId: '4294967295' }, resolve).streamId, 0xffffffff);
+});
+
+test('send: bad values name the option and what is expected', () => {
+  rejects(() => parseSendOptions({ ...send, interface: undefined }, resolve), '--interface', /required/);
+  rejects(
+    () => parseSendOptions({ ...send, interface: 'eth9' }, resolve),
+    '--interface',
+    /no interface named "eth9"/,
+  );
+  rejects(() => parseSendOptions({ ...send, group: undefined }, resolve), '--group', /required/);
+  rejects(() => parseSendOptions({ ...send, group: '239.1.2' }, resolve), '--group', /not an IPv4 address/);
+  rejects(() => parseSendOptions({ ...send, group: '239.01.2.3' }, resolve), '--group', /dotted quad/);
+  rejects(() => parseSendOptions({ ...send, group: '0.0.0.0' }, resolve), '--group', /cannot be used/);
+  rejects(
+    () => parseSendOptions({ ...send, group: '255.255.255.255' }, resolve),
+    '--group',
+    /cannot be used/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, port: '0' }, resolve),
+    '--port',
+    /out of range; expected an integer 1-65535/,
+  );
+  rejects(() => parseSendOptions({ ...send, port: '65536' }, resolve), '--port', /out of range/);
+  rejects(() => parseSendOptions({ ...send, port: 'http' }, resolve), '--port', /not an integer/);
+  rejects(() => parseSendOptions({ ...send, port: undefined }, resolve), '--port', /required/);
+  rejects(() => parseSendOptions({ ...send, size: '31' }, resolve), '--size', /32-65507/);
+  rejects(() => parseSendOptions({ ...send, size: '65508' }, resolve), '--size', /out of range/);
+  rejects(() => parseSendOptions({ ...send, size: undefined }, resolve), '--size', /required/);
+  rejects(() => parseSendOptions({ ...send, rate: '-1' }, resolve), '--rate', /negative/);
+  rejects(() => parseSendOptions({ ...send, rate: 'fast' }, resolve), '--rate', /not a number/);
+  rejects(() => parseSendOptions({ ...send, rate: undefined }, resolve), '--rate', /required/);
+  rejects(() => parseSendOptions({ ...send, ttl: '256' }, resolve), '--ttl', /0-255/);
+  rejects(
+    () => parseSendOptions({ ...send, streamId: '4294967296' }, resolve),
+    '--stream-id',
+    /0-4294967295/,
+  );
+  rejects(() => parseSendOptions({ ...send, sourcePort: '0' }, resolve), '--source-port', /1-65535/);
+  rejects(() => parseSendOptions({ ...send, count: '0' }, resolve), '--count', /out of range/);
+  rejects(() => parseSendOptions({ ...send, count: '1.5' }, resolve), '--count', /not an integer/);
+  rejects(() => parseSendOptions({ ...send, count: undefined }, resolve), '--count/--duration', /neither/);
+  rejects(() => parseSendOptions({ ...send, duration: '3' }, resolve), '--count/--duration', /both/);
+  rejects(() => parseSendOptions({ ...send, count: undefined, duration: '0' }, resolve), '--duration', /> 0/);
+  rejects(
+    () => parseSendOptions({ ...send, count: undefined, duration: '1e3' }, resolve),
+    '--duration',
+    /not a number/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, count: undefined, duration: '9999999' }, resolve),
+    '--duration',
+    /out of range/,
+  );
+});
+
+test('recv: valid command lines', () => {
+  const o = parseRecvOptions({ ...recv, timeout: '20', expect: '10', maxSize: '9000' }, resolve);
+  assert.deepEqual(o, {
+    interfaceName: 'eth1',
+    ifindex: 4,
+    group: 0xef010203,
+    multicast: true,
+    port: 5000,
+    stop: { kind: 'count', count: 10 },
+    json: false,
+    timeoutSeconds: 20,
+    expect: 10,
+    maxSize: 9000,
+  });
+  const d = parseRecvOptions({ ...recv, count: undefined, duration: '5', group: '10.77.0.2' }, resolve);
+  assert.equal(d.maxSize, 2048);
+  assert.equal(d.multicast, false);
+  assert.equal(d.timeoutSeconds, undefined);
+  assert.equal(d.expect, undefined);
+  assert.equal(parseRecvOptions({ ...recv, expect: '0' }, resolve).expect, 0);
+});
+
+test('recv: bad values', () => {
+  rejects(
+    () => parseRecvOptions({ ...recv, count: undefined, duration: '5', timeout: '3' }, resolve),
+    '--timeout',
+    /only applies with --count/,
+  );
+  rejects(() => parseRecvOptions({ ...recv, timeout: '-3' }, resolve), '--timeout', /out of range/);
+  rejects(() => parseRecvOptions({ ...recv, expect: '-1' }, resolve), '--expect', /out of range/);
+  rejects(() => parseRecvOptions({ ...recv, maxSize: '16' }, resolve), '--max-size', /32-65535/);
+  rejects(() => parseRecvOptions({ ...recv, maxSize: '65536' }, resolve), '--max-size', /out of range/);
+  rejects(() => parseRecvOptions({ ...recv, port: '99999' }, resolve), '--port', /out of range/);
+});

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  checkExpectation,
+  formatRecvText,
+  formatSendText,
+  summarizeReceive,
+  type ReceiveSummaryInput,
+} from '../../src/gen/report.js';
+import type { SendReport } from '../../src/gen/sender.js';
+import { StreamTable } from '../../src/gen/sequence-tracker.js';
+
+function input(table: StreamTable, over: Partial<ReceiveSummaryInput> = {}): ReceiveSummaryInput {
+  return {
+    interfaceName: 'vb',
+    group: 0xef090909,
+    port: 5000,
+    stoppedBy: 'count',
+    elapsedSeconds: 1,
+    countTarget: 100,
+    datagrams: 0,
+    bytes: 0,
+    goodSpanSeconds: 0.99,
+    corrupted: new Map(),
+    streams: table.all(),
+    kernelDrops: 0,
+    receiveBufferBytes: 1 << 20,
+    boundToDevice: true,
+    expect: undefined,
+    ...over,
+  };
+}
+
+test('a clean run: totals add up and --expect holds', () => {
+  const table = new StreamTable();
+  for (let i = 0; i < 100; i++) table.get(5).recordGood(i, 100, 10 + (i % 3));
+  const r = summarizeReceive(input(table, { datagrams: 100, bytes: 10000, expect: 100 }));
+  assert.equal(r.group, '239.9.9.9');
+  assert.equal(r.totals.good, 100);
+  assert.equal(r.totals.unique, 100);
+  assert.equal(r.totals.lost, 0);
+  assert.ok(Math.abs(r.totals.pps - 100) < 1e-9);
+  assert.deepEqual(r.totals.latencyUs, { minUs: 10, avgUs: 11, maxUs: 12 });
+  assert.deepEqual(r.expect, { packets: 100, ok: true, problems: [] });
+  assert.equal(r.streams[0]!.highestSeq, 99);
+  assert.equal(r.timedOut, false);
+  const text = formatRecvText(r);
+  assert.match(text, /^mcrgen recv: 239\.9\.9\.9:5000 on vb/);
+  assert.match(text, /expect 100: OK/);
+  assert.doesNotThrow(() => JSON.parse(JSON.stringify(r)));
+});
+
+test('--expect lists every problem', () => {
+  const table = new StreamTable();
+  for (const s of [0, 1, 1, 3]) table.get(1).recordGood(s, 64, 5);
+  const corrupted = new Map([['bad_checksum', 2]]);
+  const r = summarizeReceive(input(table, { corrupted, expect: 4, stoppedBy: 'timeout' }));
+  assert.equal(r.timedOut, true);
+  assert.equal(r.expect?.ok, false);
+  assert.deepEqual(r.expect?.problems, [
+    'received 3 unique good packets, expected 4',
+    '1 lost (gaps in the sequence numbers)',
+    '1 duplicates',
+    '2 corrupted (bad_checksum 2)',
+  ]);
+  assert.match(formatRecvText(r), /TIMED OUT/);
+});
+
+test('totals sum over streams; no packets gives null latency', () => {
+  const table = new StreamTable();
+  table.get(1).recordGood(0, 10, 1);
+  table.get(2).recordGood(1, 10, 9);
+  const r = summarizeReceive(input(table));
+  assert.equal(r.totals.streams, 2);
+  assert.equal(r.totals.lost, 1);
+  assert.deepEqual(r.totals.latencyUs, { minUs: 1, avgUs: 5, maxUs: 9 });
+  const empty = summarizeReceive(input(new StreamTable(), { goodSpanSeconds: 0 }));
+  assert.equal(empty.totals.latencyUs, null);
+  assert.equal(empty.totals.pps, 0);
+  assert.equal(checkExpectation(empty.totals, 0).ok, true);
+});
+
+test('send report text', () => {
+  const report: SendReport = {
+    mode: 'send',
+    interface: 'va',
+    destination: '239.9.9.9',
+    port: 5000,
+    streamId: 7,
+    size: 1316,
+    targetRate: 'max',
+    stoppedBy: 'duration',
+    packets: 10,
+    bytes: 13160,
+    elapsedSeconds: 0.5,
+    pps: 20,
+    payloadMbps: 0.2,
+    retries: 2,
+    partialSends: 1,
+    sendErrors: { ENOBUFS: 1 },
+    boundToDevice: false,
+    sendBufferBytes: 1,
+  };
+  const text = formatSendText(report);
+  assert.match(text, /10 packets of 1316 bytes to 239\.9\.9\.9:5000 via va/);
+  assert.match(text, /as fast as possible/);
+  assert.match(text, /ENOBUFS 1/);
+  assert.match(text, /not bound to the device/);
+});
