@@ -24,9 +24,7 @@ export const libc = {
   ),
   sendmsg: lib.func('intptr_t sendmsg(int fd, uintptr_t msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, uintptr_t msg, int flags)'),
-  sendto: lib.func(
-    'intptr_t sendto(int fd, uintptr_t buf, size_t len, int flags, void *addr, uint32_t addrlen)',
-  ),
+  send: lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)'),
   ifNameToIndex: lib.func('unsigned int if_nametoindex(const char *name)'),
   ifIndexToName: lib.func('char *if_indextoname(unsigned int index, _Out_ char *name)'),
 };

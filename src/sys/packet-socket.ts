@@ -77,3 +77,25 @@ export function joinFanoutGroup(fd: number, groupId: number, mode: 'hash' | 'cpu
     `PACKET_FANOUT ${mode} ${groupId}`,
   );
 }
+
+/**
+ * Opens an AF_PACKET socket for sending whole Ethernet frames out of one interface (tools and
+ * tests that need frames the IP stack would never build). Needs CAP_NET_RAW.
+ */
+export function openFrameSender(ifindex: number, interfaceName: string): number {
+  const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET frame sender ${interfaceName}`);
+  try {
+    bindPacketSocket(fd, ifindex, 0, interfaceName);
+    return fd;
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
+}
+
+/** Sends one complete frame as is. */
+export function sendFrame(fd: number, frame: Uint8Array): void {
+  if ((libc.send(fd, frame, frame.byteLength, 0) as number) < 0) {
+    throw new SysError('send(AF_PACKET frame)', lastErrno());
+  }
+}

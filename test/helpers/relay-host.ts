@@ -1,0 +1,85 @@
+import { spawnSync } from 'node:child_process';
+import type { StatsView } from '../../src/protocol/control-api.js';
+import type { RecvReport } from '../../src/gen/report.js';
+import { BIN, sleep, type RunningProcess, type Topology } from './topology.js';
+
+/** mcrd running in the relay namespace of a topology, and the tools that drive it. */
+export class RelayHost {
+  readonly topology: Topology;
+  readonly daemon: RunningProcess;
+
+  private constructor(topology: Topology, daemon: RunningProcess) {
+    this.topology = topology;
+    this.daemon = daemon;
+  }
+
+  static async start(topology: Topology, extraArgs: string[] = []): Promise<RelayHost> {
+    const daemon = topology.start(topology.relay, BIN('mcrd'), ['--socket', topology.socketPath, '--log-level', 'info', ...extraArgs]);
+    const host = new RelayHost(topology, daemon);
+    const deadline = Date.now() + 15000;
+    while (host.mcrctl(['ping']).code !== 0) {
+      if (daemon.child.exitCode !== null) throw new Error(`mcrd exited at start:\n${daemon.stderr}`);
+      if (Date.now() > deadline) throw new Error(`mcrd did not answer within 15 s:\n${daemon.stderr}`);
+      await sleep(100);
+    }
+    return host;
+  }
+
+  /** Runs the real mcrctl against this daemon (from the host namespace: the socket is a file). */
+  mcrctl(args: string[]): { code: number; stdout: string; stderr: string } {
+    const r = spawnSync(BIN('mcrctl'), ['--socket', this.topology.socketPath, ...args], { encoding: 'utf8', timeout: 30000 });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** mcrctl that must succeed; returns its parsed --json output. */
+  mcrctlJson<T>(args: string[]): T {
+    const r = this.mcrctl(['--json', ...args]);
+    if (r.code !== 0) throw new Error(`mcrctl ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  stats(): StatsView {
+    return this.mcrctlJson<StatsView>(['stats']);
+  }
+
+  /**
+   * Waits until the worker's counters have settled at `frames` frames seen (traffic already
+   * sent may still be in the ring for a moment).
+   */
+  async statsAfter(predicate: (s: StatsView) => boolean, timeoutMs = 5000): Promise<StatsView> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = this.stats();
+      if (predicate(s) || Date.now() > deadline) return s;
+      await sleep(100);
+    }
+  }
+
+  /** SIGTERM, then wait for a clean exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.daemon.child.kill('SIGTERM');
+    return this.daemon.exited;
+  }
+}
+
+/** Starts `mcrgen recv` in a namespace and waits until it has joined. */
+export async function startReceiver(topology: Topology, ns: string, args: string[]): Promise<RunningProcess> {
+  const recv = topology.start(ns, BIN('mcrgen'), ['recv', '--json', ...args]);
+  await recv.waitForStderr('listening on');
+  return recv;
+}
+
+export async function receiverReport(recv: RunningProcess): Promise<{ code: number | null; report: RecvReport }> {
+  const { code } = await recv.exited;
+  try {
+    return { code, report: JSON.parse(recv.stdout) as RecvReport };
+  } catch {
+    throw new Error(`mcrgen recv printed no report (exit ${code}):\n${recv.stdout}\n${recv.stderr}`);
+  }
+}
+
+/** Runs `mcrgen send` in the sender namespace to completion. */
+export function send(topology: Topology, args: string[]): void {
+  const r = topology.exec(topology.sender, BIN('mcrgen'), ['send', '--interface', 'eth0', '--json', ...args]);
+  if (r.code !== 0) throw new Error(`mcrgen send exited ${r.code}: ${r.stderr}${r.stdout}`);
+}
