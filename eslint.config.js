@@ -11,7 +11,10 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       // Layering from docs: only src/sys may load the FFI.
-      'no-restricted-imports': ['error', { paths: [{ name: 'koffi', message: 'FFI lives in src/sys only.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'koffi', message: 'FFI lives in src/sys only.' }] },
+      ],
     },
   },
   {

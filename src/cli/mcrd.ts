@@ -6,7 +6,7 @@ import { DEFAULT_SOCKET, packageVersion, socketPathFrom } from './package-info.j
 
 const program = new Command('mcrd')
   .description(
-    'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the\n' +
+    'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
       'control socket that mcrctl talks to. Runs in the foreground; needs root (CAP_NET_RAW, CAP_NET_ADMIN).',
   )
   .version(packageVersion(), '-V, --version')

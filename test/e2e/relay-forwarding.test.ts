@@ -11,16 +11,47 @@ test('1:1 relay with group and port translation delivers every packet intact', a
   try {
     const relay = await RelayHost.start(topo);
     const add = relay.mcrctl([
-      'add', '--input-interface', 'in0', '--input-group', '239.1.1.1', '--input-port', '5000',
-      '--outputs', '239.2.2.2:6000:out0', '--name', 'cam1',
+      'add',
+      '--input-interface',
+      'in0',
+      '--input-group',
+      '239.1.1.1',
+      '--input-port',
+      '5000',
+      '--outputs',
+      '239.2.2.2:6000:out0',
+      '--name',
+      'cam1',
     ]);
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /added rule r-[0-9a-f]{12} \(cam1\)/);
 
     const recv = await startReceiver(topo, topo.receiver, [
-      '--interface', 'eth0', '--group', '239.2.2.2', '--port', '6000', '--count', '3000', '--timeout', '30', '--expect', '3000',
+      '--interface',
+      'eth0',
+      '--group',
+      '239.2.2.2',
+      '--port',
+      '6000',
+      '--count',
+      '3000',
+      '--timeout',
+      '30',
+      '--expect',
+      '3000',
     ]);
-    send(topo, ['--group', '239.1.1.1', '--port', '5000', '--rate', '5000', '--size', '1316', '--count', '3000']);
+    send(topo, [
+      '--group',
+      '239.1.1.1',
+      '--port',
+      '5000',
+      '--rate',
+      '5000',
+      '--size',
+      '1316',
+      '--count',
+      '3000',
+    ]);
     const { code, report } = await receiverReport(recv);
     assert.equal(code, 0, recv.stderr);
     assert.equal(report.totals.unique, 3000);
@@ -48,22 +79,62 @@ test('fan-out to three groups and one unicast output', async () => {
     const relay = await RelayHost.start(topo);
     const unicast = topo.receiverAddress(0);
     const add = relay.mcrctl([
-      'add', '--input-interface', 'in0', '--input-group', '239.1.1.1', '--input-port', '5000',
-      '--outputs', `239.3.0.1:7001:out0,239.3.0.2:7002:out0,239.3.0.3:7003:out0,${unicast}:7004:out0`,
+      'add',
+      '--input-interface',
+      'in0',
+      '--input-group',
+      '239.1.1.1',
+      '--input-port',
+      '5000',
+      '--outputs',
+      `239.3.0.1:7001:out0,239.3.0.2:7002:out0,239.3.0.3:7003:out0,${unicast}:7004:out0`,
     ]);
     assert.equal(add.code, 0, add.stderr);
 
     const receivers = await Promise.all([
       ...[1, 2, 3].map((i) =>
         startReceiver(topo, topo.receiver, [
-          '--interface', 'eth0', '--group', `239.3.0.${i}`, '--port', `700${i}`, '--count', '2000', '--timeout', '30', '--expect', '2000',
+          '--interface',
+          'eth0',
+          '--group',
+          `239.3.0.${i}`,
+          '--port',
+          `700${i}`,
+          '--count',
+          '2000',
+          '--timeout',
+          '30',
+          '--expect',
+          '2000',
         ]),
       ),
       startReceiver(topo, topo.receiver, [
-        '--interface', 'eth0', '--group', unicast, '--port', '7004', '--count', '2000', '--timeout', '30', '--expect', '2000',
+        '--interface',
+        'eth0',
+        '--group',
+        unicast,
+        '--port',
+        '7004',
+        '--count',
+        '2000',
+        '--timeout',
+        '30',
+        '--expect',
+        '2000',
       ]),
     ]);
-    send(topo, ['--group', '239.1.1.1', '--port', '5000', '--rate', '4000', '--size', '512', '--count', '2000']);
+    send(topo, [
+      '--group',
+      '239.1.1.1',
+      '--port',
+      '5000',
+      '--rate',
+      '4000',
+      '--size',
+      '512',
+      '--count',
+      '2000',
+    ]);
     for (const recv of receivers) {
       const { code, report } = await receiverReport(recv);
       assert.equal(code, 0, `${report.group}:${report.port}: ${recv.stderr}`);
@@ -98,11 +169,42 @@ test('relays a source with no route back while strict rp_filter makes the kernel
       0,
     );
     // A plain socket on the relay host, joined to the input group, stands for what the kernel delivers.
-    const kernelPath = await startReceiver(topo, topo.relay, ['--interface', 'in0', '--group', '239.1.1.1', '--port', '5000', '--duration', '4']);
-    const relayed = await startReceiver(topo, topo.receiver, [
-      '--interface', 'eth0', '--group', '239.2.2.2', '--port', '6000', '--count', '1000', '--timeout', '30', '--expect', '1000',
+    const kernelPath = await startReceiver(topo, topo.relay, [
+      '--interface',
+      'in0',
+      '--group',
+      '239.1.1.1',
+      '--port',
+      '5000',
+      '--duration',
+      '4',
     ]);
-    send(topo, ['--group', '239.1.1.1', '--port', '5000', '--rate', '2000', '--size', '200', '--count', '1000']);
+    const relayed = await startReceiver(topo, topo.receiver, [
+      '--interface',
+      'eth0',
+      '--group',
+      '239.2.2.2',
+      '--port',
+      '6000',
+      '--count',
+      '1000',
+      '--timeout',
+      '30',
+      '--expect',
+      '1000',
+    ]);
+    send(topo, [
+      '--group',
+      '239.1.1.1',
+      '--port',
+      '5000',
+      '--rate',
+      '2000',
+      '--size',
+      '200',
+      '--count',
+      '1000',
+    ]);
     const out = await receiverReport(relayed);
     assert.equal(out.code, 0, relayed.stderr);
     assert.equal(out.report.totals.unique, 1000);

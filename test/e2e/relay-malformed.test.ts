@@ -9,18 +9,50 @@ test('malformed frames are counted by reason and do not disturb a good flow', as
   const topo = new Topology();
   try {
     const relay = await RelayHost.start(topo);
-    assert.equal(relay.mcrctl(['add', '-i', 'in0', '-g', '239.1.1.1', '-p', '5000', '-o', '239.2.2.2:6000:out0']).code, 0);
+    assert.equal(
+      relay.mcrctl(['add', '-i', 'in0', '-g', '239.1.1.1', '-p', '5000', '-o', '239.2.2.2:6000:out0']).code,
+      0,
+    );
     const recv = await startReceiver(topo, topo.receiver, [
-      '--interface', 'eth0', '--group', '239.2.2.2', '--port', '6000', '--count', '3000', '--timeout', '30', '--expect', '3000',
+      '--interface',
+      'eth0',
+      '--group',
+      '239.2.2.2',
+      '--port',
+      '6000',
+      '--count',
+      '3000',
+      '--timeout',
+      '30',
+      '--expect',
+      '3000',
     ]);
     // The good flow runs for 1.5 s while every kind of bad frame is injected alongside it, aimed
     // at the same group and port so only the parser can tell them apart.
     const injector = join(ROOT, 'dist/test/helpers/inject-frames.js');
     const perKind = 150;
     const injections = (Object.keys(MALFORMED_KINDS) as MalformedKind[]).map((kind) =>
-      topo.start(topo.sender, process.execPath, [injector, 'eth0', '239.1.1.1', '5000', kind, String(perKind)]),
+      topo.start(topo.sender, process.execPath, [
+        injector,
+        'eth0',
+        '239.1.1.1',
+        '5000',
+        kind,
+        String(perKind),
+      ]),
     );
-    send(topo, ['--group', '239.1.1.1', '--port', '5000', '--rate', '2000', '--size', '1000', '--count', '3000']);
+    send(topo, [
+      '--group',
+      '239.1.1.1',
+      '--port',
+      '5000',
+      '--rate',
+      '2000',
+      '--size',
+      '1000',
+      '--count',
+      '3000',
+    ]);
     for (const injection of injections) {
       const { code } = await injection.exited;
       assert.equal(code, 0, injection.stderr);
@@ -30,7 +62,9 @@ test('malformed frames are counted by reason and do not disturb a good flow', as
     assert.equal(report.totals.unique, 3000);
 
     const total = perKind * injections.length;
-    const stats = await relay.statsAfter((s) => s.workers[0]!.counters.malformed + s.workers[0]!.counters.fragments >= total);
+    const stats = await relay.statsAfter(
+      (s) => s.workers[0]!.counters.malformed + s.workers[0]!.counters.fragments >= total,
+    );
     const worker = stats.workers[0]!.counters;
     for (const reason of Object.values(MALFORMED_KINDS)) {
       assert.equal(worker.dropsByReason[reason], perKind, `drops for ${reason}`);

@@ -7,11 +7,11 @@ import { openFrameSender, sendFrame } from '../../src/sys/packet-socket.js';
 
 export const MALFORMED_KINDS = {
   /** IPv4 total length larger than the frame: the frame was cut short. */
-  'truncated': 'bad_ipv4_total_length',
+  truncated: 'bad_ipv4_total_length',
   /** IHL below the minimum of 5 words. */
   'bad-header-length': 'bad_ipv4_header_length',
   /** More-fragments set: only the first piece of a datagram. */
-  'fragment': 'fragment',
+  fragment: 'fragment',
   'bad-checksum': 'bad_ipv4_checksum',
   /** UDP length larger than what the IP packet carries. */
   'bad-udp-length': 'bad_udp_length',
@@ -19,7 +19,14 @@ export const MALFORMED_KINDS = {
 export type MalformedKind = keyof typeof MALFORMED_KINDS;
 
 function frameOf(kind: MalformedKind, group: number, port: number, seq: number): Uint8Array {
-  const base = { src: parseIpv4('10.90.1.1')!, dst: group, srcPort: 40000, dstPort: port, payload: 100, id: seq & 0xffff };
+  const base = {
+    src: parseIpv4('10.90.1.1')!,
+    dst: group,
+    srcPort: 40000,
+    dstPort: port,
+    payload: 100,
+    id: seq & 0xffff,
+  };
   switch (kind) {
     case 'truncated':
       return buildUdpFrame(base).subarray(0, 14 + 20 + 8 + 40);

@@ -14,7 +14,13 @@ export class RelayHost {
   }
 
   static async start(topology: Topology, extraArgs: string[] = []): Promise<RelayHost> {
-    const daemon = topology.start(topology.relay, BIN('mcrd'), ['--socket', topology.socketPath, '--log-level', 'info', ...extraArgs]);
+    const daemon = topology.start(topology.relay, BIN('mcrd'), [
+      '--socket',
+      topology.socketPath,
+      '--log-level',
+      'info',
+      ...extraArgs,
+    ]);
     const host = new RelayHost(topology, daemon);
     const deadline = Date.now() + 15000;
     while (host.mcrctl(['ping']).code !== 0) {
@@ -27,7 +33,10 @@ export class RelayHost {
 
   /** Runs the real mcrctl against this daemon (from the host namespace: the socket is a file). */
   mcrctl(args: string[]): { code: number; stdout: string; stderr: string } {
-    const r = spawnSync(BIN('mcrctl'), ['--socket', this.topology.socketPath, ...args], { encoding: 'utf8', timeout: 30000 });
+    const r = spawnSync(BIN('mcrctl'), ['--socket', this.topology.socketPath, ...args], {
+      encoding: 'utf8',
+      timeout: 30000,
+    });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
@@ -69,7 +78,9 @@ export async function startReceiver(topology: Topology, ns: string, args: string
   return recv;
 }
 
-export async function receiverReport(recv: RunningProcess): Promise<{ code: number | null; report: RecvReport }> {
+export async function receiverReport(
+  recv: RunningProcess,
+): Promise<{ code: number | null; report: RecvReport }> {
   const { code } = await recv.exited;
   try {
     return { code, report: JSON.parse(recv.stdout) as RecvReport };

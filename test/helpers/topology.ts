@@ -66,13 +66,39 @@ export class Topology {
       ip(['netns', 'add', ns]);
       ip(['-n', ns, 'link', 'set', 'lo', 'up']);
     }
-    ip(['-n', this.sender, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'in0', 'netns', this.relay]);
+    ip([
+      '-n',
+      this.sender,
+      'link',
+      'add',
+      'eth0',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'in0',
+      'netns',
+      this.relay,
+    ]);
     ip(['-n', this.sender, 'addr', 'add', `10.${n}.1.1/24`, 'dev', 'eth0']);
     ip(['-n', this.relay, 'addr', 'add', `10.${n}.1.2/24`, 'dev', 'in0']);
     ip(['-n', this.sender, 'link', 'set', 'eth0', 'up']);
     ip(['-n', this.relay, 'link', 'set', 'in0', 'up']);
     for (let i = 0; i < this.outputLinks; i++) {
-      ip(['-n', this.relay, 'link', 'add', `out${i}`, 'type', 'veth', 'peer', 'name', `eth${i}`, 'netns', this.receiver]);
+      ip([
+        '-n',
+        this.relay,
+        'link',
+        'add',
+        `out${i}`,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `eth${i}`,
+        'netns',
+        this.receiver,
+      ]);
       ip(['-n', this.relay, 'addr', 'add', `10.${n}.${10 + i}.1/24`, 'dev', `out${i}`]);
       ip(['-n', this.receiver, 'addr', 'add', `10.${n}.${10 + i}.2/24`, 'dev', `eth${i}`]);
       ip(['-n', this.relay, 'link', 'set', `out${i}`, 'up']);
@@ -102,7 +128,10 @@ export class Topology {
 
   /** Interface counters as the kernel sees them (for exact counts on the wire). */
   linkStats(ns: string, ifname: string): { rxPackets: number; txPackets: number } {
-    const r = this.exec(ns, 'cat', [`/sys/class/net/${ifname}/statistics/rx_packets`, `/sys/class/net/${ifname}/statistics/tx_packets`]);
+    const r = this.exec(ns, 'cat', [
+      `/sys/class/net/${ifname}/statistics/rx_packets`,
+      `/sys/class/net/${ifname}/statistics/tx_packets`,
+    ]);
     const [rx, tx] = r.stdout.trim().split('\n').map(Number);
     return { rxPackets: rx ?? 0, txPackets: tx ?? 0 };
   }
@@ -136,8 +165,10 @@ export class RunningProcess {
   async waitForStderr(text: string, timeoutMs = 10000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.stderr.includes(text)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"; stderr so far:\n${this.stderr}`);
-      if (this.child.exitCode !== null) throw new Error(`process exited before "${text}"; stderr:\n${this.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for "${text}"; stderr so far:\n${this.stderr}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`process exited before "${text}"; stderr:\n${this.stderr}`);
       await sleep(20);
     }
   }
