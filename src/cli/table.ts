@@ -14,18 +14,20 @@ export function formatTable(headers: string[], rows: string[][]): string {
   return [line(titles), ...rows.map(line)].join('\n');
 }
 
-/** 1234567 → "1.23M"; small numbers stay exact. */
+/** 1234567 → "1.23M": three significant digits; below 10000 the exact integer. */
 export function formatCount(n: number): string {
-  if (n < 10000) return String(Math.round(n));
+  if (Math.round(n) < 10000) return String(Math.round(n));
   const units = ['k', 'M', 'G', 'T'];
-  let value = n;
-  let unit = '';
-  for (const u of units) {
-    if (value < 1000) break;
-    value /= 1000;
-    unit = u;
+  for (let u = 0; u < units.length; u++) {
+    const value = n / 1000 ** (u + 1);
+    const decimals = value < 10 ? 2 : value < 100 ? 1 : 0;
+    const shown = Number(value.toFixed(decimals));
+    // Rounding may carry into the next unit (999999 → 1000k): take the next unit then.
+    if (shown < 1000 || u === units.length - 1) {
+      return `${shown.toFixed(shown < 10 ? 2 : shown < 100 ? 1 : 0)}${units[u]}`;
+    }
   }
-  return `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)}${unit}`;
+  return String(n);
 }
 
 export function formatRate(perSecond: number): string {

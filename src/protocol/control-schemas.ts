@@ -38,15 +38,17 @@ const schemas: Record<MethodName, object> = {
     type: 'object',
     additionalProperties: false,
     properties: { id: { type: 'string' }, name: { type: 'string' } },
-    oneOf: [{ required: ['id'] }, { required: ['name'] }],
+    // Exactly one of id or name: with no other properties allowed, counting them says it.
+    minProperties: 1,
+    maxProperties: 1,
   },
   'rules.list': empty,
   'stats.get': empty,
   'workers.list': empty,
 };
 
-// strictRequired off: oneOf branches name properties declared at the top level.
-const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false });
+// All errors, so the most specific one can be reported (see mostSpecific).
+const ajv = new Ajv({ allErrors: true, strict: true });
 const validators = new Map<string, ValidateFunction>(
   Object.entries(schemas).map(([method, schema]) => [method, ajv.compile(schema)]),
 );
@@ -60,7 +62,7 @@ export function checkParams(method: MethodName, params: unknown): unknown {
   const value = params ?? {};
   const validate = validators.get(method)!;
   if (!validate(value)) {
-    const first = validate.errors?.[0];
+    const first = mostSpecific(validate.errors ?? []);
     throw new ControlError(
       'E_INVALID_PARAMS',
       describeSchemaError(method, first),
@@ -93,9 +95,15 @@ function describeSchemaError(method: string, error: ErrorObject | undefined): st
       return `${method}: ${field} is required`;
     case 'additionalProperties':
       return `${method}: unknown parameter ${field}`;
-    case 'oneOf':
+    case 'minProperties':
+    case 'maxProperties':
       return `${method}: give exactly one of id or name`;
     default:
       return `${method}: ${field || 'params'} ${error.message ?? 'is invalid'}`;
   }
+}
+
+/** A named field (unknown, missing, wrong type) says more than a property count. */
+function mostSpecific(errors: ErrorObject[]): ErrorObject | undefined {
+  return errors.find((e) => e.keyword !== 'minProperties' && e.keyword !== 'maxProperties') ?? errors[0];
 }

@@ -15,7 +15,9 @@ export class LineSplitter {
     this.pending += chunk;
     const lines = this.pending.split('\n');
     this.pending = lines.pop() ?? '';
-    if (this.pending.length > this.maxBytes || lines.some((l) => l.length > this.maxBytes)) return 'overflow';
+    const tooLong = (s: string): boolean =>
+      s.length > this.maxBytes / 4 && Buffer.byteLength(s) > this.maxBytes;
+    if (tooLong(this.pending) || lines.some(tooLong)) return 'overflow';
     return lines.filter((l) => l.trim() !== '');
   }
 }

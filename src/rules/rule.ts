@@ -52,7 +52,7 @@ export function ruleIdFor(inputInterface: string, inputGroup: number, inputPort:
   return `r-${createHash('sha256').update(tuple).digest('hex').slice(0, 12)}`;
 }
 
-/** "239.2.2.2:6000@eth1" — how outputs are shown to operators. */
+/** "239.2.2.2:6000:eth1" — how outputs are shown to operators (the syntax they type). */
 export function describeOutput(output: Output): string {
   const at = output.interface ? `:${output.interface}` : '';
   return `${ipv4ToString(output.group)}:${output.port}${at}`;

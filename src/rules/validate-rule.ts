@@ -32,7 +32,12 @@ export function validateRule(request: RuleRequest): Rule {
   const name = request.name === undefined ? undefined : validateRuleName(request.name);
 
   if (!Array.isArray(request.outputs) || request.outputs.length === 0) {
-    throw new RuleError('E_NO_OUTPUTS', 'outputs', request.outputs, 'a rule needs at least one output');
+    throw new RuleError(
+      'E_NO_OUTPUTS',
+      'outputs',
+      request.outputs,
+      `outputs ${JSON.stringify(request.outputs) ?? 'undefined'} lists no output: a rule needs at least one`,
+    );
   }
   if (request.outputs.length > MAX_OUTPUTS_PER_RULE) {
     throw new RuleError(
@@ -164,6 +169,7 @@ export function validateInterfaceName(value: unknown, field: string): string {
     value.length === 0 ||
     Buffer.byteLength(value) > 15 ||
     /[/:\s]/.test(value) ||
+    hasControlCharacter(value) ||
     value === '.' ||
     value === '..'
   ) {
@@ -171,7 +177,7 @@ export function validateInterfaceName(value: unknown, field: string): string {
       'E_INVALID_INTERFACE',
       field,
       value,
-      `${field} ${JSON.stringify(value)} is not a valid interface name (1-15 characters, no '/', ':' or spaces)`,
+      `${field} ${JSON.stringify(value)} is not a valid interface name (1-15 characters, no '/', ':', spaces or control characters)`,
     );
   }
   return value;
@@ -196,4 +202,13 @@ export function validateRuleName(value: unknown): string {
     );
   }
   return value;
+}
+
+/** NUL would end the name early on the C side (aliasing another interface); others are never valid. */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }

@@ -91,6 +91,8 @@ export class ControlServer {
             'E_TOO_LARGE',
           ),
         );
+        // The rest of this connection's stream cannot be framed reliably: answer once and hang up.
+        socket.removeAllListeners('data');
         socket.end();
         return;
       }

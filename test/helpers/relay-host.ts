@@ -13,14 +13,22 @@ export class RelayHost {
     this.daemon = daemon;
   }
 
-  static async start(topology: Topology, extraArgs: string[] = []): Promise<RelayHost> {
-    const daemon = topology.start(topology.relay, BIN('mcrd'), [
+  /** `wrapper` runs mcrd through another command, e.g. ['taskset', '-c', '0'] to pin it. */
+  static async start(
+    topology: Topology,
+    extraArgs: string[] = [],
+    wrapper: string[] = [],
+  ): Promise<RelayHost> {
+    const command = [
+      ...wrapper,
+      BIN('mcrd'),
       '--socket',
       topology.socketPath,
       '--log-level',
       'info',
       ...extraArgs,
-    ]);
+    ];
+    const daemon = topology.start(topology.relay, command[0]!, command.slice(1));
     const host = new RelayHost(topology, daemon);
     const deadline = Date.now() + 15000;
     while (host.mcrctl(['ping']).code !== 0) {

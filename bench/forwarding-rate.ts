@@ -1,0 +1,190 @@
+// Forwarding rate of one mcr worker, measured with trafgen (netsniff-ng) as the generator:
+//   sender (trafgen, CPU 1) → relay (mcrd + worker, CPU 0) → receiver (counted at the interfaces)
+// For each scenario it offers fixed rates, counts what arrives, and reports the highest offered
+// rate with loss ≤ 0.1 % (the maximum lossless rate) and the output at full offered load.
+// Usage (root): node dist/bench/forwarding-rate.js [--seconds 3] [--size 64] [--scenarios 1to1,1to5-groups,1to5-links]
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildUdpFrame } from '../src/packet/build.js';
+import { parseIpv4 } from '../src/packet/ipv4-address.js';
+import { RelayHost } from '../test/helpers/relay-host.js';
+import { sleep, Topology } from '../test/helpers/topology.js';
+
+interface Scenario {
+  name: string;
+  outputLinks: number;
+  outputs: (topo: Topology) => string;
+  fanout: number;
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  '1to1': { name: '1:1', outputLinks: 1, fanout: 1, outputs: () => '239.2.2.1:6000:out0' },
+  '1to5-groups': {
+    name: '1:5, five groups on one link',
+    outputLinks: 1,
+    fanout: 5,
+    outputs: () => [1, 2, 3, 4, 5].map((i) => `239.2.2.${i}:6000:out0`).join(','),
+  },
+  '1to5-links': {
+    name: '1:5, five links',
+    outputLinks: 5,
+    fanout: 5,
+    outputs: () => [0, 1, 2, 3, 4].map((i) => `239.2.2.${i + 1}:6000:out${i}`).join(','),
+  },
+};
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const seconds = Number(args.get('seconds') ?? 3);
+const size = Number(args.get('size') ?? 64);
+const scenarioNames = (args.get('scenarios') ?? '1to1,1to5-groups,1to5-links').split(',');
+
+/** trafgen's config: the frame as a list of bytes (checksums already right). */
+function trafgenConfig(dir: string): string {
+  const frame = buildUdpFrame({
+    src: parseIpv4('10.90.1.1')!,
+    dst: parseIpv4('239.1.1.1')!,
+    srcPort: 40000,
+    dstPort: 5000,
+    payload: size,
+    ttl: 16,
+  });
+  const path = join(dir, 'frame.cfg');
+  writeFileSync(path, `{ ${[...frame].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} }\n`);
+  return path;
+}
+
+function counter(topo: Topology, ns: string, ifname: string, which: 'rx_packets' | 'tx_packets'): number {
+  return Number(topo.exec(ns, 'cat', [`/sys/class/net/${ifname}/statistics/${which}`]).stdout.trim());
+}
+
+function cpuTicks(pid: number): number {
+  const r = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' });
+  const fields = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+interface Trial {
+  offered: number;
+  sent: number;
+  delivered: number;
+  loss: number;
+  outputPps: number;
+  workerCpu: number;
+}
+
+async function trial(
+  topo: Topology,
+  config: string,
+  scenario: Scenario,
+  rate: number | 'max',
+  workerPid: number,
+): Promise<Trial> {
+  const count = rate === 'max' ? 2_000_000 : Math.round(rate * seconds);
+  const before = sumOutputs(topo, scenario);
+  const cpuBefore = cpuTicks(workerPid);
+  const started = process.hrtime.bigint();
+  const trafgenArgs = [
+    '-c',
+    '1',
+    'trafgen',
+    '--dev',
+    'eth0',
+    '--conf',
+    config,
+    '--cpus',
+    '1',
+    '-n',
+    String(count),
+    '-q',
+  ];
+  if (rate !== 'max') trafgenArgs.push('-b', `${rate}pps`);
+  const r = topo.exec(topo.sender, 'taskset', trafgenArgs);
+  if (r.code !== 0) throw new Error(`trafgen failed: ${r.stderr}`);
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  await sleep(300); // let the ring drain
+  const cpu = (cpuTicks(workerPid) - cpuBefore) / 100 / elapsed;
+  const delivered = sumOutputs(topo, scenario) - before;
+  const expected = count * scenario.fanout;
+  return {
+    offered: rate === 'max' ? count / elapsed : rate,
+    sent: count,
+    delivered,
+    loss: Math.max(0, (expected - delivered) / expected),
+    outputPps: delivered / elapsed,
+    workerCpu: cpu,
+  };
+}
+
+function sumOutputs(topo: Topology, scenario: Scenario): number {
+  let total = 0;
+  for (let i = 0; i < scenario.outputLinks; i++)
+    total += counter(topo, topo.receiver, `eth${i}`, 'rx_packets');
+  // Kernel chatter (IGMP reports, IPv6 ND) is a handful of packets, negligible against the flow.
+  return total;
+}
+
+async function runScenario(scenario: Scenario): Promise<void> {
+  const topo = new Topology({ outputLinks: scenario.outputLinks });
+  try {
+    const config = trafgenConfig(topo.dir);
+    // The relay host: mcrd and its worker pinned to CPU 0, the generator to CPU 1.
+    const relay = await RelayHost.start(topo, [], ['taskset', '-c', '0']);
+    const add = relay.mcrctl([
+      'add',
+      '-i',
+      'in0',
+      '-g',
+      '239.1.1.1',
+      '-p',
+      '5000',
+      '-o',
+      scenario.outputs(topo),
+    ]);
+    if (add.code !== 0) throw new Error(add.stderr);
+    const workerPid = relay.mcrctlJson<{ workers: { pid: number }[] }>(['workers']).workers[0]!.pid;
+    await trial(topo, config, scenario, 50_000, workerPid); // warm-up: JIT, ring pages
+
+    const atMax = await trial(topo, config, scenario, 'max', workerPid);
+    let lo = 0;
+    let hi = Math.ceil(atMax.offered / 10000) * 10000;
+    let best: Trial | undefined;
+    // Bisection over offered rates (10k pps resolution) for loss ≤ 0.1 %.
+    while (hi - lo > 10000) {
+      const mid = Math.round((lo + hi) / 2 / 10000) * 10000;
+      const t = await trial(topo, config, scenario, mid, workerPid);
+      if (t.loss <= 0.001) {
+        lo = mid;
+        best = t;
+      } else hi = mid;
+    }
+    const stats = relay.stats();
+    const w = stats.workers[0]!.counters;
+    console.log(`\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials`);
+    if (best) {
+      console.log(
+        `  max lossless input rate: ${fmt(best.offered)} pps (output ${fmt(best.outputPps)} pps, loss ${(best.loss * 100).toFixed(3)} %, worker CPU ${(best.workerCpu * 100).toFixed(0)} %)`,
+      );
+    } else console.log('  no offered rate was lossless');
+    console.log(
+      `  at full offered load ${fmt(atMax.offered)} pps: output ${fmt(atMax.outputPps)} pps (${fmt(atMax.outputPps / scenario.fanout)} input pps forwarded), loss ${(atMax.loss * 100).toFixed(1)} %, worker CPU ${(atMax.workerCpu * 100).toFixed(0)} %`,
+    );
+    console.log(
+      `  worker totals: frames ${w.framesSeen}, forwarded ${w.forwarded}, ring drops ${w.ringDrops}, egress errors ${w.egressErrors}`,
+    );
+  } finally {
+    topo.destroy();
+  }
+}
+
+function fmt(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : n.toFixed(0);
+}
+
+for (const name of scenarioNames) {
+  const scenario = SCENARIOS[name];
+  if (!scenario) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  await runScenario(scenario);
+}

@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { parseOutputList } from '../../src/rules/output-syntax.js';
+import { RuleError, type RuleErrorCode } from '../../src/rules/rule-error.js';
+import { validateRule } from '../../src/rules/validate-rule.js';
+
+function throwsRule(fn: () => unknown, code: RuleErrorCode, field: string, shown?: string): RuleError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof RuleError, `expected a RuleError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.field, field, caught.message);
+  assert.ok(caught.message.includes(field), caught.message);
+  if (shown !== undefined) assert.ok(caught.message.includes(shown), caught.message);
+  return caught;
+}
+
+test('one output with interface', () => {
+  assert.deepEqual(parseOutputList('239.2.2.2:6000:eth1'), [
+    { group: '239.2.2.2', port: 6000, interface: 'eth1' },
+  ]);
+});
+
+test('several outputs, spaces around commas ignored', () => {
+  assert.deepEqual(parseOutputList('239.2.2.2:6000:eth1, 10.0.9.7:7000:eth2 ,10.0.9.8:7001'), [
+    { group: '239.2.2.2', port: 6000, interface: 'eth1' },
+    { group: '10.0.9.7', port: 7000, interface: 'eth2' },
+    { group: '10.0.9.8', port: 7001, interface: undefined },
+  ]);
+});
+
+test('the interface is optional; an empty one counts as absent', () => {
+  assert.deepEqual(parseOutputList('10.0.9.7:7000'), [
+    { group: '10.0.9.7', port: 7000, interface: undefined },
+  ]);
+  assert.deepEqual(parseOutputList('10.0.9.7:7000:'), [
+    { group: '10.0.9.7', port: 7000, interface: undefined },
+  ]);
+});
+
+test('the parser only splits: values are left for validateRule', () => {
+  // Not an address, port 0: both pass the split and are refused later.
+  assert.deepEqual(parseOutputList('nonsense:0:eth1'), [{ group: 'nonsense', port: 0, interface: 'eth1' }]);
+  assert.deepEqual(parseOutputList('239.2.2.2:99999:eth1'), [
+    { group: '239.2.2.2', port: 99999, interface: 'eth1' },
+  ]);
+});
+
+for (const [text, index, item] of [
+  ['', 0, ''],
+  ['   ', 0, ''],
+  ['239.2.2.2', 0, '239.2.2.2'],
+  ['239.2.2.2:6000:eth1:x', 0, '239.2.2.2:6000:eth1:x'],
+  ['239.2.2.2:6000:eth1,', 1, ''],
+  ['239.2.2.2:6000:eth1,,10.0.9.7:7000', 1, ''],
+  ['239.2.2.2:6000:eth1,10.0.9.7', 1, '10.0.9.7'],
+] as const) {
+  test(`${JSON.stringify(text)} is E_INVALID_OUTPUT at outputs[${index}]`, () => {
+    const err = throwsRule(
+      () => parseOutputList(text),
+      'E_INVALID_OUTPUT',
+      `outputs[${index}]`,
+      JSON.stringify(item),
+    );
+    assert.equal(err.value, item);
+    assert.match(err.message, /GROUP:PORT\[:INTERFACE\]/);
+  });
+}
+
+for (const [text, index, port] of [
+  ['239.2.2.2:x:eth1', 0, 'x'],
+  ['239.2.2.2::eth1', 0, ''],
+  ['239.2.2.2:-1:eth1', 0, '-1'],
+  ['239.2.2.2:1.5:eth1', 0, '1.5'],
+  ['239.2.2.2:123456:eth1', 0, '123456'],
+  ['239.2.2.2: 6000:eth1', 0, ' 6000'],
+  ['239.2.2.2:6000:eth1,10.0.9.7:0x10', 1, '0x10'],
+] as const) {
+  test(`${JSON.stringify(text)} is E_INVALID_PORT at outputs[${index}].port`, () => {
+    const err = throwsRule(
+      () => parseOutputList(text),
+      'E_INVALID_PORT',
+      `outputs[${index}].port`,
+      JSON.stringify(port),
+    );
+    assert.equal(err.value, port);
+  });
+}
+
+test('parsed outputs feed validateRule, whose errors use the same field names', () => {
+  const base = { inputInterface: 'eth0', inputGroup: '239.1.1.1', inputPort: 5000 };
+  const rule = validateRule({ ...base, outputs: parseOutputList('239.2.2.2:6000:eth1,10.0.9.7:7000') });
+  assert.equal(rule.outputs.length, 2);
+  throwsRule(
+    () => validateRule({ ...base, outputs: parseOutputList('239.2.2.2:6000:eth1,10.0.9.7:0') }),
+    'E_INVALID_PORT',
+    'outputs[1].port',
+  );
+  throwsRule(
+    () => validateRule({ ...base, outputs: parseOutputList('239.2.2.2:6000:eth1,239.3.3.3:7000') }),
+    'E_INVALID_INTERFACE',
+    'outputs[1].interface',
+  );
+});
