@@ -161,18 +161,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
     const config = trafgenConfig(topo.dir);
     // The relay host: mcrd and its worker pinned to CPU 0, the generator to CPU 1.
     const relay = await RelayHost.start(topo, [], ['taskset', '-c', '0']);
-    const add = relay.mcrctl([
-      'add',
-      '-i',
-      'in0',
-      '-g',
-      '239.1.1.1',
-      '-p',
-      '5000',
-      '-o',
-      scenario.outputs(topo),
-    ]);
-    if (add.code !== 0) throw new Error(add.stderr);
+    relay.addRule('239.1.1.1', 5000, scenario.outputs(topo));
     const workerPid = relay.mcrctlJson<{ workers: { pid: number }[] }>(['workers']).workers[0]!.pid;
     await trial(topo, config, scenario, 50_000, workerPid); // warm-up: JIT, ring pages
 

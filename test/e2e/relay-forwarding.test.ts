@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RelayHost, receiverReport, send, startReceiver } from '../helpers/relay-host.js';
+import { expectPackets, listen, RelayHost, receiverReport, send } from '../helpers/relay-host.js';
 import { Topology } from '../helpers/topology.js';
 
 // End to end: sender → mcrd → receiver in network namespaces, real binaries, real traffic.
@@ -26,32 +26,8 @@ test('1:1 relay with group and port translation delivers every packet intact', a
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /added rule r-[0-9a-f]{12} \(cam1\)/);
 
-    const recv = await startReceiver(topo, topo.receiver, [
-      '--interface',
-      'eth0',
-      '--group',
-      '239.2.2.2',
-      '--port',
-      '6000',
-      '--count',
-      '3000',
-      '--timeout',
-      '30',
-      '--expect',
-      '3000',
-    ]);
-    send(topo, [
-      '--group',
-      '239.1.1.1',
-      '--port',
-      '5000',
-      '--rate',
-      '5000',
-      '--size',
-      '1316',
-      '--count',
-      '3000',
-    ]);
+    const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 3000);
+    send(topo, '239.1.1.1', 5000, { rate: 5000, size: 1316, count: 3000 });
     const { code, report } = await receiverReport(recv);
     assert.equal(code, 0, recv.stderr);
     assert.equal(report.totals.unique, 3000);
@@ -65,9 +41,10 @@ test('1:1 relay with group and port translation delivers every packet intact', a
     assert.equal(rule.counters.bytesIn, 3000 * 1316);
     assert.equal(rule.counters.outputs[0]!.packets, 3000);
     assert.deepEqual(rule.counters.outputs[0]!.errors, {});
-    assert.equal(stats.workers[0]!.counters.forwarded, 3000);
-    assert.equal(stats.workers[0]!.counters.egressErrors, 0);
-    assert.equal(stats.workers[0]!.counters.ringDrops, 0);
+    const worker = stats.workers[0]!.counters;
+    assert.equal(worker.forwarded, 3000);
+    assert.equal(worker.egressErrors, 0);
+    assert.equal(worker.ringDrops, 0);
   } finally {
     topo.destroy();
   }
@@ -78,63 +55,18 @@ test('fan-out to three groups and one unicast output', async () => {
   try {
     const relay = await RelayHost.start(topo);
     const unicast = topo.receiverAddress(0);
-    const add = relay.mcrctl([
-      'add',
-      '--input-interface',
-      'in0',
-      '--input-group',
+    relay.addRule(
       '239.1.1.1',
-      '--input-port',
-      '5000',
-      '--outputs',
+      5000,
       `239.3.0.1:7001:out0,239.3.0.2:7002:out0,239.3.0.3:7003:out0,${unicast}:7004:out0`,
-    ]);
-    assert.equal(add.code, 0, add.stderr);
-
+    );
     const receivers = await Promise.all([
-      ...[1, 2, 3].map((i) =>
-        startReceiver(topo, topo.receiver, [
-          '--interface',
-          'eth0',
-          '--group',
-          `239.3.0.${i}`,
-          '--port',
-          `700${i}`,
-          '--count',
-          '2000',
-          '--timeout',
-          '30',
-          '--expect',
-          '2000',
-        ]),
-      ),
-      startReceiver(topo, topo.receiver, [
-        '--interface',
-        'eth0',
-        '--group',
-        unicast,
-        '--port',
-        '7004',
-        '--count',
-        '2000',
-        '--timeout',
-        '30',
-        '--expect',
-        '2000',
-      ]),
+      expectPackets(topo, 'eth0', '239.3.0.1', 7001, 2000),
+      expectPackets(topo, 'eth0', '239.3.0.2', 7002, 2000),
+      expectPackets(topo, 'eth0', '239.3.0.3', 7003, 2000),
+      expectPackets(topo, 'eth0', unicast, 7004, 2000),
     ]);
-    send(topo, [
-      '--group',
-      '239.1.1.1',
-      '--port',
-      '5000',
-      '--rate',
-      '4000',
-      '--size',
-      '512',
-      '--count',
-      '2000',
-    ]);
+    send(topo, '239.1.1.1', 5000, { rate: 4000, size: 512, count: 2000 });
     for (const recv of receivers) {
       const { code, report } = await receiverReport(recv);
       assert.equal(code, 0, `${report.group}:${report.port}: ${recv.stderr}`);
@@ -164,47 +96,11 @@ test('relays a source with no route back while strict rp_filter makes the kernel
     assert.notEqual(route.code, 0, `the relay must have no route back to the source: ${route.stdout}`);
 
     const relay = await RelayHost.start(topo);
-    assert.equal(
-      relay.mcrctl(['add', '-i', 'in0', '-g', '239.1.1.1', '-p', '5000', '-o', '239.2.2.2:6000:out0']).code,
-      0,
-    );
+    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
     // A plain socket on the relay host, joined to the input group, stands for what the kernel delivers.
-    const kernelPath = await startReceiver(topo, topo.relay, [
-      '--interface',
-      'in0',
-      '--group',
-      '239.1.1.1',
-      '--port',
-      '5000',
-      '--duration',
-      '4',
-    ]);
-    const relayed = await startReceiver(topo, topo.receiver, [
-      '--interface',
-      'eth0',
-      '--group',
-      '239.2.2.2',
-      '--port',
-      '6000',
-      '--count',
-      '1000',
-      '--timeout',
-      '30',
-      '--expect',
-      '1000',
-    ]);
-    send(topo, [
-      '--group',
-      '239.1.1.1',
-      '--port',
-      '5000',
-      '--rate',
-      '2000',
-      '--size',
-      '200',
-      '--count',
-      '1000',
-    ]);
+    const kernelPath = await listen(topo, 'in0', '239.1.1.1', 5000, 4, topo.relay);
+    const relayed = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 1000);
+    send(topo, '239.1.1.1', 5000, { rate: 2000, size: 200, count: 1000 });
     const out = await receiverReport(relayed);
     assert.equal(out.code, 0, relayed.stderr);
     assert.equal(out.report.totals.unique, 1000);

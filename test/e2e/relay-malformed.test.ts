@@ -1,32 +1,16 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { MALFORMED_KINDS, type MalformedKind } from '../helpers/inject-frames.js';
-import { RelayHost, receiverReport, send, startReceiver } from '../helpers/relay-host.js';
+import { expectPackets, RelayHost, receiverReport, send } from '../helpers/relay-host.js';
 import { ROOT, Topology } from '../helpers/topology.js';
 
 test('malformed frames are counted by reason and do not disturb a good flow', async () => {
   const topo = new Topology();
   try {
     const relay = await RelayHost.start(topo);
-    assert.equal(
-      relay.mcrctl(['add', '-i', 'in0', '-g', '239.1.1.1', '-p', '5000', '-o', '239.2.2.2:6000:out0']).code,
-      0,
-    );
-    const recv = await startReceiver(topo, topo.receiver, [
-      '--interface',
-      'eth0',
-      '--group',
-      '239.2.2.2',
-      '--port',
-      '6000',
-      '--count',
-      '3000',
-      '--timeout',
-      '30',
-      '--expect',
-      '3000',
-    ]);
+    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 3000);
     // The good flow runs for 1.5 s while every kind of bad frame is injected alongside it, aimed
     // at the same group and port so only the parser can tell them apart.
     const injector = join(ROOT, 'dist/test/helpers/inject-frames.js');
@@ -41,18 +25,7 @@ test('malformed frames are counted by reason and do not disturb a good flow', as
         String(perKind),
       ]),
     );
-    send(topo, [
-      '--group',
-      '239.1.1.1',
-      '--port',
-      '5000',
-      '--rate',
-      '2000',
-      '--size',
-      '1000',
-      '--count',
-      '3000',
-    ]);
+    send(topo, '239.1.1.1', 5000, { rate: 2000, size: 1000, count: 3000 });
     for (const injection of injections) {
       const { code } = await injection.exited;
       assert.equal(code, 0, injection.stderr);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import type { StatsView } from '../../src/protocol/control-api.js';
+import type { RuleView, StatsView } from '../../src/protocol/control-api.js';
 import type { RecvReport } from '../../src/gen/report.js';
 import { BIN, sleep, type RunningProcess, type Topology } from './topology.js';
 
@@ -55,6 +55,12 @@ export class RelayHost {
     return JSON.parse(r.stdout) as T;
   }
 
+  /** Adds a rule on in0 (the topology's input link); throws with mcrctl's message if refused. */
+  addRule(group: string, port: number, outputs: string, more: string[] = []): RuleView {
+    const args = ['add', '-i', 'in0', '-g', group, '-p', String(port), '-o', outputs, ...more];
+    return this.mcrctlJson<{ rule: RuleView }>(args).rule;
+  }
+
   stats(): StatsView {
     return this.mcrctlJson<StatsView>(['stats']);
   }
@@ -86,6 +92,52 @@ export async function startReceiver(topology: Topology, ns: string, args: string
   return recv;
 }
 
+/** A receiver that passes only if exactly `count` intact, unique packets arrive (30 s deadline). */
+export function expectPackets(
+  topology: Topology,
+  iface: string,
+  group: string,
+  port: number,
+  count: number,
+  ns = topology.receiver,
+): Promise<RunningProcess> {
+  return startReceiver(topology, ns, [
+    '--interface',
+    iface,
+    '--group',
+    group,
+    '--port',
+    String(port),
+    '--count',
+    String(count),
+    '--timeout',
+    '30',
+    '--expect',
+    String(count),
+  ]);
+}
+
+/** A receiver that listens for a fixed time and reports whatever arrived. */
+export function listen(
+  topology: Topology,
+  iface: string,
+  group: string,
+  port: number,
+  seconds: number,
+  ns = topology.receiver,
+): Promise<RunningProcess> {
+  return startReceiver(topology, ns, [
+    '--interface',
+    iface,
+    '--group',
+    group,
+    '--port',
+    String(port),
+    '--duration',
+    String(seconds),
+  ]);
+}
+
 export async function receiverReport(
   recv: RunningProcess,
 ): Promise<{ code: number | null; report: RecvReport }> {
@@ -97,8 +149,26 @@ export async function receiverReport(
   }
 }
 
-/** Runs `mcrgen send` in the sender namespace to completion. */
-export function send(topology: Topology, args: string[]): void {
+export interface Flow {
+  rate: number;
+  size: number;
+  count: number;
+}
+
+/** Runs `mcrgen send` from the sender's eth0 to completion. */
+export function send(topology: Topology, group: string, port: number, flow: Flow): void {
+  const args = [
+    '--group',
+    group,
+    '--port',
+    String(port),
+    '--rate',
+    String(flow.rate),
+    '--size',
+    String(flow.size),
+    '--count',
+    String(flow.count),
+  ];
   const r = topology.exec(topology.sender, BIN('mcrgen'), ['send', '--interface', 'eth0', '--json', ...args]);
   if (r.code !== 0) throw new Error(`mcrgen send exited ${r.code}: ${r.stderr}${r.stdout}`);
 }
