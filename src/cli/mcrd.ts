@@ -1,43 +1,57 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../supervisor/supervisor.js';
+import { allowedCpus } from '../sys/affinity.js';
+import { lookupAccount } from '../sys/privileges.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom } from './package-info.js';
+
+const cpus = allowedCpus();
 
 const program = new Command('mcrd')
   .description(
     'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
-      'control socket that mcrctl talks to. Runs in the foreground; needs root (CAP_NET_RAW, CAP_NET_ADMIN).',
+      'control socket that mcrctl talks to. Runs in the foreground; needs root (it creates the raw ' +
+      'sockets, then runs workers as an unprivileged user).',
   )
   .version(packageVersion(), '-V, --version')
   .option('-s, --socket <path>', `control socket path (default: $MCR_SOCKET or ${DEFAULT_SOCKET})`)
   .option(
     '-w, --workers <n>',
-    'worker processes; several share each input through PACKET_FANOUT',
+    `worker processes, each pinned to a CPU; they share every input through PACKET_FANOUT (default: one per usable CPU, here ${cpus.length})`,
     positiveInt,
-    1,
   )
   .addOption(
-    new Option('--fanout <mode>', 'how the kernel spreads frames over workers')
+    new Option(
+      '--fanout <mode>',
+      'how the kernel spreads an input over workers: hash keeps each flow on one worker, in order',
+    )
       .choices(['hash', 'cpu'])
       .default('hash'),
   )
+  .option('-u, --user <name>', 'the unprivileged account workers run as', 'nobody')
   .option('--ring-size <MiB>', 'receive ring per input interface and worker, in MiB', positiveInt, 4)
   .addOption(new Option('-l, --log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+  .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
   .addHelpText(
     'after',
-    '\nLogs are JSON lines on stderr. SIGTERM or SIGINT stops the workers, logs the final counters\n' +
+    '\nWorkers: each is pinned to one CPU and, before it touches a packet, switches to --user with no\n' +
+      'capabilities and no_new_privs; it only uses the sockets the supervisor hands it. A worker that\n' +
+      'exits or stops answering heartbeats is restarted (backoff from 100 ms up to 10 s) and re-synced.\n\n' +
+      'Logs are JSON lines on stderr. SIGTERM or SIGINT stops the workers, logs the final counters\n' +
       'and removes the control socket. A second mcrd on the same socket path refuses to start.\n\n' +
-      'Example:\n  mcrd --socket /run/mcr/mcrd.sock --log-level info',
+      'Example:\n  mcrd --socket /run/mcr/mcrd.sock --workers 2 --log-level info',
   )
   .parse();
 
 const options = program.opts<{
   socket?: string;
-  workers: number;
+  workers?: number;
   fanout: 'hash' | 'cpu';
+  user: string;
   ringSize: number;
   logLevel: string;
+  debugMethods?: boolean;
 }>();
 
 function positiveInt(value: string): number {
@@ -49,10 +63,18 @@ function positiveInt(value: string): number {
 const log = createLogger(options.logLevel);
 
 async function main(): Promise<void> {
+  const account = lookupAccount(options.user);
+  if (!account)
+    throw Object.assign(new Error(`--user ${options.user}: no such user on this host`), {
+      code: 'E_UNKNOWN_USER',
+    });
   const supervisor = await Supervisor.start({
     socketPath: socketPathFrom(options.socket),
-    workers: options.workers,
+    workers: options.workers ?? cpus.length,
+    cpus,
+    account,
     fanout: options.fanout,
+    debugMethods: options.debugMethods === true,
     workerEntry: fileURLToPath(new URL('./mcrd-worker.js', import.meta.url)),
     logLevel: options.logLevel,
     log,

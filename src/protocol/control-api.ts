@@ -63,7 +63,13 @@ export interface WorkerView {
   rules: number;
   inputs: string[];
   startedAt: string | null;
+  /** Times this worker was started again after it exited or stopped answering. */
   restarts: number;
+  /** Times its rules were found to differ from the supervisor's and were sent again. */
+  resyncs: number;
+  cpu: number;
+  /** The unprivileged account it runs as. */
+  user: string;
 }
 
 export interface WorkerStatsView extends WorkerView {
@@ -87,6 +93,8 @@ export interface ControlMethods {
   'rules.list': { params: Record<string, never>; result: { rules: RuleView[] } };
   'stats.get': { params: Record<string, never>; result: StatsView };
   'workers.list': { params: Record<string, never>; result: { workers: WorkerView[] } };
+  /** Only with mcrd --debug-methods: fault injection for tests. */
+  'debug.forgetRule': { params: { worker: number; id: string }; result: { sent: boolean } };
 }
 
 export type MethodName = keyof ControlMethods;

@@ -45,6 +45,12 @@ const schemas: Record<MethodName, object> = {
   'rules.list': empty,
   'stats.get': empty,
   'workers.list': empty,
+  'debug.forgetRule': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['worker', 'id'],
+    properties: { worker: { type: 'integer' }, id: { type: 'string' } },
+  },
 };
 
 // All errors, so the most specific one can be reported (see mostSpecific).

@@ -23,7 +23,7 @@ export interface WorkerRule {
   inputInterface: string;
   inputGroup: number;
   inputPort: number;
-  /** Output labels, for logs and traces only. */
+  /** Output labels, for logs, traces and the ruleset hash. */
   outputs: string[];
 }
 
@@ -36,6 +36,12 @@ export type SupervisorMessage =
   | { type: 'rule.add'; rule: WorkerRule }
   | { type: 'rule.remove'; id: string }
   | { type: 'stats.request'; requestId: number }
+  /** Liveness and drift check: the worker answers with the hash of the rules it holds. */
+  | { type: 'heartbeat'; seq: number }
+  /** Drop every rule (a resync follows with rule.add for each). */
+  | { type: 'rules.reset' }
+  /** Fault injection for tests (mcrd --debug-methods): forget a rule without being told why. */
+  | { type: 'debug.forget'; id: string }
   | { type: 'shutdown' };
 
 export interface WorkerStatsReport {
@@ -46,6 +52,7 @@ export interface WorkerStatsReport {
 export type WorkerMessage =
   | { type: 'ready'; pid: number }
   | { type: 'stats'; requestId: number | null; report: WorkerStatsReport }
+  | { type: 'heartbeat'; seq: number; rulesHash: string }
   | { type: 'error'; code: string; message: string; subject: string };
 
 export type { OutputCounters };

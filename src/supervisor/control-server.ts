@@ -122,7 +122,8 @@ export class ControlServer {
   }
 
   private async dispatch(id: string | number | null, method: string, params: unknown): Promise<RpcResponse> {
-    if (!isMethodName(method)) {
+    const handler = isMethodName(method) ? this.handlers.get(method) : undefined;
+    if (!isMethodName(method) || handler === undefined) {
       return errorResponse(
         id,
         RPC_METHOD_NOT_FOUND,
@@ -130,7 +131,6 @@ export class ControlServer {
         'E_UNKNOWN_METHOD',
       );
     }
-    const handler = this.handlers.get(method)!;
     try {
       const checked = checkParams(method, params);
       const result = await withTimeout(Promise.resolve(handler(checked)), REQUEST_TIMEOUT_MS, method);

@@ -9,13 +9,15 @@ import type {
   WorkerStatsView,
   WorkerView,
 } from '../protocol/control-api.js';
-import { PROTOCOL_VERSION } from '../protocol/json-rpc.js';
+import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings, WorkerRule, WorkerStatsReport } from '../protocol/worker-messages.js';
 import { describeOutput, type Rule, type RuleRequest } from '../rules/rule.js';
 import { RuleError } from '../rules/rule-error.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { interfaceIndex, interfaceInfo } from '../sys/interfaces.js';
+import type { Account } from '../sys/privileges.js';
 import { closeFd } from '../sys/socket.js';
+import { rulesetHash } from '../rules/ruleset-hash.js';
 import { ControlServer, type MethodHandler } from './control-server.js';
 import { InputSockets } from './input-sockets.js';
 import { openOutputSocket } from './output-socket.js';
@@ -27,6 +29,12 @@ export interface SupervisorOptions {
   socketPath: string;
   workers: number;
   fanout: 'hash' | 'cpu';
+  /** CPUs to pin workers to. */
+  cpus: number[];
+  /** The account workers run as. */
+  account: Account;
+  /** Expose fault-injection methods (debug.*) on the control socket, for tests. */
+  debugMethods: boolean;
   workerEntry: string;
   logLevel: string;
   log: Logger;
@@ -56,6 +64,8 @@ export class Supervisor {
   private readonly pool: WorkerPool;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
+  /** Hash of the rule table as workers should hold it; cleared whenever the table changes. */
+  private rulesHash: string | undefined;
 
   private constructor(options: SupervisorOptions) {
     this.options = options;
@@ -63,6 +73,11 @@ export class Supervisor {
     this.inputs = new InputSockets(options.log, options.workers, options.fanout);
     this.pool = new WorkerPool({
       count: options.workers,
+      cpus: options.cpus,
+      account: options.account,
+      expectedRulesHash: () =>
+        (this.rulesHash ??= rulesetHash(this.store.list().map(({ rule }) => workerRule(rule)))),
+      resyncRules: (id) => this.sendRules(id),
       entry: options.workerEntry,
       logLevel: options.logLevel,
       settings: options.settings,
@@ -121,7 +136,24 @@ export class Supervisor {
       ['rules.list', () => ({ rules: this.store.list().map(ruleView) })],
       ['stats.get', () => this.stats()],
       ['workers.list', () => ({ workers: this.workerViews() })],
+      ...(this.options.debugMethods
+        ? ([
+            ['debug.forgetRule', (p: unknown) => this.forgetRule(p as { worker: number; id: string })],
+          ] as const)
+        : []),
     ]);
+  }
+  /** Fault injection (--debug-methods): makes one worker drop a rule behind the supervisor's back. */
+  private forgetRule(params: { worker: number; id: string }): { sent: boolean } {
+    this.store.find({ id: params.id });
+    if (!this.pool.slots[params.worker]) {
+      throw new ControlError('E_WORKER_NOT_FOUND', `no worker ${params.worker}`, {
+        field: 'worker',
+        value: params.worker,
+      });
+    }
+    this.pool.send(params.worker, { type: 'debug.forget', id: params.id });
+    return { sent: true };
   }
 
   private addRule(request: RuleRequest): RuleView {
@@ -167,6 +199,7 @@ export class Supervisor {
       throw err;
     }
     const stored = this.store.add(rule);
+    this.rulesHash = undefined;
     this.sockets.set(rule.id, { outputFds, joined: join });
     for (const slot of this.pool.slots) {
       if (created) this.attachInput(slot.id, rule.inputInterface);
@@ -188,6 +221,7 @@ export class Supervisor {
     const stored = this.store.find(selector);
     const rule = stored.rule;
     this.store.remove(rule.id);
+    this.rulesHash = undefined;
     for (const slot of this.pool.slots) this.pool.send(slot.id, { type: 'rule.remove', id: rule.id });
     const sockets = this.sockets.get(rule.id);
     this.sockets.delete(rule.id);
@@ -213,12 +247,13 @@ export class Supervisor {
   /** Gives a (re)started worker everything it must hold: its input sockets and every rule. */
   private syncWorker(workerId: number): void {
     for (const input of this.inputs.all()) this.attachInput(workerId, input.name);
+    this.sendRules(workerId);
+  }
+
+  private sendRules(workerId: number): void {
     for (const { rule } of this.store.list()) {
-      this.pool.send(
-        workerId,
-        { type: 'rule.add', rule: workerRule(rule) },
-        this.sockets.get(rule.id)?.outputFds ?? [],
-      );
+      const fds = this.sockets.get(rule.id)?.outputFds ?? [];
+      this.pool.send(workerId, { type: 'rule.add', rule: workerRule(rule) }, fds);
     }
   }
 
@@ -272,6 +307,9 @@ export class Supervisor {
       inputs: [...this.inputs.all()].map((i) => i.name),
       startedAt: slot.process.startedAt?.toISOString() ?? null,
       restarts: slot.restarts,
+      resyncs: slot.resyncs,
+      cpu: slot.process.cpu,
+      user: slot.process.user,
     };
   }
 

@@ -1,32 +1,45 @@
 import type { Logger } from 'pino';
 import type { DataPlaneSettings, SupervisorMessage, WorkerStatsReport } from '../protocol/worker-messages.js';
+import type { Account } from '../sys/privileges.js';
 import { StatsCollector } from './stats-collector.js';
 import { WorkerProcess } from './worker-process.js';
 
 export interface WorkerPoolOptions {
   count: number;
+  /** CPUs to pin workers to, worker i on cpus[i % length]. */
+  cpus: number[];
+  account: Account;
   entry: string;
   logLevel: string;
   settings: DataPlaneSettings;
   log: Logger;
   /** Replays the current state (inputs, rules, descriptors) into a worker that just started. */
   sync: (workerId: number) => void;
+  /** Re-sends every rule to a worker whose rules drifted (after a rules.reset). */
+  resyncRules: (workerId: number) => void;
+  expectedRulesHash: () => string;
 }
 
-/** Delay before a crashed worker is started again. */
-const RESTART_DELAY_MS = 250;
+/** Restart delays: doubling from the first to the cap while a worker keeps failing. */
+const RESTART_DELAY_FIRST_MS = 100;
+const RESTART_DELAY_CAP_MS = 10_000;
+/** A worker that stayed up this long has recovered: its next failure starts the backoff anew. */
+const STABLE_AFTER_MS = 30_000;
 
-/** Worker slot: the current process of one worker id, its restarts and its counter samples. */
+/** One worker id: its current process, how often it was restarted or re-synced, its samples. */
 export interface WorkerSlot {
   id: number;
   process: WorkerProcess;
   restarts: number;
+  resyncs: number;
+  /** Failures in a row (reset once a worker has stayed up STABLE_AFTER_MS). */
+  failures: number;
   stats: StatsCollector;
 }
 
 /**
- * The worker processes. A worker that exits unexpectedly is started again and given the full
- * state anew; its counters start from zero.
+ * The worker processes. A worker that exits, or stops answering heartbeats, is started again
+ * with exponential backoff and given the full state anew; one whose rules drifted is re-synced.
  */
 export class WorkerPool {
   readonly slots: WorkerSlot[] = [];
@@ -36,7 +49,15 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     this.options = options;
     for (let id = 0; id < options.count; id++) {
-      this.slots.push({ id, process: this.spawn(id), restarts: 0, stats: new StatsCollector() });
+      const slot: WorkerSlot = {
+        id,
+        process: this.spawn(id),
+        restarts: 0,
+        resyncs: 0,
+        failures: 0,
+        stats: new StatsCollector(),
+      };
+      this.slots.push(slot);
     }
   }
 
@@ -53,6 +74,12 @@ export class WorkerPool {
           slot.process.once('ready', () => {
             clearTimeout(timer);
             resolve();
+          });
+          slot.process.once('exit', (code) => {
+            clearTimeout(timer);
+            reject(
+              new Error(`worker ${slot.id} exited during start-up (code ${code}); see its log lines above`),
+            );
           });
         }),
     );
@@ -76,15 +103,36 @@ export class WorkerPool {
   }
 
   private spawn(id: number): WorkerProcess {
-    const { entry, logLevel, log, settings } = this.options;
-    const worker = new WorkerProcess({ id, entry, logLevel, log });
+    const { entry, logLevel, log, settings, cpus, account } = this.options;
+    const cpu = cpus[id % cpus.length]!;
+    const worker = new WorkerProcess({
+      id,
+      entry,
+      logLevel,
+      log,
+      cpu,
+      account,
+      expectedRulesHash: this.options.expectedRulesHash,
+    });
     worker.once('ready', () => {
       worker.send({ type: 'configure', workerId: id, settings });
       this.options.sync(id);
     });
     worker.on('stats', (report) => this.slots[id]?.stats.record(report));
+    worker.on('drift', (held, expected) => this.onDrift(id, held, expected));
     worker.once('exit', (code, signal) => this.onExit(id, worker, code, signal));
     return worker;
+  }
+
+  private onDrift(id: number, held: string, expected: string): void {
+    const slot = this.slots[id]!;
+    slot.resyncs++;
+    this.options.log.warn(
+      { worker: id, held, expected, resyncs: slot.resyncs },
+      "worker rules drifted from the supervisor's; re-syncing",
+    );
+    this.send(id, { type: 'rules.reset' });
+    this.options.resyncRules(id);
   }
 
   private onExit(
@@ -96,15 +144,18 @@ export class WorkerPool {
     worker.closeChannel();
     if (this.stopping) return;
     const slot = this.slots[id]!;
+    const upFor = worker.startedAt ? Date.now() - worker.startedAt.getTime() : 0;
+    slot.failures = upFor >= STABLE_AFTER_MS ? 1 : slot.failures + 1;
+    const delay = Math.min(RESTART_DELAY_CAP_MS, RESTART_DELAY_FIRST_MS * 2 ** (slot.failures - 1));
     this.options.log.error(
-      { worker: id, code, signal },
-      `worker exited unexpectedly; restarting in ${RESTART_DELAY_MS} ms`,
+      { worker: id, code, signal, restartInMs: delay, failuresInARow: slot.failures },
+      'worker exited unexpectedly; restarting',
     );
     setTimeout(() => {
       if (this.stopping) return;
       slot.restarts++;
       slot.stats.reset();
       slot.process = this.spawn(id);
-    }, RESTART_DELAY_MS);
+    }, delay);
   }
 }

@@ -8,23 +8,39 @@ import {
   type WorkerMessage,
   type WorkerStatsReport,
 } from '../protocol/worker-messages.js';
+import { EAGAIN } from '../sys/constants.js';
+import { SysError } from '../sys/errors.js';
 import { createChannelPair, FdChannel } from '../sys/fd-channel.js';
 import { watchReadable, type ReadableWatch } from '../sys/libc.js';
+import type { Account } from '../sys/privileges.js';
 import { closeFd } from '../sys/socket.js';
 
 export interface WorkerProcessOptions {
   id: number;
   /** Path of the worker entry script (run with this Node binary). */
   entry: string;
+  /** The CPU the worker pins itself to. */
+  cpu: number;
+  /** The unprivileged account the worker switches to before it handles a packet. */
+  account: Account;
   logLevel: string;
   log: Logger;
+  /** The hash of the rules the worker should hold now (compared with what it reports). */
+  expectedRulesHash: () => string;
 }
+
+/** How often the supervisor asks each worker for a sign of life and its rules hash. */
+export const HEARTBEAT_INTERVAL_MS = 250;
+/** A worker silent for this long (stopped, wedged) is killed and replaced. */
+export const HEARTBEAT_TIMEOUT_MS = 1500;
 
 export interface WorkerProcessEvents {
   ready: [];
   exit: [code: number | null, signal: NodeJS.Signals | null];
   stats: [report: WorkerStatsReport];
   failure: [message: Extract<WorkerMessage, { type: 'error' }>];
+  /** The worker holds other rules than it should. */
+  drift: [held: string, expected: string];
 }
 
 /**
@@ -33,6 +49,8 @@ export interface WorkerProcessEvents {
  */
 export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly id: number;
+  readonly cpu: number;
+  readonly user: string;
   state: 'starting' | 'running' | 'stopped' = 'starting';
   startedAt: Date | null = null;
   private readonly child: ChildProcess;
@@ -41,16 +59,37 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private readonly log: Logger;
   private nextRequest = 1;
   private readonly statsWaiters = new Map<number, (report: WorkerStatsReport | undefined) => void>();
+  private readonly expectedRulesHash: () => string;
+  /** Heartbeats sent and not yet answered: seq → the rules hash expected at that point. */
+  private readonly heartbeats = new Map<number, string>();
+  private heartbeatSeq = 0;
+  private lastSignOfLife = Date.now();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WorkerProcessOptions) {
     super();
     this.id = options.id;
+    this.cpu = options.cpu;
+    this.user = options.account.name;
+    this.expectedRulesHash = options.expectedRulesHash;
     this.log = options.log.child({ worker: options.id });
     const [mine, theirs] = createChannelPair();
     this.channel = new FdChannel(mine);
     this.child = spawn(
       process.execPath,
-      [options.entry, '--worker-id', String(options.id), '--log-level', options.logLevel],
+      [
+        options.entry,
+        ...['--worker-id', String(options.id), '--cpu', String(options.cpu)],
+        ...[
+          '--user',
+          options.account.name,
+          '--uid',
+          String(options.account.uid),
+          '--gid',
+          String(options.account.gid),
+        ],
+        ...['--log-level', options.logLevel],
+      ],
       {
         stdio: ['ignore', 'inherit', 'inherit', theirs],
       },
@@ -59,6 +98,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     this.watch = watchReadable(mine, () => this.readChannel());
     this.child.once('exit', (code, signal) => {
       this.state = 'stopped';
+      clearInterval(this.heartbeatTimer);
       this.watch.stop();
       for (const waiter of this.statsWaiters.values()) waiter(undefined);
       this.statsWaiters.clear();
@@ -75,10 +115,19 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   send(message: SupervisorMessage, fds: readonly number[] = []): boolean {
     if (this.state === 'stopped') return false;
     try {
-      this.channel.send(encodeMessage(message), fds);
+      this.channel.send(encodeMessage(message), fds, false);
       return true;
     } catch (err) {
-      this.log.warn({ err, message: message.type }, 'worker channel send failed');
+      if (err instanceof SysError && err.errno === EAGAIN) {
+        // Its queue is full: it stopped reading. Replace it; the new one gets a full sync.
+        this.log.error(
+          { pid: this.pid, message: message.type },
+          'worker is not reading its channel; killing it',
+        );
+        this.child.kill('SIGKILL');
+      } else {
+        this.log.warn({ err, message: message.type }, 'worker channel send failed');
+      }
       return false;
     }
   }
@@ -124,6 +173,25 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     this.channel.close();
   }
 
+  /**
+   * Asks for a sign of life carrying the rules hash expected once the worker has handled every
+   * message sent so far (the channel keeps order); kills a worker that stayed silent too long.
+   */
+  private heartbeat(): void {
+    if (this.state !== 'running') return;
+    const silentFor = Date.now() - this.lastSignOfLife;
+    if (silentFor > HEARTBEAT_TIMEOUT_MS) {
+      this.log.error({ pid: this.pid, silentMs: silentFor }, 'worker stopped answering; killing it');
+      clearInterval(this.heartbeatTimer);
+      this.child.kill('SIGKILL');
+      return;
+    }
+    const seq = ++this.heartbeatSeq;
+    this.heartbeats.set(seq, this.expectedRulesHash());
+    if (this.heartbeats.size > 64) this.heartbeats.delete(this.heartbeats.keys().next().value!);
+    this.send({ type: 'heartbeat', seq });
+  }
+
   private readChannel(): void {
     for (;;) {
       let message;
@@ -148,9 +216,20 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       case 'ready':
         this.state = 'running';
         this.startedAt = new Date();
+        this.lastSignOfLife = Date.now();
+        this.heartbeatTimer = setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
         this.log.info({ workerPid: message.pid }, 'worker ready');
         this.emit('ready');
         break;
+      case 'heartbeat': {
+        this.lastSignOfLife = Date.now();
+        const expected = this.heartbeats.get(message.seq);
+        // Older heartbeats still outstanding were overtaken by this answer.
+        for (const seq of this.heartbeats.keys()) if (seq <= message.seq) this.heartbeats.delete(seq);
+        if (expected !== undefined && expected !== message.rulesHash)
+          this.emit('drift', message.rulesHash, expected);
+        break;
+      }
       case 'stats': {
         const waiter = message.requestId === null ? undefined : this.statsWaiters.get(message.requestId);
         if (waiter) {

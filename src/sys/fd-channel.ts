@@ -76,8 +76,11 @@ export class FdChannel {
     );
   }
 
-  /** Sends one message, blocking while the peer's queue is full. Throws a SysError if the peer is gone. */
-  send(data: Uint8Array, fds: readonly number[] = []): void {
+  /**
+   * Sends one message. Throws a SysError if the peer is gone, or (with `wait` false) EAGAIN when
+   * the peer's queue is full: a supervisor must not hang on a stopped worker.
+   */
+  send(data: Uint8Array, fds: readonly number[] = [], wait = true): void {
     if (data.byteLength > MAX_CHANNEL_MESSAGE) {
       throw new RangeError(`channel message of ${data.byteLength} bytes exceeds ${MAX_CHANNEL_MESSAGE}`);
     }
@@ -94,7 +97,11 @@ export class FdChannel {
     }
     this.prepareHeader(data.byteLength, controlLength);
     for (;;) {
-      const n = libc.sendmsg(this.fd, this.memory.address, MSG_NOSIGNAL) as number;
+      const n = libc.sendmsg(
+        this.fd,
+        this.memory.address,
+        MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT),
+      ) as number;
       if (n >= 0) return;
       const errno = lastErrno();
       if (errno !== EINTR) throw new SysError('sendmsg(worker channel)', errno);

@@ -25,6 +25,13 @@ export const libc = {
   sendmsg: lib.func('intptr_t sendmsg(int fd, uintptr_t msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, uintptr_t msg, int flags)'),
   send: lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)'),
+  prctl: lib.func(
+    'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  ),
+  capset: lib.func('int capset(void *header, void *data)'),
+  schedGetAffinity: lib.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
+  schedSetAffinity: lib.func('int sched_setaffinity(int pid, size_t size, void *mask)'),
+  getpwnam: lib.func('void *getpwnam(const char *name)'),
   ifNameToIndex: lib.func('unsigned int if_nametoindex(const char *name)'),
   ifIndexToName: lib.func('char *if_indextoname(unsigned int index, _Out_ char *name)'),
 };

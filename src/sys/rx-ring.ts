@@ -58,14 +58,19 @@ export class RxRing {
   private readonly size: number;
   private unmapped = false;
 
+  /** The ring was set up by a previous owner of the socket (see attach). */
+  readonly inherited: boolean;
+
   private constructor(
     fd: number,
     geometry: RingGeometry,
     pointer: unknown,
     address: number,
     buffer: ArrayBuffer,
+    inherited: boolean,
   ) {
     this.fd = fd;
+    this.inherited = inherited;
     this.frameSize = geometry.frameSize;
     this.frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
     this.size = geometry.blockSize * geometry.blockCount;
@@ -77,25 +82,32 @@ export class RxRing {
   }
 
   /**
-   * Sets up a ring on an AF_PACKET socket and maps it. A socket handed over again (after a worker
-   * restart) still carries the previous owner's ring: it is torn down and made anew, so the
-   * kernel's write position and ours both start at slot 0.
+   * Sets up a ring on an AF_PACKET socket and maps it. A socket handed over again after a worker
+   * restart still carries the dead worker's ring (setting it up again fails with EBUSY): that ring
+   * is mapped as it is, `inherited` says so, and the caller deals with the frames left in it. If
+   * its geometry differs (the MTU changed), it is torn down and made anew.
    */
   static attach(fd: number, geometry: RingGeometry): RxRing {
-    setIntOption(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, 'PACKET_VERSION TPACKET_V2');
     const frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
     const request = ringRequest(geometry.blockSize, geometry.blockCount, geometry.frameSize, frameCount);
+    const size = geometry.blockSize * geometry.blockCount;
+    let inherited = false;
     try {
+      setIntOption(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, 'PACKET_VERSION TPACKET_V2');
       setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
     } catch (err) {
       if (!(err instanceof SysError) || err.errno !== EBUSY) throw err;
+      inherited = true;
+    }
+    let mapped = mapShared(fd, size);
+    if (typeof mapped === 'number' && inherited) {
       setOption(fd, SOL_PACKET, PACKET_RX_RING, ringRequest(0, 0, 0, 0), 'PACKET_RX_RING teardown');
       setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
+      inherited = false;
+      mapped = mapShared(fd, size);
     }
-    const size = geometry.blockSize * geometry.blockCount;
-    const mapped = mapShared(fd, size);
     if (typeof mapped === 'number') throw new SysError(`mmap(rx ring ${size} bytes)`, mapped);
-    return new RxRing(fd, geometry, mapped.pointer, mapped.address, mapped.buffer);
+    return new RxRing(fd, geometry, mapped.pointer, mapped.address, mapped.buffer, inherited);
   }
 
   /** Unmaps the ring. The socket itself belongs to whoever handed it over. */

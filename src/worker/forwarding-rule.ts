@@ -5,6 +5,8 @@ import type { OutputPath } from './output-path.js';
 /** A rule compiled for the hot path: its counters and the outputs each matching packet is copied to. */
 export class ForwardingRule {
   readonly id: string;
+  /** What the supervisor sent, kept for the ruleset hash. */
+  readonly descriptor: WorkerRule;
   readonly inputInterface: string;
   /** group * 65536 + port: one number, so a lookup is a single Map.get. */
   readonly key: number;
@@ -14,6 +16,7 @@ export class ForwardingRule {
 
   constructor(rule: WorkerRule, outputs: OutputPath[]) {
     this.id = rule.id;
+    this.descriptor = rule;
     this.inputInterface = rule.inputInterface;
     this.key = forwardingKey(rule.inputGroup, rule.inputPort);
     this.outputs = outputs;

@@ -14,7 +14,7 @@ import {
 import { closeFd } from '../sys/socket.js';
 import { forwardingKey, type ForwardingRule } from './forwarding-rule.js';
 import type { OutputPath } from './output-path.js';
-import { NO_RULE, OVERSIZE, type WorkerCounterSet } from './worker-counters.js';
+import { NO_RULE, OVERSIZE, WORKER_RESTART, type WorkerCounterSet } from './worker-counters.js';
 
 /**
  * The data path of one input interface: its RX ring, the rules keyed by (group, port), and the
@@ -33,6 +33,8 @@ export class InputPath {
   private pending: OutputPath[] = [];
   private pendingCount = 0;
   private cursor = 0;
+  /** Set while the cursor has not yet met the kernel's write position in an inherited ring. */
+  private positionUnknown = false;
   private readonly watch: ReadableWatch;
 
   constructor(
@@ -47,6 +49,10 @@ export class InputPath {
     this.settings = settings;
     this.counters = counters;
     this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes));
+    if (this.ring.inherited) {
+      this.discardInheritedFrames();
+      this.positionUnknown = true;
+    }
     // Readiness comes through libuv (level-triggered), so commands, timers and signals interleave
     // with forwarding at no measurable cost.
     this.watch = watchReadable(fd, () => this.drain());
@@ -126,7 +132,17 @@ export class InputPath {
           output.batch.add(payloadAddress, parsed.payloadLength);
         }
       }
-      if (taken === 0) return;
+      if (taken === 0) {
+        // After taking over a ring, our position and the kernel's start out unrelated: the first
+        // frame it writes tells where it is. (Never done otherwise: with several CPUs filling the
+        // ring, a later slot can be ready before an earlier one, and jumping would skip it.)
+        if (this.positionUnknown && this.findWaitingFrame()) {
+          this.positionUnknown = false;
+          b--;
+          continue;
+        }
+        return;
+      }
       for (let p = 0; p < this.pendingCount; p++) this.pending[p]!.flush();
       this.pendingCount = 0;
       let release = first;
@@ -137,6 +153,42 @@ export class InputPath {
       this.cursor = slot;
       if (taken < batchSize) return;
     }
+  }
+
+  /**
+   * Releases what a dead worker left in the ring: those frames may have been sent already (the
+   * worker died between send and release), so they are counted as worker_restart drops rather
+   * than forwarded twice.
+   */
+  private discardInheritedFrames(): void {
+    const { words, frameSize, frameCount } = this.ring;
+    for (let slot = 0; slot < frameCount; slot++) {
+      const statusAt = slot * (frameSize >>> 2);
+      if ((Atomics.load(words, statusAt) & TP_STATUS_USER) !== 0) {
+        this.counters.framesSeen++;
+        this.counters.drops[WORKER_RESTART]!++;
+        Atomics.store(words, statusAt, TP_STATUS_KERNEL);
+      }
+    }
+  }
+
+  /**
+   * Moves the cursor to the frame the kernel filled first among those waiting. The kernel fills
+   * slots in order, so that is the first waiting slot after a run of free ones.
+   */
+  private findWaitingFrame(): boolean {
+    const { words, frameSize, frameCount } = this.ring;
+    const slotWords = frameSize >>> 2;
+    const waiting = (slot: number): boolean => (Atomics.load(words, slot * slotWords) & TP_STATUS_USER) !== 0;
+    for (let i = 1; i <= frameCount; i++) {
+      const slot = (this.cursor + i) % frameCount;
+      const previous = (slot + frameCount - 1) % frameCount;
+      if (waiting(slot) && !waiting(previous)) {
+        this.cursor = slot;
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Adds the kernel's drop count since the last read (PACKET_STATISTICS resets when read). */

@@ -4,7 +4,9 @@ import { DROP_REASON_COUNT, DropReason, dropReasonName } from '../packet/frame.j
 /** Worker-level outcomes beyond the parser's reasons. */
 export const OVERSIZE = DROP_REASON_COUNT; // the frame did not fit its ring slot (snaplen < len)
 export const NO_RULE = DROP_REASON_COUNT + 1;
-const OUTCOME_COUNT = DROP_REASON_COUNT + 2;
+/** Frames a dead worker left in a ring it shared with us: released unprocessed after a restart. */
+export const WORKER_RESTART = DROP_REASON_COUNT + 2;
+const OUTCOME_COUNT = DROP_REASON_COUNT + 3;
 
 /**
  * The worker's own counters. Every frame taken from a ring lands in exactly one outcome:
@@ -43,6 +45,7 @@ export class WorkerCounterSet {
 function outcomeName(code: number): string {
   if (code === OVERSIZE) return 'oversize';
   if (code === NO_RULE) return 'no_rule';
+  if (code === WORKER_RESTART) return 'worker_restart';
   return dropReasonName(code);
 }
 
@@ -52,6 +55,7 @@ function isMalformed(code: number): boolean {
     code !== DropReason.NOT_IPV4 &&
     code !== DropReason.NOT_UDP &&
     code !== DropReason.FRAGMENT &&
-    code !== NO_RULE
+    code !== NO_RULE &&
+    code !== WORKER_RESTART
   );
 }

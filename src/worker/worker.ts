@@ -8,6 +8,7 @@ import {
   type WorkerMessage,
   type WorkerRule,
 } from '../protocol/worker-messages.js';
+import { rulesetHash } from '../rules/ruleset-hash.js';
 import { FdChannel } from '../sys/fd-channel.js';
 import { watchReadable, type ReadableWatch } from '../sys/libc.js';
 import { closeFd } from '../sys/socket.js';
@@ -36,6 +37,8 @@ export class Worker {
   private readonly inputs = new Map<string, InputPath>();
   private readonly rules = new Map<string, ForwardingRule>();
   private statsTimer: NodeJS.Timeout | undefined;
+  /** Hash of the rules held, recomputed only after they change. */
+  private rulesHash: string | undefined;
 
   constructor(channelFd: number, log: Logger) {
     this.channel = new FdChannel(channelFd);
@@ -79,6 +82,17 @@ export class Worker {
         case 'stats.request':
           this.sendStats(message.requestId);
           break;
+        case 'heartbeat':
+          this.rulesHash ??= rulesetHash([...this.rules.values()].map((r) => r.descriptor));
+          this.send({ type: 'heartbeat', seq: message.seq, rulesHash: this.rulesHash });
+          break;
+        case 'rules.reset':
+          for (const id of [...this.rules.keys()]) this.removeRule(id);
+          break;
+        case 'debug.forget':
+          this.log.warn({ rule: message.id }, 'forgetting a rule on request (fault injection)');
+          this.removeRule(message.id);
+          break;
         case 'shutdown':
           this.sendStats(null);
           this.stop(0);
@@ -120,6 +134,7 @@ export class Worker {
     );
     const forwarding = new ForwardingRule(rule, outputs);
     this.rules.set(rule.id, forwarding);
+    this.rulesHash = undefined;
     this.inputs.get(rule.inputInterface)?.addRule(forwarding);
   }
 
@@ -128,6 +143,7 @@ export class Worker {
     if (!rule) return;
     this.inputs.get(rule.inputInterface)?.removeRule(rule);
     this.rules.delete(id);
+    this.rulesHash = undefined;
     rule.close();
   }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MALFORMED_KINDS, type MalformedKind } from '../helpers/inject-frames.js';
-import { expectPackets, RelayHost, receiverReport, send } from '../helpers/relay-host.js';
+import { expectPackets, receiverReport, RelayHost, send, workerTotals } from '../helpers/relay-host.js';
 import { ROOT, Topology } from '../helpers/topology.js';
 
 test('malformed frames are counted by reason and do not disturb a good flow', async () => {
@@ -36,9 +36,9 @@ test('malformed frames are counted by reason and do not disturb a good flow', as
 
     const total = perKind * injections.length;
     const stats = await relay.statsAfter(
-      (s) => s.workers[0]!.counters.malformed + s.workers[0]!.counters.fragments >= total,
+      (s) => workerTotals(s).malformed + workerTotals(s).fragments >= total,
     );
-    const worker = stats.workers[0]!.counters;
+    const worker = workerTotals(stats);
     for (const reason of Object.values(MALFORMED_KINDS)) {
       assert.equal(worker.dropsByReason[reason], perKind, `drops for ${reason}`);
     }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import type { RuleView, StatsView } from '../../src/protocol/control-api.js';
+import type { RuleView, StatsView, WorkerCounters } from '../../src/protocol/control-api.js';
 import type { RecvReport } from '../../src/gen/report.js';
 import { BIN, sleep, type RunningProcess, type Topology } from './topology.js';
 
@@ -83,6 +83,38 @@ export class RelayHost {
     this.daemon.child.kill('SIGTERM');
     return this.daemon.exited;
   }
+}
+
+/** Worker counters summed over every worker (frames are spread over them by the kernel). */
+export function workerTotals(stats: StatsView): WorkerCounters {
+  const total: WorkerCounters = {
+    framesSeen: 0,
+    forwarded: 0,
+    notIpv4Udp: 0,
+    malformed: 0,
+    fragments: 0,
+    noRule: 0,
+    dropsByReason: {},
+    egressErrors: 0,
+    ringDrops: 0,
+  };
+  for (const { counters } of stats.workers) {
+    for (const key of [
+      'framesSeen',
+      'forwarded',
+      'notIpv4Udp',
+      'malformed',
+      'fragments',
+      'noRule',
+      'egressErrors',
+      'ringDrops',
+    ] as const) {
+      total[key] += counters[key];
+    }
+    for (const [reason, n] of Object.entries(counters.dropsByReason))
+      total.dropsByReason[reason] = (total.dropsByReason[reason] ?? 0) + n;
+  }
+  return total;
 }
 
 /** Starts `mcrgen recv` in a namespace and waits until it has joined. */

@@ -1,0 +1,67 @@
+import koffi from 'koffi';
+import { readFileSync } from 'node:fs';
+import { SysError } from './errors.js';
+import { lastErrno, libc } from './libc.js';
+
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+// struct passwd on 64-bit Linux: pw_name, pw_passwd (pointers), pw_uid, pw_gid (u32 each).
+const PASSWD_UID = 16;
+const PASSWD_GID = 20;
+
+/** Looks a user up through the C library (so NSS sources count, not only /etc/passwd). */
+export function lookupAccount(name: string): Account | undefined {
+  const entry: unknown = libc.getpwnam(name);
+  if (entry === null) return undefined;
+  const fields = new DataView(koffi.view(entry, 24));
+  return { name, uid: fields.getUint32(PASSWD_UID, true), gid: fields.getUint32(PASSWD_GID, true) };
+}
+
+const PR_SET_NO_NEW_PRIVS = 38;
+const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/**
+ * Turns this process into an unprivileged one for good: no_new_privs (nothing it executes can
+ * gain privileges), no supplementary groups, the account's gid and uid, and every capability set
+ * empty (permitted, effective, inheritable, ambient). Verified from /proc afterwards: a worker
+ * that could not shed its privileges must not run.
+ */
+export function dropPrivileges(account: Account): void {
+  if ((libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as number) < 0)
+    throw new SysError('prctl(PR_SET_NO_NEW_PRIVS)', lastErrno());
+  if ((libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) as number) < 0) {
+    throw new SysError('prctl(PR_CAP_AMBIENT_CLEAR_ALL)', lastErrno());
+  }
+  // These exist on every POSIX platform; mcr runs on Linux only.
+  process.setgroups!([]);
+  process.setgid!(account.gid);
+  // Leaving uid 0 clears the permitted and effective sets; the inheritable set needs capset.
+  process.setuid!(account.uid);
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]);
+  const data = new Uint32Array(6); // two {effective, permitted, inheritable} words, all zero
+  if ((libc.capset(header, data) as number) < 0) throw new SysError('capset(clear all)', lastErrno());
+  const left = capabilitySets();
+  const held = Object.entries(left).filter(([, value]) => value !== 0n);
+  if (held.length > 0 || process.getuid?.() !== account.uid) {
+    throw new Error(`privileges still held after dropping them: ${held.map(([k]) => k).join(', ') || 'uid'}`);
+  }
+}
+
+/** CapInh, CapPrm, CapEff and CapAmb of a process (default: this one), from /proc. */
+export function capabilitySets(
+  pid: number | 'self' = 'self',
+): Record<'CapInh' | 'CapPrm' | 'CapEff' | 'CapAmb', bigint> {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const read = (key: string): bigint => {
+    const match = new RegExp(`^${key}:\\s*([0-9a-f]+)$`, 'm').exec(status);
+    if (!match) throw new Error(`/proc/${pid}/status has no ${key}`);
+    return BigInt(`0x${match[1]}`);
+  };
+  return { CapInh: read('CapInh'), CapPrm: read('CapPrm'), CapEff: read('CapEff'), CapAmb: read('CapAmb') };
+}
