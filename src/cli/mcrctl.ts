@@ -160,7 +160,7 @@ function rulesTable(rules: RuleView[]): string {
     r.input.interface,
     `${r.input.group}:${r.input.port}`,
     r.outputs.map((o) => `${o.group}:${o.port}${o.interface ? `:${o.interface}` : ''}`).join(','),
-    r.state,
+    r.reason ? `${r.state} (${r.reason})` : r.state,
   ]);
   return formatTable(['ID', 'NAME', 'INPUT-IF', 'INPUT', 'OUTPUTS', 'STATE'], rows);
 }

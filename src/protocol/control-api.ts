@@ -10,8 +10,13 @@ export interface RuleView {
   name: string | null;
   input: { interface: string; group: string; port: number; unicast: boolean };
   outputs: OutputView[];
-  /** "active": forwarding; "waiting": its input interface is missing. */
-  state: 'active' | 'waiting';
+  /**
+   * "active": forwarding; "waiting": an interface it needs does not exist (yet); "down": active,
+   * but its input link is down.
+   */
+  state: 'active' | 'waiting' | 'down';
+  /** Why it is not simply active, in words; null when it is. */
+  reason: string | null;
   createdAt: string;
 }
 

@@ -35,6 +35,8 @@ export type SupervisorMessage =
   /** Carries one fd per output, in the rule's output order: connected UDP sockets. */
   | { type: 'rule.add'; rule: WorkerRule }
   | { type: 'rule.remove'; id: string }
+  /** Carries one fd: a new socket for output `index` of a rule (its interface's address changed). */
+  | { type: 'output.replace'; ruleId: string; index: number }
   | { type: 'stats.request'; requestId: number }
   /** Liveness and drift check: the worker answers with the hash of the rules it holds. */
   | { type: 'heartbeat'; seq: number }

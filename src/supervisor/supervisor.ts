@@ -12,13 +12,12 @@ import type {
 import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings, WorkerRule, WorkerStatsReport } from '../protocol/worker-messages.js';
 import { describeOutput, type Rule, type RuleRequest } from '../rules/rule.js';
-import { RuleError } from '../rules/rule-error.js';
 import { validateRule } from '../rules/validate-rule.js';
-import { interfaceIndex, interfaceInfo } from '../sys/interfaces.js';
 import type { Account } from '../sys/privileges.js';
 import { closeFd } from '../sys/socket.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { ControlServer, type MethodHandler } from './control-server.js';
+import { InterfaceMonitor } from './interface-monitor.js';
 import { InputSockets } from './input-sockets.js';
 import { openOutputSocket } from './output-socket.js';
 import { RuleStore, type StoredRule } from './rule-store.js';
@@ -42,8 +41,8 @@ export interface SupervisorOptions {
   settings: DataPlaneSettings;
 }
 
-/** The sockets a rule holds beyond its input: one connected UDP socket per output. */
-interface RuleSockets {
+/** What an active rule holds beyond its input: one connected UDP socket per output. */
+interface RuleRuntime {
   outputFds: number[];
   joined: boolean;
 }
@@ -59,7 +58,9 @@ export class Supervisor {
   private readonly options: SupervisorOptions;
   private readonly log: Logger;
   private readonly store = new RuleStore();
-  private readonly sockets = new Map<string, RuleSockets>();
+  /** Active rules (their sockets are open and the workers have them); the rest are waiting. */
+  private readonly runtime = new Map<string, RuleRuntime>();
+  private readonly interfaces: InterfaceMonitor;
   private readonly inputs: InputSockets;
   private readonly pool: WorkerPool;
   private server: ControlServer | undefined;
@@ -71,12 +72,13 @@ export class Supervisor {
     this.options = options;
     this.log = options.log;
     this.inputs = new InputSockets(options.log, options.workers, options.fanout);
+    this.interfaces = new InterfaceMonitor(options.log);
+    this.followInterfaces();
     this.pool = new WorkerPool({
       count: options.workers,
       cpus: options.cpus,
       account: options.account,
-      expectedRulesHash: () =>
-        (this.rulesHash ??= rulesetHash(this.store.list().map(({ rule }) => workerRule(rule)))),
+      expectedRulesHash: () => (this.rulesHash ??= this.activeRulesHash()),
       resyncRules: (id) => this.sendRules(id),
       entry: options.workerEntry,
       logLevel: options.logLevel,
@@ -89,10 +91,12 @@ export class Supervisor {
   static async start(options: SupervisorOptions): Promise<Supervisor> {
     const supervisor = new Supervisor(options);
     try {
+      await supervisor.interfaces.ready;
       await supervisor.pool.ready(WORKER_START_TIMEOUT_MS);
       supervisor.server = await ControlServer.listen(options.socketPath, supervisor.handlers(), options.log);
     } catch (err) {
       await supervisor.pool.stop(1000);
+      supervisor.interfaces.close();
       throw err;
     }
     options.log.info(
@@ -111,8 +115,9 @@ export class Supervisor {
       'final counters',
     );
     await this.pool.stop(3000);
-    for (const sockets of this.sockets.values()) sockets.outputFds.forEach(closeFd);
-    this.sockets.clear();
+    this.interfaces.close();
+    for (const runtime of this.runtime.values()) runtime.outputFds.forEach(closeFd);
+    this.runtime.clear();
     this.inputs.closeAll();
     this.log.info('mcrd stopped');
   }
@@ -133,7 +138,7 @@ export class Supervisor {
       ],
       ['rules.add', (p) => ({ rule: this.addRule(p as RuleRequest) })],
       ['rules.remove', (p) => ({ removed: this.removeRule(p as { id?: string; name?: string }) })],
-      ['rules.list', () => ({ rules: this.store.list().map(ruleView) })],
+      ['rules.list', () => ({ rules: this.store.list().map((r) => this.ruleView(r)) })],
       ['stats.get', () => this.stats()],
       ['workers.list', () => ({ workers: this.workerViews() })],
       ...(this.options.debugMethods
@@ -156,95 +161,177 @@ export class Supervisor {
     return { sent: true };
   }
 
+  /**
+   * Adds a rule. It becomes active at once if its interfaces exist, else it waits for them; an
+   * interface that later vanishes puts it back to waiting. Socket errors while activating a new
+   * rule refuse it, so the operator learns of them.
+   */
   private addRule(request: RuleRequest): RuleView {
     const rule = validateRule(request);
     this.store.checkAddable(rule);
-    const input = interfaceInfo(rule.inputInterface);
-    if (!input) {
-      throw new RuleError(
-        'E_UNKNOWN_INTERFACE',
-        'input-interface',
-        rule.inputInterface,
-        `input-interface ${rule.inputInterface} does not exist on this host (see ip link)`,
-      );
-    }
-    const outputIndexes = rule.outputs.map((o, i) => {
-      if (o.interface === undefined) return undefined;
-      const index = interfaceIndex(o.interface);
-      if (index === undefined) {
-        throw new RuleError(
-          'E_UNKNOWN_INTERFACE',
-          `outputs[${i}].interface`,
-          o.interface,
-          `outputs[${i}].interface ${o.interface} does not exist on this host (see ip link)`,
-        );
-      }
-      return index;
-    });
-
-    const join = !rule.unicastInput;
-    const { created } = this.inputs.acquire(
-      rule.inputInterface,
-      input.index,
-      input.mtu,
-      rule.inputGroup,
-      join,
-    );
-    const outputFds: number[] = [];
+    const stored = this.store.add(rule);
     try {
-      rule.outputs.forEach((o, i) => outputFds.push(openOutputSocket(o, outputIndexes[i])));
+      this.activateIfReady(rule);
     } catch (err) {
-      outputFds.forEach(closeFd);
-      this.inputs.release(rule.inputInterface, rule.inputGroup, join);
+      this.store.remove(rule.id);
       throw err;
     }
-    const stored = this.store.add(rule);
-    this.rulesHash = undefined;
-    this.sockets.set(rule.id, { outputFds, joined: join });
-    for (const slot of this.pool.slots) {
-      if (created) this.attachInput(slot.id, rule.inputInterface);
-      this.pool.send(slot.id, { type: 'rule.add', rule: workerRule(rule) }, outputFds);
-    }
+    const runtime = this.runtime.get(rule.id);
     this.log.info(
       {
         rule: rule.id,
         name: rule.name,
         input: `${rule.inputInterface} ${ipv4ToString(rule.inputGroup)}:${rule.inputPort}`,
         outputs: rule.outputs.map(describeOutput),
+        state: runtime ? 'active' : 'waiting',
       },
       'rule added',
     );
-    return ruleView(stored);
+    return this.ruleView(stored);
   }
 
   private removeRule(selector: { id?: string; name?: string }): RuleView {
     const stored = this.store.find(selector);
-    const rule = stored.rule;
-    this.store.remove(rule.id);
+    this.deactivate(stored.rule);
+    this.store.remove(stored.rule.id);
+    this.log.info({ rule: stored.rule.id, name: stored.rule.name }, 'rule removed');
+    return this.ruleView(stored);
+  }
+
+  /** The interfaces a rule needs that do not exist (now). */
+  private missingInterfaces(rule: Rule): string[] {
+    const names = [rule.inputInterface, ...rule.outputs.flatMap((o) => (o.interface ? [o.interface] : []))];
+    return [...new Set(names)].filter((name) => !this.interfaces.get(name));
+  }
+
+  /** Opens a waiting rule's sockets and hands them to the workers, if its interfaces exist. */
+  private activateIfReady(rule: Rule): void {
+    if (this.runtime.has(rule.id) || this.missingInterfaces(rule).length > 0) return;
+    const input = this.interfaces.get(rule.inputInterface)!;
+    const join = !rule.unicastInput;
+    const { created } = this.inputs.acquire(
+      rule.inputInterface,
+      input.ifindex,
+      input.mtu,
+      rule.inputGroup,
+      join,
+    );
+    let outputFds: number[];
+    try {
+      outputFds = this.openOutputs(rule);
+    } catch (err) {
+      this.inputs.release(rule.inputInterface, rule.inputGroup, join);
+      throw err;
+    }
+    this.runtime.set(rule.id, { outputFds, joined: join });
+    this.rulesHash = undefined;
+    for (const slot of this.pool.slots) {
+      if (created) this.attachInput(slot.id, rule.inputInterface);
+      this.pool.send(slot.id, { type: 'rule.add', rule: workerRule(rule) }, outputFds);
+    }
+  }
+
+  private openOutputs(rule: Rule): number[] {
+    const fds: number[] = [];
+    try {
+      for (const output of rule.outputs) {
+        const ifindex = output.interface ? this.interfaces.get(output.interface)?.ifindex : undefined;
+        fds.push(openOutputSocket(output, ifindex));
+      }
+      return fds;
+    } catch (err) {
+      fds.forEach(closeFd);
+      throw err;
+    }
+  }
+
+  /** Takes an active rule out of the workers and closes its sockets; it stays in the table. */
+  private deactivate(rule: Rule): void {
+    const runtime = this.runtime.get(rule.id);
+    if (!runtime) return;
+    this.runtime.delete(rule.id);
     this.rulesHash = undefined;
     for (const slot of this.pool.slots) this.pool.send(slot.id, { type: 'rule.remove', id: rule.id });
-    const sockets = this.sockets.get(rule.id);
-    this.sockets.delete(rule.id);
-    sockets?.outputFds.forEach(closeFd);
-    if (this.inputs.release(rule.inputInterface, rule.inputGroup, sockets?.joined ?? false)) {
+    runtime.outputFds.forEach(closeFd);
+    if (this.inputs.release(rule.inputInterface, rule.inputGroup, runtime.joined)) {
       for (const slot of this.pool.slots)
         this.pool.send(slot.id, { type: 'input.detach', interface: rule.inputInterface });
     }
-    this.log.info({ rule: rule.id, name: rule.name }, 'rule removed');
-    return ruleView(stored);
+  }
+
+  private followInterfaces(): void {
+    this.interfaces.on('appeared', (state) => {
+      for (const { rule } of this.store.list()) {
+        if (!this.runtime.has(rule.id) && this.missingInterfaces(rule).length === 0) {
+          this.activateLogged(rule, `interface ${state.name} appeared`);
+        }
+      }
+    });
+    this.interfaces.on('vanished', (name) => {
+      for (const { rule } of this.store.list()) {
+        if (this.runtime.has(rule.id) && usesInterface(rule, name)) {
+          this.deactivate(rule);
+          this.log.warn({ rule: rule.id, interface: name }, 'interface vanished; rule is waiting for it');
+        }
+      }
+    });
+    this.interfaces.on('link', (state) => {
+      const level = state.running ? 'info' : 'warn';
+      this.log[level]({ interface: state.name, up: state.up, running: state.running }, 'link state changed');
+    });
+    this.interfaces.on('addresses', (state) => this.refreshOutputs(state.name));
+  }
+
+  private activateLogged(rule: Rule, why: string): void {
+    try {
+      this.activateIfReady(rule);
+      this.log.info({ rule: rule.id, name: rule.name }, `rule active: ${why}`);
+    } catch (err) {
+      this.log.error({ err, rule: rule.id }, 'rule could not be activated; it keeps waiting');
+    }
+  }
+
+  /**
+   * A connected UDP socket keeps the source address it had when it connected: when an output
+   * interface's addresses change, its rules get new output sockets (counters and rules stay).
+   */
+  private refreshOutputs(interfaceName: string): void {
+    for (const { rule } of this.store.list()) {
+      const runtime = this.runtime.get(rule.id);
+      if (!runtime || !rule.outputs.some((o) => o.interface === interfaceName)) continue;
+      rule.outputs.forEach((output, index) => {
+        if (output.interface !== interfaceName) return;
+        try {
+          const [fd] = this.openOutputs({ ...rule, outputs: [output] });
+          for (const slot of this.pool.slots) {
+            this.pool.send(slot.id, { type: 'output.replace', ruleId: rule.id, index }, [fd!]);
+          }
+          closeFd(runtime.outputFds[index]!);
+          runtime.outputFds[index] = fd!;
+        } catch (err) {
+          this.log.error(
+            { err, rule: rule.id, output: describeOutput(output) },
+            'output socket could not be renewed',
+          );
+        }
+      });
+      this.log.info({ rule: rule.id, interface: interfaceName }, 'addresses changed; output sockets renewed');
+    }
   }
 
   private attachInput(workerId: number, interfaceName: string): void {
     const input = this.inputs.get(interfaceName);
     if (!input) return;
-    this.pool.send(
-      workerId,
-      { type: 'input.attach', interface: input.name, ifindex: input.ifindex, mtu: input.mtu },
-      [input.fds[workerId]!],
-    );
+    const message = {
+      type: 'input.attach',
+      interface: input.name,
+      ifindex: input.ifindex,
+      mtu: input.mtu,
+    } as const;
+    this.pool.send(workerId, message, [input.fds[workerId]!]);
   }
 
-  /** Gives a (re)started worker everything it must hold: its input sockets and every rule. */
+  /** Gives a (re)started worker everything it must hold: its input sockets and every active rule. */
   private syncWorker(workerId: number): void {
     for (const input of this.inputs.all()) this.attachInput(workerId, input.name);
     this.sendRules(workerId);
@@ -252,9 +339,52 @@ export class Supervisor {
 
   private sendRules(workerId: number): void {
     for (const { rule } of this.store.list()) {
-      const fds = this.sockets.get(rule.id)?.outputFds ?? [];
-      this.pool.send(workerId, { type: 'rule.add', rule: workerRule(rule) }, fds);
+      const runtime = this.runtime.get(rule.id);
+      if (runtime) this.pool.send(workerId, { type: 'rule.add', rule: workerRule(rule) }, runtime.outputFds);
     }
+  }
+
+  private activeRulesHash(): string {
+    return rulesetHash(
+      this.store.list().flatMap(({ rule }) => (this.runtime.has(rule.id) ? [workerRule(rule)] : [])),
+    );
+  }
+
+  private ruleView(stored: StoredRule): RuleView {
+    const { rule } = stored;
+    const missing = this.missingInterfaces(rule);
+    const input = this.interfaces.get(rule.inputInterface);
+    let state: RuleView['state'] = 'active';
+    let reason: string | null = null;
+    if (!this.runtime.has(rule.id)) {
+      state = 'waiting';
+      reason =
+        missing.length > 0
+          ? `waiting for ${missing.join(', ')}`
+          : 'its sockets could not be opened (see the log)';
+    } else if (input && !input.running) {
+      state = 'down';
+      reason = `${rule.inputInterface} is down`;
+    }
+    return {
+      id: rule.id,
+      name: rule.name ?? null,
+      input: {
+        interface: rule.inputInterface,
+        group: ipv4ToString(rule.inputGroup),
+        port: rule.inputPort,
+        unicast: rule.unicastInput,
+      },
+      outputs: rule.outputs.map((o) => ({
+        group: ipv4ToString(o.group),
+        port: o.port,
+        interface: o.interface ?? null,
+        ttl: o.ttl,
+      })),
+      state,
+      reason,
+      createdAt: stored.createdAt.toISOString(),
+    };
   }
 
   private async stats(): Promise<StatsView> {
@@ -288,7 +418,7 @@ export class Supervisor {
         bytesIn: 0,
         outputs: stored.rule.outputs.map(() => 0),
       };
-      return { ...ruleView(stored), counters, rates };
+      return { ...this.ruleView(stored), counters, rates };
     });
     return { time: new Date(at).toISOString(), rateInterval, rules, workers };
   }
@@ -303,7 +433,7 @@ export class Supervisor {
       id,
       pid: slot.process.pid,
       state: slot.process.state,
-      rules: this.store.size,
+      rules: this.runtime.size,
       inputs: [...this.inputs.all()].map((i) => i.name),
       startedAt: slot.process.startedAt?.toISOString() ?? null,
       restarts: slot.restarts,
@@ -323,6 +453,10 @@ export class Supervisor {
   }
 }
 
+function usesInterface(rule: Rule, name: string): boolean {
+  return rule.inputInterface === name || rule.outputs.some((o) => o.interface === name);
+}
+
 function workerRule(rule: Rule): WorkerRule {
   return {
     id: rule.id,
@@ -330,28 +464,6 @@ function workerRule(rule: Rule): WorkerRule {
     inputGroup: rule.inputGroup,
     inputPort: rule.inputPort,
     outputs: rule.outputs.map(describeOutput),
-  };
-}
-
-export function ruleView(stored: StoredRule): RuleView {
-  const { rule } = stored;
-  return {
-    id: rule.id,
-    name: rule.name ?? null,
-    input: {
-      interface: rule.inputInterface,
-      group: ipv4ToString(rule.inputGroup),
-      port: rule.inputPort,
-      unicast: rule.unicastInput,
-    },
-    outputs: rule.outputs.map((o) => ({
-      group: ipv4ToString(o.group),
-      port: o.port,
-      interface: o.interface ?? null,
-      ttl: o.ttl,
-    })),
-    state: 'active',
-    createdAt: stored.createdAt.toISOString(),
   };
 }
 

@@ -97,14 +97,46 @@ export interface ReadableWatch {
 /**
  * Calls `onReadable` from the Node event loop whenever `fd` is readable (level-triggered). The
  * handle is kept referenced here: koffi closes a collected handle, which would end the process.
+ *
+ * A socket error (POLLERR, e.g. ENETDOWN when a packet socket's interface goes down) makes libuv
+ * stop the handle; the error is read off the socket (which clears it) and watching resumes, so
+ * the socket works again when its interface comes back.
  */
 export function watchReadable(fd: number, onReadable: () => void): ReadableWatch {
-  const handle = koffi.node.poll(fd, { readable: true, disconnect: true }, () => onReadable());
+  const options = { readable: true };
+  let stopped = false;
+  let recentErrors = 0;
+  const callback = (status: number): void => {
+    if (status >= 0) {
+      recentErrors = 0;
+      onReadable();
+      return;
+    }
+    takeSocketError(fd);
+    // An error that keeps coming back (not a socket error we can clear) must not spin the loop.
+    const delay = ++recentErrors > 10 ? 100 : 0;
+    setTimeout(() => {
+      if (!stopped) handle.start(options, callback as unknown as PollCallback);
+    }, delay);
+  };
+  const handle = koffi.node.poll(fd, options, callback as unknown as PollCallback);
   live.add(handle);
   return {
     stop() {
+      stopped = true;
       if (live.delete(handle)) handle.close();
     },
   };
 }
+// koffi calls back with (status, events); its typings name only the events.
+type PollCallback = (ev: { readable: boolean; writable: boolean; disconnect: boolean }) => void;
 const live = new Set<ReturnType<typeof koffi.node.poll>>();
+
+/** Reads (and so clears) a socket's pending error; returns the errno, 0 if none. */
+function takeSocketError(fd: number): number {
+  const SOL_SOCKET = 1;
+  const SO_ERROR = 4;
+  const value = new Int32Array(1);
+  const length = new Uint32Array([4]);
+  return (libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, value, length) as number) < 0 ? 0 : value[0]!;
+}

@@ -14,7 +14,7 @@ export class OutputPath {
   readonly batch: MessageBatch;
   packets = 0;
   readonly errors: Record<string, number> = {};
-  private readonly fd: number;
+  private fd: number;
   private readonly workerCounters: WorkerCounterSet;
 
   constructor(fd: number, label: string, batchSize: number, workerCounters: WorkerCounterSet) {
@@ -47,6 +47,12 @@ export class OutputPath {
       from++;
     }
     batch.count = 0;
+  }
+
+  /** Swaps in a new socket (same destination); counters carry on. */
+  replaceSocket(fd: number): void {
+    closeFd(this.fd);
+    this.fd = fd;
   }
 
   snapshot(): OutputCounters {

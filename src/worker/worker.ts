@@ -79,6 +79,9 @@ export class Worker {
         case 'rule.remove':
           this.removeRule(message.id);
           break;
+        case 'output.replace':
+          this.replaceOutput(message.ruleId, message.index, fds[0]!);
+          break;
         case 'stats.request':
           this.sendStats(message.requestId);
           break;
@@ -136,6 +139,12 @@ export class Worker {
     this.rules.set(rule.id, forwarding);
     this.rulesHash = undefined;
     this.inputs.get(rule.inputInterface)?.addRule(forwarding);
+  }
+
+  private replaceOutput(ruleId: string, index: number, fd: number): void {
+    const output = this.rules.get(ruleId)?.outputs[index];
+    if (!output) throw new Error(`rule ${ruleId} has no output ${index} to replace`);
+    output.replaceSocket(fd);
   }
 
   private removeRule(id: string): void {

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { WorkerView } from '../../src/protocol/control-api.js';
+import { ControlClient } from '../../src/protocol/control-client.js';
+import { isAlive, processStatus, waitFor } from '../helpers/processes.js';
+import {
+  expectPackets,
+  listen,
+  receiverReport,
+  RelayHost,
+  send,
+  workerTotals,
+} from '../helpers/relay-host.js';
+import { BIN, Topology } from '../helpers/topology.js';
+
+// The process model: per-core workers sharing inputs through PACKET_FANOUT, running without
+// privileges, watched by heartbeats, restarted and re-synced by the supervisor.
+
+const workers = (relay: RelayHost): WorkerView[] =>
+  relay.mcrctlJson<{ workers: WorkerView[] }>(['workers']).workers;
+
+test('2 workers and 8 flows: every packet forwarded once, both workers carry traffic', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '2']);
+    for (let i = 1; i <= 8; i++) relay.addRule(`239.1.1.${i}`, 5000, `239.2.2.${i}:6000:out0`);
+    // The kernel hashes each flow (addresses and ports) to a worker. Eight flows land on both
+    // workers except with probability 2/256; each round uses new source ports, so a second round
+    // makes a false failure practically impossible.
+    let perWorker: number[] = [];
+    for (let round = 1; round <= 3; round++) {
+      const receivers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => expectPackets(topo, 'eth0', `239.2.2.${i + 1}`, 6000, 1000)),
+      );
+      const senders = Array.from({ length: 8 }, (_, i) =>
+        topo.start(topo.sender, BIN('mcrgen'), [
+          ...['send', '--interface', 'eth0', '--group', `239.1.1.${i + 1}`, '--port', '5000'],
+          ...['--rate', '1000', '--size', '200', '--count', '1000'],
+        ]),
+      );
+      for (const sender of senders) assert.equal((await sender.exited).code, 0, sender.stderr);
+      for (const recv of receivers) {
+        const { code, report } = await receiverReport(recv);
+        assert.equal(code, 0, `${report.group}: ${recv.stderr}`);
+        assert.equal(report.totals.duplicates, 0);
+      }
+      const stats = await relay.statsAfter((s) => workerTotals(s).forwarded === 8000 * round);
+      assert.equal(workerTotals(stats).forwarded, 8000 * round);
+      perWorker = stats.workers.map((w) => w.counters.forwarded);
+      if (perWorker.every((n) => n > 0)) break;
+    }
+    assert.ok(
+      perWorker.every((n) => n > 0),
+      `both workers forward: ${perWorker.join(', ')}`,
+    );
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('workers run as the configured user with no capabilities while forwarding', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '2', '--user', 'nobody']);
+    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 1000);
+    send(topo, '239.1.1.1', 5000, { rate: 2000, size: 500, count: 1000 });
+    assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
+    for (const worker of workers(relay)) {
+      assert.equal(worker.user, 'nobody');
+      const status = processStatus(worker.pid!);
+      assert.match(status.Uid!, /^65534\s+65534\s+65534\s+65534$/, `worker ${worker.id} uid`);
+      assert.match(status.Gid!, /^65534\s+65534\s+65534\s+65534$/, `worker ${worker.id} gid`);
+      for (const set of ['CapEff', 'CapPrm', 'CapInh', 'CapAmb']) {
+        assert.equal(BigInt(`0x${status[set]}`), 0n, `worker ${worker.id} ${set}`);
+      }
+      assert.equal(status.NoNewPrivs, '1');
+      assert.equal(status.Cpus_allowed_list, String(worker.cpu), `worker ${worker.id} is pinned`);
+    }
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('a worker killed with SIGKILL under traffic is back and forwarding within a second', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '1']);
+    const before = relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    const recv = await listen(topo, 'eth0', '239.2.2.2', 6000, 5);
+    const sender = topo.start(topo.sender, BIN('mcrgen'), [
+      ...['send', '--interface', 'eth0', '--group', '239.1.1.1', '--port', '5000'],
+      ...['--rate', '1000', '--size', '200', '--count', '4000'],
+    ]);
+    await waitFor('traffic to flow', () => (workerTotals(relay.stats()).forwarded > 500 ? true : undefined));
+    const victim = workers(relay)[0]!.pid!;
+    const killedAt = Date.now();
+    process.kill(victim, 'SIGKILL');
+    const replacement = await waitFor('a new worker', () => {
+      const w = workers(relay)[0]!;
+      return w.state === 'running' && w.pid !== victim ? w : undefined;
+    });
+    await waitFor('the new worker to forward', () =>
+      workerTotals(relay.stats()).forwarded > 0 ? true : undefined,
+    );
+    const recoveredMs = Date.now() - killedAt;
+    assert.ok(recoveredMs < 1000, `forwarding again after ${recoveredMs} ms`);
+    assert.equal(replacement.restarts, 1);
+    assert.equal((await sender.exited).code, 0);
+    const { report } = await receiverReport(recv);
+    // Loss is bounded by the restart window: at 1000 pps, under a second's worth.
+    assert.ok(report.totals.lost < 1000, `lost ${report.totals.lost}`);
+    assert.ok(report.totals.unique > 3000, `received ${report.totals.unique}`);
+    assert.equal(report.totals.duplicates, 0);
+    const rules = relay.mcrctlJson<{ rules: { id: string; state: string }[] }>(['list']).rules;
+    assert.deepEqual(
+      rules.map((r) => [r.id, r.state]),
+      [[before.id, 'active']],
+    );
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('a stopped worker (SIGSTOP) is detected by its missing heartbeats and replaced', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '1']);
+    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    const victim = workers(relay)[0]!.pid!;
+    process.kill(victim, 'SIGSTOP');
+    const replacement = await waitFor(
+      'the stopped worker to be replaced',
+      () => {
+        const w = workers(relay)[0]!;
+        return w.state === 'running' && w.pid !== victim ? w : undefined;
+      },
+      6000,
+    );
+    assert.equal(replacement.restarts, 1);
+    await waitFor('the stopped worker to be gone', () => (isAlive(victim) ? undefined : true));
+    // The control socket answered throughout, and the replacement forwards.
+    const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 500);
+    send(topo, '239.1.1.1', 5000, { rate: 1000, size: 200, count: 500 });
+    assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('a worker whose rule set went stale is detected and re-synced', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '1', '--debug-methods']);
+    const rule = relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    const client = await ControlClient.open(topo.socketPath);
+    try {
+      await client.call('debug.forgetRule', { worker: 0, id: rule.id });
+    } finally {
+      client.close();
+    }
+    const resynced = await waitFor('a re-sync', () => {
+      const w = workers(relay)[0]!;
+      return w.resyncs > 0 ? w : undefined;
+    });
+    assert.equal(resynced.resyncs, 1);
+    assert.equal(resynced.restarts, 0, 're-synced, not restarted');
+    const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 500);
+    send(topo, '239.1.1.1', 5000, { rate: 1000, size: 200, count: 500 });
+    assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
+    assert.match(relay.daemon.stderr, /drifted/);
+  } finally {
+    topo.destroy();
+  }
+});
