@@ -44,6 +44,11 @@ export class ControlError extends Error {
   readonly rpcCode: number;
   readonly data: RpcErrorData;
 
+  /** The stable code, as every mcr error carries it. */
+  get code(): string {
+    return this.data.code;
+  }
+
   constructor(
     code: string,
     message: string,

@@ -50,7 +50,7 @@ export class ControlServer {
     handlers: Map<MethodName, MethodHandler>,
     log: Logger,
   ): Promise<ControlServer> {
-    await removeStaleSocket(path);
+    await claimSocketPath(path);
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     const server = new ControlServer(path, handlers, log);
     await new Promise<void>((resolve, reject) => {
@@ -195,7 +195,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 /** Removes a socket file nobody answers on; throws if a live mcrd owns it. */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function claimSocketPath(path: string): Promise<void> {
   const answer = await new Promise<'live' | 'stale' | 'absent' | NodeJS.ErrnoException>((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {

@@ -16,7 +16,7 @@ import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
 import { closeFd } from '../sys/socket.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
-import { ControlServer, type MethodHandler } from './control-server.js';
+import { claimSocketPath, ControlServer, type MethodHandler } from './control-server.js';
 import { InterfaceMonitor } from './interface-monitor.js';
 import { InputSockets } from './input-sockets.js';
 import { openOutputSocket } from './output-socket.js';
@@ -89,6 +89,8 @@ export class Supervisor {
   }
 
   static async start(options: SupervisorOptions): Promise<Supervisor> {
+    // Refuse early, before any worker or socket exists, if another mcrd serves this path.
+    await claimSocketPath(options.socketPath);
     const supervisor = new Supervisor(options);
     try {
       await supervisor.interfaces.ready;
@@ -198,15 +200,24 @@ export class Supervisor {
     return this.ruleView(stored);
   }
 
-  /** The interfaces a rule needs that do not exist (now). */
-  private missingInterfaces(rule: Rule): string[] {
+  /**
+   * What keeps a rule from being activated, in words (empty when nothing does): an interface it
+   * needs does not exist, or its input interface has not been brought up yet. (An ingress socket
+   * bound to an interface that is still down did not receive once the interface came up, in a
+   * measured case on this kernel; one bound while up keeps working across later down/up.)
+   */
+  private blockers(rule: Rule): string[] {
     const names = [rule.inputInterface, ...rule.outputs.flatMap((o) => (o.interface ? [o.interface] : []))];
-    return [...new Set(names)].filter((name) => !this.interfaces.get(name));
+    const missing = [...new Set(names)].filter((name) => !this.interfaces.get(name));
+    if (missing.length > 0) return [`waiting for ${missing.join(', ')}`];
+    if (!this.interfaces.get(rule.inputInterface)!.up)
+      return [`waiting for ${rule.inputInterface} to come up`];
+    return [];
   }
 
   /** Opens a waiting rule's sockets and hands them to the workers, if its interfaces exist. */
   private activateIfReady(rule: Rule): void {
-    if (this.runtime.has(rule.id) || this.missingInterfaces(rule).length > 0) return;
+    if (this.runtime.has(rule.id) || this.blockers(rule).length > 0) return;
     const input = this.interfaces.get(rule.inputInterface)!;
     const join = !rule.unicastInput;
     const { created } = this.inputs.acquire(
@@ -262,7 +273,7 @@ export class Supervisor {
   private followInterfaces(): void {
     this.interfaces.on('appeared', (state) => {
       for (const { rule } of this.store.list()) {
-        if (!this.runtime.has(rule.id) && this.missingInterfaces(rule).length === 0) {
+        if (!this.runtime.has(rule.id) && this.blockers(rule).length === 0) {
           this.activateLogged(rule, `interface ${state.name} appeared`);
         }
       }
@@ -278,6 +289,16 @@ export class Supervisor {
     this.interfaces.on('link', (state) => {
       const level = state.running ? 'info' : 'warn';
       this.log[level]({ interface: state.name, up: state.up, running: state.running }, 'link state changed');
+      if (!state.up) return;
+      for (const { rule } of this.store.list()) {
+        if (
+          !this.runtime.has(rule.id) &&
+          rule.inputInterface === state.name &&
+          this.blockers(rule).length === 0
+        ) {
+          this.activateLogged(rule, `interface ${state.name} came up`);
+        }
+      }
     });
     this.interfaces.on('addresses', (state) => this.refreshOutputs(state.name));
   }
@@ -352,16 +373,13 @@ export class Supervisor {
 
   private ruleView(stored: StoredRule): RuleView {
     const { rule } = stored;
-    const missing = this.missingInterfaces(rule);
+    const blockers = this.blockers(rule);
     const input = this.interfaces.get(rule.inputInterface);
     let state: RuleView['state'] = 'active';
     let reason: string | null = null;
     if (!this.runtime.has(rule.id)) {
       state = 'waiting';
-      reason =
-        missing.length > 0
-          ? `waiting for ${missing.join(', ')}`
-          : 'its sockets could not be opened (see the log)';
+      reason = blockers[0] ?? 'its sockets could not be opened (see the log)';
     } else if (input && !input.running) {
       state = 'down';
       reason = `${rule.inputInterface} is down`;
