@@ -1,35 +1,49 @@
-// Forwarding rate of one mcr worker, measured with trafgen (netsniff-ng) as the generator:
-//   sender (trafgen, CPU 1) → relay (mcrd + worker, CPU 0) → receiver (counted at the interfaces)
+// Forwarding rate of mcr, measured with mcrgen (paced) and trafgen (netsniff-ng, unpaced):
+//   sender (generator, CPU 1) → relay (mcrd + workers) → receiver (counted at the interfaces)
+// One worker is pinned to CPU 0; with --workers 2 the second shares CPU 1 with the generator.
 // For each scenario it offers fixed rates, counts what arrives, and reports the highest offered
 // rate with loss ≤ 0.1 % (the maximum lossless rate) and the output at full offered load.
-// Usage (root): node dist/bench/forwarding-rate.js [--seconds 3] [--size 64] [--scenarios 1to1,1to5-groups,1to5-links]
+// Usage (root): node dist/bench/forwarding-rate.js [--seconds 3] [--size 64] [--workers 1]
+//   [--scenarios 1to1,1to5-groups,1to5-links,1to1-8flows]
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildUdpFrame } from '../src/packet/build.js';
 import { parseIpv4 } from '../src/packet/ipv4-address.js';
-import { RelayHost } from '../test/helpers/relay-host.js';
+import { RelayHost, workerTotals } from '../test/helpers/relay-host.js';
 import { BIN, sleep, Topology } from '../test/helpers/topology.js';
 
 interface Scenario {
   name: string;
   outputLinks: number;
-  outputs: (topo: Topology) => string;
+  /** The outputs of flow f's rule (flows use groups 239.1.1.1, .2, …). */
+  outputs: (flow: number) => string;
   fanout: number;
+  /** Distinct input flows, one rule each (the kernel spreads flows over workers). */
+  flows: number;
 }
 
 const SCENARIOS: Record<string, Scenario> = {
-  '1to1': { name: '1:1', outputLinks: 1, fanout: 1, outputs: () => '239.2.2.1:6000:out0' },
+  '1to1': { name: '1:1', outputLinks: 1, fanout: 1, flows: 1, outputs: () => '239.2.2.1:6000:out0' },
+  '1to1-8flows': {
+    name: '1:1, eight flows',
+    outputLinks: 1,
+    fanout: 1,
+    flows: 8,
+    outputs: (flow) => `239.2.2.${flow}:6000:out0`,
+  },
   '1to5-groups': {
     name: '1:5, five groups on one link',
     outputLinks: 1,
     fanout: 5,
+    flows: 1,
     outputs: () => [1, 2, 3, 4, 5].map((i) => `239.2.2.${i}:6000:out0`).join(','),
   },
   '1to5-links': {
     name: '1:5, five links',
     outputLinks: 5,
     fanout: 5,
+    flows: 1,
     outputs: () => [0, 1, 2, 3, 4].map((i) => `239.2.2.${i + 1}:6000:out${i}`).join(','),
   },
 };
@@ -39,22 +53,26 @@ for (let i = 2; i < process.argv.length; i += 2)
   args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const seconds = Number(args.get('seconds') ?? 3);
 const size = Number(args.get('size') ?? 64);
+const workerCount = Number(args.get('workers') ?? 1);
 /** Above this mcrgen (64-byte payloads, one core) cannot offer more: the search stops there. */
 const MCRGEN_MAX_RATE = 260_000;
 const scenarioNames = (args.get('scenarios') ?? '1to1,1to5-groups,1to5-links').split(',');
 
-/** trafgen's config: the frame as a list of bytes (checksums already right). */
-function trafgenConfig(dir: string): string {
-  const frame = buildUdpFrame({
-    src: parseIpv4('10.90.1.1')!,
-    dst: parseIpv4('239.1.1.1')!,
-    srcPort: 40000,
-    dstPort: 5000,
-    payload: size,
-    ttl: 16,
+/** trafgen's config: one frame per flow as a list of bytes (checksums already right); trafgen cycles them. */
+function trafgenConfig(dir: string, flows: number): string {
+  const packets = Array.from({ length: flows }, (_, f) => {
+    const frame = buildUdpFrame({
+      src: parseIpv4('10.90.1.1')!,
+      dst: parseIpv4(`239.1.1.${f + 1}`)!,
+      srcPort: 40000 + f,
+      dstPort: 5000,
+      payload: size,
+      ttl: 16,
+    });
+    return `{ ${[...frame].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} }`;
   });
   const path = join(dir, 'frame.cfg');
-  writeFileSync(path, `{ ${[...frame].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} }\n`);
+  writeFileSync(path, `${packets.join('\n')}\n`);
   return path;
 }
 
@@ -88,15 +106,14 @@ async function trial(
   config: string,
   scenario: Scenario,
   rate: number | 'max',
-  workerPid: number,
+  workerPids: number[],
 ): Promise<Trial> {
   const before = sumOutputs(topo, scenario);
   const inputBefore = counter(topo, topo.relay, 'in0', 'rx_packets');
-  const cpuBefore = cpuTicks(workerPid);
+  const cpuBefore = workerPids.map(cpuTicks);
   const started = process.hrtime.bigint();
-  let r;
   if (rate === 'max') {
-    r = topo.exec(topo.sender, 'taskset', [
+    const trafgen = [
       '-c',
       '1',
       'trafgen',
@@ -109,31 +126,36 @@ async function trial(
       '-n',
       '2000000',
       '-q',
-    ]);
+    ];
+    const r = topo.exec(topo.sender, 'taskset', trafgen);
+    if (r.code !== 0) throw new Error(`trafgen failed: ${r.stderr}`);
   } else {
-    r = topo.exec(topo.sender, 'taskset', [
-      '-c',
-      '1',
-      BIN('mcrgen'),
-      'send',
-      '--interface',
-      'eth0',
-      '--group',
-      '239.1.1.1',
-      '--port',
-      '5000',
-      '--rate',
-      String(rate),
-      '--size',
-      String(size),
-      '--duration',
-      String(seconds),
-    ]);
+    // One paced mcrgen per flow, each at its share of the rate, all on the generator's CPU.
+    const senders = Array.from({ length: scenario.flows }, (_, f) =>
+      topo.start(topo.sender, 'taskset', [
+        ...[
+          '-c',
+          '1',
+          BIN('mcrgen'),
+          'send',
+          '--interface',
+          'eth0',
+          '--group',
+          `239.1.1.${f + 1}`,
+          '--port',
+          '5000',
+        ],
+        ...['--rate', String(rate / scenario.flows), '--size', String(size), '--duration', String(seconds)],
+      ]),
+    );
+    for (const sender of senders) {
+      const { code } = await sender.exited;
+      if (code !== 0) throw new Error(`mcrgen failed: ${sender.stderr}`);
+    }
   }
-  if (r.code !== 0) throw new Error(`generator failed: ${r.stderr}`);
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  await sleep(300); // let the ring drain
-  const cpu = (cpuTicks(workerPid) - cpuBefore) / 100 / elapsed;
+  await sleep(300); // let the rings drain
+  const cpu = workerPids.reduce((sum, pid, i) => sum + (cpuTicks(pid) - cpuBefore[i]!), 0) / 100 / elapsed;
   const sent = counter(topo, topo.relay, 'in0', 'rx_packets') - inputBefore;
   const delivered = sumOutputs(topo, scenario) - before;
   const expected = sent * scenario.fanout;
@@ -158,34 +180,42 @@ function sumOutputs(topo: Topology, scenario: Scenario): number {
 async function runScenario(scenario: Scenario): Promise<void> {
   const topo = new Topology({ outputLinks: scenario.outputLinks });
   try {
-    const config = trafgenConfig(topo.dir);
+    const config = trafgenConfig(topo.dir, scenario.flows);
     // The relay host: mcrd and its worker pinned to CPU 0, the generator to CPU 1.
-    const relay = await RelayHost.start(topo, [], ['taskset', '-c', '0']);
-    relay.addRule('239.1.1.1', 5000, scenario.outputs(topo));
-    const workerPid = relay.mcrctlJson<{ workers: { pid: number }[] }>(['workers']).workers[0]!.pid;
-    await trial(topo, config, scenario, 50_000, workerPid); // warm-up: JIT, ring pages
+    // Worker i is pinned to the i-th CPU mcrd may use: CPU 0 for one worker, CPUs 0 and 1 for two.
+    const relay = await RelayHost.start(
+      topo,
+      ['--workers', String(workerCount)],
+      workerCount === 1 ? ['taskset', '-c', '0'] : [],
+    );
+    for (let f = 1; f <= scenario.flows; f++) relay.addRule(`239.1.1.${f}`, 5000, scenario.outputs(f));
+    const workerPids = relay
+      .mcrctlJson<{ workers: { pid: number }[] }>(['workers'])
+      .workers.map((w) => w.pid);
+    await trial(topo, config, scenario, 50_000, workerPids); // warm-up: JIT, ring pages
 
-    const atMax = await trial(topo, config, scenario, 'max', workerPid);
+    const atMax = await trial(topo, config, scenario, 'max', workerPids);
     let lo = 0;
     let hi = Math.min(MCRGEN_MAX_RATE, Math.ceil(atMax.offered / 10000) * 10000);
     let best: Trial | undefined;
     // Bisection over offered rates (10k pps resolution) for loss ≤ 0.1 %.
-    const top = await trial(topo, config, scenario, hi, workerPid);
+    const top = await trial(topo, config, scenario, hi, workerPids);
     if (top.loss <= 0.001) {
       lo = hi;
       best = top;
     }
     while (hi - lo > 10000) {
       const mid = Math.round((lo + hi) / 2 / 10000) * 10000;
-      const t = await trial(topo, config, scenario, mid, workerPid);
+      const t = await trial(topo, config, scenario, mid, workerPids);
       if (t.loss <= 0.001) {
         lo = mid;
         best = t;
       } else hi = mid;
     }
     const stats = relay.stats();
-    const w = stats.workers[0]!.counters;
-    console.log(`\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials`);
+    const w = workerTotals(stats);
+    const perWorker = stats.workers.map((x) => x.counters.forwarded).join(' / ');
+    console.log(`\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials, ${workerCount} worker(s)`);
     if (best) {
       const bound = lo === Math.min(MCRGEN_MAX_RATE, hi) ? ' (generator-bound: the highest rate tried)' : '';
       console.log(
@@ -196,7 +226,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
       `  at full offered load ${fmt(atMax.offered)} pps: output ${fmt(atMax.outputPps)} pps (${fmt(atMax.outputPps / scenario.fanout)} input pps forwarded), loss ${(atMax.loss * 100).toFixed(1)} %, worker CPU ${(atMax.workerCpu * 100).toFixed(0)} %`,
     );
     console.log(
-      `  worker totals: frames ${w.framesSeen}, forwarded ${w.forwarded}, ring drops ${w.ringDrops}, egress errors ${w.egressErrors}`,
+      `  worker totals: frames ${w.framesSeen}, forwarded ${w.forwarded}, ring drops ${w.ringDrops}, egress errors ${w.egressErrors}; forwarded per worker ${perWorker}`,
     );
   } finally {
     topo.destroy();

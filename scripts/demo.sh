@@ -60,6 +60,7 @@ ip netns exec "$RLY" bin/mcrd --socket "$SOCK" --log-level warn &
 pids+=($!)
 for _ in $(seq 50); do bin/mcrctl --socket "$SOCK" ping >/dev/null 2>&1 && break; sleep 0.1; done
 run bin/mcrctl --socket "$SOCK" ping
+run bin/mcrctl --socket "$SOCK" workers
 
 bold "Adding rules"
 run bin/mcrctl --socket "$SOCK" add --input-interface in0 --input-group 239.1.1.1 --input-port 5000 \

@@ -244,15 +244,18 @@ function statsText(stats: StatsView): string {
 
 function workersTable(workers: WorkerView[]): string {
   return formatTable(
-    ['WORKER', 'PID', 'STATE', 'RULES>', 'INPUTS', 'STARTED', 'RESTARTS>'],
+    ['WORKER', 'PID', 'STATE', 'CPU>', 'USER', 'RULES>', 'INPUTS', 'STARTED', 'RESTARTS>', 'RESYNCS>'],
     workers.map((w) => [
       String(w.id),
       String(w.pid ?? '-'),
       w.state,
+      String(w.cpu),
+      w.user,
       String(w.rules),
       w.inputs.join(',') || '-',
       w.startedAt ?? '-',
       String(w.restarts),
+      String(w.resyncs),
     ]),
   );
 }

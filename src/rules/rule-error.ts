@@ -7,7 +7,6 @@ export type RuleErrorCode =
   | 'E_INVALID_PORT'
   | 'E_NOT_MULTICAST'
   | 'E_INVALID_INTERFACE'
-  | 'E_UNKNOWN_INTERFACE'
   | 'E_INVALID_NAME'
   | 'E_INVALID_TTL'
   | 'E_NO_OUTPUTS'
