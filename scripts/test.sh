@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "test: the end-to-end tests need root (network namespaces); run as root" >&2
   exit 1
 fi
-bash scripts/setup.sh
+bash scripts/setup.sh --test-tools
 echo "test: lint"
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --list-different .; echo "test: run npm run format" >&2; exit 1; }

@@ -45,7 +45,8 @@ program
   .requiredOption('-p, --input-port <port>', 'UDP destination port of the input traffic')
   .requiredOption(
     '-o, --outputs <list>',
-    'comma-separated GROUP:PORT[:INTERFACE]; the interface is required for multicast outputs',
+    'comma-separated GROUP:PORT[:INTERFACE[:MODE]]; the interface is required for multicast outputs; ' +
+      'MODE is auto (default: raw egress on Ethernet links, else the UDP socket), raw or socket',
   )
   .option('-n, --name <name>', 'a name to refer to the rule by (letters, digits, . _ -)')
   .option('--unicast-input', 'the input address is a unicast address of this host, not a group')

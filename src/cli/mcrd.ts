@@ -30,6 +30,7 @@ const program = new Command('mcrd')
       .default('hash'),
   )
   .option('-u, --user <name>', 'the unprivileged account workers run as', 'nobody')
+  .option('--no-qdisc-bypass', 'send raw egress through the queueing discipline (default: bypass it)')
   .option('--ring-size <MiB>', 'receive ring per input interface and worker, in MiB', positiveInt, 4)
   .addOption(new Option('-l, --log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
@@ -52,6 +53,7 @@ const options = program.opts<{
   ringSize: number;
   logLevel: string;
   debugMethods?: boolean;
+  qdiscBypass: boolean;
 }>();
 
 function positiveInt(value: string): number {
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
     account,
     fanout: options.fanout,
     debugMethods: options.debugMethods === true,
+    qdiscBypass: options.qdiscBypass,
     workerEntry: fileURLToPath(new URL('./mcrd-worker.js', import.meta.url)),
     logLevel: options.logLevel,
     log,

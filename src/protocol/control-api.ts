@@ -25,6 +25,10 @@ export interface OutputView {
   port: number;
   interface: string | null;
   ttl: number;
+  /** Requested path: auto, raw or socket. */
+  mode: string;
+  /** The path in use while the rule is active: raw or socket (null while waiting). */
+  path: 'raw' | 'socket' | null;
 }
 
 export interface RuleCounters {
@@ -36,6 +40,8 @@ export interface RuleCounters {
 
 export interface OutputCounters {
   packets: number;
+  /** Of these, sent on the raw path. */
+  raw: number;
   /** Copies the kernel refused (by errno name, e.g. ENOBUFS). */
   errors: Record<string, number>;
 }

@@ -15,6 +15,7 @@ const output = {
     port: { type: 'integer' },
     interface: { type: 'string' },
     ttl: { type: 'integer' },
+    mode: { type: 'string' },
   },
 };
 

@@ -25,6 +25,16 @@ export interface WorkerRule {
   inputPort: number;
   /** Output labels, for logs, traces and the ruleset hash. */
   outputs: string[];
+  /** Per output: the raw egress path, or null for socket only. */
+  egress: (RawEgressSpec | null)[];
+}
+
+/** What a worker needs to send an output's copies as whole frames (see packet/egress-header). */
+export interface RawEgressSpec {
+  /** The header template, hex. */
+  template: string;
+  /** The output link's MTU: larger payloads take the socket path. */
+  mtu: number;
 }
 
 export type SupervisorMessage =
@@ -32,11 +42,17 @@ export type SupervisorMessage =
   /** Carries one fd: the AF_PACKET socket of this interface, already bound. */
   | { type: 'input.attach'; interface: string; ifindex: number; mtu: number }
   | { type: 'input.detach'; interface: string }
-  /** Carries one fd per output, in the rule's output order: connected UDP sockets. */
+  /**
+   * Carries one fd per output, in the rule's output order (connected UDP sockets), then one
+   * AF_PACKET socket per output with a raw egress path, in the same order.
+   */
   | { type: 'rule.add'; rule: WorkerRule }
   | { type: 'rule.remove'; id: string }
-  /** Carries one fd: a new socket for output `index` of a rule (its interface's address changed). */
-  | { type: 'output.replace'; ruleId: string; index: number }
+  /**
+   * New sockets for output `index` of a rule (its interface's address changed): the UDP socket,
+   * then the raw one when `egress` is given.
+   */
+  | { type: 'output.replace'; ruleId: string; index: number; egress: RawEgressSpec | null }
   | { type: 'stats.request'; requestId: number }
   /** Liveness and drift check: the worker answers with the hash of the rules it holds. */
   | { type: 'heartbeat'; seq: number }

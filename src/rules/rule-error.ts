@@ -13,6 +13,7 @@ export type RuleErrorCode =
   | 'E_TOO_MANY_OUTPUTS'
   | 'E_INVALID_OUTPUT'
   | 'E_DUPLICATE_OUTPUT'
+  | 'E_RAW_UNSUPPORTED'
   | 'E_LOOP'
   | 'E_RULE_EXISTS'
   | 'E_NAME_TAKEN'

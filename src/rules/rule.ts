@@ -18,7 +18,12 @@ export interface OutputRequest {
   /** Egress interface; required for multicast outputs, optional for unicast (the kernel routes). */
   interface?: string | undefined;
   ttl?: number | undefined;
+  /** Egress path: raw (AF_PACKET with a header template), socket (UDP), or auto (raw where it can). */
+  mode?: OutputMode | undefined;
 }
+
+export const OUTPUT_MODES = ['auto', 'raw', 'socket'] as const;
+export type OutputMode = (typeof OUTPUT_MODES)[number];
 
 /** A validated output: where one copy of each packet of a rule goes. */
 export interface Output {
@@ -28,6 +33,7 @@ export interface Output {
   interface: string | undefined;
   ttl: number;
   multicast: boolean;
+  mode: OutputMode;
 }
 
 /** A validated rule: packets to (input interface, group, port) are re-sent to every output. */
@@ -55,7 +61,8 @@ export function ruleIdFor(inputInterface: string, inputGroup: number, inputPort:
 /** "239.2.2.2:6000:eth1" — how outputs are shown to operators (the syntax they type). */
 export function describeOutput(output: Output): string {
   const at = output.interface ? `:${output.interface}` : '';
-  return `${ipv4ToString(output.group)}:${output.port}${at}`;
+  const mode = output.mode === 'auto' ? '' : `:${output.mode}`;
+  return `${ipv4ToString(output.group)}:${output.port}${at}${mode}`;
 }
 
 export function describeInput(rule: Rule): string {

@@ -3,6 +3,7 @@ import {
   DEFAULT_MULTICAST_TTL,
   DEFAULT_UNICAST_TTL,
   MAX_OUTPUTS_PER_RULE,
+  OUTPUT_MODES,
   ruleIdFor,
   type Output,
   type OutputRequest,
@@ -113,7 +114,24 @@ function validateOutput(request: OutputRequest, field: string): Output {
       `${field}.ttl must be 1-255, got ${String(request.ttl)}`,
     );
   }
-  return { group, port, interface: iface, ttl, multicast };
+  const mode = request.mode ?? 'auto';
+  if (!(OUTPUT_MODES as readonly string[]).includes(mode)) {
+    throw new RuleError(
+      'E_INVALID_OUTPUT',
+      `${field}.mode`,
+      request.mode,
+      `${field}.mode must be auto, raw or socket, got ${JSON.stringify(request.mode)}`,
+    );
+  }
+  if (mode === 'raw' && !multicast) {
+    throw new RuleError(
+      'E_RAW_UNSUPPORTED',
+      `${field}.mode`,
+      mode,
+      `${field}.mode raw: raw egress sends to multicast groups on Ethernet links, and ${request.group} is unicast; use socket or auto`,
+    );
+  }
+  return { group, port, interface: iface, ttl, multicast, mode };
 }
 
 function checkOutputsDistinct(outputs: Output[], requests: OutputRequest[]): void {

@@ -23,6 +23,8 @@ export interface InterfaceMonitorEvents {
   link: [state: InterfaceState];
   /** Its IPv4 addresses changed. */
   addresses: [state: InterfaceState];
+  /** Its MTU changed. */
+  mtu: [state: InterfaceState];
 }
 
 /**
@@ -114,10 +116,12 @@ export class InterfaceMonitor extends EventEmitter<InterfaceMonitorEvents> {
       return;
     }
     const linkChanged = state.up !== up || state.running !== running;
+    const mtuChanged = state.mtu !== mtu;
     state.up = up;
     state.running = running;
     state.mtu = mtu;
     if (linkChanged) this.emit('link', state);
+    if (mtuChanged) this.emit('mtu', state);
   }
 
   private remove(ifindex: number): void {

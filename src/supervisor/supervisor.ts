@@ -14,12 +14,11 @@ import type { DataPlaneSettings, WorkerRule, WorkerStatsReport } from '../protoc
 import { describeOutput, type Rule, type RuleRequest } from '../rules/rule.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
-import { closeFd } from '../sys/socket.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { claimSocketPath, ControlServer, type MethodHandler } from './control-server.js';
 import { InterfaceMonitor } from './interface-monitor.js';
 import { InputSockets } from './input-sockets.js';
-import { openOutputSocket } from './output-socket.js';
+import { closeOutputSockets, openOutputSockets, type OutputSockets } from './output-sockets.js';
 import { RuleStore, type StoredRule } from './rule-store.js';
 import { ruleRates, workerRates } from './stats-collector.js';
 import { WorkerPool } from './worker-pool.js';
@@ -32,6 +31,8 @@ export interface SupervisorOptions {
   cpus: number[];
   /** The account workers run as. */
   account: Account;
+  /** Raw egress skips the queueing discipline (PACKET_QDISC_BYPASS). */
+  qdiscBypass: boolean;
   /** Expose fault-injection methods (debug.*) on the control socket, for tests. */
   debugMethods: boolean;
   workerEntry: string;
@@ -43,7 +44,7 @@ export interface SupervisorOptions {
 
 /** What an active rule holds beyond its input: one connected UDP socket per output. */
 interface RuleRuntime {
-  outputFds: number[];
+  outputs: OutputSockets[];
   joined: boolean;
 }
 
@@ -118,7 +119,7 @@ export class Supervisor {
     );
     await this.pool.stop(3000);
     this.interfaces.close();
-    for (const runtime of this.runtime.values()) runtime.outputFds.forEach(closeFd);
+    for (const runtime of this.runtime.values()) runtime.outputs.forEach(closeOutputSockets);
     this.runtime.clear();
     this.inputs.closeAll();
     this.log.info('mcrd stopped');
@@ -227,33 +228,42 @@ export class Supervisor {
       rule.inputGroup,
       join,
     );
-    let outputFds: number[];
+    let outputs: OutputSockets[];
     try {
-      outputFds = this.openOutputs(rule);
+      outputs = rule.outputs.map((_, i) => this.openOutput(rule, i));
     } catch (err) {
       this.inputs.release(rule.inputInterface, rule.inputGroup, join);
       throw err;
     }
-    this.runtime.set(rule.id, { outputFds, joined: join });
+    const runtime = { outputs, joined: join };
+    this.runtime.set(rule.id, runtime);
     this.rulesHash = undefined;
     for (const slot of this.pool.slots) {
       if (created) this.attachInput(slot.id, rule.inputInterface);
-      this.pool.send(slot.id, { type: 'rule.add', rule: workerRule(rule) }, outputFds);
+      this.sendRule(slot.id, rule, runtime);
     }
   }
 
-  private openOutputs(rule: Rule): number[] {
-    const fds: number[] = [];
+  /** Opens output `index` of a rule; on failure closes nothing of the others (the caller does). */
+  private openOutput(rule: Rule, index: number, opened: OutputSockets[] = []): OutputSockets {
+    const output = rule.outputs[index]!;
+    const ifindex = output.interface ? this.interfaces.get(output.interface)?.ifindex : undefined;
     try {
-      for (const output of rule.outputs) {
-        const ifindex = output.interface ? this.interfaces.get(output.interface)?.ifindex : undefined;
-        fds.push(openOutputSocket(output, ifindex));
-      }
-      return fds;
+      return openOutputSockets(output, ifindex, `outputs[${index}]`, this.options.qdiscBypass);
     } catch (err) {
-      fds.forEach(closeFd);
+      opened.forEach(closeOutputSockets);
       throw err;
     }
+  }
+
+  /** rule.add with the rule's sockets: UDP sockets in output order, then the raw ones. */
+  private sendRule(workerId: number, rule: Rule, runtime: RuleRuntime): void {
+    const fds = [
+      ...runtime.outputs.map((o) => o.socketFd),
+      ...runtime.outputs.flatMap((o) => (o.raw ? [o.raw.fd] : [])),
+    ];
+    const message = { type: 'rule.add', rule: workerRule(rule, runtime) } as const;
+    this.pool.send(workerId, message, fds);
   }
 
   /** Takes an active rule out of the workers and closes its sockets; it stays in the table. */
@@ -263,7 +273,7 @@ export class Supervisor {
     this.runtime.delete(rule.id);
     this.rulesHash = undefined;
     for (const slot of this.pool.slots) this.pool.send(slot.id, { type: 'rule.remove', id: rule.id });
-    runtime.outputFds.forEach(closeFd);
+    runtime.outputs.forEach(closeOutputSockets);
     if (this.inputs.release(rule.inputInterface, rule.inputGroup, runtime.joined)) {
       for (const slot of this.pool.slots)
         this.pool.send(slot.id, { type: 'input.detach', interface: rule.inputInterface });
@@ -300,7 +310,9 @@ export class Supervisor {
         }
       }
     });
-    this.interfaces.on('addresses', (state) => this.refreshOutputs(state.name));
+    this.interfaces.on('addresses', (state) => this.refreshOutputs(state.name, 'addresses changed'));
+    // The raw path sends payloads up to the link MTU; the socket path takes larger ones.
+    this.interfaces.on('mtu', (state) => this.refreshOutputs(state.name, `MTU now ${state.mtu}`));
   }
 
   private activateLogged(rule: Rule, why: string): void {
@@ -313,22 +325,28 @@ export class Supervisor {
   }
 
   /**
-   * A connected UDP socket keeps the source address it had when it connected: when an output
-   * interface's addresses change, its rules get new output sockets (counters and rules stay).
+   * A connected UDP socket keeps the source address it had when it connected, and a raw header
+   * template holds the address and the MTU: when an output interface's addresses or MTU change,
+   * its rules get new output sockets (counters and rules stay).
    */
-  private refreshOutputs(interfaceName: string): void {
+  private refreshOutputs(interfaceName: string, why: string): void {
     for (const { rule } of this.store.list()) {
       const runtime = this.runtime.get(rule.id);
       if (!runtime || !rule.outputs.some((o) => o.interface === interfaceName)) continue;
       rule.outputs.forEach((output, index) => {
         if (output.interface !== interfaceName) return;
         try {
-          const [fd] = this.openOutputs({ ...rule, outputs: [output] });
-          for (const slot of this.pool.slots) {
-            this.pool.send(slot.id, { type: 'output.replace', ruleId: rule.id, index }, [fd!]);
-          }
-          closeFd(runtime.outputFds[index]!);
-          runtime.outputFds[index] = fd!;
+          const fresh = this.openOutput(rule, index);
+          const message = {
+            type: 'output.replace',
+            ruleId: rule.id,
+            index,
+            egress: fresh.raw?.spec ?? null,
+          } as const;
+          const fds = fresh.raw ? [fresh.socketFd, fresh.raw.fd] : [fresh.socketFd];
+          for (const slot of this.pool.slots) this.pool.send(slot.id, message, fds);
+          closeOutputSockets(runtime.outputs[index]!);
+          runtime.outputs[index] = fresh;
         } catch (err) {
           this.log.error(
             { err, rule: rule.id, output: describeOutput(output) },
@@ -336,7 +354,7 @@ export class Supervisor {
           );
         }
       });
-      this.log.info({ rule: rule.id, interface: interfaceName }, 'addresses changed; output sockets renewed');
+      this.log.info({ rule: rule.id, interface: interfaceName }, `${why}; output sockets renewed`);
     }
   }
 
@@ -361,13 +379,16 @@ export class Supervisor {
   private sendRules(workerId: number): void {
     for (const { rule } of this.store.list()) {
       const runtime = this.runtime.get(rule.id);
-      if (runtime) this.pool.send(workerId, { type: 'rule.add', rule: workerRule(rule) }, runtime.outputFds);
+      if (runtime) this.sendRule(workerId, rule, runtime);
     }
   }
 
   private activeRulesHash(): string {
     return rulesetHash(
-      this.store.list().flatMap(({ rule }) => (this.runtime.has(rule.id) ? [workerRule(rule)] : [])),
+      this.store.list().flatMap(({ rule }) => {
+        const runtime = this.runtime.get(rule.id);
+        return runtime ? [workerRule(rule, runtime)] : [];
+      }),
     );
   }
 
@@ -375,6 +396,7 @@ export class Supervisor {
     const { rule } = stored;
     const blockers = this.blockers(rule);
     const input = this.interfaces.get(rule.inputInterface);
+    const runtime = this.runtime.get(rule.id);
     let state: RuleView['state'] = 'active';
     let reason: string | null = null;
     if (!this.runtime.has(rule.id)) {
@@ -393,11 +415,13 @@ export class Supervisor {
         port: rule.inputPort,
         unicast: rule.unicastInput,
       },
-      outputs: rule.outputs.map((o) => ({
+      outputs: rule.outputs.map((o, i) => ({
         group: ipv4ToString(o.group),
         port: o.port,
         interface: o.interface ?? null,
         ttl: o.ttl,
+        mode: o.mode,
+        path: runtime ? (runtime.outputs[i]?.raw ? 'raw' : 'socket') : null,
       })),
       state,
       reason,
@@ -475,13 +499,14 @@ function usesInterface(rule: Rule, name: string): boolean {
   return rule.inputInterface === name || rule.outputs.some((o) => o.interface === name);
 }
 
-function workerRule(rule: Rule): WorkerRule {
+function workerRule(rule: Rule, runtime: RuleRuntime): WorkerRule {
   return {
     id: rule.id,
     inputInterface: rule.inputInterface,
     inputGroup: rule.inputGroup,
     inputPort: rule.inputPort,
     outputs: rule.outputs.map(describeOutput),
+    egress: runtime.outputs.map((o) => o.raw?.spec ?? null),
   };
 }
 
@@ -490,7 +515,7 @@ function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): RuleCoun
     return {
       packetsIn: b.packetsIn,
       bytesIn: b.bytesIn,
-      outputs: b.outputs.map((o) => ({ packets: o.packets, errors: { ...o.errors } })),
+      outputs: b.outputs.map((o) => ({ packets: o.packets, raw: o.raw, errors: { ...o.errors } })),
     };
   return {
     packetsIn: a.packetsIn + b.packetsIn,
@@ -499,7 +524,7 @@ function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): RuleCoun
       const other = b.outputs[i];
       const errors = { ...o.errors };
       for (const [name, n] of Object.entries(other?.errors ?? {})) errors[name] = (errors[name] ?? 0) + n;
-      return { packets: o.packets + (other?.packets ?? 0), errors };
+      return { packets: o.packets + (other?.packets ?? 0), raw: o.raw + (other?.raw ?? 0), errors };
     }),
   };
 }
@@ -516,7 +541,7 @@ function addRates(
 }
 
 function emptyRule(rule: Rule): RuleCounters {
-  return { packetsIn: 0, bytesIn: 0, outputs: rule.outputs.map(() => ({ packets: 0, errors: {} })) };
+  return { packetsIn: 0, bytesIn: 0, outputs: rule.outputs.map(() => ({ packets: 0, raw: 0, errors: {} })) };
 }
 
 function emptyWorker(): WorkerStatsView['counters'] {

@@ -65,3 +65,5 @@ export const ENODEV = 19;
 export const PACKET_FANOUT = 18;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_CPU = 2;
+export const PACKET_VNET_HDR = 15;
+export const PACKET_QDISC_BYPASS = 20;

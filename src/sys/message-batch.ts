@@ -8,8 +8,9 @@ const MSG_IOVLEN = 24;
 const MSG_LEN = 56;
 
 /**
- * A reusable vector of single-iovec messages for sendmmsg/recvmmsg, in native memory that never
- * moves. Filling a message writes three 32-bit words (iov_base as two halves, iov_len): no
+ * A reusable vector of messages for sendmmsg/recvmmsg, in native memory that never moves, with
+ * one or two iovecs per message (two: a header from the caller's memory, then the payload).
+ * Filling a message writes three 32-bit words per iovec (iov_base as two halves, iov_len): no
  * allocation and no FFI call per packet; the whole batch goes out in one call.
  */
 export class MessageBatch {
@@ -20,9 +21,12 @@ export class MessageBatch {
   private readonly messagesAddress: number;
   private readonly iovWordBase: number;
 
-  constructor(capacity: number) {
+  private readonly iovecsPerMessage: number;
+
+  constructor(capacity: number, iovecsPerMessage: 1 | 2 = 1) {
     this.capacity = capacity;
-    this.memory = allocateNative(capacity * (MMSGHDR_SIZE + IOVEC_SIZE));
+    this.iovecsPerMessage = iovecsPerMessage;
+    this.memory = allocateNative(capacity * (MMSGHDR_SIZE + IOVEC_SIZE * iovecsPerMessage));
     this.words = new Uint32Array(
       this.memory.bytes.buffer,
       this.memory.bytes.byteOffset,
@@ -33,8 +37,8 @@ export class MessageBatch {
     this.iovWordBase = (capacity * MMSGHDR_SIZE) / 4;
     for (let i = 0; i < capacity; i++) {
       const m = (i * MMSGHDR_SIZE) / 4;
-      writeAddress(this.words, m + MSG_IOV / 4, iovAddress + i * IOVEC_SIZE);
-      this.words[m + MSG_IOVLEN / 4] = 1;
+      writeAddress(this.words, m + MSG_IOV / 4, iovAddress + i * IOVEC_SIZE * iovecsPerMessage);
+      this.words[m + MSG_IOVLEN / 4] = iovecsPerMessage;
     }
   }
 
@@ -44,6 +48,18 @@ export class MessageBatch {
     this.words[w] = address % 4294967296;
     this.words[w + 1] = Math.floor(address / 4294967296);
     this.words[w + 2] = length;
+    this.count++;
+  }
+
+  /** Appends a two-iovec message: [header, header + headerLength) then [payload, payload + payloadLength). */
+  addWithHeader(header: number, headerLength: number, payload: number, payloadLength: number): void {
+    const w = this.iovWordBase + this.count * 8;
+    this.words[w] = header % 4294967296;
+    this.words[w + 1] = Math.floor(header / 4294967296);
+    this.words[w + 2] = headerLength;
+    this.words[w + 4] = payload % 4294967296;
+    this.words[w + 5] = Math.floor(payload / 4294967296);
+    this.words[w + 6] = payloadLength;
     this.count++;
   }
 

@@ -5,6 +5,8 @@ import {
   PACKET_FANOUT_CPU,
   PACKET_FANOUT_HASH,
   PACKET_IGNORE_OUTGOING,
+  PACKET_QDISC_BYPASS,
+  PACKET_VNET_HDR,
   PACKET_STATISTICS,
   SOCK_RAW,
   SOL_PACKET,
@@ -97,5 +99,25 @@ export function openFrameSender(ifindex: number, interfaceName: string): number 
 export function sendFrame(fd: number, frame: Uint8Array): void {
   if ((libc.send(fd, frame, frame.byteLength, 0) as number) < 0) {
     throw new SysError('send(AF_PACKET frame)', lastErrno());
+  }
+}
+
+/**
+ * Opens the raw egress socket of one output interface: whole frames written by the caller go out
+ * as they are. Bound with protocol 0, so it receives nothing. Every frame starts with a
+ * virtio_net_hdr (PACKET_VNET_HDR) that asks the device, or the kernel if the device cannot, to
+ * fill in the UDP checksum. `qdiscBypass` skips the queueing discipline (PACKET_QDISC_BYPASS):
+ * no traffic shaping, and no queue to absorb bursts. Needs CAP_NET_RAW.
+ */
+export function openRawEgressSocket(ifindex: number, interfaceName: string, qdiscBypass: boolean): number {
+  const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET egress ${interfaceName}`);
+  try {
+    setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'PACKET_VNET_HDR');
+    if (qdiscBypass) setIntOption(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, 'PACKET_QDISC_BYPASS');
+    bindPacketSocket(fd, ifindex, 0, interfaceName);
+    return fd;
+  } catch (err) {
+    libc.close(fd);
+    throw err;
   }
 }

@@ -166,3 +166,11 @@ export function leaveGroup(fd: number, group: number, ifindex: number): void {
     `IP_DROP_MEMBERSHIP ifindex ${ifindex}`,
   );
 }
+
+/** The local port a socket is bound to (after connect, the one the kernel chose). */
+export function localPort(fd: number): number {
+  const sa = new Uint8Array(16);
+  const len = new Uint32Array([16]);
+  if ((libc.getsockname(fd, sa, len) as number) < 0) throw new SysError('getsockname', lastErrno());
+  return new DataView(sa.buffer).getUint16(2, false);
+}

@@ -128,8 +128,8 @@ export class InputPath {
         const outputs = rule.outputs;
         for (let o = 0; o < outputs.length; o++) {
           const output = outputs[o]!;
-          if (output.batch.count === 0) this.pending[this.pendingCount++] = output;
-          output.batch.add(payloadAddress, parsed.payloadLength);
+          if (output.queued === 0) this.pending[this.pendingCount++] = output;
+          output.queue(payloadAddress, parsed.payloadLength);
         }
       }
       if (taken === 0) {

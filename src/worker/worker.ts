@@ -4,6 +4,7 @@ import {
   decodeMessage,
   encodeMessage,
   type DataPlaneSettings,
+  type RawEgressSpec,
   type SupervisorMessage,
   type WorkerMessage,
   type WorkerRule,
@@ -80,7 +81,7 @@ export class Worker {
           this.removeRule(message.id);
           break;
         case 'output.replace':
-          this.replaceOutput(message.ruleId, message.index, fds[0]!);
+          this.replaceOutput(message.ruleId, message.index, fds, message.egress);
           break;
         case 'stats.request':
           this.sendStats(message.requestId);
@@ -126,25 +127,29 @@ export class Worker {
   }
 
   private addRule(rule: WorkerRule, fds: number[]): void {
-    if (fds.length !== rule.outputs.length) {
+    const rawCount = rule.egress.filter((e) => e !== null).length;
+    if (fds.length !== rule.outputs.length + rawCount) {
       throw new Error(
-        `rule ${rule.id} came with ${fds.length} output sockets for ${rule.outputs.length} outputs`,
+        `rule ${rule.id} came with ${fds.length} sockets for ${rule.outputs.length} outputs and ${rawCount} raw paths`,
       );
     }
     this.removeRule(rule.id);
-    const outputs = fds.map(
-      (fd, i) => new OutputPath(fd, rule.outputs[i]!, this.settings.batchSize, this.counters),
-    );
+    let nextRaw = rule.outputs.length;
+    const outputs = rule.outputs.map((label, i) => {
+      const spec = rule.egress[i];
+      const raw = spec ? { fd: fds[nextRaw++]!, spec } : undefined;
+      return new OutputPath(fds[i]!, raw, label, this.settings.batchSize, this.counters);
+    });
     const forwarding = new ForwardingRule(rule, outputs);
     this.rules.set(rule.id, forwarding);
     this.rulesHash = undefined;
     this.inputs.get(rule.inputInterface)?.addRule(forwarding);
   }
 
-  private replaceOutput(ruleId: string, index: number, fd: number): void {
+  private replaceOutput(ruleId: string, index: number, fds: number[], egress: RawEgressSpec | null): void {
     const output = this.rules.get(ruleId)?.outputs[index];
     if (!output) throw new Error(`rule ${ruleId} has no output ${index} to replace`);
-    output.replaceSocket(fd);
+    output.replace(fds[0]!, egress ? { fd: fds[1]!, spec: egress } : undefined);
   }
 
   private removeRule(id: string): void {

@@ -55,7 +55,7 @@ for (const [text, index, item] of [
   ['', 0, ''],
   ['   ', 0, ''],
   ['239.2.2.2', 0, '239.2.2.2'],
-  ['239.2.2.2:6000:eth1:x', 0, '239.2.2.2:6000:eth1:x'],
+  ['239.2.2.2:6000:eth1:raw:x', 0, '239.2.2.2:6000:eth1:raw:x'],
   ['239.2.2.2:6000:eth1,', 1, ''],
   ['239.2.2.2:6000:eth1,,10.0.9.7:7000', 1, ''],
   ['239.2.2.2:6000:eth1,10.0.9.7', 1, '10.0.9.7'],
@@ -68,7 +68,7 @@ for (const [text, index, item] of [
       JSON.stringify(item),
     );
     assert.equal(err.value, item);
-    assert.match(err.message, /GROUP:PORT\[:INTERFACE\]/);
+    assert.match(err.message, /GROUP:PORT\[:INTERFACE\[:MODE\]\]/);
   });
 }
 

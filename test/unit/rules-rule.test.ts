@@ -73,17 +73,38 @@ test('a rule id depends only on the input tuple, not on name, outputs or unicast
 });
 
 test('describeOutput shows GROUP:PORT:INTERFACE, the syntax operators type', () => {
-  const o: Output = { group: 0xef020202, port: 6000, interface: 'eth1', ttl: 16, multicast: true };
+  const o: Output = {
+    group: 0xef020202,
+    port: 6000,
+    interface: 'eth1',
+    ttl: 16,
+    multicast: true,
+    mode: 'auto',
+  };
   assert.equal(describeOutput(o), '239.2.2.2:6000:eth1');
 });
 
 test('describeOutput omits an absent interface', () => {
-  const o: Output = { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false };
+  const o: Output = {
+    group: 0x0a000907,
+    port: 7000,
+    interface: undefined,
+    ttl: 64,
+    multicast: false,
+    mode: 'auto',
+  };
   assert.equal(describeOutput(o), '10.0.9.7:7000');
 });
 
 test('describeOutput ignores ttl', () => {
-  const o: Output = { group: 0xef020202, port: 6000, interface: 'eth1', ttl: 3, multicast: true };
+  const o: Output = {
+    group: 0xef020202,
+    port: 6000,
+    interface: 'eth1',
+    ttl: 3,
+    multicast: true,
+    mode: 'auto',
+  };
   assert.equal(describeOutput(o), '239.2.2.2:6000:eth1');
 });
 
@@ -101,4 +122,16 @@ test('published limits and defaults', () => {
   assert.equal(DEFAULT_MULTICAST_TTL, 16);
   assert.equal(DEFAULT_UNICAST_TTL, 64);
   assert.equal(MAX_OUTPUTS_PER_RULE, 64);
+});
+
+test('describeOutput shows a forced path as a fourth field', () => {
+  const o: Output = {
+    group: 0xef020202,
+    port: 6000,
+    interface: 'eth1',
+    ttl: 16,
+    multicast: true,
+    mode: 'raw',
+  };
+  assert.equal(describeOutput(o), '239.2.2.2:6000:eth1:raw');
 });

@@ -63,9 +63,9 @@ test('validateRule turns a valid request into a Rule', () => {
     inputPort: 5000,
     unicastInput: false,
     outputs: [
-      { group: 0xef020202, port: 6000, interface: 'eth1', ttl: 16, multicast: true },
-      { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false },
-      { group: 0x0a000908, port: 7001, interface: 'eth2', ttl: 3, multicast: false },
+      { group: 0xef020202, port: 6000, interface: 'eth1', ttl: 16, multicast: true, mode: 'auto' },
+      { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false, mode: 'auto' },
+      { group: 0x0a000908, port: 7001, interface: 'eth2', ttl: 3, multicast: false, mode: 'auto' },
     ],
   });
   assert.match(rule.id, /^r-[0-9a-f]{12}$/);
@@ -290,7 +290,7 @@ test('an empty output interface counts as absent', () => {
 test('a unicast output without an interface is accepted (the kernel routes it)', () => {
   const rule = validateRule(request({ outputs: [out('10.0.9.7', 7000)] }));
   assert.deepEqual(rule.outputs, [
-    { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false },
+    { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false, mode: 'auto' },
   ]);
 });
 
@@ -591,4 +591,24 @@ test('validateRule does not modify its request', () => {
   const copy = structuredClone(req);
   validateRule(req);
   assert.deepEqual(req, copy);
+});
+
+test('an output mode is auto by default, and raw, socket or auto when given', () => {
+  for (const mode of ['auto', 'raw', 'socket'] as const) {
+    const rule = validateRule(request({ outputs: [{ ...out('239.2.2.2', 6000, 'eth1'), mode }] }));
+    assert.equal(rule.outputs[0]!.mode, mode);
+  }
+  throwsRule(
+    () => validateRule(request({ outputs: [{ ...out('239.2.2.2', 6000, 'eth1'), mode: 'fast' as never }] })),
+    'E_INVALID_OUTPUT',
+    'outputs[0].mode',
+  );
+});
+
+test('raw egress on a unicast output is E_RAW_UNSUPPORTED', () => {
+  throwsRule(
+    () => validateRule(request({ outputs: [{ ...out('10.0.9.7', 7000, 'eth2'), mode: 'raw' }] })),
+    'E_RAW_UNSUPPORTED',
+    'outputs[0].mode',
+  );
 });

@@ -20,7 +20,7 @@ function worker(framesSeen: number, forwarded: number): WorkerCounters {
 }
 
 function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): RuleCounters {
-  return { packetsIn, bytesIn, outputs: outputs.map((packets) => ({ packets, errors: {} })) };
+  return { packetsIn, bytesIn, outputs: outputs.map((packets) => ({ packets, raw: 0, errors: {} })) };
 }
 
 function report(framesSeen: number): WorkerStatsReport {
