@@ -4,7 +4,7 @@
 // For each scenario it offers fixed rates, counts what arrives, and reports the highest offered
 // rate with loss ≤ 0.1 % (the maximum lossless rate) and the output at full offered load.
 // Usage (root): node dist/bench/forwarding-rate.js [--seconds 3] [--size 64] [--workers 1]
-//   [--scenarios 1to1,1to5-groups,1to5-links,1to1-8flows]
+//   [--mode auto|raw|socket] [--qdisc-bypass on|off] [--scenarios 1to1,1to5-groups,1to5-links,1to1-8flows]
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +54,9 @@ for (let i = 2; i < process.argv.length; i += 2)
 const seconds = Number(args.get('seconds') ?? 3);
 const size = Number(args.get('size') ?? 64);
 const workerCount = Number(args.get('workers') ?? 1);
+/** Egress path for every output: auto (raw where it applies), raw or socket. */
+const mode = args.get('mode') ?? 'auto';
+const qdiscBypass = (args.get('qdisc-bypass') ?? 'on') === 'on';
 /** Above this mcrgen (64-byte payloads, one core) cannot offer more: the search stops there. */
 const MCRGEN_MAX_RATE = 260_000;
 const scenarioNames = (args.get('scenarios') ?? '1to1,1to5-groups,1to5-links').split(',');
@@ -185,10 +188,17 @@ async function runScenario(scenario: Scenario): Promise<void> {
     // Worker i is pinned to the i-th CPU mcrd may use: CPU 0 for one worker, CPUs 0 and 1 for two.
     const relay = await RelayHost.start(
       topo,
-      ['--workers', String(workerCount)],
+      ['--workers', String(workerCount), ...(qdiscBypass ? [] : ['--no-qdisc-bypass'])],
       workerCount === 1 ? ['taskset', '-c', '0'] : [],
     );
-    for (let f = 1; f <= scenario.flows; f++) relay.addRule(`239.1.1.${f}`, 5000, scenario.outputs(f));
+    for (let f = 1; f <= scenario.flows; f++) {
+      const outputs = scenario
+        .outputs(f)
+        .split(',')
+        .map((o) => `${o}:${mode}`)
+        .join(',');
+      relay.addRule(`239.1.1.${f}`, 5000, outputs);
+    }
     const workerPids = relay
       .mcrctlJson<{ workers: { pid: number }[] }>(['workers'])
       .workers.map((w) => w.pid);
@@ -215,7 +225,9 @@ async function runScenario(scenario: Scenario): Promise<void> {
     const stats = relay.stats();
     const w = workerTotals(stats);
     const perWorker = stats.workers.map((x) => x.counters.forwarded).join(' / ');
-    console.log(`\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials, ${workerCount} worker(s)`);
+    console.log(
+      `\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials, ${workerCount} worker(s), egress ${mode}${qdiscBypass ? '' : ' (through the qdisc)'}`,
+    );
     if (best) {
       const bound = lo === Math.min(MCRGEN_MAX_RATE, hi) ? ' (generator-bound: the highest rate tried)' : '';
       console.log(
