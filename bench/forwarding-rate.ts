@@ -72,7 +72,9 @@ function trafgenConfig(dir: string, flows: number): string {
       payload: size,
       ttl: 16,
     });
-    return `{ ${[...frame].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} }`;
+    // cpu(1): trafgen pins its sender processes to CPUs 0..n-1 itself (taskset does not hold it);
+    // only the process on CPU 1 sends these, so the relay keeps CPU 0 to itself.
+    return `cpu(1): { ${[...frame].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')} }`;
   });
   const path = join(dir, 'frame.cfg');
   writeFileSync(path, `${packets.join('\n')}\n`);
@@ -118,14 +120,14 @@ async function trial(
   if (rate === 'max') {
     const trafgen = [
       '-c',
-      '1',
+      '0-1',
       'trafgen',
       '--dev',
       'eth0',
       '--conf',
       config,
       '--cpus',
-      '1',
+      '2',
       '-n',
       '2000000',
       '-q',

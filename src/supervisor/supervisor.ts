@@ -9,6 +9,7 @@ import type {
   WorkerStatsView,
   WorkerView,
 } from '../protocol/control-api.js';
+import { addRuleCounters, emptyRuleCounters, emptyWorkerCounters } from '../protocol/counters.js';
 import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings, WorkerRule, WorkerStatsReport } from '../protocol/worker-messages.js';
 import { describeOutput, type Rule, type RuleRequest } from '../rules/rule.js';
@@ -446,7 +447,7 @@ export class Supervisor {
         const sum = ruleRate.get(id);
         ruleRate.set(id, sum ? addRates(sum, rates) : rates);
       }
-      const counters = report?.worker ?? emptyWorker();
+      const counters = report?.worker ?? emptyWorkerCounters();
       return {
         ...this.workerView(slot.id),
         counters,
@@ -454,7 +455,7 @@ export class Supervisor {
       };
     });
     const rules: RuleStatsView[] = this.store.list().map((stored) => {
-      const counters = ruleNow.get(stored.rule.id) ?? emptyRule(stored.rule);
+      const counters = ruleNow.get(stored.rule.id) ?? emptyRuleCounters(stored.rule.outputs.length);
       const rates = ruleRate.get(stored.rule.id) ?? {
         packetsIn: 0,
         bytesIn: 0,
@@ -510,25 +511,6 @@ function workerRule(rule: Rule, runtime: RuleRuntime): WorkerRule {
   };
 }
 
-function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): RuleCounters {
-  if (!a)
-    return {
-      packetsIn: b.packetsIn,
-      bytesIn: b.bytesIn,
-      outputs: b.outputs.map((o) => ({ packets: o.packets, raw: o.raw, errors: { ...o.errors } })),
-    };
-  return {
-    packetsIn: a.packetsIn + b.packetsIn,
-    bytesIn: a.bytesIn + b.bytesIn,
-    outputs: a.outputs.map((o, i) => {
-      const other = b.outputs[i];
-      const errors = { ...o.errors };
-      for (const [name, n] of Object.entries(other?.errors ?? {})) errors[name] = (errors[name] ?? 0) + n;
-      return { packets: o.packets + (other?.packets ?? 0), raw: o.raw + (other?.raw ?? 0), errors };
-    }),
-  };
-}
-
 function addRates(
   a: ReturnType<typeof ruleRates>,
   b: ReturnType<typeof ruleRates>,
@@ -537,23 +519,5 @@ function addRates(
     packetsIn: a.packetsIn + b.packetsIn,
     bytesIn: a.bytesIn + b.bytesIn,
     outputs: a.outputs.map((r, i) => r + (b.outputs[i] ?? 0)),
-  };
-}
-
-function emptyRule(rule: Rule): RuleCounters {
-  return { packetsIn: 0, bytesIn: 0, outputs: rule.outputs.map(() => ({ packets: 0, raw: 0, errors: {} })) };
-}
-
-function emptyWorker(): WorkerStatsView['counters'] {
-  return {
-    framesSeen: 0,
-    forwarded: 0,
-    notIpv4Udp: 0,
-    malformed: 0,
-    fragments: 0,
-    noRule: 0,
-    dropsByReason: {},
-    egressErrors: 0,
-    ringDrops: 0,
   };
 }

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import type { RuleView, StatsView, WorkerCounters } from '../../src/protocol/control-api.js';
+import { addWorkerCounters, emptyWorkerCounters } from '../../src/protocol/counters.js';
 import type { RecvReport } from '../../src/gen/report.js';
 import { BIN, sleep, type RunningProcess, type Topology } from './topology.js';
 
@@ -87,34 +88,7 @@ export class RelayHost {
 
 /** Worker counters summed over every worker (frames are spread over them by the kernel). */
 export function workerTotals(stats: StatsView): WorkerCounters {
-  const total: WorkerCounters = {
-    framesSeen: 0,
-    forwarded: 0,
-    notIpv4Udp: 0,
-    malformed: 0,
-    fragments: 0,
-    noRule: 0,
-    dropsByReason: {},
-    egressErrors: 0,
-    ringDrops: 0,
-  };
-  for (const { counters } of stats.workers) {
-    for (const key of [
-      'framesSeen',
-      'forwarded',
-      'notIpv4Udp',
-      'malformed',
-      'fragments',
-      'noRule',
-      'egressErrors',
-      'ringDrops',
-    ] as const) {
-      total[key] += counters[key];
-    }
-    for (const [reason, n] of Object.entries(counters.dropsByReason))
-      total.dropsByReason[reason] = (total.dropsByReason[reason] ?? 0) + n;
-  }
-  return total;
+  return stats.workers.reduce((total, w) => addWorkerCounters(total, w.counters), emptyWorkerCounters());
 }
 
 /** Starts `mcrgen recv` in a namespace and waits until it has joined. */

@@ -10,6 +10,21 @@ export const BIN = (name: 'mcrd' | 'mcrctl' | 'mcrgen'): string => join(ROOT, 'b
 
 let counter = 0;
 
+/** Topologies not yet destroyed: removed if the process is interrupted (Ctrl-C, kill). */
+const live = new Set<Topology>();
+let handlersInstalled = false;
+
+function destroyOnInterrupt(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const topology of live) topology.destroy();
+      process.exit(130);
+    });
+  }
+}
+
 export interface TopologyOptions {
   /** Output links from the relay to the receiver host (out0..outN-1 ↔ eth0..ethN-1). */
   outputLinks?: number;
@@ -44,6 +59,8 @@ export class Topology {
     this.outputLinks = options.outputLinks ?? 1;
     this.dir = mkdtempSync(join(tmpdir(), `${tag}-`));
     this.socketPath = join(this.dir, 'mcrd.sock');
+    live.add(this);
+    destroyOnInterrupt();
     try {
       this.build();
     } catch (err) {
@@ -139,6 +156,7 @@ export class Topology {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    live.delete(this);
     for (const child of this.processes) child.kill('SIGKILL');
     for (const ns of [this.sender, this.relay, this.receiver]) {
       if (existsSync(`/run/netns/${ns}`)) spawnSync('ip', ['netns', 'del', ns]);
