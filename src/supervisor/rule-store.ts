@@ -20,7 +20,7 @@ export class RuleStore {
         'E_RULE_EXISTS',
         'input',
         `${rule.inputInterface} ${ipv4ToString(rule.inputGroup)}:${rule.inputPort}`,
-        `rule ${label} already relays ${describeInput(existing.rule)}; remove it first or add outputs to it`,
+        `input ${describeInput(existing.rule)} is already relayed by rule ${label}; remove that rule first or add outputs to it`,
       );
     }
     if (rule.name !== undefined) {

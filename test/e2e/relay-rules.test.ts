@@ -105,7 +105,7 @@ test('bad mcrctl input gets a clear error and a non-zero exit; the daemon keeps 
       [
         add('239.1.1.1', '239.9.9.9:6000:out0'),
         1,
-        /E_RULE_EXISTS: rule r-[0-9a-f]{12} \(cam1\) already relays in0 239\.1\.1\.1:5000/,
+        /E_RULE_EXISTS: input in0 239\.1\.1\.1:5000 is already relayed by rule r-[0-9a-f]{12} \(cam1\)/,
       ],
       [add('239.1.1.4', out, '-n', 'cam1'), 1, /E_NAME_TAKEN: name cam1/],
       [['remove', '--name', 'nope'], 1, /E_RULE_NOT_FOUND: no rule with name nope/],

@@ -2,23 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { parseOutputList } from '../../src/rules/output-syntax.js';
-import { RuleError, type RuleErrorCode } from '../../src/rules/rule-error.js';
-import { validateRule } from '../../src/rules/validate-rule.js';
 
-function throwsRule(fn: () => unknown, code: RuleErrorCode, field: string, shown?: string): RuleError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof RuleError, `expected a RuleError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.field, field, caught.message);
-  assert.ok(caught.message.includes(field), caught.message);
-  if (shown !== undefined) assert.ok(caught.message.includes(shown), caught.message);
-  return caught;
-}
+import { throwsRule } from '../helpers/rule-errors.js';
+import { validateRule } from '../../src/rules/validate-rule.js';
 
 test('one output with interface', () => {
   assert.deepEqual(parseOutputList('239.2.2.2:6000:eth1'), [

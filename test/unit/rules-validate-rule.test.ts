@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { OutputRequest, RuleRequest } from '../../src/rules/rule.js';
-import { RuleError, type RuleErrorCode } from '../../src/rules/rule-error.js';
+import { RuleError } from '../../src/rules/rule-error.js';
+import { throwsRule } from '../helpers/rule-errors.js';
 import {
   validateAddress,
   validateInterfaceName,
@@ -19,24 +20,6 @@ function request(over: Partial<RuleRequest> = {}): RuleRequest {
     outputs: [{ group: '239.2.2.2', port: 6000, interface: 'eth1' }],
     ...over,
   };
-}
-
-/** Asserts `fn` throws a RuleError with this code and field, whose message names the field and `shown`. */
-function throwsRule(fn: () => unknown, code: RuleErrorCode, field: string, shown?: string): RuleError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof RuleError, `expected a RuleError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.field, field, caught.message);
-  assert.ok(caught.message.includes(field), `message ${JSON.stringify(caught.message)} names ${field}`);
-  if (shown !== undefined) {
-    assert.ok(caught.message.includes(shown), `message ${JSON.stringify(caught.message)} names ${shown}`);
-  }
-  return caught;
 }
 
 const out = (group: string, port: number, iface?: string, ttl?: number): OutputRequest => ({

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { Rule, RuleRequest } from '../../src/rules/rule.js';
-import { RuleError, type RuleErrorCode } from '../../src/rules/rule-error.js';
+import { throwsRule } from '../helpers/rule-errors.js';
 import { validateRule } from '../../src/rules/validate-rule.js';
 import { RuleStore, type StoredRule } from '../../src/supervisor/rule-store.js';
 
@@ -14,19 +14,6 @@ function rule(over: Partial<RuleRequest> = {}): Rule {
     outputs: [{ group: '239.2.2.2', port: 6000, interface: 'eth1' }],
     ...over,
   });
-}
-
-function throwsRule(fn: () => unknown, code: RuleErrorCode, field: string): RuleError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof RuleError, `expected a RuleError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.equal(caught.field, field, caught.message);
-  return caught;
 }
 
 test('a new store is empty', () => {
