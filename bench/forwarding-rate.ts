@@ -242,6 +242,10 @@ async function runScenario(scenario: Scenario): Promise<void> {
     console.log(
       `  worker totals: frames ${w.framesSeen}, forwarded ${w.forwarded}, ring drops ${w.ringDrops}, egress errors ${w.egressErrors}; forwarded per worker ${perWorker}`,
     );
+    const health = stats.workers.map((x) => x.health);
+    console.log(
+      `  worker memory and GC: ${health.map((h) => (h ? `RSS ${(h.rssBytes / 1048576).toFixed(0)} MB, ${h.gcCount} collections, longest pause ${h.gcMaxPauseMs.toFixed(2)} ms` : 'no report')).join('; ')}`,
+    );
   } finally {
     topo.destroy();
   }

@@ -207,6 +207,8 @@ function statsText(stats: StatsView): string {
     formatCount(w.counters.fragments),
     formatCount(w.counters.egressErrors),
     formatCount(w.counters.ringDrops),
+    w.health ? `${(w.health.rssBytes / 1048576).toFixed(0)}M` : '-',
+    w.health ? `${w.health.gcCount}/${w.health.gcMaxPauseMs.toFixed(1)}ms` : '-',
   ]);
   const reasons = stats.workers.flatMap((w) =>
     Object.entries(w.counters.dropsByReason).map(([name, n]) => `worker ${w.id} ${name}: ${n}`),
@@ -234,6 +236,8 @@ function statsText(stats: StatsView): string {
         'FRAGMENTS>',
         'EGRESS-ERR>',
         'RING-DROPS>',
+        'RSS>',
+        'GC/MAX-PAUSE>',
       ],
       workerRows,
     ),

@@ -62,6 +62,15 @@ export interface WorkerCounters {
   ringDrops: number;
 }
 
+/** A worker process's memory and garbage collection since it started. */
+export interface WorkerProcessHealth {
+  rssBytes: number;
+  gcCount: number;
+  gcTotalMs: number;
+  /** The longest single collection pause. */
+  gcMaxPauseMs: number;
+}
+
 export interface RuleStatsView extends RuleView {
   counters: RuleCounters;
   rates: { packetsIn: number; bytesIn: number; outputs: number[] };
@@ -85,6 +94,8 @@ export interface WorkerView {
 
 export interface WorkerStatsView extends WorkerView {
   counters: WorkerCounters;
+  /** Null until the worker has reported. */
+  health: WorkerProcessHealth | null;
   rates: { framesSeen: number; forwarded: number };
 }
 

@@ -1,4 +1,4 @@
-import type { OutputCounters, RuleCounters, WorkerCounters } from './control-api.js';
+import type { OutputCounters, RuleCounters, WorkerCounters, WorkerProcessHealth } from './control-api.js';
 
 /**
  * Messages between the supervisor and a worker over their SOCK_SEQPACKET channel: one JSON object
@@ -64,6 +64,7 @@ export type SupervisorMessage =
 
 export interface WorkerStatsReport {
   worker: WorkerCounters;
+  health: WorkerProcessHealth;
   rules: Record<string, RuleCounters>;
 }
 

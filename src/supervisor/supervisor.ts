@@ -448,9 +448,11 @@ export class Supervisor {
         ruleRate.set(id, sum ? addRates(sum, rates) : rates);
       }
       const counters = report?.worker ?? emptyWorkerCounters();
+      const health = report?.health ?? null;
       return {
         ...this.workerView(slot.id),
         counters,
+        health,
         rates: workerRates(counters, base?.report.worker, seconds),
       };
     });

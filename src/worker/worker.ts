@@ -16,6 +16,7 @@ import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
 import { InputPath } from './input-path.js';
 import { OutputPath } from './output-path.js';
+import { ProcessHealth } from './process-health.js';
 import { WorkerCounterSet } from './worker-counters.js';
 
 const DEFAULT_SETTINGS: DataPlaneSettings = {
@@ -35,6 +36,7 @@ export class Worker {
   private readonly watch: ReadableWatch;
   private settings: DataPlaneSettings = DEFAULT_SETTINGS;
   private readonly counters = new WorkerCounterSet();
+  private readonly health = new ProcessHealth();
   private readonly inputs = new Map<string, InputPath>();
   private readonly rules = new Map<string, ForwardingRule>();
   private statsTimer: NodeJS.Timeout | undefined;
@@ -165,7 +167,8 @@ export class Worker {
     for (const input of this.inputs.values()) input.collectRingDrops();
     const rules: Record<string, RuleCounters> = {};
     for (const [id, rule] of this.rules) rules[id] = rule.snapshot();
-    this.send({ type: 'stats', requestId, report: { worker: this.counters.snapshot(), rules } });
+    const report = { worker: this.counters.snapshot(), health: this.health.snapshot(), rules };
+    this.send({ type: 'stats', requestId, report });
   }
 
   private restartStatsTimer(): void {

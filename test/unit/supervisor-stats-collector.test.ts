@@ -24,7 +24,8 @@ function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): Ru
 }
 
 function report(framesSeen: number): WorkerStatsReport {
-  return { worker: worker(framesSeen, framesSeen), rules: {} };
+  const health = { rssBytes: 0, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0 };
+  return { worker: worker(framesSeen, framesSeen), health, rules: {} };
 }
 
 // ---------------------------------------------------------------- rate
