@@ -4,7 +4,7 @@
 // For each scenario it offers fixed rates, counts what arrives, and reports the highest offered
 // rate with loss ≤ 0.1 % (the maximum lossless rate) and the output at full offered load.
 // Usage (root): node dist/bench/forwarding-rate.js [--seconds 3] [--size 64] [--workers 1]
-//   [--mode auto|raw|socket] [--qdisc-bypass on|off] [--scenarios 1to1,1to5-groups,1to5-links,1to1-8flows]
+//   [--system mcr|kernel] [--mode auto|raw|socket] [--qdisc-bypass on|off] [--scenarios 1to1,1to5-groups,1to5-links,1to1-8flows]
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,6 +57,8 @@ const workerCount = Number(args.get('workers') ?? 1);
 /** Egress path for every output: auto (raw where it applies), raw or socket. */
 const mode = args.get('mode') ?? 'auto';
 const qdiscBypass = (args.get('qdisc-bypass') ?? 'on') === 'on';
+/** What relays: mcr, or Linux kernel multicast forwarding (routes installed by smcroute). */
+const system = args.get('system') ?? 'mcr';
 /** Above this mcrgen (64-byte payloads, one core) cannot offer more: the search stops there. */
 const MCRGEN_MAX_RATE = 260_000;
 const scenarioNames = (args.get('scenarios') ?? '1to1,1to5-groups,1to5-links').split(',');
@@ -85,6 +87,16 @@ function counter(topo: Topology, ns: string, ifname: string, which: 'rx_packets'
   return Number(topo.exec(ns, 'cat', [`/sys/class/net/${ifname}/statistics/${which}`]).stdout.trim());
 }
 
+/** CPU 0's busy and total jiffies from /proc/stat (the relay's core, whoever works on it). */
+function relayCoreTicks(): { busy: number; total: number } {
+  const line = spawnSync('cat', ['/proc/stat'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .find((l) => l.startsWith('cpu0 '))!;
+  const v = line.split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - v[3]! - v[4]!, total };
+}
+
 function cpuTicks(pid: number): number {
   const r = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' });
   const fields = r.stdout.slice(r.stdout.lastIndexOf(')') + 2).split(' ');
@@ -98,6 +110,8 @@ interface Trial {
   loss: number;
   outputPps: number;
   workerCpu: number;
+  /** CPU 0 busy (worker, its receive and send work, softirq), as a fraction. */
+  relayCpu: number;
 }
 
 /**
@@ -116,6 +130,7 @@ async function trial(
   const before = sumOutputs(topo, scenario);
   const inputBefore = counter(topo, topo.relay, 'in0', 'rx_packets');
   const cpuBefore = workerPids.map(cpuTicks);
+  const coreBefore = relayCoreTicks();
   const started = process.hrtime.bigint();
   if (rate === 'max') {
     const trafgen = [
@@ -161,6 +176,8 @@ async function trial(
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   await sleep(300); // let the rings drain
   const cpu = workerPids.reduce((sum, pid, i) => sum + (cpuTicks(pid) - cpuBefore[i]!), 0) / 100 / elapsed;
+  const coreAfter = relayCoreTicks();
+  const relayCpu = (coreAfter.busy - coreBefore.busy) / Math.max(1, coreAfter.total - coreBefore.total);
   const sent = counter(topo, topo.relay, 'in0', 'rx_packets') - inputBefore;
   const delivered = sumOutputs(topo, scenario) - before;
   const expected = sent * scenario.fanout;
@@ -171,6 +188,7 @@ async function trial(
     loss: Math.max(0, (expected - delivered) / expected),
     outputPps: delivered / elapsed,
     workerCpu: cpu,
+    relayCpu,
   };
 }
 
@@ -186,6 +204,7 @@ async function runScenario(scenario: Scenario): Promise<void> {
   const topo = new Topology({ outputLinks: scenario.outputLinks });
   try {
     const config = trafgenConfig(topo.dir, scenario.flows);
+    if (system === 'kernel') return await runKernelScenario(topo, config, scenario);
     // The relay host: mcrd and its worker pinned to CPU 0, the generator to CPU 1.
     // Worker i is pinned to the i-th CPU mcrd may use: CPU 0 for one worker, CPUs 0 and 1 for two.
     const relay = await RelayHost.start(
@@ -249,6 +268,87 @@ async function runScenario(scenario: Scenario): Promise<void> {
   } finally {
     topo.destroy();
   }
+}
+
+/**
+ * The same scenario relayed by the kernel: smcroute installs (S,G)-independent routes from in0 to
+ * the output links. The kernel cannot translate groups, so each link gets the input group; it
+ * cannot send one group to five groups on one link, so that scenario has no kernel row.
+ */
+async function runKernelScenario(topo: Topology, config: string, scenario: Scenario): Promise<void> {
+  if (scenario.outputLinks < scenario.fanout) {
+    console.log(
+      `\n${scenario.name}: kernel forwarding cannot do this (one group to several groups on a link)`,
+    );
+    return;
+  }
+  const conf = join(topo.dir, 'smcroute.conf');
+  const routes = Array.from({ length: scenario.flows }, (_, f) => {
+    const links = Array.from({ length: scenario.outputLinks }, (__, i) => `out${i}`).join(' ');
+    return `mroute from in0 group 239.1.1.${f + 1} to ${links}`;
+  });
+  writeFileSync(conf, `${routes.join('\n')}\n`);
+  const daemon = topo.start(topo.relay, 'taskset', [
+    ...['-c', '0', 'smcrouted', '-n', '-f', conf, '-l', 'err'],
+    ...[
+      '-u',
+      join(topo.dir, 'smcroute.sock'),
+      '-P',
+      join(topo.dir, 'smcroute.pid'),
+      '-i',
+      `mcrbench${process.pid}`,
+    ],
+  ]);
+  await sleep(1500);
+  if (daemon.child.exitCode !== null) throw new Error(`smcrouted exited: ${daemon.stderr}`);
+  await trial(topo, config, scenario, 50_000, []);
+  const atMax = await trial(topo, config, scenario, 'max', []);
+  const best = await searchLossless(topo, config, scenario, atMax, []);
+  console.log(
+    `\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials, Linux kernel forwarding (smcroute)`,
+  );
+  report(best.best, best.bound, atMax, scenario);
+}
+
+async function searchLossless(
+  topo: Topology,
+  config: string,
+  scenario: Scenario,
+  atMax: Trial,
+  workerPids: number[],
+): Promise<{ best: Trial | undefined; bound: string }> {
+  let lo = 0;
+  let hi = Math.min(MCRGEN_MAX_RATE, Math.ceil(atMax.offered / 10000) * 10000);
+  let best: Trial | undefined;
+  // Bisection over offered rates (10k pps resolution) for loss ≤ 0.1 %.
+  const top = await trial(topo, config, scenario, hi, workerPids);
+  if (top.loss <= 0.001) {
+    lo = hi;
+    best = top;
+  }
+  while (hi - lo > 10000) {
+    const mid = Math.round((lo + hi) / 2 / 10000) * 10000;
+    const t = await trial(topo, config, scenario, mid, workerPids);
+    if (t.loss <= 0.001) {
+      lo = mid;
+      best = t;
+    } else hi = mid;
+  }
+  return {
+    best,
+    bound: lo === Math.min(MCRGEN_MAX_RATE, hi) ? ' (generator-bound: the highest rate tried)' : '',
+  };
+}
+
+function report(best: Trial | undefined, bound: string, atMax: Trial, scenario: Scenario): void {
+  if (best) {
+    console.log(
+      `  max lossless input rate: ${fmt(best.offered)} pps${bound} (output ${fmt(best.outputPps)} pps, loss ${(best.loss * 100).toFixed(3)} %, relay core busy ${(best.relayCpu * 100).toFixed(0)} %)`,
+    );
+  } else console.log('  no offered rate was lossless');
+  console.log(
+    `  at full offered load ${fmt(atMax.offered)} pps: output ${fmt(atMax.outputPps)} pps (${fmt(atMax.outputPps / scenario.fanout)} input pps forwarded), loss ${(atMax.loss * 100).toFixed(1)} %, relay core busy ${(atMax.relayCpu * 100).toFixed(0)} %`,
+  );
 }
 
 function fmt(n: number): string {
