@@ -226,38 +226,14 @@ async function runScenario(scenario: Scenario): Promise<void> {
     await trial(topo, config, scenario, 50_000, workerPids); // warm-up: JIT, ring pages
 
     const atMax = await trial(topo, config, scenario, 'max', workerPids);
-    let lo = 0;
-    let hi = Math.min(MCRGEN_MAX_RATE, Math.ceil(atMax.offered / 10000) * 10000);
-    let best: Trial | undefined;
-    // Bisection over offered rates (10k pps resolution) for loss ≤ 0.1 %.
-    const top = await trial(topo, config, scenario, hi, workerPids);
-    if (top.loss <= 0.001) {
-      lo = hi;
-      best = top;
-    }
-    while (hi - lo > 10000) {
-      const mid = Math.round((lo + hi) / 2 / 10000) * 10000;
-      const t = await trial(topo, config, scenario, mid, workerPids);
-      if (t.loss <= 0.001) {
-        lo = mid;
-        best = t;
-      } else hi = mid;
-    }
+    const { best, bound } = await searchLossless(topo, config, scenario, atMax, workerPids);
     const stats = relay.stats();
     const w = workerTotals(stats);
     const perWorker = stats.workers.map((x) => x.counters.forwarded).join(' / ');
     console.log(
       `\n${scenario.name}, ${size}-byte payload, ${seconds}-s trials, ${workerCount} worker(s), egress ${mode}${qdiscBypass ? '' : ' (through the qdisc)'}`,
     );
-    if (best) {
-      const bound = lo === Math.min(MCRGEN_MAX_RATE, hi) ? ' (generator-bound: the highest rate tried)' : '';
-      console.log(
-        `  max lossless input rate: ${fmt(best.offered)} pps${bound} (output ${fmt(best.outputPps)} pps, loss ${(best.loss * 100).toFixed(3)} %, worker CPU ${(best.workerCpu * 100).toFixed(0)} %)`,
-      );
-    } else console.log('  no offered rate was lossless');
-    console.log(
-      `  at full offered load ${fmt(atMax.offered)} pps: output ${fmt(atMax.outputPps)} pps (${fmt(atMax.outputPps / scenario.fanout)} input pps forwarded), loss ${(atMax.loss * 100).toFixed(1)} %, worker CPU ${(atMax.workerCpu * 100).toFixed(0)} %`,
-    );
+    report(best, bound, atMax, scenario);
     console.log(
       `  worker totals: frames ${w.framesSeen}, forwarded ${w.forwarded}, ring drops ${w.ringDrops}, egress errors ${w.egressErrors}; forwarded per worker ${perWorker}`,
     );
@@ -343,12 +319,18 @@ async function searchLossless(
 function report(best: Trial | undefined, bound: string, atMax: Trial, scenario: Scenario): void {
   if (best) {
     console.log(
-      `  max lossless input rate: ${fmt(best.offered)} pps${bound} (output ${fmt(best.outputPps)} pps, loss ${(best.loss * 100).toFixed(3)} %, relay core busy ${(best.relayCpu * 100).toFixed(0)} %)`,
+      `  max lossless input rate: ${fmt(best.offered)} pps${bound} (output ${fmt(best.outputPps)} pps, loss ${(best.loss * 100).toFixed(3)} %, ${cpuText(best)})`,
     );
   } else console.log('  no offered rate was lossless');
   console.log(
-    `  at full offered load ${fmt(atMax.offered)} pps: output ${fmt(atMax.outputPps)} pps (${fmt(atMax.outputPps / scenario.fanout)} input pps forwarded), loss ${(atMax.loss * 100).toFixed(1)} %, relay core busy ${(atMax.relayCpu * 100).toFixed(0)} %`,
+    `  at full offered load ${fmt(atMax.offered)} pps: output ${fmt(atMax.outputPps)} pps (${fmt(atMax.outputPps / scenario.fanout)} input pps forwarded), loss ${(atMax.loss * 100).toFixed(1)} %, ${cpuText(atMax)}`,
   );
+}
+
+/** Relay core load, and the worker processes' own share of it when there are workers. */
+function cpuText(t: Trial): string {
+  const core = `relay core busy ${(t.relayCpu * 100).toFixed(0)} %`;
+  return system === 'mcr' ? `worker CPU ${(t.workerCpu * 100).toFixed(0)} %, ${core}` : core;
 }
 
 function fmt(n: number): string {

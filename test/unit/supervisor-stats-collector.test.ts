@@ -2,21 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import type { RuleCounters, WorkerCounters } from '../../src/protocol/control-api.js';
+import { emptyWorkerCounters } from '../../src/protocol/counters.js';
 import type { WorkerStatsReport } from '../../src/protocol/worker-messages.js';
 import { StatsCollector, rate, ruleRates, workerRates } from '../../src/supervisor/stats-collector.js';
 
 function worker(framesSeen: number, forwarded: number): WorkerCounters {
-  return {
-    framesSeen,
-    forwarded,
-    notIpv4Udp: 0,
-    malformed: 0,
-    fragments: 0,
-    noRule: 0,
-    dropsByReason: {},
-    egressErrors: 0,
-    ringDrops: 0,
-  };
+  return { ...emptyWorkerCounters(), framesSeen, forwarded };
 }
 
 function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): RuleCounters {
