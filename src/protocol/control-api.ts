@@ -69,6 +69,8 @@ export interface WorkerProcessHealth {
   gcTotalMs: number;
   /** The longest single collection pause. */
   gcMaxPauseMs: number;
+  /** Collections that paused longer than 1 ms (diff two snapshots to judge a steady-state window). */
+  gcPausesOver1Ms: number;
 }
 
 export interface RuleStatsView extends RuleView {

@@ -9,6 +9,7 @@ export class ProcessHealth {
   private count = 0;
   private totalMs = 0;
   private maxMs = 0;
+  private over1Ms = 0;
   private readonly observer: PerformanceObserver;
 
   constructor() {
@@ -17,6 +18,7 @@ export class ProcessHealth {
         this.count++;
         this.totalMs += entry.duration;
         if (entry.duration > this.maxMs) this.maxMs = entry.duration;
+        if (entry.duration > 1) this.over1Ms++;
       }
     });
     this.observer.observe({ entryTypes: ['gc'] });
@@ -28,6 +30,7 @@ export class ProcessHealth {
       gcCount: this.count,
       gcTotalMs: this.totalMs,
       gcMaxPauseMs: this.maxMs,
+      gcPausesOver1Ms: this.over1Ms,
     };
   }
 

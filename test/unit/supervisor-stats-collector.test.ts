@@ -15,7 +15,7 @@ function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): Ru
 }
 
 function report(framesSeen: number): WorkerStatsReport {
-  const health = { rssBytes: 0, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0 };
+  const health = { rssBytes: 0, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0, gcPausesOver1Ms: 0 };
   return { worker: worker(framesSeen, framesSeen), health, rules: {} };
 }
 
