@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what mcr's demo and tests use, then builds. Idempotent: a second run only rebuilds.
 #   - Debian packages: iproute2 (ip netns, veth) and procps (sysctl), when missing; with
-#     --test-tools also tshark (the end-to-end tests compare packets on the wire with it).
+#     --bench-tools also ethtool, smcroute and socat (the benchmark's placement and reference
+#     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
+#     it) to those, since the suite runs the benchmark's smoke mode.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
 #   - The TypeScript build into dist/.
 set -euo pipefail
@@ -10,7 +12,17 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v sysctl >/dev/null 2>&1 || need_apt+=(procps)
-if [ "${1:-}" = "--test-tools" ]; then command -v tshark >/dev/null 2>&1 || need_apt+=(tshark); fi
+need_tool() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
+case "${1:-}" in
+  --test-tools) need_tool tshark tshark ;&
+  --bench-tools)
+    need_tool ethtool ethtool
+    need_tool smcrouted smcroute
+    need_tool socat socat
+    ;;
+  "") ;;
+  *) echo "setup: unknown option $1 (--test-tools or --bench-tools)" >&2; exit 2 ;;
+esac
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   apt-get update -qq

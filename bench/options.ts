@@ -1,0 +1,134 @@
+// Command line of the forwarding-rate benchmark.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { SCENARIOS } from './scenarios.js';
+import { PLACEMENTS, type Placement } from './placement.js';
+import { SYSTEMS, type SystemName } from './systems.js';
+
+export interface BenchOptions {
+  scenarios: string[];
+  sizes: number[];
+  systems: SystemName[];
+  placements: Placement[];
+  repeat: number;
+  /** Length of one trial (one offered rate). */
+  seconds: number;
+  /** The offered rate at which CPU per packet is measured (below every system's lossless rate). */
+  fixedRate: number;
+  /** Bisection stops when the lossy and lossless rates are this close (a fraction). */
+  resolution: number;
+  workers: number;
+  qdiscBypass: boolean;
+  results: string;
+  smoke: boolean;
+}
+
+function list<T extends string>(known: readonly T[]) {
+  return (text: string): T[] => {
+    const items = text.split(',').map((s) => s.trim());
+    for (const item of items)
+      if (!known.includes(item as T))
+        throw new InvalidArgumentError(`"${item}" is not one of ${known.join(', ')}`);
+    return items as T[];
+  };
+}
+
+function positive(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+function sizes(text: string): number[] {
+  return text.split(',').map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 32 || n > 1472)
+      throw new InvalidArgumentError(`payload size "${s}" must be 32-1472 bytes (one unfragmented frame)`);
+    return n;
+  });
+}
+
+export function parseBenchOptions(argv: string[]): BenchOptions {
+  const program = new Command('npm run bench --')
+    .description(
+      'Forwarding rate of mcr against Linux kernel multicast forwarding (smcroute) and socat, in namespaces built for the run. Needs root.',
+    )
+    .addOption(
+      new Option('--scenarios <list>', 'scenarios to run')
+        .argParser(list(Object.keys(SCENARIOS)))
+        .default(Object.keys(SCENARIOS)),
+    )
+    .addOption(
+      new Option('--sizes <list>', 'UDP payload sizes in bytes').argParser(sizes).default([64, 1316]),
+    )
+    .addOption(
+      new Option('--systems <list>', 'relays to compare').argParser(list(SYSTEMS)).default([...SYSTEMS]),
+    )
+    .addOption(
+      new Option('--placements <list>', 'where the input link’s receive processing runs')
+        .argParser(list(PLACEMENTS))
+        .default([...PLACEMENTS]),
+    )
+    .addOption(
+      new Option('--repeat <n>', 'repetitions, interleaved across cases').argParser(positive).default(3),
+    )
+    .addOption(new Option('--seconds <s>', 'length of one trial').argParser(positive).default(2))
+    .addOption(
+      new Option('--fixed-rate <pps>', 'offered rate for the CPU-per-packet trial')
+        .argParser(positive)
+        .default(50000),
+    )
+    .addOption(
+      new Option('--resolution <fraction>', 'stop the lossless search when bounds are this close')
+        .argParser(positive)
+        .default(0.05),
+    )
+    .addOption(new Option('--workers <n>', 'mcr worker processes').argParser(positive).default(1))
+    .option('--no-qdisc-bypass', 'mcr raw egress through the qdisc (PACKET_QDISC_BYPASS off)')
+    .addOption(
+      new Option('--results <file>', 'JSON results file').default(
+        `bench-results/forwarding-rate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+      ),
+    )
+    .option(
+      '--smoke',
+      'a short run for CI: 1:1, 64 bytes, relay-core placement, every system, one repetition, 1-s trials',
+    )
+    .addHelpText(
+      'after',
+      `
+Every case builds fresh namespaces: a sender (mcrgen, CPU 1), the relay (its relay process pinned
+to CPU 0) and a receiver counting at its interfaces. Placements: relay-core runs the input veth's
+threaded NAPI on CPU 0, sharing the relay's core as a NIC queue steered there would; other-core
+runs it on CPU 1. Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
+the maximum lossless rate (loss <= 0.1 %), and output at twice that rate. docs/PERFORMANCE.md
+explains the method and the figures.`,
+    );
+  program.parse(argv);
+  const o = program.opts<{
+    scenarios: string[];
+    sizes: number[];
+    systems: SystemName[];
+    placements: Placement[];
+    repeat: number;
+    seconds: number;
+    fixedRate: number;
+    resolution: number;
+    workers: number;
+    qdiscBypass: boolean;
+    results: string;
+    smoke?: boolean;
+  }>();
+  const smoke = o.smoke === true;
+  return {
+    ...o,
+    scenarios: smoke ? ['1to1'] : o.scenarios,
+    sizes: smoke ? [64] : o.sizes,
+    placements: smoke ? ['relay-core'] : o.placements,
+    repeat: smoke ? 1 : Math.round(o.repeat),
+    seconds: smoke ? 1 : o.seconds,
+    fixedRate: smoke ? 20000 : o.fixedRate,
+    resolution: smoke ? 0.25 : o.resolution,
+    workers: Math.round(o.workers),
+    smoke,
+  };
+}

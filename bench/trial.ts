@@ -1,0 +1,125 @@
+// One trial: the generator offers a rate for a fixed time; what arrives is counted at the
+// receiver's interfaces, and CPU is read from /proc for the relay core, the relay's processes and
+// the input's receive thread.
+import { readFileSync } from 'node:fs';
+import type { SendReport } from '../src/gen/sender.js';
+import { BIN, sleep, type Topology } from '../test/helpers/topology.js';
+import { GENERATOR_CPU, RELAY_CPU } from './placement.js';
+import { INPUT_PORT, inputGroup, type Scenario } from './scenarios.js';
+
+export interface Trial {
+  /** The rate asked of the generator, or 'max' (as fast as it goes). */
+  target: number | 'max';
+  /** Packets per second the generator sent (the offered rate). */
+  sentPps: number;
+  /** Packets per second that reached the relay's input interface. */
+  inputPps: number;
+  /** Packets per second counted at the receiver, over all output links. */
+  outputPps: number;
+  /** Input packets per second that were forwarded (output / fan-out). */
+  forwardedPps: number;
+  /** Share of expected output packets (sent × fan-out) that never arrived. */
+  loss: number;
+  /** The relay core's busy share: relay process, receive thread, softirq, everything. */
+  relayCoreBusy: number;
+  /** CPU of the relay's own processes (mcr workers, socat), in cores. */
+  relayProcessCpu: number;
+  /** CPU of the input's NAPI thread, in cores. */
+  receiveThreadCpu: number;
+}
+
+export interface TrialSetup {
+  topo: Topology;
+  scenario: Scenario;
+  size: number;
+  seconds: number;
+  relayPids: number[];
+  receiveThreadPid: number;
+}
+
+/** Runs the generator at `rate` (or unpaced) and measures what the relay made of it. */
+export async function runTrial(
+  setup: TrialSetup,
+  rate: number | 'max',
+  seconds = setup.seconds,
+): Promise<Trial> {
+  const { topo, scenario } = setup;
+  const outputBefore = receivedAtReceiver(topo, scenario);
+  const inputBefore = interfaceCounter(topo, topo.relay, 'in0', 'rx_packets');
+  const processBefore = sumTicks(setup.relayPids);
+  const threadBefore = sumTicks([setup.receiveThreadPid]);
+  const coreBefore = cpuTicks(RELAY_CPU);
+  const started = process.hrtime.bigint();
+  const report = await generate(setup, rate, seconds);
+  const wall = Number(process.hrtime.bigint() - started) / 1e9;
+  const core = cpuTicks(RELAY_CPU);
+  const processTicks = sumTicks(setup.relayPids) - processBefore;
+  const threadTicks = sumTicks([setup.receiveThreadPid]) - threadBefore;
+  await sleep(300); // what is still in rings and queues arrives
+  const input = interfaceCounter(topo, topo.relay, 'in0', 'rx_packets') - inputBefore;
+  const output = receivedAtReceiver(topo, scenario) - outputBefore;
+  const elapsed = report.elapsedSeconds;
+  const expected = report.packets * scenario.fanout;
+  return {
+    target: rate,
+    sentPps: report.packets / elapsed,
+    inputPps: input / elapsed,
+    outputPps: output / elapsed,
+    forwardedPps: output / scenario.fanout / elapsed,
+    loss: expected > 0 ? Math.max(0, (expected - output) / expected) : 0,
+    relayCoreBusy: (core.busy - coreBefore.busy) / Math.max(1, core.total - coreBefore.total),
+    relayProcessCpu: processTicks / TICKS_PER_SECOND / wall,
+    receiveThreadCpu: threadTicks / TICKS_PER_SECOND / wall,
+  };
+}
+
+/** One mcrgen on the generator core sends every stream, round robin. */
+async function generate(setup: TrialSetup, rate: number | 'max', seconds: number): Promise<SendReport> {
+  const { topo, scenario } = setup;
+  const sender = topo.start(topo.sender, 'taskset', [
+    ...['-c', String(GENERATOR_CPU), BIN('mcrgen'), 'send', '--interface', 'eth0', '--json'],
+    ...['--group', inputGroup(1), '--streams', String(scenario.streams), '--port', String(INPUT_PORT)],
+    ...['--rate', rate === 'max' ? 'max' : String(Math.round(rate)), '--size', String(setup.size)],
+    ...['--duration', String(seconds)],
+  ]);
+  const { code } = await sender.exited;
+  if (code !== 0) throw new Error(`mcrgen send exited ${code}: ${sender.stderr}`);
+  return JSON.parse(sender.stdout) as SendReport;
+}
+
+function receivedAtReceiver(topo: Topology, scenario: Scenario): number {
+  let total = 0;
+  // Kernel chatter (IGMP reports, IPv6 neighbour discovery) is a handful of packets per trial.
+  for (let i = 0; i < scenario.outputLinks; i++)
+    total += interfaceCounter(topo, topo.receiver, `eth${i}`, 'rx_packets');
+  return total;
+}
+
+function interfaceCounter(topo: Topology, ns: string, ifname: string, which: 'rx_packets'): number {
+  return Number(topo.exec(ns, 'cat', [`/sys/class/net/${ifname}/statistics/${which}`]).stdout.trim());
+}
+
+/** USER_HZ, the unit of /proc CPU times (100 on every Linux architecture mcr runs on). */
+const TICKS_PER_SECOND = 100;
+
+/** A CPU's busy and total time from /proc/stat. */
+function cpuTicks(cpu: number): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) throw new Error(`/proc/stat has no cpu${cpu} line`);
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+}
+
+/** User plus system time of processes (threads included), in ticks. */
+function sumTicks(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += Number(fields[11]) + Number(fields[12]);
+  }
+  return total;
+}
