@@ -35,13 +35,25 @@ The socket is connected to GROUP:PORT with IP_MULTICAST_IF = the interface,
 IP_MULTICAST_TTL = --ttl and IP_MULTICAST_LOOP off (listeners on this host get no
 copy), bound to the device when privileged. GROUP may be a unicast address.
 
+With --streams N (N > 1) one process sends N streams: to N consecutive addresses
+from GROUP (239.1.1.1 with --streams 100: 239.1.1.1 to 239.1.1.100, counting on
+across octets), all on PORT, from one unconnected socket with the same options;
+every message in a sendmmsg batch names its own destination. Stream k (0 to N-1)
+carries stream id --stream-id + k (mod 2^32) and its own sequence numbers from
+0, so "mcrgen recv --streams N" sees N separate streams. Packets go round-robin
+(packet i to stream i mod N); --rate and --count are totals over all streams
+(with --count not a multiple of N, the first streams get one packet more). The
+range must stay inside 224.0.0.0/4 when GROUP is a group, and stay unicast and
+short of 255.255.255.255 when it is not.
+
 Pacing is computed from elapsed time since the start, so the average rate never
 drifts; packets that fall due within the same ~1 ms timer tick leave in one
 sendmmsg batch (up to 64).
 
 Examples:
   mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate 10000 --size 1316 --duration 10
-  mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate max --size 64 --count 1000000 --json`;
+  mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate max --size 64 --count 1000000 --json
+  mcrgen send --interface eth1 --group 239.1.1.1 --streams 100 --port 5000 --rate 100000 --size 64 --duration 10`;
 
 const RECV_HELP = `
 Binds GROUP:PORT (only that group and port; 0.0.0.0:PORT for a unicast GROUP) with
@@ -52,8 +64,14 @@ before the sender), duplicates, reordered, corrupted (too_short, bad_magic,
 bad_length, bad_checksum, truncated) and one-way latency (meaningful only when
 sender and receiver run on the same host). Damaged datagrams always count in
 the totals; they count against a stream only when their header names a stream
-already seen intact. It also reports the kernel's drop counter for this socket
-(receive buffer overflow).
+already seen intact. It also reports the kernel's drop counter for its
+socket(s) (receive buffer overflow).
+
+With --streams N (N > 1) it joins N consecutive groups from GROUP, the range
+"mcrgen send --streams N" sends to, on sockets bound to 0.0.0.0:PORT that take
+only the groups they joined themselves (IP_MULTICAST_ALL off), one socket per
+net.ipv4.igmp_max_memberships groups. Unicast datagrams to PORT on this host
+reach those sockets too. --count and --expect count over all streams.
 
 "mcrgen recv: listening on ..." is printed to stderr once the group is joined.
 SIGINT/SIGTERM stop the run and print the report.
@@ -63,7 +81,8 @@ does not hold (the problems are printed to stderr); 2 on a bad command line.
 
 Examples:
   mcrgen recv --interface eth2 --group 239.1.1.1 --port 5000 --duration 10
-  mcrgen recv --interface eth2 --group 239.1.1.1 --port 5000 --count 10000 --timeout 20 --expect 10000`;
+  mcrgen recv --interface eth2 --group 239.1.1.1 --port 5000 --count 10000 --timeout 20 --expect 10000
+  mcrgen recv --interface eth2 --group 239.1.1.1 --streams 100 --port 5000 --duration 10`;
 
 function buildProgram(): Command {
   const program = new Command('mcrgen');
@@ -79,17 +98,29 @@ function buildProgram(): Command {
 
   program
     .command('send')
-    .usage('--interface IF --group G --port P --rate PPS --size BYTES (--count N | --duration S) [options]')
+    .usage(
+      '--interface IF --group G [--streams N] --port P --rate PPS --size BYTES (--count N | --duration S) [options]',
+    )
     .description('send paced probe packets to a multicast group (or unicast address)')
     .option('--interface <name>', 'interface to send on (IP_MULTICAST_IF, SO_BINDTODEVICE)')
     .option('--group <address>', 'destination: IPv4 multicast group, or a unicast address')
+    .option(
+      '--streams <n>',
+      'send N streams, 1-1024, default 1: to N consecutive addresses from --group, round-robin',
+    )
     .option('--port <port>', 'destination UDP port, 1-65535')
-    .option('--rate <pps>', 'packets per second (decimals allowed); "max" or 0 = as fast as possible')
+    .option(
+      '--rate <pps>',
+      'packets per second over all streams (decimals allowed); "max" or 0 = as fast as possible',
+    )
     .option('--size <bytes>', 'UDP payload bytes per packet, 32-65507 (1316 = 7 MPEG-TS packets)')
-    .option('--count <n>', 'stop after sending N packets')
+    .option('--count <n>', 'stop after sending N packets (over all streams)')
     .option('--duration <seconds>', 'stop after this many seconds (decimals allowed)')
     .option('--ttl <hops>', 'IP multicast TTL, 0-255, default 16 (also the IP TTL for a unicast destination)')
-    .option('--stream-id <id>', 'stream id carried in every probe, 0-4294967295 or 0x hex (default: random)')
+    .option(
+      '--stream-id <id>',
+      'stream id carried in every probe, 0-4294967295 or 0x hex (default: random); stream k gets id + k',
+    )
     .option('--source-port <port>', 'UDP source port to send from (default: any free port)')
     .option('--json', 'print the report as one JSON object')
     .addHelpText('after', SEND_HELP)
@@ -101,10 +132,11 @@ function buildProgram(): Command {
 
   program
     .command('recv')
-    .usage('--interface IF --group G --port P (--count N | --duration S) [options]')
+    .usage('--interface IF --group G [--streams N] --port P (--count N | --duration S) [options]')
     .description('receive and verify probe packets: loss, duplicates, reordering, corruption, latency')
     .option('--interface <name>', 'interface to join the group on (IP_ADD_MEMBERSHIP, SO_BINDTODEVICE)')
     .option('--group <address>', 'IPv4 multicast group to join, or a unicast address to listen for')
+    .option('--streams <n>', 'join N consecutive groups from --group, 1-1024, default 1 (multicast only)')
     .option('--port <port>', 'UDP port, 1-65535')
     .option('--count <n>', 'stop after N good probe packets (duplicates included)')
     .option('--duration <seconds>', 'stop after this many seconds (decimals allowed)')

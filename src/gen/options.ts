@@ -2,7 +2,7 @@
 // rejection names the option and says what was wrong and what is expected, because the person
 // reading it is usually in the middle of a test and wants the fix, not a stack trace.
 
-import { ipv4ToString, isMulticastIpv4, parseIpv4 } from '../packet/ipv4-address.js';
+import { ipv4ToString, isMulticastIpv4, offsetIpv4, parseIpv4 } from '../packet/ipv4-address.js';
 import { PROBE_MIN_SIZE } from '../packet/probe.js';
 
 /** Largest UDP payload in an IPv4 datagram: 65535 − 20 (IP header) − 8 (UDP header). */
@@ -13,6 +13,8 @@ export const DEFAULT_MAX_SIZE = 2048;
 export const MAX_RECEIVE_BUFFER = 65535;
 /** setTimeout's ceiling (2^31 − 1 ms), in whole seconds: longer timers would fire at once. */
 export const MAX_SECONDS = 2147483;
+/** Most consecutive destinations (send) or groups (recv) one --streams run covers. */
+export const MAX_STREAMS = 1024;
 
 /** A value the user gave is unusable; `field` is the option as typed, e.g. "--port". */
 export class OptionError extends Error {
@@ -36,6 +38,12 @@ interface CommonOptions {
   group: number;
   /** True when `group` is in 224.0.0.0/4; otherwise it is a unicast address. */
   multicast: boolean;
+  /**
+   * --streams: how many consecutive addresses from `group` (group, group + 1, …) the run covers,
+   * 1-MAX_STREAMS. Checked to stay inside 224.0.0.0/4 when `group` is a group, and to stay
+   * below it and short of 255.255.255.255 when it is unicast.
+   */
+  streams: number;
   port: number;
   stop: StopCondition;
   json: boolean;
@@ -47,7 +55,7 @@ export interface SendOptions extends CommonOptions {
   /** UDP payload bytes per packet. */
   size: number;
   ttl: number;
-  /** Undefined: pick a random one. */
+  /** Stream id of the first destination (stream k carries this + k mod 2^32). Undefined: random. */
   streamId: number | undefined;
   /** Undefined: let the kernel pick an ephemeral port. */
   sourcePort: number | undefined;
@@ -89,6 +97,12 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
 
 export function parseRecvOptions(raw: RawOptions, resolveInterface: InterfaceResolver): RecvOptions {
   const common = parseCommon(raw, resolveInterface);
+  if (!common.multicast && common.streams > 1) {
+    throw new OptionError(
+      '--streams',
+      `recv joins ${common.streams} consecutive groups, but ${ipv4ToString(common.group)} is a unicast address and there is nothing to join; expected a multicast --group, or leave --streams out (a unicast receiver already takes the port on every local address)`,
+    );
+  }
   const timeoutSeconds = secondsOption(raw, 'timeout', '--timeout');
   if (timeoutSeconds !== undefined && common.stop.kind !== 'count') {
     throw new OptionError(
@@ -122,6 +136,8 @@ function parseCommon(raw: RawOptions, resolveInterface: InterfaceResolver): Comm
     );
   }
   const group = parseAddress(raw['group']);
+  const streams = integerOption(raw, 'streams', '--streams', 1, MAX_STREAMS, 'consecutive addresses') ?? 1;
+  checkAddressRange(group, streams);
   const port = integerOption(raw, 'port', '--port', 1, 65535, '(a UDP port)');
   if (port === undefined) throw new OptionError('--port', 'required; expected a UDP port 1-65535');
   return {
@@ -129,6 +145,7 @@ function parseCommon(raw: RawOptions, resolveInterface: InterfaceResolver): Comm
     ifindex,
     group,
     multicast: isMulticastIpv4(group),
+    streams,
     port,
     stop: parseStop(raw),
     json: raw['json'] === true,
@@ -157,6 +174,33 @@ function parseAddress(value: unknown): number {
     );
   }
   return address;
+}
+
+/**
+ * `streams` consecutive addresses from `first` must be one kind: all multicast (inside
+ * 224.0.0.0/4) or all unicast (below it, or above it and short of 255.255.255.255, the
+ * broadcast address no socket may send to without SO_BROADCAST).
+ */
+function checkAddressRange(first: number, streams: number): void {
+  const multicast = isMulticastIpv4(first);
+  const ceiling = multicast ? 0xefffffff : first < 0xe0000000 ? 0xdfffffff : 0xfffffffe;
+  const last = offsetIpv4(first, streams - 1);
+  if (last !== undefined && last <= ceiling) return;
+  const fit = ceiling - first + 1;
+  const past =
+    last === undefined
+      ? 'past 255.255.255.255'
+      : `to ${ipv4ToString(last)}, ${
+          multicast
+            ? 'outside the multicast range 224.0.0.0/4'
+            : ceiling === 0xdfffffff
+              ? 'into the multicast range 224.0.0.0/4 (one run sends to groups or to unicast hosts, not both)'
+              : 'which includes the broadcast address 255.255.255.255'
+        }`;
+  throw new OptionError(
+    '--streams',
+    `${streams} consecutive addresses from ${ipv4ToString(first)} would run ${past}; expected at most ${fit} from this --group (the last one ${ipv4ToString(ceiling)}), or a lower --group`,
+  );
 }
 
 function parseStop(raw: RawOptions): StopCondition {

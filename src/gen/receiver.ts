@@ -1,8 +1,9 @@
 // mcrgen recv: joins a group (or listens on a unicast port), reads with recvmmsg into native
 // buffers whenever libuv reports the socket readable, checks every datagram as a probe and
-// accounts it per stream. No allocation per packet.
+// accounts it per stream. No allocation per packet. With --streams N > 1 it joins N
+// consecutive groups, on as many sockets as the per-socket membership limit requires.
 
-import { ipv4ToString } from '../packet/ipv4-address.js';
+import { ipv4RangeToString, ipv4ToString } from '../packet/ipv4-address.js';
 import { ProbeInfo, ProbeStatus, probeStatusName, readProbe } from '../packet/probe.js';
 import { EAGAIN, EINTR, MSG_DONTWAIT, MSG_TRUNC } from '../sys/constants.js';
 import { SysError } from '../sys/errors.js';
@@ -12,7 +13,9 @@ import {
   bindIpv4,
   closeFd,
   joinGroup,
+  maxMembershipsPerSocket,
   openUdpSocket,
+  setMulticastAll,
   setNonBlocking,
   setReuseAddress,
 } from '../sys/socket.js';
@@ -32,6 +35,7 @@ const RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024;
 export const TRUNCATED = 'truncated';
 
 export interface ListeningInfo {
+  /** The group, the range of groups ("239.1.1.1-239.1.1.5"), or 0.0.0.0 for unicast. */
   address: string;
   port: number;
   interfaceName: string;
@@ -46,10 +50,11 @@ export class Receiver {
   /** Damaged datagrams by status name, whether or not a stream could be named. */
   private readonly corrupted = new Map<string, number>();
 
-  private fd = -1;
+  /** One socket, or with --streams several that share the port (each joins its own groups). */
+  private fds: number[] = [];
   private memory: NativeMemory | undefined;
   private batch: MessageBatch | undefined;
-  private watch: ReadableWatch | undefined;
+  private watches: ReadableWatch[] = [];
   private timers: NodeJS.Timeout[] = [];
   private boundToDevice = false;
   private receiveBufferBytes = 0;
@@ -84,9 +89,10 @@ export class Receiver {
         this.timers.push(setTimeout(() => this.finish('duration'), stop.seconds * 1000));
       if (timeoutSeconds !== undefined)
         this.timers.push(setTimeout(() => this.finish('timeout'), timeoutSeconds * 1000));
-      this.watch = watchReadable(this.fd, this.onReadable);
+      for (const fd of this.fds) this.watches.push(watchReadable(fd, () => this.onReadable(fd)));
+      const o = this.options;
       onListening?.({
-        address: ipv4ToString(this.options.multicast ? this.options.group : 0),
+        address: o.multicast ? ipv4RangeToString(o.group, o.streams) : ipv4ToString(0),
         port: this.options.port,
         interfaceName: this.options.interfaceName,
         receiveBufferBytes: this.receiveBufferBytes,
@@ -102,38 +108,68 @@ export class Receiver {
 
   private open(): void {
     const o = this.options;
+    try {
+      if (o.streams === 1) {
+        // Bound to the group itself, the socket gets only that group's datagrams on this port,
+        // not other groups that some other socket on the host joined.
+        this.fds.push(this.openSocket(o.multicast ? o.group : 0, o.multicast ? [o.group] : []));
+      } else {
+        // Several groups cannot share one bound address: bind the wildcard and take only the
+        // groups joined on the socket (IP_MULTICAST_ALL off), spread over sockets of at most
+        // igmp_max_memberships groups each.
+        const perSocket = maxMembershipsPerSocket();
+        for (let first = 0; first < o.streams; first += perSocket) {
+          const count = Math.min(perSocket, o.streams - first);
+          this.fds.push(
+            this.openSocket(
+              0,
+              Array.from({ length: count }, (_, k) => o.group + first + k),
+            ),
+          );
+        }
+      }
+      this.memory = allocateNative(RECEIVE_BATCH * o.maxSize);
+      this.batch = new MessageBatch(RECEIVE_BATCH);
+      for (let i = 0; i < RECEIVE_BATCH; i++)
+        this.batch.setBuffer(i, this.memory.address + i * o.maxSize, o.maxSize);
+    } catch (err) {
+      for (const fd of this.fds) closeFd(fd);
+      this.fds = [];
+      this.batch?.free();
+      this.memory?.free();
+      throw err;
+    }
+  }
+
+  /** A non-blocking socket bound to `address`:--port that has joined `groups` on the interface. */
+  private openSocket(address: number, groups: readonly number[]): number {
+    const o = this.options;
     const fd = openUdpSocket('mcrgen recv');
     try {
       // Lets several receivers (or a relay under test) share the group and port on one host.
       setReuseAddress(fd);
       this.boundToDevice = bindToDeviceIfPermitted(fd, o.interfaceName);
       this.receiveBufferBytes = enlargeBuffer(fd, 'receive', RECEIVE_BUFFER_BYTES);
-      // Bound to the group itself, the socket gets only that group's datagrams on this port,
-      // not other groups that some other socket on the host joined.
-      bindIpv4(fd, o.multicast ? o.group : 0, o.port);
-      if (o.multicast) joinGroup(fd, o.group, o.ifindex);
+      if (address === 0 && groups.length > 0) setMulticastAll(fd, false);
+      bindIpv4(fd, address, o.port);
+      for (const group of groups) joinGroup(fd, group, o.ifindex);
       setNonBlocking(fd);
-      this.memory = allocateNative(RECEIVE_BATCH * o.maxSize);
-      this.batch = new MessageBatch(RECEIVE_BATCH);
-      for (let i = 0; i < RECEIVE_BATCH; i++)
-        this.batch.setBuffer(i, this.memory.address + i * o.maxSize, o.maxSize);
     } catch (err) {
       closeFd(fd);
-      this.batch?.free();
-      this.memory?.free();
       throw err;
     }
-    this.fd = fd;
+    return fd;
   }
 
-  private readonly onReadable = (): void => {
+  /** Drains one socket; every socket shares the one batch (callbacks never overlap). */
+  private onReadable(fd: number): void {
     if (this.done) return;
     const batch = this.batch!;
     const slot = this.options.maxSize;
     for (let b = 0; b < MAX_BATCHES_PER_WAKE; b++) {
       // MSG_TRUNC makes UDP report each datagram's real length, so one longer than its buffer
       // shows as messageLength > buffer size instead of passing silently as a shorter one.
-      const n = batch.receive(this.fd, MSG_DONTWAIT | MSG_TRUNC);
+      const n = batch.receive(fd, MSG_DONTWAIT | MSG_TRUNC);
       if (n < 0) {
         if (-n === EAGAIN || -n === EINTR) return;
         return this.fail(new SysError('recvmmsg(udp)', -n));
@@ -145,7 +181,7 @@ export class Receiver {
       }
       if (n < RECEIVE_BATCH) return;
     }
-  };
+  }
 
   /** Accounts one datagram; true once the --count of good probes is reached. */
   private handle(offset: number, length: number, nowUs: number, nowMs: number): boolean {
@@ -188,13 +224,14 @@ export class Receiver {
   private finish(stoppedBy: RecvStop): void {
     if (this.done) return;
     const elapsedSeconds = (performance.now() - this.startMs) / 1000;
-    const kernelDrops = udpSocketDrops(this.fd);
+    const kernelDrops = this.kernelDrops();
     this.close();
     const o = this.options;
     this.resolve!(
       summarizeReceive({
         interfaceName: o.interfaceName,
         group: o.group,
+        groups: o.streams,
         port: o.port,
         stoppedBy,
         elapsedSeconds,
@@ -212,6 +249,17 @@ export class Receiver {
     );
   }
 
+  /** Drops summed over the sockets; undefined if any socket's count cannot be read. */
+  private kernelDrops(): number | undefined {
+    let total = 0;
+    for (const fd of this.fds) {
+      const drops = udpSocketDrops(fd);
+      if (drops === undefined) return undefined;
+      total += drops;
+    }
+    return total;
+  }
+
   private fail(err: unknown): void {
     this.close();
     this.reject!(err);
@@ -219,11 +267,12 @@ export class Receiver {
 
   private close(): void {
     this.done = true;
-    this.watch?.stop();
+    for (const watch of this.watches) watch.stop();
+    this.watches = [];
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
-    closeFd(this.fd);
-    this.fd = -1;
+    for (const fd of this.fds) closeFd(fd);
+    this.fds = [];
     this.batch?.free();
     this.memory?.free();
   }

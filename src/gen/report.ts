@@ -1,7 +1,7 @@
 // Results of mcrgen runs as plain objects (what --json prints) and as text for a terminal.
 // Pure: the receiver and sender hand over their counters, this file does the arithmetic.
 
-import { ipv4ToString } from '../packet/ipv4-address.js';
+import { ipv4RangeToString, ipv4ToString } from '../packet/ipv4-address.js';
 import type { SendReport } from './sender.js';
 import type { StreamStats } from './sequence-tracker.js';
 
@@ -62,7 +62,12 @@ export interface ExpectResult {
 export interface RecvReport {
   mode: 'recv';
   interface: string;
+  /** The (first) group joined, or the unicast address listened for. */
   group: string;
+  /** Consecutive groups joined (--streams). */
+  groups: number;
+  /** All groups: "239.1.1.1-239.1.1.100", or the one address. */
+  groupRange: string;
   port: number;
   stoppedBy: RecvStop;
   /** A --count run that hit its --timeout before the count. */
@@ -70,8 +75,12 @@ export interface RecvReport {
   elapsedSeconds: number;
   totals: RecvTotals;
   streams: StreamReport[];
-  /** Datagrams the kernel dropped for this socket (receive buffer full); null if unknown. */
+  /**
+   * Datagrams the kernel dropped for the receiver's socket, summed over its sockets with
+   * --streams (receive buffer full); null if unknown.
+   */
   kernelDrops: number | null;
+  /** Per socket. */
   receiveBufferBytes: number;
   boundToDevice: boolean;
   expect: ExpectResult | null;
@@ -80,6 +89,8 @@ export interface RecvReport {
 export interface ReceiveSummaryInput {
   interfaceName: string;
   group: number;
+  /** Consecutive groups from `group` (--streams). */
+  groups: number;
   port: number;
   stoppedBy: RecvStop;
   elapsedSeconds: number;
@@ -146,6 +157,8 @@ export function summarizeReceive(input: ReceiveSummaryInput): RecvReport {
     mode: 'recv',
     interface: input.interfaceName,
     group: ipv4ToString(input.group),
+    groups: input.groups,
+    groupRange: ipv4RangeToString(input.group, input.groups),
     port: input.port,
     stoppedBy: input.stoppedBy,
     timedOut: input.stoppedBy === 'timeout',
@@ -212,8 +225,9 @@ const STOP_WORDS: Record<string, string> = {
 export function formatRecvText(r: RecvReport): string {
   const t = r.totals;
   const lines: string[] = [];
+  const groups = r.groups > 1 ? ` (${r.groups} groups)` : '';
   lines.push(
-    `mcrgen recv: ${r.group}:${r.port} on ${r.interface}, ${r.elapsedSeconds.toFixed(3)} s, stopped: ${STOP_WORDS[r.stoppedBy]}`,
+    `mcrgen recv: ${r.groupRange}:${r.port}${groups} on ${r.interface}, ${r.elapsedSeconds.toFixed(3)} s, stopped: ${STOP_WORDS[r.stoppedBy]}`,
   );
   const header = [
     'stream',
@@ -256,7 +270,7 @@ export function formatRecvText(r: RecvReport): string {
   if (t.outOfWindow > 0) lines.push(`out of window (not checked for duplicates): ${t.outOfWindow}`);
   lines.push(`arrival rate ${Math.round(t.pps)} pps, ${t.payloadMbps.toFixed(1)} Mbit/s of UDP payload`);
   lines.push(
-    `kernel drops on this socket: ${r.kernelDrops ?? 'unknown'}; receive buffer ${r.receiveBufferBytes} bytes` +
+    `kernel drops on ${r.groups > 1 ? 'its sockets' : 'this socket'}: ${r.kernelDrops ?? 'unknown'}; receive buffer ${r.receiveBufferBytes} bytes${r.groups > 1 ? ' each' : ''}` +
       (r.boundToDevice ? '' : '; not bound to the device (no privilege)'),
   );
   if (r.expect !== null) {
@@ -272,8 +286,12 @@ export function formatRecvText(r: RecvReport): string {
 export function formatSendText(r: SendReport): string {
   const target = r.targetRate === 'max' ? 'as fast as possible' : `target ${r.targetRate} pps`;
   const errors = Object.entries(r.sendErrors).map(([name, n]) => `${name} ${n}`);
+  const streams =
+    r.streams > 1
+      ? `${r.streams} streams (ids ${r.streamId}-${(r.streamId + r.streams - 1) % 0x1_0000_0000}, round-robin)`
+      : `stream ${r.streamId}`;
   return [
-    `mcrgen send: ${r.packets} packets of ${r.size} bytes to ${r.destination}:${r.port} via ${r.interface}, stream ${r.streamId}, stopped: ${STOP_WORDS[r.stoppedBy]}`,
+    `mcrgen send: ${r.packets} packets of ${r.size} bytes to ${r.destinationRange}:${r.port} via ${r.interface}, ${streams}, stopped: ${STOP_WORDS[r.stoppedBy]}`,
     `${r.bytes} bytes in ${r.elapsedSeconds.toFixed(3)} s: ${Math.round(r.pps)} pps, ${r.payloadMbps.toFixed(1)} Mbit/s of UDP payload (${target})`,
     `retries ${r.retries} (partial batches ${r.partialSends}; transient errors: ${errors.length > 0 ? errors.join(', ') : 'none'})` +
       (r.boundToDevice ? '' : '; not bound to the device (no privilege)'),

@@ -1,15 +1,17 @@
 // mcrgen send: paced probe packets on a connected UDP socket, in sendmmsg batches built in
-// native memory. The loop runs in short slices inside the Node event loop so SIGINT/SIGTERM
-// and timers are handled promptly even at full speed.
+// native memory. With --streams N > 1 the socket is unconnected and every message names its
+// own destination (N consecutive addresses, round-robin), so one process offers N streams.
+// The loop runs in short slices inside the Node event loop so SIGINT/SIGTERM and timers are
+// handled promptly even at full speed.
 
 import { randomInt } from 'node:crypto';
 
-import { ipv4ToString } from '../packet/ipv4-address.js';
+import { ipv4RangeToString, ipv4ToString } from '../packet/ipv4-address.js';
 import { writeProbe } from '../packet/probe.js';
 import { IPPROTO_IP, IP_TTL, MSG_DONTWAIT } from '../sys/constants.js';
 import { SysError, errnoName } from '../sys/errors.js';
 import { allocateNative, type NativeMemory } from '../sys/libc.js';
-import { MessageBatch } from '../sys/message-batch.js';
+import { DestinationTable, MessageBatch } from '../sys/message-batch.js';
 import {
   bindIpv4,
   closeFd,
@@ -47,8 +49,14 @@ export type SendStop = 'count' | 'duration' | 'signal';
 export interface SendReport {
   mode: 'send';
   interface: string;
+  /** The (first) destination address. */
   destination: string;
+  /** Consecutive destinations, one stream each (--streams). */
+  streams: number;
+  /** All destinations: "239.1.1.1-239.1.1.100", or the one address. */
+  destinationRange: string;
   port: number;
+  /** Stream id of the first destination; destination k carries streamId + k (mod 2^32). */
   streamId: number;
   size: number;
   /** Requested packets per second, or "max". */
@@ -83,11 +91,16 @@ export class Sender {
   private fd = -1;
   private memory: NativeMemory | undefined;
   private batch: MessageBatch | undefined;
+  /** --streams > 1: one sockaddr_in per stream; undefined for a connected socket. */
+  private destinations: DestinationTable | undefined;
   private boundToDevice = false;
   private sendBufferBytes = 0;
 
   private startMs = 0;
-  /** Next sequence number to write; all below it are in the current batch or already sent. */
+  /**
+   * Index of the next packet to write, over all streams; all below it are in the current batch
+   * or already sent. Packet i goes to stream i mod N with sequence number floor(i / N).
+   */
   private nextSeq = 0;
   /** Packets the kernel accepted. */
   private sent = 0;
@@ -155,13 +168,20 @@ export class Sender {
       if (!o.multicast && o.ttl > 0) setIntOption(fd, IPPROTO_IP, IP_TTL, o.ttl, `IP_TTL ${o.ttl}`);
       this.sendBufferBytes = enlargeBuffer(fd, 'send', SEND_BUFFER_BYTES);
       if (o.sourcePort !== undefined) bindIpv4(fd, 0, o.sourcePort);
-      connectIpv4(fd, o.group, o.port);
+      if (o.streams === 1) {
+        connectIpv4(fd, o.group, o.port);
+      } else {
+        // Unconnected: each message carries its destination (validated to stay in range).
+        const addresses = Array.from({ length: o.streams }, (_, k) => o.group + k);
+        this.destinations = new DestinationTable(addresses, o.port);
+      }
       const slots = Math.min(SEND_BATCH, this.limit);
       this.memory = allocateNative(Math.max(1, slots) * o.size);
       this.batch = new MessageBatch(SEND_BATCH);
     } catch (err) {
       closeFd(fd);
       this.memory?.free();
+      this.destinations?.free();
       throw err;
     }
     this.fd = fd;
@@ -210,14 +230,30 @@ export class Sender {
 
   /** Writes the next `n` probes into batch slots 0..n-1; one timestamp per batch (one syscall). */
   private fill(n: number): void {
-    const { size } = this.options;
+    const { size, streams } = this.options;
     const memory = this.memory!;
     const batch = this.batch!;
+    const destinations = this.destinations;
     const timeUs = wallClockUs();
     batch.count = 0;
-    for (let i = 0; i < n; i++) {
-      writeProbe(memory.bytes, i * size, size, this.streamId, this.nextSeq + i, timeUs);
-      batch.add(memory.address + i * size, size);
+    if (destinations === undefined) {
+      for (let i = 0; i < n; i++) {
+        writeProbe(memory.bytes, i * size, size, this.streamId, this.nextSeq + i, timeUs);
+        batch.add(memory.address + i * size, size);
+      }
+    } else {
+      // Round-robin: packet p goes to stream p mod N as that stream's packet floor(p / N).
+      let k = this.nextSeq % streams;
+      let seq = (this.nextSeq - k) / streams;
+      for (let i = 0; i < n; i++) {
+        const streamId = (this.streamId + k) % 0x1_0000_0000;
+        writeProbe(memory.bytes, i * size, size, streamId, seq, timeUs);
+        batch.addTo(memory.address + i * size, size, destinations.address(k));
+        if (++k === streams) {
+          k = 0;
+          seq++;
+        }
+      }
     }
     this.nextSeq += n;
     this.pendingFrom = 0;
@@ -244,6 +280,8 @@ export class Sender {
       mode: 'send',
       interface: o.interfaceName,
       destination: ipv4ToString(o.group),
+      streams: o.streams,
+      destinationRange: ipv4RangeToString(o.group, o.streams),
       port: o.port,
       streamId: this.streamId,
       size: o.size,
@@ -274,5 +312,6 @@ export class Sender {
     this.fd = -1;
     this.batch?.free();
     this.memory?.free();
+    this.destinations?.free();
   }
 }

@@ -45,3 +45,22 @@ export function parseIpv4(s: string): number | undefined {
 export function isMulticastIpv4(n: number): boolean {
   return n >>> 28 === 0xe;
 }
+
+/**
+ * `address` + `offset` as an unsigned 32-bit address, counting through octet boundaries
+ * (239.1.1.255 + 1 is 239.1.2.0). Undefined when the result would leave 0.0.0.0-255.255.255.255
+ * instead of wrapping around. `offset` is an integer (negative counts down).
+ */
+export function offsetIpv4(address: number, offset: number): number | undefined {
+  const n = (address >>> 0) + offset;
+  return Number.isInteger(n) && n >= 0 && n <= 0xffffffff ? n : undefined;
+}
+
+/**
+ * `count` consecutive addresses from `first` as text: "239.1.1.1-239.1.1.100", or just the
+ * address when there is one. The caller has checked that the range stays within 32 bits.
+ */
+export function ipv4RangeToString(first: number, count: number): string {
+  const start = ipv4ToString(first);
+  return count <= 1 ? start : `${start}-${ipv4ToString((first >>> 0) + count - 1)}`;
+}

@@ -1,17 +1,63 @@
+import { AF_INET } from './constants.js';
 import { allocateNative, lastErrno, libc, type NativeMemory } from './libc.js';
 
 // struct mmsghdr on 64-bit Linux: msghdr (56 bytes) + msg_len (u32) + padding = 64.
 const MMSGHDR_SIZE = 64;
 const IOVEC_SIZE = 16;
+const MSG_NAME = 0;
+const MSG_NAMELEN = 8;
 const MSG_IOV = 16;
 const MSG_IOVLEN = 24;
 const MSG_LEN = 56;
+
+/** struct sockaddr_in: family (u16), port (u16, network order), address (u32, network order), zero. */
+export const SOCKADDR_IN_SIZE = 16;
+
+/**
+ * IPv4 destinations (struct sockaddr_in) in native memory that never moves, written once, so
+ * that a message can name its destination by pointer (MessageBatch.addTo) on an unconnected
+ * socket: entry k costs nothing per packet but copying its address into msg_name.
+ */
+export class DestinationTable {
+  readonly length: number;
+  private readonly memory: NativeMemory;
+
+  /** One entry per address, all with the same UDP port. Addresses are unsigned 32-bit numbers. */
+  constructor(addresses: readonly number[], port: number) {
+    this.length = addresses.length;
+    this.memory = allocateNative(Math.max(1, addresses.length) * SOCKADDR_IN_SIZE);
+    const view = new DataView(
+      this.memory.bytes.buffer,
+      this.memory.bytes.byteOffset,
+      this.memory.bytes.byteLength,
+    );
+    addresses.forEach((address, k) => {
+      const at = k * SOCKADDR_IN_SIZE;
+      view.setUint16(at, AF_INET, true);
+      view.setUint16(at + 2, port, false);
+      view.setUint32(at + 4, address >>> 0, false);
+    });
+  }
+
+  /** The native address of entry k, for msg_name. */
+  address(k: number): number {
+    return this.memory.address + k * SOCKADDR_IN_SIZE;
+  }
+
+  free(): void {
+    this.memory.free();
+  }
+}
 
 /**
  * A reusable vector of messages for sendmmsg/recvmmsg, in native memory that never moves, with
  * one or two iovecs per message (two: a header from the caller's memory, then the payload).
  * Filling a message writes three 32-bit words per iovec (iov_base as two halves, iov_len): no
  * allocation and no FFI call per packet; the whole batch goes out in one call.
+ *
+ * Messages have no destination (msg_name NULL: the socket's connected peer) unless filled with
+ * addTo, which also writes msg_name and msg_namelen. add() leaves them as they are, so a batch
+ * is filled either always with add() or always with addTo().
  */
 export class MessageBatch {
   readonly capacity: number;
@@ -51,6 +97,18 @@ export class MessageBatch {
     this.count++;
   }
 
+  /**
+   * Appends a message whose single iovec is [address, address + length), sent to the
+   * sockaddr_in at `destination` (a DestinationTable entry, which must outlive the send).
+   * Three more words than add(); for an unconnected socket.
+   */
+  addTo(address: number, length: number, destination: number): void {
+    const m = (this.count * MMSGHDR_SIZE) / 4;
+    writeAddress(this.words, m + MSG_NAME / 4, destination);
+    this.words[m + MSG_NAMELEN / 4] = SOCKADDR_IN_SIZE;
+    this.add(address, length);
+  }
+
   /** Appends a two-iovec message: [header, header + headerLength) then [payload, payload + payloadLength). */
   addWithHeader(header: number, headerLength: number, payload: number, payloadLength: number): void {
     const w = this.iovWordBase + this.count * 8;
@@ -77,8 +135,9 @@ export class MessageBatch {
   }
 
   /**
-   * Sends messages [from, count) on a connected socket. Returns how many the kernel took, or
-   * -errno. One FFI call, about 20 ns plus the kernel's work per message.
+   * Sends messages [from, count): to the connected peer, or each to its own destination when
+   * filled with addTo. Returns how many the kernel took, or -errno. One FFI call, about 20 ns
+   * plus the kernel's work per message.
    */
   send(fd: number, from: number, flags: number): number {
     const n = libc.sendmmsg(

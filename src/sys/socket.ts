@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import {
   AF_INET,
   F_GETFL,
@@ -5,6 +7,7 @@ import {
   IPPROTO_IP,
   IP_ADD_MEMBERSHIP,
   IP_DROP_MEMBERSHIP,
+  IP_MULTICAST_ALL,
   IP_MULTICAST_IF,
   IP_MULTICAST_LOOP,
   IP_MULTICAST_TTL,
@@ -150,6 +153,28 @@ export function joinGroup(fd: number, group: number, ifindex: number): void {
     ipMreqn(group, ifindex),
     `IP_ADD_MEMBERSHIP ifindex ${ifindex}`,
   );
+}
+
+/**
+ * IP_MULTICAST_ALL: on (the kernel's default), a socket bound to the wildcard address receives
+ * every group any socket of this namespace joined, for its port; off, only the groups it
+ * joined itself.
+ */
+export function setMulticastAll(fd: number, enabled: boolean): void {
+  setIntOption(fd, IPPROTO_IP, IP_MULTICAST_ALL, enabled ? 1 : 0, 'IP_MULTICAST_ALL');
+}
+
+/**
+ * Groups one socket may join (net.ipv4.igmp_max_memberships of this network namespace; the
+ * kernel refuses one more with ENOBUFS). 20, the kernel default, when it cannot be read.
+ */
+export function maxMembershipsPerSocket(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/ipv4/igmp_max_memberships', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : 20;
+  } catch {
+    return 20;
+  }
 }
 
 /** An ordinary UDP socket, close-on-exec. */

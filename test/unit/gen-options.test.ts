@@ -35,6 +35,7 @@ test('send: a full valid command line', () => {
     ifindex: 4,
     group: 0xef010203,
     multicast: true,
+    streams: 1,
     port: 5000,
     stop: { kind: 'count', count: 10000 },
     json: true,
@@ -126,6 +127,7 @@ test('recv: valid command lines', () => {
     ifindex: 4,
     group: 0xef010203,
     multicast: true,
+    streams: 1,
     port: 5000,
     stop: { kind: 'count', count: 10 },
     json: false,
@@ -152,4 +154,71 @@ test('recv: bad values', () => {
   rejects(() => parseRecvOptions({ ...recv, maxSize: '16' }, resolve), '--max-size', /32-65535/);
   rejects(() => parseRecvOptions({ ...recv, maxSize: '65536' }, resolve), '--max-size', /out of range/);
   rejects(() => parseRecvOptions({ ...recv, port: '99999' }, resolve), '--port', /out of range/);
+});
+
+test('--streams: consecutive addresses from --group, 1-1024, default 1', () => {
+  assert.equal(parseSendOptions(send, resolve).streams, 1);
+  assert.equal(parseRecvOptions(recv, resolve).streams, 1);
+  const o = parseSendOptions({ ...send, group: '239.1.1.1', streams: '100' }, resolve);
+  assert.equal(o.streams, 100);
+  assert.equal(o.group, 0xef010101);
+  assert.equal(o.multicast, true);
+  assert.equal(parseRecvOptions({ ...recv, streams: '5' }, resolve).streams, 5);
+  assert.equal(parseSendOptions({ ...send, streams: '1024' }, resolve).streams, 1024);
+  // The range may cross octets, and end exactly at either edge of 224.0.0.0/4.
+  assert.equal(parseSendOptions({ ...send, group: '239.1.1.200', streams: '100' }, resolve).streams, 100);
+  assert.equal(parseSendOptions({ ...send, group: '239.255.255.156', streams: '100' }, resolve).streams, 100);
+  assert.equal(parseRecvOptions({ ...recv, group: '239.255.255.255', streams: '1' }, resolve).streams, 1);
+  // Unicast destinations work too, for send, as long as they stay unicast.
+  const u = parseSendOptions({ ...send, group: '10.0.0.1', streams: '3' }, resolve);
+  assert.equal(u.multicast, false);
+  assert.equal(u.streams, 3);
+  assert.equal(parseSendOptions({ ...send, group: '223.255.255.250', streams: '6' }, resolve).streams, 6);
+  assert.equal(parseSendOptions({ ...send, group: '255.255.255.253', streams: '2' }, resolve).streams, 2);
+});
+
+test('--streams: bad counts and ranges that leave their kind of address', () => {
+  for (const parse of [parseSendOptions, parseRecvOptions]) {
+    const base = parse === parseSendOptions ? send : recv;
+    rejects(
+      () => parse({ ...base, streams: '0' }, resolve),
+      '--streams',
+      /out of range; expected an integer 1-1024/,
+    );
+    rejects(() => parse({ ...base, streams: '1025' }, resolve), '--streams', /out of range/);
+    rejects(() => parse({ ...base, streams: '-1' }, resolve), '--streams', /out of range/);
+    rejects(() => parse({ ...base, streams: 'many' }, resolve), '--streams', /not an integer/);
+    rejects(() => parse({ ...base, streams: '2.5' }, resolve), '--streams', /not an integer/);
+    rejects(
+      () => parse({ ...base, group: '239.255.255.200', streams: '100' }, resolve),
+      '--streams',
+      /^100 consecutive addresses from 239\.255\.255\.200 would run to 240\.0\.0\.43, outside the multicast range 224\.0\.0\.0\/4; expected at most 56 from this --group \(the last one 239\.255\.255\.255\)/,
+    );
+    rejects(
+      () => parse({ ...base, group: '239.255.255.156', streams: '101' }, resolve),
+      '--streams',
+      /would run to 240\.0\.0\.0, outside the multicast range/,
+    );
+  }
+  rejects(
+    () => parseSendOptions({ ...send, group: '223.255.255.250', streams: '7' }, resolve),
+    '--streams',
+    /would run to 224\.0\.0\.0, into the multicast range 224\.0\.0\.0\/4 .*expected at most 6/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, group: '255.255.255.253', streams: '3' }, resolve),
+    '--streams',
+    /would run to 255\.255\.255\.255, which includes the broadcast address/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, group: '255.255.255.200', streams: '100' }, resolve),
+    '--streams',
+    /would run past 255\.255\.255\.255; expected at most 55/,
+  );
+  rejects(
+    () => parseRecvOptions({ ...recv, group: '10.0.0.2', streams: '2' }, resolve),
+    '--streams',
+    /10\.0\.0\.2 is a unicast address and there is nothing to join/,
+  );
+  assert.equal(parseRecvOptions({ ...recv, group: '10.0.0.2', streams: '1' }, resolve).streams, 1);
 });

@@ -15,6 +15,7 @@ function input(table: StreamTable, over: Partial<ReceiveSummaryInput> = {}): Rec
   return {
     interfaceName: 'vb',
     group: 0xef090909,
+    groups: 1,
     port: 5000,
     stoppedBy: 'count',
     elapsedSeconds: 1,
@@ -86,6 +87,8 @@ test('send report text', () => {
     mode: 'send',
     interface: 'va',
     destination: '239.9.9.9',
+    streams: 1,
+    destinationRange: '239.9.9.9',
     port: 5000,
     streamId: 7,
     size: 1316,
@@ -107,4 +110,31 @@ test('send report text', () => {
   assert.match(text, /as fast as possible/);
   assert.match(text, /ENOBUFS 1/);
   assert.match(text, /not bound to the device/);
+  assert.match(text, /, stream 7, stopped/);
+
+  const many = formatSendText({
+    ...report,
+    streams: 100,
+    destinationRange: '239.1.1.1-239.1.1.100',
+    streamId: 0xfffffffe,
+  });
+  assert.match(
+    many,
+    /to 239\.1\.1\.1-239\.1\.1\.100:5000 via va, 100 streams \(ids 4294967294-97, round-robin\)/,
+  );
+});
+
+test('recv report over several groups names the range', () => {
+  const table = new StreamTable();
+  for (let k = 0; k < 5; k++) table.get(k).recordGood(0, 64, 1);
+  const r = summarizeReceive(input(table, { group: 0xef0101ff, groups: 5 }));
+  assert.equal(r.group, '239.1.1.255');
+  assert.equal(r.groups, 5);
+  assert.equal(r.groupRange, '239.1.1.255-239.1.2.3');
+  assert.equal(r.totals.streams, 5);
+  assert.match(formatRecvText(r), /^mcrgen recv: 239\.1\.1\.255-239\.1\.2\.3:5000 \(5 groups\) on vb/);
+  assert.match(formatRecvText(r), /kernel drops on its sockets: 0; receive buffer 1048576 bytes each/);
+  const one = summarizeReceive(input(table));
+  assert.equal(one.groupRange, '239.9.9.9');
+  assert.match(formatRecvText(one), /^mcrgen recv: 239\.9\.9\.9:5000 on vb/);
 });

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+
+import { MSG_DONTWAIT } from '../../src/sys/constants.js';
+import { allocateNative } from '../../src/sys/libc.js';
+import { DestinationTable, MessageBatch } from '../../src/sys/message-batch.js';
+import { closeFd, openUdpSocket } from '../../src/sys/socket.js';
+
+// Over loopback only: three listeners on 127.0.0.1-3 (all of 127/8 is local on Linux), one
+// unconnected socket, one sendmmsg call whose messages each name their own destination.
+
+const LOOPBACK = [0x7f000001, 0x7f000002, 0x7f000003];
+
+async function listener(address: string, port: number): Promise<Socket> {
+  const socket = createSocket('udp4');
+  socket.bind(port, address);
+  await once(socket, 'listening');
+  return socket;
+}
+
+function collect(socket: Socket, into: string[]): void {
+  socket.on('message', (m) => into.push(m.toString('latin1')));
+}
+
+test('addTo: one sendmmsg call, every message to its own destination, in order', async () => {
+  const first = await listener('127.0.0.1', 0);
+  const port = first.address().port;
+  const sockets = [first, await listener('127.0.0.2', port), await listener('127.0.0.3', port)];
+  const received: string[][] = [[], [], []];
+  sockets.forEach((s, k) => collect(s, received[k]!));
+
+  const fd = openUdpSocket('test');
+  const table = new DestinationTable(LOOPBACK, port);
+  const batch = new MessageBatch(8);
+  const payload = allocateNative(8 * 4);
+  try {
+    assert.equal(table.length, 3);
+    assert.equal(table.address(1) - table.address(0), 16);
+    for (let i = 0; i < 7; i++) {
+      payload.bytes.set(Buffer.from(`m${i}/${i % 3}`, 'latin1'), i * 4);
+      batch.addTo(payload.address + i * 4, 4, table.address(i % 3));
+    }
+    assert.equal(batch.count, 7);
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 7);
+
+    const deadline = Date.now() + 2000;
+    while (received.flat().length < 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(received, [
+      ['m0/0', 'm3/0', 'm6/0'],
+      ['m1/1', 'm4/1'],
+      ['m2/2', 'm5/2'],
+    ]);
+
+    // Refilling the batch replaces each message's destination.
+    batch.count = 0;
+    payload.bytes.set(Buffer.from('r0/2', 'latin1'), 0);
+    batch.addTo(payload.address, 4, table.address(2));
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 1);
+    while (received[2]!.length < 3 && Date.now() < deadline + 2000)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(received[2], ['m2/2', 'm5/2', 'r0/2']);
+    assert.equal(received[0]!.length, 3);
+  } finally {
+    closeFd(fd);
+    batch.free();
+    table.free();
+    payload.free();
+    for (const s of sockets) s.close();
+  }
+});
+
+test('a message without a destination on an unconnected socket is refused (EDESTADDRREQ)', () => {
+  const fd = openUdpSocket('test');
+  const batch = new MessageBatch(1);
+  const payload = allocateNative(4);
+  try {
+    batch.add(payload.address, 4);
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), -89); // EDESTADDRREQ
+  } finally {
+    closeFd(fd);
+    batch.free();
+    payload.free();
+  }
+});
