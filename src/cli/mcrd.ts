@@ -32,6 +32,18 @@ const program = new Command('mcrd')
   .option('-u, --user <name>', 'the unprivileged account workers run as', 'nobody')
   .option('--no-qdisc-bypass', 'send raw egress through the queueing discipline (default: bypass it)')
   .option('--ring-size <MiB>', 'receive ring per input interface and worker, in MiB', positiveInt, 4)
+  .option(
+    '--batch-size <frames>',
+    'frames a worker takes from a ring per batch, and packets per sendmmsg (1-1024)',
+    boundedInt(1, 1024),
+    64,
+  )
+  .option(
+    '--batch-budget <batches>',
+    'batches a worker takes per wakeup before yielding to its event loop (1-1024)',
+    boundedInt(1, 1024),
+    16,
+  )
   .addOption(new Option('-l, --log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
   .addHelpText(
@@ -51,10 +63,20 @@ const options = program.opts<{
   fanout: 'hash' | 'cpu';
   user: string;
   ringSize: number;
+  batchSize: number;
+  batchBudget: number;
   logLevel: string;
   debugMethods?: boolean;
   qdiscBypass: boolean;
 }>();
+
+function boundedInt(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return Number(value);
+  };
+}
 
 function positiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1)
@@ -84,8 +106,8 @@ async function main(): Promise<void> {
     version: packageVersion(),
     settings: {
       ringBytes: options.ringSize * 1024 * 1024,
-      batchSize: 64,
-      batchesPerWakeup: 16,
+      batchSize: options.batchSize,
+      batchesPerWakeup: options.batchBudget,
       statsIntervalMs: 1000,
     },
   });
