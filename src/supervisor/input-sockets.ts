@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ipv4ToString } from '../packet/ipv4-address.js';
 import { joinFanoutGroup, openIngressSocket } from '../sys/packet-socket.js';
-import { closeFd, joinGroup, leaveGroup, openUdpSocket } from '../sys/socket.js';
+import { closeFd, joinGroup, leaveGroup, maxMembershipsPerSocket, openUdpSocket } from '../sys/socket.js';
 
 /** One input interface in use: its AF_PACKET socket and the groups joined on it. */
 export interface InputInterface {
@@ -31,7 +30,7 @@ interface MembershipSocket {
  */
 export class InputSockets {
   private readonly interfaces = new Map<string, InputInterface>();
-  private readonly maxMemberships = readMaxMemberships();
+  private readonly maxMemberships = maxMembershipsPerSocket();
   private readonly log: Logger;
   private readonly workers: number;
   private readonly fanout: 'hash' | 'cpu';
@@ -151,14 +150,5 @@ export class InputSockets {
     for (const fd of input.fds) closeFd(fd);
     for (const member of input.members) closeFd(member.fd);
     this.interfaces.delete(input.name);
-  }
-}
-
-function readMaxMemberships(): number {
-  try {
-    const n = Number(readFileSync('/proc/sys/net/ipv4/igmp_max_memberships', 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : 20;
-  } catch {
-    return 20; // the kernel default, when /proc is not readable
   }
 }
