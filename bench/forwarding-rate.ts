@@ -45,6 +45,7 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
     const relay = await startRelay(key.system, topo, scenario, {
       workers: options.workers,
       qdiscBypass: options.qdiscBypass,
+      mcrdArgs: options.mcrdArgs,
     });
     try {
       const setup: TrialSetup = {
@@ -119,7 +120,7 @@ function progressLine(run: CaseRun): string {
 
 const plan = cases(options);
 console.log(
-  `forwarding-rate: ${plan.length} cases × ${options.repeat} repetition(s), ${options.seconds}-s trials, ${options.workers} worker(s); relay on CPU 0, generator on CPU 1`,
+  `forwarding-rate: ${plan.length} cases × ${options.repeat} repetition(s), ${options.seconds}-s trials, ${options.workers} worker(s)${options.qdiscBypass ? '' : ', raw egress through the qdisc'}${options.mcrdArgs.length ? `, mcrd ${options.mcrdArgs.join(' ')}` : ''}; relay on CPU 0, generator on CPU 1`,
 );
 const runs: CaseRun[] = [];
 for (let repetition = 1; repetition <= options.repeat; repetition++) {

@@ -18,6 +18,8 @@ export interface BenchOptions {
   resolution: number;
   workers: number;
   qdiscBypass: boolean;
+  /** Extra mcrd arguments (tuning runs: ring size, batch size, batch budget). */
+  mcrdArgs: string[];
   results: string;
   smoke: boolean;
 }
@@ -85,6 +87,11 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     .addOption(new Option('--workers <n>', 'mcr worker processes').argParser(positive).default(1))
     .option('--no-qdisc-bypass', 'mcr raw egress through the qdisc (PACKET_QDISC_BYPASS off)')
     .addOption(
+      new Option('--mcrd-args <args>', 'extra mcrd arguments, e.g. "--batch-size 16 --ring-size 1"')
+        .argParser((text: string) => text.split(/\s+/).filter(Boolean))
+        .default([]),
+    )
+    .addOption(
       new Option('--results <file>', 'JSON results file').default(
         `bench-results/forwarding-rate-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
       ),
@@ -115,6 +122,7 @@ explains the method and the figures.`,
     resolution: number;
     workers: number;
     qdiscBypass: boolean;
+    mcrdArgs: string[];
     results: string;
     smoke?: boolean;
   }>();

@@ -160,9 +160,10 @@ export function formatSummary(summaries: CaseSummary[]): string {
   const rows = summaries.map((s) => {
     const scenario = SCENARIOS[s.scenario]?.name ?? s.scenario;
     const head = [scenario, String(s.size), s.placement, SYSTEM_LABELS[s.system]];
-    if (s.skipped) return [...head, `not run: ${s.skipped}`, '', '', '', '', '', ''];
+    // Reasons go last, so a long one does not widen a figure column.
+    if (s.skipped) return [...head, '-', '-', '-', '-', '-', '-', `not run: ${s.skipped}`];
     if (s.failed && !s.lossless)
-      return [...head, `failed: ${s.failed.split('\n')[0]}`, '', '', '', '', '', ''];
+      return [...head, '-', '-', '-', '-', '-', '-', `failed: ${s.failed.split('\n')[0]}`];
     return [
       ...head,
       pps(s.lossless, s.losslessGeneratorBound),

@@ -33,6 +33,7 @@ export interface RelayUnderTest {
 export interface SystemSettings {
   workers: number;
   qdiscBypass: boolean;
+  mcrdArgs: string[];
 }
 
 /** Why `system` cannot run `scenario`, or undefined when it can. */
@@ -69,6 +70,7 @@ async function startMcr(
 ): Promise<RelayUnderTest> {
   const args = ['--workers', String(settings.workers), '--log-level', 'warn'];
   if (!settings.qdiscBypass) args.push('--no-qdisc-bypass');
+  args.push(...settings.mcrdArgs);
   // One worker shares the relay core with mcrd; more workers take the next CPUs mcrd may use.
   const relay = await RelayHost.start(
     topo,
