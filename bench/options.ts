@@ -111,21 +111,7 @@ the maximum lossless rate (loss <= 0.1 %), and output at twice that rate. docs/P
 explains the method and the figures.`,
     );
   program.parse(argv);
-  const o = program.opts<{
-    scenarios: string[];
-    sizes: number[];
-    systems: SystemName[];
-    placements: Placement[];
-    repeat: number;
-    seconds: number;
-    fixedRate: number;
-    resolution: number;
-    workers: number;
-    qdiscBypass: boolean;
-    mcrdArgs: string[];
-    results: string;
-    smoke?: boolean;
-  }>();
+  const o = program.opts<Omit<BenchOptions, 'smoke'> & { smoke?: boolean }>();
   const smoke = o.smoke === true;
   return {
     ...o,
