@@ -58,13 +58,11 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
       };
       await runTrial(setup, options.fixedRate / 2, 1); // warm-up: JIT, ring pages, ARP and IGMP
       const fixedLoad = await runTrial(setup, options.fixedRate);
-      const healthBefore = await relay.health();
-      const dropsBefore = await relay.ringDrops();
+      const before = await relay.workerStats();
       const fullLoad = await runTrial(setup, 'max');
       const search = await findMaxLossless((rate) => runTrial(setup, rate), fullLoad, options.resolution);
       const overload = search.best ? await runTrial(setup, search.best.sentPps * 2) : null;
-      const healthAfter = await relay.health();
-      const dropsAfter = await relay.ringDrops();
+      const after = await relay.workerStats();
       return {
         ...key,
         repetition,
@@ -74,8 +72,8 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
         generatorBound: search.generatorBound,
         overload,
         search: search.trials,
-        health: steadyState(healthBefore, healthAfter),
-        ringDrops: dropsBefore === null || dropsAfter === null ? null : dropsAfter - dropsBefore,
+        health: before && after ? steadyState(before.health, after.health) : null,
+        ringDrops: before && after ? after.ringDrops - before.ringDrops : null,
       };
     } finally {
       await relay.stop();
@@ -88,11 +86,8 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
 }
 
 /** Collections during the saturated trials, summed over workers; RSS at the end. */
-function steadyState(
-  before: WorkerProcessHealth[] | null,
-  after: WorkerProcessHealth[] | null,
-): SteadyStateHealth | null {
-  if (!before || !after || before.length !== after.length || after.length === 0) return null;
+function steadyState(before: WorkerProcessHealth[], after: WorkerProcessHealth[]): SteadyStateHealth | null {
+  if (before.length !== after.length || after.length === 0) return null;
   const sum = (list: WorkerProcessHealth[], f: (h: WorkerProcessHealth) => number) =>
     list.reduce((n, h) => n + f(h), 0);
   return {

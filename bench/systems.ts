@@ -23,11 +23,16 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
 export interface RelayUnderTest {
   /** Processes the relay runs in (mcr workers, socat); the kernel has none. */
   readonly pids: number[];
-  /** mcr's workers: memory and garbage collection; null for the others. */
-  health(): Promise<WorkerProcessHealth[] | null>;
-  /** mcr's packet-socket ring drops summed over workers; null for the others. */
-  ringDrops(): Promise<number | null>;
+  /** mcr's workers, from one stats request; null for the others. */
+  workerStats(): Promise<WorkerSnapshot | null>;
   stop(): Promise<void>;
+}
+
+export interface WorkerSnapshot {
+  /** Memory and garbage collection, per worker. */
+  health: WorkerProcessHealth[];
+  /** Packet-socket ring drops summed over workers. */
+  ringDrops: number;
 }
 
 export interface SystemSettings {
@@ -95,9 +100,13 @@ async function startMcr(
     const pids = workers.map((w) => w.pid).filter((p): p is number => p !== null);
     return {
       pids,
-      health: async () => (await client.call('stats.get', {})).workers.map((w) => w.health).filter(isHealth),
-      ringDrops: async () =>
-        (await client.call('stats.get', {})).workers.reduce((n, w) => n + w.counters.ringDrops, 0),
+      workerStats: async () => {
+        const { workers: stats } = await client.call('stats.get', {});
+        return {
+          health: stats.map((w) => w.health).filter(isHealth),
+          ringDrops: stats.reduce((n, w) => n + w.counters.ringDrops, 0),
+        };
+      },
       stop: async () => {
         client.close();
         await relay.stop();
@@ -142,8 +151,7 @@ async function startKernel(topo: Topology, scenario: Scenario): Promise<RelayUnd
   await waitForInterfaces(topo, scenario.outputLinks + 1, daemon);
   return {
     pids: [],
-    health: () => Promise.resolve(null),
-    ringDrops: () => Promise.resolve(null),
+    workerStats: () => Promise.resolve(null),
     stop: () => stopProcess(daemon),
   };
 }
@@ -187,8 +195,7 @@ async function startSocat(topo: Topology, scenario: Scenario): Promise<RelayUnde
   return {
     // `ip netns exec` and taskset exec the command, so the child's pid is socat's own.
     pids: processes.map((p) => p.child.pid!),
-    health: () => Promise.resolve(null),
-    ringDrops: () => Promise.resolve(null),
+    workerStats: () => Promise.resolve(null),
     stop: async () => {
       for (const p of processes) await stopProcess(p);
     },

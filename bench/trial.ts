@@ -45,7 +45,7 @@ export async function runTrial(
 ): Promise<Trial> {
   const { topo, scenario } = setup;
   const outputBefore = receivedAtReceiver(topo, scenario);
-  const inputBefore = interfaceCounter(topo, topo.relay, 'in0', 'rx_packets');
+  const inputBefore = topo.linkStats(topo.relay, 'in0').rxPackets;
   const processBefore = sumTicks(setup.relayPids);
   const threadBefore = sumTicks([setup.receiveThreadPid]);
   const coreBefore = cpuTicks(RELAY_CPU);
@@ -56,7 +56,7 @@ export async function runTrial(
   const processTicks = sumTicks(setup.relayPids) - processBefore;
   const threadTicks = sumTicks([setup.receiveThreadPid]) - threadBefore;
   await sleep(300); // what is still in rings and queues arrives
-  const input = interfaceCounter(topo, topo.relay, 'in0', 'rx_packets') - inputBefore;
+  const input = topo.linkStats(topo.relay, 'in0').rxPackets - inputBefore;
   const output = receivedAtReceiver(topo, scenario) - outputBefore;
   const elapsed = report.elapsedSeconds;
   const expected = report.packets * scenario.fanout;
@@ -90,13 +90,8 @@ async function generate(setup: TrialSetup, rate: number | 'max', seconds: number
 function receivedAtReceiver(topo: Topology, scenario: Scenario): number {
   let total = 0;
   // Kernel chatter (IGMP reports, IPv6 neighbour discovery) is a handful of packets per trial.
-  for (let i = 0; i < scenario.outputLinks; i++)
-    total += interfaceCounter(topo, topo.receiver, `eth${i}`, 'rx_packets');
+  for (let i = 0; i < scenario.outputLinks; i++) total += topo.linkStats(topo.receiver, `eth${i}`).rxPackets;
   return total;
-}
-
-function interfaceCounter(topo: Topology, ns: string, ifname: string, which: 'rx_packets'): number {
-  return Number(topo.exec(ns, 'cat', [`/sys/class/net/${ifname}/statistics/${which}`]).stdout.trim());
 }
 
 /** USER_HZ, the unit of /proc CPU times (100 on every Linux architecture mcr runs on). */
