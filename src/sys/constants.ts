@@ -57,6 +57,13 @@ export const SIOCGIFHWADDR = 0x8927;
 export const IFF_UP = 0x1;
 export const IFF_RUNNING = 0x40;
 
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLLIN = 0x001;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+
 export const EAGAIN = 11;
 export const EINTR = 4;
 export const EBUSY = 16;

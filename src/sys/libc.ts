@@ -25,6 +25,9 @@ export const libc = {
   sendmsg: lib.func('intptr_t sendmsg(int fd, uintptr_t msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, uintptr_t msg, int flags)'),
   send: lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)'),
+  epollCreate1: lib.func('int epoll_create1(int flags)'),
+  epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, uintptr_t event)'),
+  epollWait: lib.func('int epoll_wait(int epfd, uintptr_t events, int maxevents, int timeout)'),
   prctl: lib.func(
     'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   ),
@@ -133,7 +136,7 @@ type PollCallback = (ev: { readable: boolean; writable: boolean; disconnect: boo
 const live = new Set<ReturnType<typeof koffi.node.poll>>();
 
 /** Reads (and so clears) a socket's pending error; returns the errno, 0 if none. */
-function takeSocketError(fd: number): number {
+export function takeSocketError(fd: number): number {
   const SOL_SOCKET = 1;
   const SO_ERROR = 4;
   const value = new Int32Array(1);

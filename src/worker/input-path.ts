@@ -1,6 +1,6 @@
 import { DropReason, ParsedFrame, parseFrame } from '../packet/frame.js';
 import type { DataPlaneSettings } from '../protocol/worker-messages.js';
-import { watchReadable, type ReadableWatch } from '../sys/libc.js';
+import type { ReadableWatch } from '../sys/libc.js';
 import { readPacketStatistics } from '../sys/packet-socket.js';
 import {
   RxRing,
@@ -14,6 +14,7 @@ import {
 import { closeFd } from '../sys/socket.js';
 import { forwardingKey, type ForwardingRule } from './forwarding-rule.js';
 import type { OutputPath } from './output-path.js';
+import type { ReadinessSource } from './readiness-loop.js';
 import { NO_RULE, OVERSIZE, WORKER_RESTART, type WorkerCounterSet } from './worker-counters.js';
 
 /**
@@ -43,6 +44,7 @@ export class InputPath {
     mtu: number,
     settings: DataPlaneSettings,
     counters: WorkerCounterSet,
+    readiness: ReadinessSource,
   ) {
     this.fd = fd;
     this.interfaceName = interfaceName;
@@ -53,9 +55,8 @@ export class InputPath {
       this.discardInheritedFrames();
       this.positionUnknown = true;
     }
-    // Readiness comes through libuv (level-triggered), so commands, timers and signals interleave
-    // with forwarding at no measurable cost.
-    this.watch = watchReadable(fd, () => this.drain());
+    // Level-triggered: a drain that stops at its batch budget is called again if frames wait.
+    this.watch = readiness.watch(fd, () => this.drain());
   }
 
   addRule(rule: ForwardingRule): void {
