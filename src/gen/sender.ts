@@ -239,7 +239,7 @@ export class Sender {
     if (destinations === undefined) {
       for (let i = 0; i < n; i++) {
         writeProbe(memory.bytes, i * size, size, this.streamId, this.nextSeq + i, timeUs);
-        batch.add(memory.address + i * size, size);
+        batch.add(memory.region, i * size, size);
       }
     } else {
       // Round-robin: packet p goes to stream p mod N as that stream's packet floor(p / N).
@@ -248,7 +248,7 @@ export class Sender {
       for (let i = 0; i < n; i++) {
         const streamId = (this.streamId + k) % 0x1_0000_0000;
         writeProbe(memory.bytes, i * size, size, streamId, seq, timeUs);
-        batch.addTo(memory.address + i * size, size, destinations.address(k));
+        batch.addTo(memory.region, i * size, size, destinations, k);
         if (++k === streams) {
           k = 0;
           seq++;

@@ -61,14 +61,14 @@ export class EpollSet {
     this.requestWords[0] = EPOLLIN;
     this.requestWords[DATA_WORD] = fd;
     this.requestWords[DATA_WORD + 1] = 0;
-    if ((libc.epollCtl(this.fd, EPOLL_CTL_ADD, fd, this.request.address) as number) < 0) {
+    if ((libc.epollCtl(this.fd, EPOLL_CTL_ADD, fd, this.request.region.pointer) as number) < 0) {
       throw new SysError(`epoll_ctl(add fd ${fd})`, lastErrno());
     }
   }
 
   /** Stops watching `fd`. Closing a descriptor removes it too; this is for one that stays open. */
   remove(fd: number): void {
-    libc.epollCtl(this.fd, EPOLL_CTL_DEL, fd, this.request.address);
+    libc.epollCtl(this.fd, EPOLL_CTL_DEL, fd, this.request.region.pointer);
   }
 
   /**
@@ -76,7 +76,7 @@ export class EpollSet {
    * ready; an interrupting signal counts as none. Costs one syscall and one FFI call (~20 ns).
    */
   wait(timeoutMs: number): number {
-    const ready = libc.epollWait(this.fd, this.events.address, this.capacity, timeoutMs) as number;
+    const ready = libc.epollWait(this.fd, this.events.region.pointer, this.capacity, timeoutMs) as number;
     if (ready >= 0) return ready;
     const errno = lastErrno();
     if (errno === EINTR) return 0;

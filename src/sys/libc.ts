@@ -28,6 +28,7 @@ export const libc = {
   epollCreate1: lib.func('int epoll_create1(int flags)'),
   epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, uintptr_t event)'),
   epollWait: lib.func('int epoll_wait(int epfd, uintptr_t events, int maxevents, int timeout)'),
+  clockGettime: lib.func('int clock_gettime(int clock, uintptr_t timespec)'),
   prctl: lib.func(
     'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   ),
@@ -44,10 +45,44 @@ export function lastErrno(): number {
   return koffi.errno();
 }
 
+/**
+ * A native address in the two forms the hot path needs without allocating. V8 keeps a Number
+ * above 2^31 as a heap double, and every time such a value is passed to a function that is not
+ * inlined (any FFI call among them) it allocates a fresh one: at a few per packet that was most
+ * of a worker's garbage. So per-packet code passes a Region and a small offset, and FFI calls
+ * take the BigInt, which is passed by reference.
+ */
+export class Region {
+  /** Low and high 32 bits, for writing base + offset into a native pointer field. */
+  readonly low: number;
+  readonly high: number;
+  /** The address as a BigInt, for uintptr_t arguments. */
+  readonly pointer: bigint;
+
+  constructor(address: number) {
+    this.low = address % 4294967296;
+    this.high = Math.floor(address / 4294967296);
+    this.pointer = BigInt(address);
+  }
+
+  /** Writes (this + offset) into words[at] (low half) and words[at + 1] (high half). */
+  writeAddress(words: Uint32Array, at: number, offset: number): void {
+    const low = this.low + offset;
+    if (low < 4294967296) {
+      words[at] = low;
+      words[at + 1] = this.high;
+    } else {
+      words[at] = low - 4294967296;
+      words[at + 1] = this.high + 1;
+    }
+  }
+}
+
 /** Native memory that neither moves nor is collected until freed. */
 export interface NativeMemory {
-  /** The address as a Number (user-space addresses fit exactly). */
+  /** The address as a Number (user-space addresses fit exactly); for set-up, not per packet. */
   readonly address: number;
+  readonly region: Region;
   readonly bytes: Uint8Array;
   free(): void;
 }
@@ -60,6 +95,7 @@ export function allocateNative(size: number): NativeMemory {
   let freed = false;
   return {
     address,
+    region: new Region(address),
     bytes,
     free() {
       if (!freed) {

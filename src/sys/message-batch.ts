@@ -1,5 +1,5 @@
 import { AF_INET } from './constants.js';
-import { allocateNative, lastErrno, libc, type NativeMemory } from './libc.js';
+import { allocateNative, lastErrno, libc, type NativeMemory, type Region } from './libc.js';
 
 // struct mmsghdr on 64-bit Linux: msghdr (56 bytes) + msg_len (u32) + padding = 64.
 const MMSGHDR_SIZE = 64;
@@ -39,9 +39,9 @@ export class DestinationTable {
     });
   }
 
-  /** The native address of entry k, for msg_name. */
-  address(k: number): number {
-    return this.memory.address + k * SOCKADDR_IN_SIZE;
+  /** Where the entries live; entry k is at byte offset k * SOCKADDR_IN_SIZE. */
+  get region(): Region {
+    return this.memory.region;
   }
 
   free(): void {
@@ -64,7 +64,8 @@ export class MessageBatch {
   count = 0;
   private readonly memory: NativeMemory;
   private readonly words: Uint32Array;
-  private readonly messagesAddress: number;
+  /** messagesFrom[i]: the address of message i, precomputed so a call allocates nothing. */
+  private readonly messagesFrom: bigint[];
   private readonly iovWordBase: number;
 
   private readonly iovecsPerMessage: number;
@@ -78,7 +79,9 @@ export class MessageBatch {
       this.memory.bytes.byteOffset,
       this.memory.bytes.byteLength / 4,
     );
-    this.messagesAddress = this.memory.address;
+    this.messagesFrom = Array.from({ length: capacity }, (_, i) =>
+      BigInt(this.memory.address + i * MMSGHDR_SIZE),
+    );
     const iovAddress = this.memory.address + capacity * MMSGHDR_SIZE;
     this.iovWordBase = (capacity * MMSGHDR_SIZE) / 4;
     for (let i = 0; i < capacity; i++) {
@@ -88,35 +91,41 @@ export class MessageBatch {
     }
   }
 
-  /** Appends a message whose single iovec is [address, address + length). */
-  add(address: number, length: number): void {
+  /**
+   * Appends a message whose single iovec is the `length` bytes at `offset` in `region`. Regions
+   * and offsets instead of addresses: see Region. Three word writes, no allocation.
+   */
+  add(region: Region, offset: number, length: number): void {
     const w = this.iovWordBase + this.count * 4;
-    this.words[w] = address % 4294967296;
-    this.words[w + 1] = Math.floor(address / 4294967296);
+    region.writeAddress(this.words, w, offset);
     this.words[w + 2] = length;
     this.count++;
   }
 
   /**
-   * Appends a message whose single iovec is [address, address + length), sent to the
-   * sockaddr_in at `destination` (a DestinationTable entry, which must outlive the send).
+   * Like add, and the message goes to `destinations` entry k (the table must outlive the send).
    * Three more words than add(); for an unconnected socket.
    */
-  addTo(address: number, length: number, destination: number): void {
+  addTo(region: Region, offset: number, length: number, destinations: DestinationTable, k: number): void {
     const m = (this.count * MMSGHDR_SIZE) / 4;
-    writeAddress(this.words, m + MSG_NAME / 4, destination);
+    destinations.region.writeAddress(this.words, m + MSG_NAME / 4, k * SOCKADDR_IN_SIZE);
     this.words[m + MSG_NAMELEN / 4] = SOCKADDR_IN_SIZE;
-    this.add(address, length);
+    this.add(region, offset, length);
   }
 
-  /** Appends a two-iovec message: [header, header + headerLength) then [payload, payload + payloadLength). */
-  addWithHeader(header: number, headerLength: number, payload: number, payloadLength: number): void {
+  /** Appends a two-iovec message: a header, then the payload. */
+  addWithHeader(
+    headers: Region,
+    headerOffset: number,
+    headerLength: number,
+    payloads: Region,
+    payloadOffset: number,
+    payloadLength: number,
+  ): void {
     const w = this.iovWordBase + this.count * 8;
-    this.words[w] = header % 4294967296;
-    this.words[w + 1] = Math.floor(header / 4294967296);
+    headers.writeAddress(this.words, w, headerOffset);
     this.words[w + 2] = headerLength;
-    this.words[w + 4] = payload % 4294967296;
-    this.words[w + 5] = Math.floor(payload / 4294967296);
+    payloads.writeAddress(this.words, w + 4, payloadOffset);
     this.words[w + 6] = payloadLength;
     this.count++;
   }
@@ -140,18 +149,13 @@ export class MessageBatch {
    * plus the kernel's work per message.
    */
   send(fd: number, from: number, flags: number): number {
-    const n = libc.sendmmsg(
-      fd,
-      this.messagesAddress + from * MMSGHDR_SIZE,
-      this.count - from,
-      flags,
-    ) as number;
+    const n = libc.sendmmsg(fd, this.messagesFrom[from], this.count - from, flags) as number;
     return n < 0 ? -lastErrno() : n;
   }
 
   /** Receives up to `capacity` messages into the buffers set with setBuffer. Returns count or -errno. */
   receive(fd: number, flags: number): number {
-    const n = libc.recvmmsg(fd, this.messagesAddress, this.capacity, flags, 0) as number;
+    const n = libc.recvmmsg(fd, this.messagesFrom[0], this.capacity, flags, 0) as number;
     return n < 0 ? -lastErrno() : n;
   }
 

@@ -1,6 +1,6 @@
 import { EBUSY, PACKET_RX_RING, PACKET_VERSION, SOL_PACKET, TPACKET_V2 } from './constants.js';
 import { SysError } from './errors.js';
-import { mapShared, unmap } from './libc.js';
+import { mapShared, Region, unmap } from './libc.js';
 import { setIntOption, setOption } from './socket.js';
 
 // struct tpacket2_hdr, the per-frame header the kernel writes at the start of each ring slot.
@@ -48,8 +48,8 @@ export class RxRing {
   readonly fd: number;
   readonly frameSize: number;
   readonly frameCount: number;
-  /** Address of slot 0, for iovecs that point into the ring. */
-  readonly baseAddress: number;
+  /** The ring's memory, for iovecs that point into it (by byte offset). */
+  readonly region: Region;
   readonly bytes: Uint8Array;
   /** The ring as 32-bit words: slot i's status is words[i * frameSize / 4]. */
   readonly words: Uint32Array;
@@ -75,7 +75,7 @@ export class RxRing {
     this.frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
     this.size = geometry.blockSize * geometry.blockCount;
     this.pointer = pointer;
-    this.baseAddress = address;
+    this.region = new Region(address);
     this.bytes = new Uint8Array(buffer);
     this.words = new Uint32Array(buffer);
     this.halfWords = new Uint16Array(buffer);

@@ -8,8 +8,11 @@ export class ForwardingRule {
   /** What the supervisor sent, kept for the ruleset hash. */
   readonly descriptor: WorkerRule;
   readonly inputInterface: string;
-  /** group * 65536 + port: one number, so a lookup is a single Map.get. */
+  /** group * 65536 + port: identifies the rule's flow on its input. */
   readonly key: number;
+  /** The group as a signed 32-bit number: a small integer to V8, so looking it up allocates nothing. */
+  readonly groupKey: number;
+  readonly port: number;
   readonly outputs: OutputPath[];
   packetsIn = 0;
   bytesIn = 0;
@@ -19,6 +22,8 @@ export class ForwardingRule {
     this.descriptor = rule;
     this.inputInterface = rule.inputInterface;
     this.key = forwardingKey(rule.inputGroup, rule.inputPort);
+    this.groupKey = groupKey(rule.inputGroup);
+    this.port = rule.inputPort;
     this.outputs = outputs;
   }
 
@@ -37,4 +42,12 @@ export class ForwardingRule {
 
 export function forwardingKey(group: number, port: number): number {
   return group * 65536 + port;
+}
+
+/**
+ * The hot-path lookup key of a group. A full group * 65536 + port key is above 2^31, which V8
+ * boxes as a heap number whenever it is passed to Map.get: one allocation per lookup.
+ */
+export function groupKey(group: number): number {
+  return group | 0;
 }

@@ -9,7 +9,7 @@ import type { OutputCounters } from '../protocol/control-api.js';
 import type { RawEgressSpec } from '../protocol/worker-messages.js';
 import { EINTR, MSG_DONTWAIT } from '../sys/constants.js';
 import { errnoName } from '../sys/errors.js';
-import { allocateNative, type NativeMemory } from '../sys/libc.js';
+import { allocateNative, type NativeMemory, type Region } from '../sys/libc.js';
 import { MessageBatch } from '../sys/message-batch.js';
 import { closeFd } from '../sys/socket.js';
 import type { WorkerCounterSet } from './worker-counters.js';
@@ -48,14 +48,16 @@ class RawPath {
   }
 
   /** ~30 ns of JS per packet: patch lengths, id and checksums; point the second iovec at the payload. */
-  queue(payloadAddress: number, payloadLength: number): void {
+  queue(ring: Region, payloadOffset: number, payloadLength: number): void {
     const offset = this.batch.count * HEADER_STRIDE;
     patchEgressHeader(this.headers.bytes, offset, payloadLength, this.nextId, this.sums);
     this.nextId = (this.nextId + 1) & 0xffff;
     this.batch.addWithHeader(
-      this.headers.address + offset,
+      this.headers.region,
+      offset,
       EGRESS_HEADER_SIZE,
-      payloadAddress,
+      ring,
+      payloadOffset,
       payloadLength,
     );
   }
@@ -101,11 +103,11 @@ export class OutputPath {
     return this.socketBatch.count + (this.raw?.batch.count ?? 0);
   }
 
-  /** Queues one copy of a payload that lives in the receive ring. */
-  queue(payloadAddress: number, payloadLength: number): void {
+  /** Queues one copy of a payload that lives in the receive ring, at `payloadOffset`. */
+  queue(ring: Region, payloadOffset: number, payloadLength: number): void {
     const raw = this.raw;
-    if (raw !== undefined && payloadLength <= raw.maxPayload) raw.queue(payloadAddress, payloadLength);
-    else this.socketBatch.add(payloadAddress, payloadLength);
+    if (raw !== undefined && payloadLength <= raw.maxPayload) raw.queue(ring, payloadOffset, payloadLength);
+    else this.socketBatch.add(ring, payloadOffset, payloadLength);
   }
 
   /**

@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import { BROKEN, EpollSet, READABLE } from '../sys/epoll.js';
 import { takeSocketError, watchReadable, type ReadableWatch } from '../sys/libc.js';
+import { Stopwatch } from '../sys/stopwatch.js';
 
 /** Where a data-path descriptor gets its readiness from. */
 export interface ReadinessSource {
@@ -32,6 +32,7 @@ export class ReadinessLoop implements ReadinessSource {
   private readonly set = new EpollSet(MAX_EVENTS);
   private readonly members = new Map<number, Member>();
   private readonly budgetMs: number;
+  private readonly stopwatch = new Stopwatch();
   private readonly outer: ReadableWatch;
   private stopped = false;
 
@@ -55,14 +56,13 @@ export class ReadinessLoop implements ReadinessSource {
 
   /** Handles ready descriptors until the budget is spent; blocks in the kernel while none is. */
   private run(): void {
-    const deadline = performance.now() + this.budgetMs;
+    this.stopwatch.start();
     let timeoutMs = 0;
     while (!this.stopped) {
       const ready = this.set.wait(timeoutMs);
       for (let i = 0; i < ready && !this.stopped; i++) this.dispatch(this.set.fdAt(i), this.set.flagsAt(i));
-      const left = deadline - performance.now();
-      if (left <= 0) return;
-      timeoutMs = Math.ceil(left);
+      timeoutMs = this.budgetMs - this.stopwatch.elapsedMs();
+      if (timeoutMs <= 0) return;
     }
   }
 

@@ -4,9 +4,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 
 import { MSG_DONTWAIT } from '../../src/sys/constants.js';
-import { allocateNative } from '../../src/sys/libc.js';
+import { allocateNative, Region } from '../../src/sys/libc.js';
 import { DestinationTable, MessageBatch } from '../../src/sys/message-batch.js';
-import { closeFd, openUdpSocket } from '../../src/sys/socket.js';
+import { closeFd, connectIpv4, openUdpSocket } from '../../src/sys/socket.js';
 
 // Over loopback only: three listeners on 127.0.0.1-3 (all of 127/8 is local on Linux), one
 // unconnected socket, one sendmmsg call whose messages each name their own destination.
@@ -37,10 +37,9 @@ test('addTo: one sendmmsg call, every message to its own destination, in order',
   const payload = allocateNative(8 * 4);
   try {
     assert.equal(table.length, 3);
-    assert.equal(table.address(1) - table.address(0), 16);
     for (let i = 0; i < 7; i++) {
       payload.bytes.set(Buffer.from(`m${i}/${i % 3}`, 'latin1'), i * 4);
-      batch.addTo(payload.address + i * 4, 4, table.address(i % 3));
+      batch.addTo(payload.region, i * 4, 4, table, i % 3);
     }
     assert.equal(batch.count, 7);
     assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 7);
@@ -56,7 +55,7 @@ test('addTo: one sendmmsg call, every message to its own destination, in order',
     // Refilling the batch replaces each message's destination.
     batch.count = 0;
     payload.bytes.set(Buffer.from('r0/2', 'latin1'), 0);
-    batch.addTo(payload.address, 4, table.address(2));
+    batch.addTo(payload.region, 0, 4, table, 2);
     assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 1);
     while (received[2]!.length < 3 && Date.now() < deadline + 2000)
       await new Promise((r) => setTimeout(r, 10));
@@ -76,11 +75,47 @@ test('a message without a destination on an unconnected socket is refused (EDEST
   const batch = new MessageBatch(1);
   const payload = allocateNative(4);
   try {
-    batch.add(payload.address, 4);
+    batch.add(payload.region, 0, 4);
     assert.equal(batch.send(fd, 0, MSG_DONTWAIT), -89); // EDESTADDRREQ
   } finally {
     closeFd(fd);
     batch.free();
     payload.free();
+  }
+});
+
+test('Region writes base + offset as two 32-bit halves, carrying into the high half', () => {
+  const words = new Uint32Array(4);
+  const region = new Region(0x7f12_ffff_fff0);
+  region.writeAddress(words, 0, 0x0c);
+  region.writeAddress(words, 2, 0x20);
+  assert.deepEqual([...words], [0xffff_fffc, 0x7f12, 0x10, 0x7f13]);
+  assert.equal(region.pointer, 0x7f12_ffff_fff0n);
+});
+
+test('addWithHeader: header and payload from two regions leave as one datagram', async () => {
+  const sink = await listener('127.0.0.1', 0);
+  const received: string[] = [];
+  collect(sink, received);
+  const fd = openUdpSocket('test');
+  connectIpv4(fd, LOOPBACK[0]!, sink.address().port);
+  const headers = allocateNative(16);
+  const payloads = allocateNative(16);
+  const batch = new MessageBatch(2, 2);
+  try {
+    headers.bytes.set(Buffer.from('H0H1', 'latin1'), 4);
+    payloads.bytes.set(Buffer.from('-payload', 'latin1'), 8);
+    batch.addWithHeader(headers.region, 4, 2, payloads.region, 8, 8);
+    batch.addWithHeader(headers.region, 6, 2, payloads.region, 9, 7);
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 2);
+    const deadline = Date.now() + 2000;
+    while (received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(received, ['H0-payload', 'H1payload']);
+  } finally {
+    closeFd(fd);
+    batch.free();
+    headers.free();
+    payloads.free();
+    sink.close();
   }
 });
