@@ -131,7 +131,7 @@ export class Receiver {
       this.memory = allocateNative(RECEIVE_BATCH * o.maxSize);
       this.batch = new MessageBatch(RECEIVE_BATCH);
       for (let i = 0; i < RECEIVE_BATCH; i++)
-        this.batch.setBuffer(i, this.memory.address + i * o.maxSize, o.maxSize);
+        this.batch.setBuffer(i, this.memory.region, i * o.maxSize, o.maxSize);
     } catch (err) {
       for (const fd of this.fds) closeFd(fd);
       this.fds = [];

@@ -82,11 +82,11 @@ export class MessageBatch {
     this.messagesFrom = Array.from({ length: capacity }, (_, i) =>
       BigInt(this.memory.address + i * MMSGHDR_SIZE),
     );
-    const iovAddress = this.memory.address + capacity * MMSGHDR_SIZE;
     this.iovWordBase = (capacity * MMSGHDR_SIZE) / 4;
     for (let i = 0; i < capacity; i++) {
       const m = (i * MMSGHDR_SIZE) / 4;
-      writeAddress(this.words, m + MSG_IOV / 4, iovAddress + i * IOVEC_SIZE * iovecsPerMessage);
+      const iovOffset = capacity * MMSGHDR_SIZE + i * IOVEC_SIZE * iovecsPerMessage;
+      this.memory.region.writeAddress(this.words, m + MSG_IOV / 4, iovOffset);
       this.words[m + MSG_IOVLEN / 4] = iovecsPerMessage;
     }
   }
@@ -130,10 +130,10 @@ export class MessageBatch {
     this.count++;
   }
 
-  /** The address of message i's iovec base (for recvmmsg buffers), set once by the caller. */
-  setBuffer(index: number, address: number, length: number): void {
+  /** Points message i's iovec at `length` bytes at `offset` in `region` (recvmmsg buffers), set once. */
+  setBuffer(index: number, region: Region, offset: number, length: number): void {
     const w = this.iovWordBase + index * 4;
-    writeAddress(this.words, w, address);
+    region.writeAddress(this.words, w, offset);
     this.words[w + 2] = length;
     this.words[w + 3] = 0;
   }
@@ -162,9 +162,4 @@ export class MessageBatch {
   free(): void {
     this.memory.free();
   }
-}
-
-function writeAddress(words: Uint32Array, index: number, address: number): void {
-  words[index] = address % 4294967296;
-  words[index + 1] = Math.floor(address / 4294967296);
 }
