@@ -1,7 +1,7 @@
 // One trial: the generator offers a rate for a fixed time; what arrives is counted at the
 // receiver's interfaces, and CPU is read from /proc for the relay core, the relay's processes and
 // the input's receive thread.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { SendReport } from '../src/gen/sender.js';
 import { BIN, sleep, type Topology } from '../test/helpers/topology.js';
 import { GENERATOR_CPU, RELAY_CPU } from './placement.js';
@@ -46,15 +46,15 @@ export async function runTrial(
   const { topo, scenario } = setup;
   const outputBefore = receivedAtReceiver(topo, scenario);
   const inputBefore = topo.linkStats(topo.relay, 'in0').rxPackets;
-  const processBefore = sumTicks(setup.relayPids);
-  const threadBefore = sumTicks([setup.receiveThreadPid]);
+  const processBefore = cpuSeconds(setup.relayPids);
+  const threadBefore = cpuSeconds([setup.receiveThreadPid]);
   const coreBefore = cpuTicks(RELAY_CPU);
   const started = process.hrtime.bigint();
   const report = await generate(setup, rate, seconds);
   const wall = Number(process.hrtime.bigint() - started) / 1e9;
   const core = cpuTicks(RELAY_CPU);
-  const processTicks = sumTicks(setup.relayPids) - processBefore;
-  const threadTicks = sumTicks([setup.receiveThreadPid]) - threadBefore;
+  const processSeconds = cpuSeconds(setup.relayPids) - processBefore;
+  const threadSeconds = cpuSeconds([setup.receiveThreadPid]) - threadBefore;
   await sleep(300); // what is still in rings and queues arrives
   const input = topo.linkStats(topo.relay, 'in0').rxPackets - inputBefore;
   const output = receivedAtReceiver(topo, scenario) - outputBefore;
@@ -68,8 +68,8 @@ export async function runTrial(
     forwardedPps: output / scenario.fanout / elapsed,
     loss: expected > 0 ? Math.max(0, (expected - output) / expected) : 0,
     relayCoreBusy: (core.busy - coreBefore.busy) / Math.max(1, core.total - coreBefore.total),
-    relayProcessCpu: processTicks / TICKS_PER_SECOND / wall,
-    receiveThreadCpu: threadTicks / TICKS_PER_SECOND / wall,
+    relayProcessCpu: processSeconds / wall,
+    receiveThreadCpu: threadSeconds / wall,
   };
 }
 
@@ -94,9 +94,6 @@ function receivedAtReceiver(topo: Topology, scenario: Scenario): number {
   return total;
 }
 
-/** USER_HZ, the unit of /proc CPU times (100 on every Linux architecture mcr runs on). */
-const TICKS_PER_SECOND = 100;
-
 /** A CPU's busy and total time from /proc/stat. */
 function cpuTicks(cpu: number): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8')
@@ -108,13 +105,26 @@ function cpuTicks(cpu: number): { busy: number; total: number } {
   return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
 }
 
-/** User plus system time of processes (threads included), in ticks. */
-function sumTicks(pids: number[]): number {
-  let total = 0;
+/**
+ * CPU time of processes, every thread included, in seconds. From each thread's schedstat (the
+ * scheduler's own nanosecond count), not /proc/PID/stat: those are 10-ms ticks, and a thread
+ * using a few percent of a core over a 1-s trial could read as zero.
+ */
+function cpuSeconds(pids: number[]): number {
+  let nanoseconds = 0;
   for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    total += Number(fields[11]) + Number(fields[12]);
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        nanoseconds += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch (err) {
+        // A thread that ended between the listing and the read (a Node helper thread).
+        if (
+          (err as NodeJS.ErrnoException).code !== 'ENOENT' &&
+          (err as NodeJS.ErrnoException).code !== 'ESRCH'
+        )
+          throw err;
+      }
+    }
   }
-  return total;
+  return nanoseconds / 1e9;
 }

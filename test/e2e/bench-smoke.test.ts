@@ -32,7 +32,11 @@ test('npm run bench -- --smoke measures mcr, kernel forwarding and socat and wri
       // Every system forwarded traffic in every phase, and the CPU figures were read.
       assert.ok(run.fixedLoad!.outputPps > 0, `${run.system} forwarded nothing at the fixed load`);
       assert.ok(run.fullLoad!.outputPps > 0, `${run.system} forwarded nothing at full load`);
-      assert.ok(run.fixedLoad!.relayCoreBusy > 0 && run.fixedLoad!.receiveThreadCpu > 0, `${run.system} CPU`);
+      const { relayCoreBusy, receiveThreadCpu } = run.fixedLoad!;
+      assert.ok(
+        relayCoreBusy > 0 && receiveThreadCpu > 0,
+        `${run.system} CPU: core ${relayCoreBusy}, receive thread ${receiveThreadCpu}`,
+      );
       assert.ok(run.lossless, `${run.system}: no lossless rate found`);
       assert.ok(run.overload!.sentPps > run.lossless.sentPps, `${run.system}: overload offered no more`);
       if (run.system.startsWith('mcr')) {
