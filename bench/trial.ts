@@ -20,7 +20,7 @@ export interface Trial {
   forwardedPps: number;
   /** Share of expected output packets (sent × fan-out) that never arrived. */
   loss: number;
-  /** The relay core's busy share: relay process, receive thread, softirq, everything. */
+  /** The relay core's busy share (1 − idle share): relay process, receive thread, softirq, everything. */
   relayCoreBusy: number;
   /** CPU of the relay's own processes (mcr workers, socat), in cores. */
   relayProcessCpu: number;
@@ -48,11 +48,11 @@ export async function runTrial(
   const inputBefore = topo.linkStats(topo.relay, 'in0').rxPackets;
   const processBefore = cpuSeconds(setup.relayPids);
   const threadBefore = cpuSeconds([setup.receiveThreadPid]);
-  const coreBefore = cpuTicks(RELAY_CPU);
+  const idleBefore = idleSeconds(RELAY_CPU);
   const started = process.hrtime.bigint();
   const report = await generate(setup, rate, seconds);
   const wall = Number(process.hrtime.bigint() - started) / 1e9;
-  const core = cpuTicks(RELAY_CPU);
+  const idle = idleSeconds(RELAY_CPU) - idleBefore;
   const processSeconds = cpuSeconds(setup.relayPids) - processBefore;
   const threadSeconds = cpuSeconds([setup.receiveThreadPid]) - threadBefore;
   await sleep(300); // what is still in rings and queues arrives
@@ -67,7 +67,7 @@ export async function runTrial(
     outputPps: output / elapsed,
     forwardedPps: output / scenario.fanout / elapsed,
     loss: expected > 0 ? Math.max(0, (expected - output) / expected) : 0,
-    relayCoreBusy: (core.busy - coreBefore.busy) / Math.max(1, core.total - coreBefore.total),
+    relayCoreBusy: Math.min(1, Math.max(0, 1 - idle / wall)),
     relayProcessCpu: processSeconds / wall,
     receiveThreadCpu: threadSeconds / wall,
   };
@@ -94,16 +94,24 @@ function receivedAtReceiver(topo: Topology, scenario: Scenario): number {
   return total;
 }
 
-/** A CPU's busy and total time from /proc/stat. */
-function cpuTicks(cpu: number): { busy: number; total: number } {
+/**
+ * A CPU's idle time in seconds. The busy columns of /proc/stat are sampled at the timer tick, and
+ * a tickless kernel stops the tick on an idle CPU: short bursts of work between idle periods
+ * (a receive thread at a few percent) are then mostly missed, and a core doing 11 % of work
+ * read as 1 %. Idle time is measured, not sampled (nanoseconds from idle entry to exit), so the
+ * busy share is what is left of the wall clock.
+ */
+function idleSeconds(cpu: number): number {
   const line = readFileSync('/proc/stat', 'utf8')
     .split('\n')
     .find((l) => l.startsWith(`cpu${cpu} `));
   if (!line) throw new Error(`/proc/stat has no cpu${cpu} line`);
   const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+  return ((v[3] ?? 0) + (v[4] ?? 0)) / USER_HZ; // idle + iowait
 }
+
+/** /proc/stat's unit: USER_HZ is 100 on every Linux architecture mcr runs on. */
+const USER_HZ = 100;
 
 /**
  * CPU time of processes, every thread included, in seconds. From each thread's schedstat (the
