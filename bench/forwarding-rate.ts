@@ -62,6 +62,7 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
       const fullLoad = await runTrial(setup, 'max');
       const search = await findMaxLossless((rate) => runTrial(setup, rate), fullLoad, options.resolution);
       const overload = search.best ? await runTrial(setup, search.best.sentPps * 2) : null;
+      const soak = options.soak > 0 ? await runTrial(setup, 'max', options.soak) : null;
       const after = await relay.workerStats();
       return {
         ...key,
@@ -71,6 +72,7 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
         lossless: search.best,
         generatorBound: search.generatorBound,
         overload,
+        soak,
         search: search.trials,
         health: before && after ? steadyState(before.health, after.health) : null,
         ringDrops: before && after ? after.ringDrops - before.ringDrops : null,
@@ -110,7 +112,13 @@ function progressLine(run: CaseRun): string {
     run.overload && run.lossless
       ? `, at ${k(run.overload.sentPps)} offered ${((run.overload.forwardedPps / run.lossless.sentPps) * 100).toFixed(0)}% of it forwarded`
       : '';
-  return `${head} ${lossless}${overload}, full load ${k(run.fullLoad!.sentPps)} offered → ${k(run.fullLoad!.forwardedPps)} forwarded`;
+  const soak = run.soak
+    ? `; ${options.soak}-s soak ${k(run.soak.forwardedPps)} forwarded` +
+      (run.health
+        ? `, ${run.health.collections} collection(s), ${run.health.pausesOver1Ms} over 1 ms, RSS ${run.health.rssMb.toFixed(0)} MB`
+        : '')
+    : '';
+  return `${head} ${lossless}${overload}, full load ${k(run.fullLoad!.sentPps)} offered → ${k(run.fullLoad!.forwardedPps)} forwarded${soak}`;
 }
 
 const plan = cases(options);
@@ -133,7 +141,9 @@ console.log(
 console.log(
   `µS/PKT at ${options.fixedRate} pps offered: relay core busy time / relay processes (worker, socat) / input receive thread, per input packet.`,
 );
-console.log('GC >1MS: collections pausing over 1 ms of all collections during the saturated trials (mcr).');
+console.log(
+  `GC >1MS: collections pausing over 1 ms of all collections during the saturated trials${options.soak > 0 ? `, the ${options.soak}-s soak included` : ''} (mcr).`,
+);
 const comparisons = formatComparisons(summaries);
 if (comparisons.length) console.log(`\nLossless rate ratios (medians):\n  ${comparisons.join('\n  ')}`);
 writeResults(options.results, {

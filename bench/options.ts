@@ -18,6 +18,8 @@ export interface BenchOptions {
   resolution: number;
   workers: number;
   qdiscBypass: boolean;
+  /** Seconds of unpaced load after the search, inside the GC window (0: none). */
+  soak: number;
   /** Extra mcrd arguments (tuning runs: ring size, batch size, batch budget). */
   mcrdArgs: string[];
   results: string;
@@ -37,6 +39,12 @@ function list<T extends string>(known: readonly T[]) {
 function positive(text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+function nonNegative(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be zero or a positive number');
   return n;
 }
 
@@ -84,6 +92,11 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
         .argParser(positive)
         .default(0.05),
     )
+    .addOption(
+      new Option('--soak <s>', 'after the search, this long unpaced: GC and RSS over a long saturated run')
+        .argParser(nonNegative)
+        .default(0),
+    )
     .addOption(new Option('--workers <n>', 'mcr worker processes').argParser(positive).default(1))
     .option('--no-qdisc-bypass', 'mcr raw egress through the qdisc (PACKET_QDISC_BYPASS off)')
     .addOption(
@@ -107,7 +120,8 @@ Every case builds fresh namespaces: a sender (mcrgen, CPU 1), the relay (its rel
 to CPU 0) and a receiver counting at its interfaces. Placements: relay-core runs the input veth's
 threaded NAPI on CPU 0, sharing the relay's core as a NIC queue steered there would; other-core
 runs it on CPU 1. Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
-the maximum lossless rate (loss <= 0.1 %), and output at twice that rate. docs/PERFORMANCE.md
+the maximum lossless rate (loss <= 0.1 %), output at twice that rate, and with --soak a long
+unpaced trial for the worker's garbage collections and memory. docs/PERFORMANCE.md
 explains the method and the figures.`,
     );
   program.parse(argv);
@@ -121,6 +135,7 @@ explains the method and the figures.`,
     repeat: smoke ? 1 : Math.round(o.repeat),
     seconds: smoke ? 1 : o.seconds,
     fixedRate: smoke ? 20000 : o.fixedRate,
+    soak: smoke ? 0 : o.soak,
     resolution: smoke ? 0.25 : o.resolution,
     workers: Math.round(o.workers),
     smoke,

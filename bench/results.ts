@@ -34,6 +34,8 @@ export interface CaseRun extends CaseKey {
   lossless?: Trial | null;
   generatorBound?: boolean;
   overload?: Trial | null;
+  /** The --soak trial: unpaced, long, for collections and memory over time. */
+  soak?: Trial | null;
   search?: Trial[];
   health?: SteadyStateHealth | null;
   ringDrops?: number | null;
