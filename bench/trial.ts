@@ -26,6 +26,8 @@ export interface Trial {
   relayProcessCpu: number;
   /** CPU of the input's NAPI thread, in cores. */
   receiveThreadCpu: number;
+  /** Context switches per input packet: relay processes and NAPI thread, each way counted. */
+  switchesPerPacket: number;
 }
 
 export interface TrialSetup {
@@ -48,6 +50,7 @@ export async function runTrial(
   const inputBefore = topo.linkStats(topo.relay, 'in0').rxPackets;
   const processBefore = cpuSeconds(setup.relayPids);
   const threadBefore = cpuSeconds([setup.receiveThreadPid]);
+  const switchesBefore = contextSwitches([...setup.relayPids, setup.receiveThreadPid]);
   const idleBefore = idleSeconds(RELAY_CPU);
   const started = process.hrtime.bigint();
   const report = await generate(setup, rate, seconds);
@@ -55,6 +58,7 @@ export async function runTrial(
   const idle = idleSeconds(RELAY_CPU) - idleBefore;
   const processSeconds = cpuSeconds(setup.relayPids) - processBefore;
   const threadSeconds = cpuSeconds([setup.receiveThreadPid]) - threadBefore;
+  const switches = contextSwitches([...setup.relayPids, setup.receiveThreadPid]) - switchesBefore;
   await sleep(300); // what is still in rings and queues arrives
   const input = topo.linkStats(topo.relay, 'in0').rxPackets - inputBefore;
   const output = receivedAtReceiver(topo, scenario) - outputBefore;
@@ -70,6 +74,7 @@ export async function runTrial(
     relayCoreBusy: Math.min(1, Math.max(0, 1 - idle / wall)),
     relayProcessCpu: processSeconds / wall,
     receiveThreadCpu: threadSeconds / wall,
+    switchesPerPacket: input > 0 ? switches / input : 0,
   };
 }
 
@@ -113,6 +118,16 @@ function idleSeconds(cpu: number): number {
 /** /proc/stat's unit: USER_HZ is 100 on every Linux architecture mcr runs on. */
 const USER_HZ = 100;
 
+/** Context switches (voluntary and not) of processes, every thread included. */
+function contextSwitches(pids: number[]): number {
+  let total = 0;
+  forEachThread(pids, (path) => {
+    for (const m of readFileSync(`${path}/status`, 'utf8').matchAll(/ctxt_switches:\s+(\d+)/g))
+      total += Number(m[1]);
+  });
+  return total;
+}
+
 /**
  * CPU time of processes, every thread included, in seconds. From each thread's schedstat (the
  * scheduler's own nanosecond count), not /proc/PID/stat: those are 10-ms ticks, and a thread
@@ -120,19 +135,29 @@ const USER_HZ = 100;
  */
 function cpuSeconds(pids: number[]): number {
   let nanoseconds = 0;
+  forEachThread(pids, (path) => {
+    nanoseconds += Number(readFileSync(`${path}/schedstat`, 'utf8').split(' ')[0]);
+  });
+  return nanoseconds / 1e9;
+}
+
+/** Calls `read` with /proc/PID/task/TID of every thread; a thread that ended meanwhile is skipped. */
+function forEachThread(pids: number[], read: (path: string) => void): void {
   for (const pid of pids) {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      throw new Error(`process ${pid} (relay or receive thread) ended during the trial`);
+    }
+    for (const tid of tids) {
       try {
-        nanoseconds += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        read(`/proc/${pid}/task/${tid}`);
       } catch (err) {
         // A thread that ended between the listing and the read (a Node helper thread).
-        if (
-          (err as NodeJS.ErrnoException).code !== 'ENOENT' &&
-          (err as NodeJS.ErrnoException).code !== 'ESRCH'
-        )
-          throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ESRCH') throw err;
       }
     }
   }
-  return nanoseconds / 1e9;
 }
