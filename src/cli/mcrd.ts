@@ -44,6 +44,12 @@ const program = new Command('mcrd')
     boundedInt(1, 1024),
     16,
   )
+  .option(
+    '--coalesce <µs>',
+    'after handling a ring, a worker waits this long before it looks again, taking several packets per wakeup (like a NIC’s rx-usecs); adds at most this much latency, 0 turns it off (0-1000)',
+    boundedInt(0, 1000),
+    0,
+  )
   .addOption(new Option('-l, --log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
   .addHelpText(
@@ -65,6 +71,7 @@ const options = program.opts<{
   ringSize: number;
   batchSize: number;
   batchBudget: number;
+  coalesce: number;
   logLevel: string;
   debugMethods?: boolean;
   qdiscBypass: boolean;
@@ -108,6 +115,7 @@ async function main(): Promise<void> {
       ringBytes: options.ringSize * 1024 * 1024,
       batchSize: options.batchSize,
       batchesPerWakeup: options.batchBudget,
+      coalesceUs: options.coalesce,
       statsIntervalMs: 1000,
     },
   });

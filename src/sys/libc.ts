@@ -29,6 +29,7 @@ export const libc = {
   epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, uintptr_t event)'),
   epollWait: lib.func('int epoll_wait(int epfd, uintptr_t events, int maxevents, int timeout)'),
   clockGettime: lib.func('int clock_gettime(int clock, uintptr_t timespec)'),
+  usleep: lib.func('int usleep(unsigned int usec)'),
   prctl: lib.func(
     'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   ),

@@ -100,8 +100,9 @@ export class InputPath {
    * slot, no copy), then one sendmmsg per output with copies, then hand the slots back. A slot
    * returns to the kernel only after the sends that point into it returned. Yields after
    * `batchesPerWakeup` batches; the level-triggered poll calls again if more is waiting.
+   * Returns true when it left the ring empty (caught up), false when it stopped at its budget.
    */
-  drain(): void {
+  drain(): boolean {
     const { words, halfWords, bytes, frameSize, frameCount, region } = this.ring;
     const slotWords = frameSize >>> 2;
     const batchSize = this.settings.batchSize;
@@ -168,7 +169,7 @@ export class InputPath {
           b--;
           continue;
         }
-        return;
+        return true;
       }
       for (let p = 0; p < this.pendingCount; p++) this.pending[p]!.flush();
       this.pendingCount = 0;
@@ -178,8 +179,9 @@ export class InputPath {
         release = release + 1 === frameCount ? 0 : release + 1;
       }
       this.cursor = slot;
-      if (taken < batchSize) return;
+      if (taken < batchSize) return true;
     }
+    return false;
   }
 
   /**

@@ -1,14 +1,21 @@
 import { BROKEN, EpollSet, READABLE } from '../sys/epoll.js';
 import { takeSocketError, watchReadable, type ReadableWatch } from '../sys/libc.js';
+import { sleepMicroseconds } from '../sys/short-sleep.js';
 import { Stopwatch } from '../sys/stopwatch.js';
+
+/**
+ * Called when a descriptor is readable. A ring's handler returns true when it took packets and
+ * left the ring empty: only then may the loop pause (coalescing).
+ */
+export type ReadableHandler = () => boolean | void;
 
 /** Where a data-path descriptor gets its readiness from. */
 export interface ReadinessSource {
-  watch(fd: number, onReadable: () => void): ReadableWatch;
+  watch(fd: number, onReadable: ReadableHandler): ReadableWatch;
 }
 
 interface Member {
-  readonly onReadable: () => void;
+  readonly onReadable: ReadableHandler;
   /** Error events in a row; one that cannot be cleared must not spin the loop. */
   recentErrors: number;
 }
@@ -27,6 +34,13 @@ const MAX_EVENTS = 64;
  * thousands of wakeups a second was 85 % of the worker's allocation and so of its scavenges. Here
  * libuv wakes the worker at most ~1000/budgetMs times a second; in between, a wait costs one
  * syscall and one FFI call and allocates nothing.
+ *
+ * Coalescing (`setCoalescing`, like a NIC's rx-usecs): after a round in which a ring was emptied,
+ * the loop sleeps that long before it looks again. Meanwhile the kernel fills the ring without waking
+ * anyone, so at tens of thousands of packets a second the worker takes several per wakeup instead
+ * of trading the core with the receive thread packet by packet. Only a packet that arrives within
+ * the pause of the one before waits (at most the pause); the first after a quiet spell does not.
+ * A ring left non-empty (its handler stopped at its budget) means the worker is behind: no pause.
  */
 export class ReadinessLoop implements ReadinessSource {
   private readonly set = new EpollSet(MAX_EVENTS);
@@ -34,14 +48,25 @@ export class ReadinessLoop implements ReadinessSource {
   private readonly budgetMs: number;
   private readonly stopwatch = new Stopwatch();
   private readonly outer: ReadableWatch;
+  private readonly pause: (microseconds: number) => void;
+  private coalesceUs = 0;
+  /** A ring was emptied in the current round. */
+  private caughtUp = false;
   private stopped = false;
 
-  constructor(budgetMs: number) {
+  /** `pause` is replaceable for tests. */
+  constructor(budgetMs: number, pause: (microseconds: number) => void = sleepMicroseconds) {
     this.budgetMs = budgetMs;
+    this.pause = pause;
     this.outer = watchReadable(this.set.fd, () => this.run());
   }
 
-  watch(fd: number, onReadable: () => void): ReadableWatch {
+  /** Microseconds to sleep after a round that emptied a ring; 0 turns coalescing off. */
+  setCoalescing(microseconds: number): void {
+    this.coalesceUs = microseconds;
+  }
+
+  watch(fd: number, onReadable: ReadableHandler): ReadableWatch {
     this.set.add(fd);
     const member: Member = { onReadable, recentErrors: 0 };
     this.members.set(fd, member);
@@ -60,7 +85,9 @@ export class ReadinessLoop implements ReadinessSource {
     let timeoutMs = 0;
     while (!this.stopped) {
       const ready = this.set.wait(timeoutMs);
+      this.caughtUp = false;
       for (let i = 0; i < ready && !this.stopped; i++) this.dispatch(this.set.fdAt(i), this.set.flagsAt(i));
+      if (this.caughtUp && this.coalesceUs > 0 && !this.stopped) this.pause(this.coalesceUs);
       timeoutMs = this.budgetMs - this.stopwatch.elapsedMs();
       if (timeoutMs <= 0) return;
     }
@@ -71,13 +98,13 @@ export class ReadinessLoop implements ReadinessSource {
     if (member === undefined) return; // stopped by an earlier handler in this round
     if ((flags & BROKEN) === 0) {
       member.recentErrors = 0;
-      member.onReadable();
+      if (member.onReadable() === true) this.caughtUp = true;
       return;
     }
     // ENETDOWN on a packet socket when its link goes down: reading SO_ERROR clears it, and the
     // socket works again when the link comes back. Frames already in the ring are still taken.
     takeSocketError(fd);
-    if ((flags & READABLE) !== 0) member.onReadable();
+    if ((flags & READABLE) !== 0 && member.onReadable() === true) this.caughtUp = true;
     if (++member.recentErrors > ERRORS_BEFORE_BACKOFF && this.members.get(fd) === member) {
       this.set.remove(fd);
       setTimeout(() => {

@@ -12,6 +12,7 @@ import {
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { FdChannel } from '../sys/fd-channel.js';
 import type { ReadableWatch } from '../sys/libc.js';
+import { setTimerSlack } from '../sys/short-sleep.js';
 import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
 import { InputPath } from './input-path.js';
@@ -24,6 +25,7 @@ const DEFAULT_SETTINGS: DataPlaneSettings = {
   ringBytes: 4 * 1024 * 1024,
   batchSize: 64,
   batchesPerWakeup: 16,
+  coalesceUs: 0,
   statsIntervalMs: 1000,
 };
 
@@ -76,6 +78,7 @@ export class Worker {
       switch (message.type) {
         case 'configure':
           this.settings = message.settings;
+          this.applyCoalescing();
           this.restartStatsTimer();
           break;
         case 'input.attach':
@@ -177,6 +180,13 @@ export class Worker {
     for (const [id, rule] of this.rules) rules[id] = rule.snapshot();
     const report = { worker: this.counters.snapshot(), health: this.health.snapshot(), rules };
     this.send({ type: 'stats', requestId, report });
+  }
+
+  private applyCoalescing(): void {
+    const us = this.settings.coalesceUs;
+    // A pause must end on time, not up to the default 50-µs slack late.
+    if (us > 0) setTimerSlack(1000);
+    this.loop.setCoalescing(us);
   }
 
   private restartStatsTimer(): void {

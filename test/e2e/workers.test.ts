@@ -194,3 +194,22 @@ test('a worker forwarding for 20 s runs no garbage collection', async () => {
     topo.destroy();
   }
 });
+
+test('with --coalesce 200 every packet still arrives once and in order', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '1', '--coalesce', '200']);
+    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    const packets = 20_000;
+    const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, packets);
+    send(topo, '239.1.1.1', 5000, { rate: 20_000, size: 200, count: packets });
+    const { code, report } = await receiverReport(recv);
+    assert.equal(code, 0, recv.stderr);
+    assert.equal(report.totals.reordered, 0);
+    assert.equal(report.totals.duplicates, 0);
+    const stats = await relay.statsAfter((s) => workerTotals(s).forwarded === packets);
+    assert.equal(workerTotals(stats).forwarded, packets);
+  } finally {
+    topo.destroy();
+  }
+});

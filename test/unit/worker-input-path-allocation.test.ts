@@ -24,7 +24,13 @@ import { WorkerCounterSet } from '../../src/worker/worker-counters.js';
 
 const GROUP = parseIpv4('239.7.7.7')!;
 const PORT = 5000;
-const SETTINGS = { ringBytes: 1 << 20, batchSize: 64, batchesPerWakeup: 16, statsIntervalMs: 1000 };
+const SETTINGS = {
+  ringBytes: 1 << 20,
+  batchSize: 64,
+  batchesPerWakeup: 16,
+  coalesceUs: 0,
+  statsIntervalMs: 1000,
+};
 const TP_MAC_AT = 80; // where this test puts each frame in its slot, as the kernel would
 const isRoot = process.getuid?.() === 0;
 

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { BROKEN, EpollSet, READABLE } from '../../src/sys/epoll.js';
 import { createChannelPair, FdChannel } from '../../src/sys/fd-channel.js';
+import { setTimerSlack, sleepMicroseconds } from '../../src/sys/short-sleep.js';
 import { closeFd } from '../../src/sys/socket.js';
 import { ReadinessLoop } from '../../src/worker/readiness-loop.js';
 
@@ -118,7 +119,9 @@ test('ReadinessLoop sets aside a descriptor whose error or hang-up keeps coming 
   let calls = 0;
   // A hang-up cannot be cleared and this handler does not stop watching: without the backoff the
   // loop would call it millions of times a second.
-  loop.watch(a, () => calls++);
+  loop.watch(a, () => {
+    calls++;
+  });
   try {
     closeFd(aPeer);
     await sleep(250);
@@ -128,4 +131,57 @@ test('ReadinessLoop sets aside a descriptor whose error or hang-up keeps coming 
     loop.stop();
     closeFd(a);
   }
+});
+
+test('ReadinessLoop pauses after a round that emptied a ring, only then, and only when coalescing', async () => {
+  const pauses: number[] = [];
+  const loop = new ReadinessLoop(5, (us) => pauses.push(us));
+  const [ring, ringPeer] = createChannelPair();
+  const [control, controlPeer] = createChannelPair();
+  const ringChannel = new FdChannel(ring);
+  const controlChannel = new FdChannel(control);
+  let waiting = 0;
+  try {
+    // Like a drain that stops at its budget: takes one message per call and says whether it
+    // left none behind.
+    loop.watch(ring, () => {
+      if (ringChannel.receive()) waiting--;
+      return waiting === 0;
+    });
+    loop.watch(control, () => {
+      while (controlChannel.receive()) {
+        // consumed
+      }
+    });
+    const send = async (fd: number, count = 1) => {
+      for (let i = 0; i < count; i++) new FdChannel(fd).send(BYTE);
+      if (fd === ringPeer) waiting += count;
+      await sleep(30);
+    };
+
+    await send(ringPeer);
+    assert.deepEqual(pauses, [], 'coalescing is off until set');
+
+    loop.setCoalescing(50);
+    await send(controlPeer);
+    assert.deepEqual(pauses, [], 'a control message is not packets: no pause');
+    await send(ringPeer);
+    assert.deepEqual(pauses, [50], 'one pause after the round that emptied the ring');
+    await send(ringPeer, 3);
+    assert.deepEqual(pauses, [50, 50], 'rounds that left messages behind do not pause');
+
+    loop.setCoalescing(0);
+    await send(ringPeer);
+    assert.deepEqual(pauses, [50, 50], 'off again');
+  } finally {
+    loop.stop();
+    for (const fd of [ring, ringPeer, control, controlPeer]) closeFd(fd);
+  }
+});
+
+test('sleepMicroseconds sleeps at least as long as asked', () => {
+  setTimerSlack(1000);
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < 10; i++) sleepMicroseconds(200);
+  assert.ok(process.hrtime.bigint() - start >= 2_000_000n, 'ten 200-µs pauses took under 2 ms');
 });
