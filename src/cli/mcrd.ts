@@ -46,7 +46,7 @@ const program = new Command('mcrd')
   )
   .option(
     '--coalesce <µs>',
-    'after handling a ring, a worker waits this long before it looks again, taking several packets per wakeup (like a NIC’s rx-usecs); adds at most this much latency, 0 turns it off (0-1000)',
+    'after emptying a ring, a worker waits this long before it looks again, taking several packets per wakeup (like a NIC’s rx-usecs); adds at most this much latency, 0 turns it off (0-1000)',
     boundedInt(0, 1000),
     0,
   )

@@ -13,7 +13,7 @@ export interface DataPlaneSettings {
   batchSize: number;
   /** Batches handled per readiness callback before the worker yields to its event loop. */
   batchesPerWakeup: number;
-  /** Microseconds a worker pauses after handling a ring before it looks again (0: never). */
+  /** Microseconds a worker pauses after emptying a ring before it looks again (0: never). */
   coalesceUs: number;
   /** How often the worker pushes its counters. */
   statsIntervalMs: number;

@@ -50,8 +50,6 @@ export class ReadinessLoop implements ReadinessSource {
   private readonly outer: ReadableWatch;
   private readonly pause: (microseconds: number) => void;
   private coalesceUs = 0;
-  /** A ring was emptied in the current round. */
-  private caughtUp = false;
   private stopped = false;
 
   /** `pause` is replaceable for tests. */
@@ -85,26 +83,28 @@ export class ReadinessLoop implements ReadinessSource {
     let timeoutMs = 0;
     while (!this.stopped) {
       const ready = this.set.wait(timeoutMs);
-      this.caughtUp = false;
-      for (let i = 0; i < ready && !this.stopped; i++) this.dispatch(this.set.fdAt(i), this.set.flagsAt(i));
-      if (this.caughtUp && this.coalesceUs > 0 && !this.stopped) this.pause(this.coalesceUs);
+      let caughtUp = false;
+      for (let i = 0; i < ready && !this.stopped; i++) {
+        if (this.dispatch(this.set.fdAt(i), this.set.flagsAt(i))) caughtUp = true;
+      }
+      if (caughtUp && this.coalesceUs > 0 && !this.stopped) this.pause(this.coalesceUs);
       timeoutMs = this.budgetMs - this.stopwatch.elapsedMs();
       if (timeoutMs <= 0) return;
     }
   }
 
-  private dispatch(fd: number, flags: number): void {
+  /** Runs the descriptor's handler; true when it was a ring's and it left the ring empty. */
+  private dispatch(fd: number, flags: number): boolean {
     const member = this.members.get(fd);
-    if (member === undefined) return; // stopped by an earlier handler in this round
+    if (member === undefined) return false; // stopped by an earlier handler in this round
     if ((flags & BROKEN) === 0) {
       member.recentErrors = 0;
-      if (member.onReadable() === true) this.caughtUp = true;
-      return;
+      return member.onReadable() === true;
     }
     // ENETDOWN on a packet socket when its link goes down: reading SO_ERROR clears it, and the
     // socket works again when the link comes back. Frames already in the ring are still taken.
     takeSocketError(fd);
-    if ((flags & READABLE) !== 0 && member.onReadable() === true) this.caughtUp = true;
+    const caughtUp = (flags & READABLE) !== 0 && member.onReadable() === true;
     if (++member.recentErrors > ERRORS_BEFORE_BACKOFF && this.members.get(fd) === member) {
       this.set.remove(fd);
       setTimeout(() => {
@@ -113,6 +113,7 @@ export class ReadinessLoop implements ReadinessSource {
         this.set.add(fd);
       }, ERROR_BACKOFF_MS);
     }
+    return caughtUp;
   }
 
   stop(): void {
