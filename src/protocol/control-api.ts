@@ -32,8 +32,14 @@ export interface OutputView {
 }
 
 export interface RuleCounters {
+  /** Frames that matched the rule's input (relayed or dropped below). */
   packetsIn: number;
   bytesIn: number;
+  /**
+   * Matched frames that were not relayed at all, by reason: own_source (sent from one of this
+   * host's addresses: a loop), ttl_expired (no output could send a copy with TTL ≥ 1).
+   */
+  drops: Record<string, number>;
   /** Per output, in the rule's output order. */
   outputs: OutputCounters[];
 }
@@ -44,17 +50,33 @@ export interface OutputCounters {
   raw: number;
   /** Copies the kernel refused (by errno name, e.g. ENOBUFS). */
   errors: Record<string, number>;
+  /** Copies not sent because their TTL would have been 0 (the input arrived with TTL ≤ 1). */
+  ttlExpired: number;
 }
 
-/** Per-worker counters: every frame the worker saw ends in exactly one of these outcomes. */
+/**
+ * Per-worker counters. Every frame the worker takes from a ring ends in exactly one bucket:
+ * framesSeen = forwarded + noRule + notIpv4Udp + malformed + fragments + filtered + workerRestart.
+ */
 export interface WorkerCounters {
   framesSeen: number;
+  /** Matched a rule and at least one copy was queued. */
   forwarded: number;
+  /**
+   * Reasons no_rule (no rule for this group and port), other_vlan (tagged with a VLAN no rule of
+   * this input names), no_output (the rule matched but none of its outputs is ready).
+   */
+  noRule: number;
+  /** Reasons not_ipv4, not_udp. */
   notIpv4Udp: number;
+  /** Broken headers (the parser's reasons) and oversize. */
   malformed: number;
   fragments: number;
-  noRule: number;
-  /** Drop reasons in detail (names from the packet parser), including malformed ones. */
+  /** Valid frames refused by policy: own_source, ttl_expired, too_many_vlan_tags. */
+  filtered: number;
+  /** Frames a dead worker left in a ring, released unprocessed after a restart. */
+  workerRestart: number;
+  /** Every reason in detail; each belongs to exactly one bucket above. */
   dropsByReason: Record<string, number>;
   /** Output copies that failed to send, all outputs together. */
   egressErrors: number;

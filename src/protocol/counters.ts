@@ -10,6 +10,8 @@ export function emptyWorkerCounters(): WorkerCounters {
     malformed: 0,
     fragments: 0,
     noRule: 0,
+    filtered: 0,
+    workerRestart: 0,
     dropsByReason: {},
     egressErrors: 0,
     ringDrops: 0,
@@ -18,9 +20,7 @@ export function emptyWorkerCounters(): WorkerCounters {
 
 /** a + b, as a new object. */
 export function addWorkerCounters(a: WorkerCounters, b: WorkerCounters): WorkerCounters {
-  const dropsByReason = { ...a.dropsByReason };
-  for (const [reason, n] of Object.entries(b.dropsByReason))
-    dropsByReason[reason] = (dropsByReason[reason] ?? 0) + n;
+  const dropsByReason = addByName(a.dropsByReason, b.dropsByReason);
   return {
     framesSeen: a.framesSeen + b.framesSeen,
     forwarded: a.forwarded + b.forwarded,
@@ -28,6 +28,8 @@ export function addWorkerCounters(a: WorkerCounters, b: WorkerCounters): WorkerC
     malformed: a.malformed + b.malformed,
     fragments: a.fragments + b.fragments,
     noRule: a.noRule + b.noRule,
+    filtered: a.filtered + b.filtered,
+    workerRestart: a.workerRestart + b.workerRestart,
     dropsByReason,
     egressErrors: a.egressErrors + b.egressErrors,
     ringDrops: a.ringDrops + b.ringDrops,
@@ -38,7 +40,8 @@ export function emptyRuleCounters(outputs: number): RuleCounters {
   return {
     packetsIn: 0,
     bytesIn: 0,
-    outputs: Array.from({ length: outputs }, () => ({ packets: 0, raw: 0, errors: {} })),
+    drops: {},
+    outputs: Array.from({ length: outputs }, () => ({ packets: 0, raw: 0, errors: {}, ttlExpired: 0 })),
   };
 }
 
@@ -48,11 +51,22 @@ export function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): R
   return {
     packetsIn: base.packetsIn + b.packetsIn,
     bytesIn: base.bytesIn + b.bytesIn,
+    drops: addByName(base.drops, b.drops),
     outputs: base.outputs.map((o, i) => {
       const other = b.outputs[i];
-      const errors = { ...o.errors };
-      for (const [name, n] of Object.entries(other?.errors ?? {})) errors[name] = (errors[name] ?? 0) + n;
-      return { packets: o.packets + (other?.packets ?? 0), raw: o.raw + (other?.raw ?? 0), errors };
+      return {
+        packets: o.packets + (other?.packets ?? 0),
+        raw: o.raw + (other?.raw ?? 0),
+        errors: addByName(o.errors, other?.errors ?? {}),
+        ttlExpired: o.ttlExpired + (other?.ttlExpired ?? 0),
+      };
     }),
   };
+}
+
+/** Two name → count maps added into a new one. */
+function addByName(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const sum = { ...a };
+  for (const [name, n] of Object.entries(b)) sum[name] = (sum[name] ?? 0) + n;
+  return sum;
 }

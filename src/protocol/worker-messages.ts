@@ -19,21 +19,42 @@ export interface DataPlaneSettings {
   statsIntervalMs: number;
 }
 
-/** A rule as a worker holds it: the input key and one egress socket per output (by index). */
+/**
+ * A rule as a worker holds it: the input key and every output of the rule, in the rule's order.
+ * Outputs that are not ready (their link is missing or has no address) have no sockets: the
+ * worker keeps their counters and sends them no copies until an output.attach arrives.
+ */
 export interface WorkerRule {
   id: string;
   inputInterface: string;
+  /** 802.1Q VLAN id the input frames must carry; 0: untagged (or VLAN id 0) frames only. */
+  inputVlan: number;
   inputGroup: number;
   inputPort: number;
-  /** Output labels, for logs, traces and the ruleset hash. */
-  outputs: string[];
-  /** Per output: the raw egress path, or null for socket only. */
-  egress: (RawEgressSpec | null)[];
+  outputs: WorkerOutput[];
+}
+
+/** What a worker needs to know of one output to write each copy's IPv4 header. */
+export interface WorkerOutput {
+  /** The output as operators write it (describeOutput), for logs, traces and the ruleset hash. */
+  label: string;
+  /**
+   * ttlFixed false: a copy leaves with min(input TTL - 1, ttl) and is not sent when that is 0.
+   * ttlFixed true: every copy leaves with exactly ttl.
+   */
+  ttl: number;
+  ttlFixed: boolean;
+  /** DSCP of every copy, or null to keep the input's. The input's ECN bits are always kept. */
+  dscp: number | null;
+  /** Whether rule.add carries sockets for this output (see SupervisorMessage rule.add). */
+  attached: boolean;
+  /** The raw egress path of an attached output, or null: socket path only. */
+  egress: RawEgressSpec | null;
 }
 
 /** What a worker needs to send an output's copies as whole frames (see packet/egress-header). */
 export interface RawEgressSpec {
-  /** The header template, hex. */
+  /** The header template, hex. Its TTL and TOS are written per packet. */
   template: string;
   /** The output link's MTU: larger payloads take the socket path. */
   mtu: number;
@@ -41,20 +62,33 @@ export interface RawEgressSpec {
 
 export type SupervisorMessage =
   | { type: 'configure'; workerId: number; settings: DataPlaneSettings }
-  /** Carries one fd: the AF_PACKET socket of this interface, already bound. */
+  /**
+   * Carries one fd: an AF_PACKET socket of this interface, already bound. When the worker
+   * already has this interface (its MTU changed: the new socket's ring has larger slots), it
+   * hands over: it finishes the frames of the old ring, skips the frames both rings received
+   * while both sockets were bound, and closes the old socket.
+   */
   | { type: 'input.attach'; interface: string; ifindex: number; mtu: number }
   | { type: 'input.detach'; interface: string }
   /**
-   * Carries one fd per output, in the rule's output order (connected UDP sockets), then one
-   * AF_PACKET socket per output with a raw egress path, in the same order.
+   * Carries, for each output with attached true in rule order, its connected UDP socket; then,
+   * for each of those with an egress spec, in the same order, its AF_PACKET socket.
    */
   | { type: 'rule.add'; rule: WorkerRule }
   | { type: 'rule.remove'; id: string }
   /**
-   * New sockets for output `index` of a rule (its interface's address changed): the UDP socket,
-   * then the raw one when `egress` is given.
+   * Output `index` of a rule gets sockets: the UDP socket, then the raw one when `egress` is
+   * given. An output that had sockets has them replaced (a new source address, a new MTU).
+   * Its counters carry on.
    */
-  | { type: 'output.replace'; ruleId: string; index: number; egress: RawEgressSpec | null }
+  | { type: 'output.attach'; ruleId: string; index: number; egress: RawEgressSpec | null }
+  /** Output `index` of a rule loses its sockets (its link vanished or lost its address). */
+  | { type: 'output.detach'; ruleId: string; index: number }
+  /**
+   * Every IPv4 address of this host (its network namespace): frames from one of them are a
+   * loop (the relay's own copies coming back) and are dropped as own_source.
+   */
+  | { type: 'host.addresses'; addresses: number[] }
   | { type: 'stats.request'; requestId: number }
   /** Liveness and drift check: the worker answers with the hash of the rules it holds. */
   | { type: 'heartbeat'; seq: number }

@@ -7,6 +7,11 @@ export interface RuleRequest {
   inputInterface: string;
   inputGroup: string;
   inputPort: number;
+  /**
+   * 802.1Q VLAN id (1-4094) the input frames carry on the input interface; absent: untagged
+   * frames only (and priority-tagged ones, VLAN id 0).
+   */
+  inputVlan?: number | undefined;
   /** Accept a unicast input address (traffic sent to the relay host itself) instead of a group. */
   unicastInput?: boolean | undefined;
   outputs: OutputRequest[];
@@ -17,7 +22,21 @@ export interface OutputRequest {
   port: number;
   /** Egress interface; required for multicast outputs, optional for unicast (the kernel routes). */
   interface?: string | undefined;
+  /**
+   * The most hops a copy may travel: it leaves with the lower of this and the input's TTL minus
+   * one, and is not sent when that would be 0 (as a router does; it keeps loops finite).
+   */
   ttl?: number | undefined;
+  /**
+   * Instead of ttl: every copy leaves with exactly this TTL, whatever the input's (for sources
+   * that send with TTL 1 on purpose). This output then no longer shortens a loop's life.
+   */
+  fixedTtl?: number | undefined;
+  /**
+   * DSCP of the copies: 0-63 or a name (ef, af11..af43, cs0..cs7, le); absent: each copy keeps
+   * the input's DSCP. The input's ECN bits are kept either way.
+   */
+  dscp?: number | string | undefined;
   /** Egress path: raw (AF_PACKET with a header template), socket (UDP), or auto (raw where it can). */
   mode?: OutputMode | undefined;
 }
@@ -31,7 +50,11 @@ export interface Output {
   group: number;
   port: number;
   interface: string | undefined;
+  /** The TTL cap (ttlFixed false) or the TTL every copy gets (ttlFixed true). */
   ttl: number;
+  ttlFixed: boolean;
+  /** The DSCP copies get, or undefined to keep the input's. */
+  dscp: number | undefined;
   multicast: boolean;
   mode: OutputMode;
 }
@@ -42,6 +65,8 @@ export interface Rule {
   id: string;
   name: string | undefined;
   inputInterface: string;
+  /** 802.1Q VLAN id of the input frames, 0 for untagged. */
+  inputVlan: number;
   inputGroup: number;
   inputPort: number;
   unicastInput: boolean;
@@ -52,19 +77,35 @@ export const DEFAULT_MULTICAST_TTL = 16;
 export const DEFAULT_UNICAST_TTL = 64;
 export const MAX_OUTPUTS_PER_RULE = 64;
 
-/** The rule id for an input tuple: "r-" and 12 hex digits of a SHA-256 over the tuple. */
-export function ruleIdFor(inputInterface: string, inputGroup: number, inputPort: number): string {
-  const tuple = `${inputInterface}|${ipv4ToString(inputGroup)}|${inputPort}`;
+/**
+ * The rule id for an input tuple: "r-" and 12 hex digits of a SHA-256 over the tuple. The VLAN
+ * is only part of it when the rule names one, so ids of untagged rules stay as they always were.
+ */
+export function ruleIdFor(inputInterface: string, inputGroup: number, inputPort: number, inputVlan = 0): string {
+  const vlan = inputVlan === 0 ? '' : `|vlan ${inputVlan}`;
+  const tuple = `${inputInterface}|${ipv4ToString(inputGroup)}|${inputPort}${vlan}`;
   return `r-${createHash('sha256').update(tuple).digest('hex').slice(0, 12)}`;
 }
 
-/** "239.2.2.2:6000:eth1" — how outputs are shown to operators (the syntax they type). */
+/**
+ * "239.2.2.2:6000:eth1", "239.2.2.2:6000:eth1:raw:fixed-ttl=4:dscp=46" — how outputs are shown
+ * to operators, in the syntax they type; options appear only when they differ from the default.
+ */
 export function describeOutput(output: Output): string {
-  const at = output.interface ? `:${output.interface}` : '';
+  const at = output.interface ? `:${output.interface}` : output.mode !== 'auto' ? ':' : '';
   const mode = output.mode === 'auto' ? '' : `:${output.mode}`;
-  return `${ipv4ToString(output.group)}:${output.port}${at}${mode}`;
+  const defaultTtl = output.multicast ? DEFAULT_MULTICAST_TTL : DEFAULT_UNICAST_TTL;
+  const ttl = output.ttlFixed
+    ? `:fixed-ttl=${output.ttl}`
+    : output.ttl !== defaultTtl
+      ? `:ttl=${output.ttl}`
+      : '';
+  const dscp = output.dscp === undefined ? '' : `:dscp=${output.dscp}`;
+  return `${ipv4ToString(output.group)}:${output.port}${at}${mode}${ttl}${dscp}`;
 }
 
+/** "eth0 239.1.1.1:5000", or "eth0 vlan 100 239.1.1.1:5000". */
 export function describeInput(rule: Rule): string {
-  return `${rule.inputInterface} ${ipv4ToString(rule.inputGroup)}:${rule.inputPort}`;
+  const vlan = rule.inputVlan === 0 ? '' : ` vlan ${rule.inputVlan}`;
+  return `${rule.inputInterface}${vlan} ${ipv4ToString(rule.inputGroup)}:${rule.inputPort}`;
 }

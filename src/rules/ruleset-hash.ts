@@ -4,9 +4,11 @@ import { createHash } from 'node:crypto';
 export interface RuleFingerprint {
   id: string;
   inputInterface: string;
+  inputVlan: number;
   inputGroup: number;
   inputPort: number;
-  outputs: readonly string[];
+  /** Each output as written (with its options) and whether it has sockets in the worker. */
+  outputs: readonly { label: string; attached: boolean }[];
 }
 
 /**
@@ -15,7 +17,10 @@ export interface RuleFingerprint {
  */
 export function rulesetHash(rules: Iterable<RuleFingerprint>): string {
   const lines = [...rules]
-    .map((r) => `${r.id}|${r.inputInterface}|${r.inputGroup}|${r.inputPort}|${r.outputs.join(',')}`)
+    .map((r) => {
+      const outputs = r.outputs.map((o) => `${o.label}${o.attached ? '' : ' (detached)'}`).join(',');
+      return `${r.id}|${r.inputInterface}|${r.inputVlan}|${r.inputGroup}|${r.inputPort}|${outputs}`;
+    })
     .sort();
   return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
 }

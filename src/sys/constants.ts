@@ -16,6 +16,7 @@ export const SO_REUSEADDR = 2;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 export const SO_BINDTODEVICE = 25;
+export const SO_ATTACH_FILTER = 26;
 export const SO_SNDBUFFORCE = 32;
 export const SO_RCVBUFFORCE = 33;
 export const SCM_RIGHTS = 1;
@@ -39,6 +40,8 @@ export const TPACKET_V2 = 1;
 
 export const ETH_P_ALL = 0x0003;
 export const ETH_P_IP = 0x0800;
+export const ETH_P_8021Q = 0x8100;
+export const ETH_P_8021AD = 0x88a8;
 
 export const MSG_DONTWAIT = 0x40;
 export const MSG_CTRUNC = 0x08;
