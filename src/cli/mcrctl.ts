@@ -1,18 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ClientError, ControlClient } from '../protocol/control-client.js';
-import type {
-  MethodName,
-  ParamsOf,
-  ResultOf,
-  RuleView,
-  StatsView,
-  WorkerView,
-} from '../protocol/control-api.js';
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js';
 import { parseOutputList } from '../rules/output-syntax.js';
 import { RuleError } from '../rules/rule-error.js';
-import { validatePort } from '../rules/validate-rule.js';
+import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom } from './package-info.js';
-import { formatCount, formatRate, formatTable } from './table.js';
+import { rulesTable, statsText, workersTable } from './views.js';
 
 interface GlobalOptions {
   socket?: string;
@@ -45,31 +38,48 @@ program
   .requiredOption('-p, --input-port <port>', 'UDP destination port of the input traffic')
   .requiredOption(
     '-o, --outputs <list>',
-    'comma-separated GROUP:PORT[:INTERFACE[:MODE]]; the interface is required for multicast outputs; ' +
-      'MODE is auto (default: raw egress on Ethernet links, else the UDP socket), raw or socket',
+    'comma-separated GROUP:PORT[:INTERFACE[:MODE]][:ttl=N|:fixed-ttl=N][:dscp=D]; the interface is ' +
+      'required for multicast outputs; MODE is auto (default: raw egress on Ethernet links, else the ' +
+      'UDP socket), raw or socket; ttl=N caps the TTL (a copy leaves with the lower of N and the ' +
+      "input's TTL minus one, default 16 for groups and 64 for unicast), fixed-ttl=N gives every copy " +
+      "TTL N whatever the input's; dscp=D (0-63, or ef, af11..af43, cs0..cs7) marks the copies, " +
+      "default: they keep the input's DSCP",
   )
+  .option('--input-vlan <id>', 'the 802.1Q VLAN id (1-4094) the input frames carry (default: untagged)')
   .option('-n, --name <name>', 'a name to refer to the rule by (letters, digits, . _ -)')
   .option('--unicast-input', 'the input address is a unicast address of this host, not a group')
+  .addHelpText(
+    'after',
+    '\nLoops: a copy leaves with a lower TTL than its input had, a packet whose TTL would reach 0 is\n' +
+      "dropped (ttl_expired), and frames sent from this host's own addresses are dropped (own_source),\n" +
+      'as a router does. A source that sends with TTL 1 on purpose needs fixed-ttl=N on the outputs\n' +
+      'that relay it; such an output no longer shortens a loop through another relay.\n\n' +
+      'Examples:\n' +
+      '  mcrctl add -i eth0 -g 239.1.1.1 -p 5000 -o 239.2.2.2:6000:eth1 -n cam1\n' +
+      '  mcrctl add -i eth0 --input-vlan 100 -g 239.1.1.2 -p 5000 -o 239.2.2.3:6000:eth1:raw:dscp=ef\n' +
+      '  mcrctl add -i eth0 -g 239.1.1.3 -p 5000 -o 239.2.2.4:6000:eth1:fixed-ttl=8,10.0.9.7:7000',
+  )
   .action(
     async (opts: {
       inputInterface: string;
       inputGroup: string;
       inputPort: string;
       outputs: string;
+      inputVlan?: string;
       name?: string;
       unicastInput?: boolean;
     }) => {
       const params: ParamsOf<'rules.add'> = {
         inputInterface: opts.inputInterface,
         inputGroup: opts.inputGroup,
-        inputPort: validatePort(
-          /^\d{1,5}$/.test(opts.inputPort) ? Number(opts.inputPort) : opts.inputPort,
-          'input-port',
-        ),
+        inputPort: numberIfDigits(opts.inputPort),
         outputs: parseOutputList(opts.outputs),
+        ...(opts.inputVlan !== undefined ? { inputVlan: numberIfDigits(opts.inputVlan) } : {}),
         ...(opts.name !== undefined ? { name: opts.name } : {}),
         ...(opts.unicastInput ? { unicastInput: true } : {}),
       };
+      // Checked here first: a rule that cannot be valid is bad usage (exit 2), whoever finds it.
+      validateRule(params);
       const { rule } = await call('rules.add', params);
       print(
         { rule },
@@ -141,6 +151,11 @@ program
     );
   });
 
+/** Digits become a number; anything else goes on as typed, for validation to name it. */
+function numberIfDigits(text: string): number {
+  return (/^\d{1,9}$/.test(text) ? Number(text) : text) as number;
+}
+
 let client: ControlClient | undefined;
 
 async function call<M extends MethodName>(method: M, params?: ParamsOf<M>): Promise<ResultOf<M>> {
@@ -152,117 +167,6 @@ async function call<M extends MethodName>(method: M, params?: ParamsOf<M>): Prom
 function print(json: unknown, text: () => string): void {
   const globals = program.opts<GlobalOptions>();
   process.stdout.write(`${globals.json ? JSON.stringify(json, null, 2) : text()}\n`);
-}
-
-function rulesTable(rules: RuleView[]): string {
-  const rows = rules.map((r) => [
-    r.id,
-    r.name ?? '-',
-    r.input.interface,
-    `${r.input.group}:${r.input.port}`,
-    r.outputs.map((o) => `${o.group}:${o.port}${o.interface ? `:${o.interface}` : ''}`).join(','),
-    r.reason ? `${r.state} (${r.reason})` : r.state,
-  ]);
-  return formatTable(['ID', 'NAME', 'INPUT-IF', 'INPUT', 'OUTPUTS', 'STATE'], rows);
-}
-
-function statsText(stats: StatsView): string {
-  const ruleRows: string[][] = [];
-  for (const r of stats.rules) {
-    ruleRows.push([
-      r.id,
-      r.name ?? '-',
-      `${r.input.interface} ${r.input.group}:${r.input.port}`,
-      formatCount(r.counters.packetsIn),
-      formatRate(r.rates.packetsIn),
-      formatCount(r.counters.bytesIn),
-      '',
-    ]);
-    r.outputs.forEach((o, i) => {
-      const c = r.counters.outputs[i];
-      const errors = Object.entries(c?.errors ?? {})
-        .map(([name, n]) => `${name}=${n}`)
-        .join(',');
-      ruleRows.push([
-        '',
-        '',
-        `  -> ${o.group}:${o.port}${o.interface ? `:${o.interface}` : ''}`,
-        formatCount(c?.packets ?? 0),
-        formatRate(r.rates.outputs[i] ?? 0),
-        '',
-        errors || '0',
-      ]);
-    });
-  }
-  const workerRows = stats.workers.map((w) => [
-    String(w.id),
-    String(w.pid ?? '-'),
-    w.state,
-    formatCount(w.counters.framesSeen),
-    formatRate(w.rates.framesSeen),
-    formatCount(w.counters.forwarded),
-    formatCount(w.counters.noRule),
-    formatCount(w.counters.notIpv4Udp),
-    formatCount(w.counters.malformed),
-    formatCount(w.counters.fragments),
-    formatCount(w.counters.egressErrors),
-    formatCount(w.counters.ringDrops),
-    w.health ? `${(w.health.rssBytes / 1048576).toFixed(0)}M` : '-',
-    w.health ? `${w.health.gcCount}/${w.health.gcMaxPauseMs.toFixed(1)}ms` : '-',
-  ]);
-  const reasons = stats.workers.flatMap((w) =>
-    Object.entries(w.counters.dropsByReason).map(([name, n]) => `worker ${w.id} ${name}: ${n}`),
-  );
-  const interval =
-    stats.rateInterval > 0
-      ? `rates over ${stats.rateInterval.toFixed(1)} s`
-      : 'rates: not enough samples yet';
-  return [
-    stats.rules.length === 0
-      ? 'no rules'
-      : formatTable(['RULE', 'NAME', 'INPUT / OUTPUT', 'PACKETS>', 'PPS>', 'BYTES>', 'ERRORS'], ruleRows),
-    '',
-    formatTable(
-      [
-        'WORKER',
-        'PID',
-        'STATE',
-        'FRAMES>',
-        'FPS>',
-        'FORWARDED>',
-        'NO-RULE>',
-        'NOT-UDP>',
-        'MALFORMED>',
-        'FRAGMENTS>',
-        'EGRESS-ERR>',
-        'RING-DROPS>',
-        'RSS>',
-        'GC/MAX-PAUSE>',
-      ],
-      workerRows,
-    ),
-    ...(reasons.length > 0 ? ['', 'drops by reason:', ...reasons.map((r) => `  ${r}`)] : []),
-    '',
-    `${stats.time}, ${interval}`,
-  ].join('\n');
-}
-
-function workersTable(workers: WorkerView[]): string {
-  return formatTable(
-    ['WORKER', 'PID', 'STATE', 'CPU>', 'USER', 'RULES>', 'INPUTS', 'STARTED', 'RESTARTS>', 'RESYNCS>'],
-    workers.map((w) => [
-      String(w.id),
-      String(w.pid ?? '-'),
-      w.state,
-      String(w.cpu),
-      w.user,
-      String(w.rules),
-      w.inputs.join(',') || '-',
-      w.startedAt ?? '-',
-      String(w.restarts),
-      String(w.resyncs),
-    ]),
-  );
 }
 
 class UsageError extends Error {

@@ -8,13 +8,21 @@ import type { OutputRequest, RuleRequest } from '../rules/rule.js';
 export interface RuleView {
   id: string;
   name: string | null;
-  input: { interface: string; group: string; port: number; unicast: boolean };
+  input: {
+    interface: string;
+    /** 802.1Q VLAN id the input frames carry, or null for untagged traffic. */
+    vlan: number | null;
+    group: string;
+    port: number;
+    unicast: boolean;
+  };
   outputs: OutputView[];
   /**
-   * "active": forwarding; "waiting": an interface it needs does not exist (yet); "down": active,
-   * but its input link is down.
+   * "active": forwarding to every output; "degraded": forwarding, but some outputs cannot send
+   * (see their state); "down": its input link is down; "waiting": its input interface (or, for a
+   * unicast input, the address) is not there yet, or none of its outputs can send.
    */
-  state: 'active' | 'waiting' | 'down';
+  state: 'active' | 'degraded' | 'down' | 'waiting';
   /** Why it is not simply active, in words; null when it is. */
   reason: string | null;
   createdAt: string;
@@ -24,11 +32,18 @@ export interface OutputView {
   group: string;
   port: number;
   interface: string | null;
+  /** The TTL cap (copies leave with the lower of it and the input's TTL minus one), or with ttlFixed the TTL every copy gets. */
   ttl: number;
+  ttlFixed: boolean;
+  /** The DSCP copies get, or null: they keep the input's. */
+  dscp: number | null;
   /** Requested path: auto, raw or socket. */
   mode: string;
-  /** The path in use while the rule is active: raw or socket (null while waiting). */
+  /** The path in use: raw or socket (null while the output has no sockets). */
   path: 'raw' | 'socket' | null;
+  /** "active": sending; "down": its link is down (copies fail and are counted); "waiting": no sockets yet. */
+  state: 'active' | 'down' | 'waiting';
+  reason: string | null;
 }
 
 export interface RuleCounters {

@@ -15,6 +15,8 @@ const output = {
     port: { type: 'integer' },
     interface: { type: 'string' },
     ttl: { type: 'integer' },
+    fixedTtl: { type: 'integer' },
+    dscp: { type: ['integer', 'string'] },
     mode: { type: 'string' },
   },
 };
@@ -31,6 +33,7 @@ const schemas: Record<MethodName, object> = {
       inputInterface: { type: 'string' },
       inputGroup: { type: 'string' },
       inputPort: { type: 'integer' },
+      inputVlan: { type: 'integer' },
       unicastInput: { type: 'boolean' },
       outputs: { type: 'array', items: output },
     },

@@ -30,6 +30,7 @@ export function validateRule(request: RuleRequest): Rule {
     );
   }
   const inputPort = validatePort(request.inputPort, 'input-port');
+  const inputVlan = request.inputVlan === undefined ? 0 : validateVlan(request.inputVlan, 'input-vlan');
   const name = request.name === undefined ? undefined : validateRuleName(request.name);
 
   if (!Array.isArray(request.outputs) || request.outputs.length === 0) {
@@ -51,7 +52,11 @@ export function validateRule(request: RuleRequest): Rule {
   const outputs = request.outputs.map((o, i) => validateOutput(o, `outputs[${i}]`));
   checkOutputsDistinct(outputs, request.outputs);
   outputs.forEach((o, i) => {
-    if (o.group === inputGroup && o.port === inputPort && o.interface === inputInterface) {
+    // A copy sent to the input's own group and port on the input link comes straight back. For a
+    // unicast input the address is this host's: a copy sent there, by whatever link, is relayed
+    // again.
+    const sameLink = o.interface === inputInterface || unicastInput;
+    if (o.group === inputGroup && o.port === inputPort && sameLink && inputVlan === 0) {
       throw new RuleError(
         'E_LOOP',
         `outputs[${i}]`,
@@ -62,9 +67,10 @@ export function validateRule(request: RuleRequest): Rule {
   });
 
   return {
-    id: ruleIdFor(inputInterface, inputGroup, inputPort),
+    id: ruleIdFor(inputInterface, inputGroup, inputPort, inputVlan),
     name,
     inputInterface,
+    inputVlan,
     inputGroup,
     inputPort,
     unicastInput,
@@ -104,16 +110,23 @@ function validateOutput(request: OutputRequest, field: string): Output {
       `${field}.group ${request.group} cannot be a destination (unspecified, broadcast, loopback or reserved)`,
     );
   }
-  const ttl =
-    request.ttl === undefined ? (multicast ? DEFAULT_MULTICAST_TTL : DEFAULT_UNICAST_TTL) : request.ttl;
-  if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) {
+  if (request.ttl !== undefined && request.fixedTtl !== undefined) {
     throw new RuleError(
       'E_INVALID_TTL',
-      `${field}.ttl`,
-      request.ttl,
-      `${field}.ttl must be 1-255, got ${String(request.ttl)}`,
+      `${field}.fixed-ttl`,
+      request.fixedTtl,
+      `${field}.fixed-ttl and ${field}.ttl are both given: ttl caps the input's TTL minus one, fixed-ttl replaces it; choose one`,
     );
   }
+  const ttlFixed = request.fixedTtl !== undefined;
+  const ttl = ttlFixed
+    ? validateTtl(request.fixedTtl, `${field}.fixed-ttl`)
+    : request.ttl === undefined
+      ? multicast
+        ? DEFAULT_MULTICAST_TTL
+        : DEFAULT_UNICAST_TTL
+      : validateTtl(request.ttl, `${field}.ttl`);
+  const dscp = request.dscp === undefined ? undefined : validateDscp(request.dscp, `${field}.dscp`);
   const mode = request.mode ?? 'auto';
   if (!(OUTPUT_MODES as readonly string[]).includes(mode)) {
     throw new RuleError(
@@ -131,7 +144,70 @@ function validateOutput(request: OutputRequest, field: string): Output {
       `${field}.mode raw: raw egress sends to multicast groups on Ethernet links, and ${request.group} is unicast; use socket or auto`,
     );
   }
-  return { group, port, interface: iface, ttl, multicast, mode };
+  return { group, port, interface: iface, ttl, ttlFixed, dscp, multicast, mode };
+}
+
+function validateTtl(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 255) {
+    throw new RuleError('E_INVALID_TTL', field, value, `${field} must be 1-255, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** 802.1Q VLAN ids 1-4094 (0 means untagged, 4095 is reserved). */
+export function validateVlan(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 4094) {
+    throw new RuleError(
+      'E_INVALID_VLAN',
+      field,
+      value,
+      `${field} ${JSON.stringify(value)} is not a VLAN id (1-4094; leave it out for untagged traffic)`,
+    );
+  }
+  return value;
+}
+
+/** DSCP names of RFC 2474/2597/3246/8622 and their code points. */
+export const DSCP_NAMES: Readonly<Record<string, number>> = Object.freeze({
+  cs0: 0,
+  le: 1,
+  cs1: 8,
+  af11: 10,
+  af12: 12,
+  af13: 14,
+  cs2: 16,
+  af21: 18,
+  af22: 20,
+  af23: 22,
+  cs3: 24,
+  af31: 26,
+  af32: 28,
+  af33: 30,
+  cs4: 32,
+  af41: 34,
+  af42: 36,
+  af43: 38,
+  cs5: 40,
+  va: 44,
+  ef: 46,
+  cs6: 48,
+  cs7: 56,
+});
+
+/** A DSCP: 0-63, or a name such as ef or af41 (any case). */
+export function validateDscp(value: unknown, field: string): number {
+  const named = typeof value === 'string' ? DSCP_NAMES[value.toLowerCase()] : undefined;
+  if (named !== undefined) return named;
+  const number = typeof value === 'string' && /^\d{1,2}$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isInteger(number) || number < 0 || number > 63) {
+    throw new RuleError(
+      'E_INVALID_DSCP',
+      field,
+      value,
+      `${field} ${JSON.stringify(value)} is not a DSCP (0-63, or a name: ef, af11-af43, cs0-cs7, le, va)`,
+    );
+  }
+  return number;
 }
 
 function checkOutputsDistinct(outputs: Output[], requests: OutputRequest[]): void {

@@ -1,12 +1,16 @@
 import type { Logger } from 'pino';
 import { ipv4ToString } from '../packet/ipv4-address.js';
-import { joinFanoutGroup, openIngressSocket } from '../sys/packet-socket.js';
+import type { Rule } from '../rules/rule.js';
+import { createFanoutGroup, joinFanoutGroup, openIngressSocket } from '../sys/packet-socket.js';
 import { closeFd, joinGroup, leaveGroup, maxMembershipsPerSocket, openUdpSocket } from '../sys/socket.js';
+import type { InputSocketSet, LinkState } from './rule-activation.js';
+import { PortHolds } from './port-holds.js';
 
-/** One input interface in use: its AF_PACKET socket and the groups joined on it. */
-export interface InputInterface {
+/** One input interface in use: its AF_PACKET sockets and the groups joined on it. */
+interface InputInterface {
   name: string;
   ifindex: number;
+  /** The MTU its rings were sized for. */
   mtu: number;
   /** One AF_PACKET socket per worker, bound to this interface (in one fanout group when several). */
   fds: number[];
@@ -23,14 +27,16 @@ interface MembershipSocket {
 }
 
 /**
- * The supervisor's ingress sockets, one per input interface, created with its first rule and
+ * The supervisor's ingress sockets, one set per input interface, created with its first rule and
  * closed with its last. It also holds the IGMP joins: the kernel only delivers a group to an
  * interface (and a switch or NIC filter only passes it) when some socket is a member. A socket
  * holds at most net.ipv4.igmp_max_memberships groups, so joins are spread over several sockets.
+ * A unicast input holds its port instead (PortHolds), so the host stays quiet.
  */
 export class InputSockets {
   private readonly interfaces = new Map<string, InputInterface>();
   private readonly maxMemberships = maxMembershipsPerSocket();
+  private readonly ports: PortHolds;
   private readonly log: Logger;
   private readonly workers: number;
   private readonly fanout: 'hash' | 'cpu';
@@ -39,74 +45,85 @@ export class InputSockets {
     this.log = log;
     this.workers = workers;
     this.fanout = fanout;
+    this.ports = new PortHolds(log);
   }
 
-  get(name: string): InputInterface | undefined {
-    return this.interfaces.get(name);
-  }
-
-  all(): IterableIterator<InputInterface> {
+  all(): IterableIterator<InputSocketSet> {
     return this.interfaces.values();
   }
 
   /**
-   * Takes a reference for one rule on (interface, group). Returns the interface and whether its
-   * socket is new (and so must be handed to the worker).
+   * Takes a reference for one rule on its input. All or nothing: on error, what this call took
+   * is released. Returns the interface's sockets when this call made them (they must be handed to
+   * the workers).
    */
-  acquire(
-    name: string,
-    ifindex: number,
-    mtu: number,
-    group: number,
-    join: boolean,
-  ): { input: InputInterface; created: boolean } {
-    let input = this.interfaces.get(name);
+  acquire(rule: Rule, link: LinkState): InputSocketSet | undefined {
+    let input = this.interfaces.get(rule.inputInterface);
     const created = input === undefined;
     if (!input) {
       input = {
-        name,
-        ifindex,
-        mtu,
-        fds: this.openIngress(name, ifindex),
+        name: link.name,
+        ifindex: link.ifindex,
+        mtu: link.mtu,
+        fds: this.openIngress(link),
         rules: 0,
         groups: new Map(),
         members: [],
       };
-      this.interfaces.set(name, input);
+      this.interfaces.set(input.name, input);
     }
     try {
-      if (join) this.join(input, group);
+      if (rule.unicastInput) this.ports.hold(rule.inputGroup, rule.inputPort);
+      else this.join(input, rule.inputGroup);
     } catch (err) {
       if (created) this.close(input);
       throw err;
     }
     input.rules++;
-    return { input, created };
+    return created ? input : undefined;
   }
 
   /** Drops one rule's reference. Returns true when the interface has no rules left and was closed. */
-  release(name: string, group: number, joined: boolean): boolean {
-    const input = this.interfaces.get(name);
+  release(rule: Rule): boolean {
+    const input = this.interfaces.get(rule.inputInterface);
     if (!input) return false;
-    if (joined) this.leave(input, group);
+    if (rule.unicastInput) this.ports.release(rule.inputGroup, rule.inputPort);
+    else this.leave(input, rule.inputGroup);
     input.rules--;
     if (input.rules > 0) return false;
     this.close(input);
     return true;
   }
 
-  closeAll(): void {
-    for (const input of [...this.interfaces.values()]) this.close(input);
+  /**
+   * New ingress sockets for an interface in use, sized for its current MTU, bound (in a new
+   * fanout group) before the old ones are closed: from here until each worker closes its copy of
+   * an old socket, frames reach both, and the worker skips the doubles. Joins stay as they are.
+   */
+  reopen(link: LinkState): InputSocketSet | undefined {
+    const input = this.interfaces.get(link.name);
+    if (!input) return undefined;
+    const fresh = this.openIngress(link);
+    for (const fd of input.fds) closeFd(fd);
+    input.fds = fresh;
+    input.mtu = link.mtu;
+    return input;
   }
 
-  private openIngress(name: string, ifindex: number): number[] {
+  closeAll(): void {
+    for (const input of [...this.interfaces.values()]) this.close(input);
+    this.ports.closeAll();
+  }
+
+  private openIngress(link: LinkState): number[] {
     const fds: number[] = [];
-    // An id per (process, interface): fanout groups are matched by id within the network namespace.
-    const groupId = (process.pid * 31 + ifindex) & 0xffff;
     try {
+      let group = 0;
       for (let w = 0; w < this.workers; w++) {
-        fds.push(openIngressSocket(ifindex, name));
-        if (this.workers > 1) joinFanoutGroup(fds[w]!, groupId, this.fanout);
+        fds.push(openIngressSocket(link.ifindex, link.name));
+        if (this.workers === 1) continue;
+        if (w === 0) group = createFanoutGroup(fds[0]!, this.fanout);
+        else joinFanoutGroup(fds[w]!, group, this.fanout);
       }
       return fds;
     } catch (err) {

@@ -55,6 +55,13 @@ export class InterfaceMonitor extends EventEmitter<InterfaceMonitorEvents> {
     return this.byName.get(name);
   }
 
+  /** Every IPv4 address of every interface of this host (network namespace). */
+  hostAddresses(): number[] {
+    const all: number[] = [];
+    for (const state of this.byIndex.values()) all.push(...state.addresses);
+    return all;
+  }
+
   close(): void {
     this.watch.stop();
     this.source.close();

@@ -72,9 +72,12 @@ export const EINTR = 4;
 export const EBUSY = 16;
 export const ENOENT = 2;
 export const ENODEV = 19;
+export const EADDRINUSE = 98;
+export const EADDRNOTAVAIL = 99;
 
 export const PACKET_FANOUT = 18;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_CPU = 2;
+export const PACKET_FANOUT_FLAG_UNIQUEID = 0x2000;
 export const PACKET_VNET_HDR = 15;
 export const PACKET_QDISC_BYPASS = 20;

@@ -1,7 +1,11 @@
 import {
   AF_PACKET,
+  ETH_P_8021AD,
+  ETH_P_8021Q,
+  ETH_P_ALL,
   ETH_P_IP,
   PACKET_FANOUT,
+  PACKET_FANOUT_FLAG_UNIQUEID,
   PACKET_FANOUT_CPU,
   PACKET_FANOUT_HASH,
   PACKET_IGNORE_OUTGOING,
@@ -13,19 +17,31 @@ import {
 } from './constants.js';
 import { SysError } from './errors.js';
 import { lastErrno, libc } from './libc.js';
-import { getOption, openSocket, setIntOption } from './socket.js';
+import { getIntOption, getOption, openSocket, setIntOption } from './socket.js';
+import { acceptProtocols, attachFilter } from './socket-filter.js';
 
 /**
- * Opens the ingress socket of one input interface: AF_PACKET bound to IPv4 frames of that
- * interface only. It is created with protocol 0 so it sees nothing until bound (an unbound
- * ETH_P_IP socket would briefly see every interface), and it ignores the host's own
- * transmissions so the relay never captures what it sent. Needs CAP_NET_RAW.
+ * What an ingress socket sees, by the protocol the kernel gives a frame once it has taken the
+ * outer VLAN tag off (it reports that tag beside the frame): IPv4, tagged or not; and frames
+ * with more tags than that one (802.1ad QinQ, stacked 802.1Q), whose protocol is then the next
+ * tag's type. A socket bound to ETH_P_IP alone would never see the last kind, so they would be
+ * in no counter; with this filter the worker counts them (too_many_vlan_tags).
+ */
+const INGRESS_PROTOCOLS = [ETH_P_IP, ETH_P_8021Q, ETH_P_8021AD] as const;
+
+/**
+ * Opens the ingress socket of one input interface: AF_PACKET on that interface only, for the
+ * frames INGRESS_PROTOCOLS names. It is created with protocol 0 so it sees nothing until bound
+ * (an unbound socket would briefly see every interface), the filter is in place before it is
+ * bound, and it ignores the host's own transmissions so the relay never captures what it sent.
+ * Needs CAP_NET_RAW.
  */
 export function openIngressSocket(ifindex: number, interfaceName: string): number {
   const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET ingress ${interfaceName}`);
   try {
     setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'PACKET_IGNORE_OUTGOING');
-    bindPacketSocket(fd, ifindex, ETH_P_IP, interfaceName);
+    attachFilter(fd, acceptProtocols(INGRESS_PROTOCOLS), `ingress ${interfaceName}`);
+    bindPacketSocket(fd, ifindex, ETH_P_ALL, interfaceName);
     return fd;
   } catch (err) {
     libc.close(fd);
@@ -65,19 +81,37 @@ export function readPacketStatistics(fd: number): PacketStatistics {
 }
 
 /**
- * Joins a socket to a fanout group: the kernel spreads the interface's frames over the group's
- * sockets (one per worker). Hash mode keeps each flow on one socket, so its order holds. Must
- * follow bind; every member uses the same id and mode.
+ * Makes a socket the first member of a new fanout group: the kernel spreads the interface's
+ * frames over the group's sockets (one per worker). Hash mode keeps each flow on one socket, so
+ * its order holds. The kernel picks an id no other group of this network namespace uses
+ * (PACKET_FANOUT_FLAG_UNIQUEID), so two relays, or two generations of one input's sockets,
+ * never share a group by accident. Must follow bind. Returns the id for joinFanoutGroup.
  */
-export function joinFanoutGroup(fd: number, groupId: number, mode: 'hash' | 'cpu'): void {
-  const type = mode === 'hash' ? PACKET_FANOUT_HASH : PACKET_FANOUT_CPU;
+export function createFanoutGroup(fd: number, mode: 'hash' | 'cpu'): number {
+  const type = fanoutType(mode);
   setIntOption(
     fd,
     SOL_PACKET,
     PACKET_FANOUT,
-    (groupId & 0xffff) | (type << 16),
+    (type | PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+    `PACKET_FANOUT ${mode} new`,
+  );
+  return getIntOption(fd, SOL_PACKET, PACKET_FANOUT, 'PACKET_FANOUT') & 0xffff;
+}
+
+/** Joins a socket to the group createFanoutGroup made; every member uses the same mode. */
+export function joinFanoutGroup(fd: number, groupId: number, mode: 'hash' | 'cpu'): void {
+  setIntOption(
+    fd,
+    SOL_PACKET,
+    PACKET_FANOUT,
+    (groupId & 0xffff) | (fanoutType(mode) << 16),
     `PACKET_FANOUT ${mode} ${groupId}`,
   );
+}
+
+function fanoutType(mode: 'hash' | 'cpu'): number {
+  return mode === 'hash' ? PACKET_FANOUT_HASH : PACKET_FANOUT_CPU;
 }
 
 /**

@@ -93,3 +93,39 @@ test('parsed outputs feed validateRule, whose errors use the same field names', 
     'outputs[1].interface',
   );
 });
+
+test('options follow the positional parts: ttl, fixed-ttl and dscp', () => {
+  assert.deepEqual(parseOutputList('239.2.2.2:6000:eth1:ttl=8,239.2.2.3:6000:eth1:raw:fixed-ttl=4:dscp=ef'), [
+    { group: '239.2.2.2', port: 6000, interface: 'eth1', ttl: 8 },
+    { group: '239.2.2.3', port: 6000, interface: 'eth1', mode: 'raw', fixedTtl: 4, dscp: 'ef' },
+  ]);
+  assert.deepEqual(parseOutputList('10.0.9.7:7000:fixed-ttl=8'), [
+    { group: '10.0.9.7', port: 7000, interface: undefined, fixedTtl: 8 },
+  ]);
+  assert.deepEqual(parseOutputList('10.0.9.7:7000::socket:dscp=46'), [
+    { group: '10.0.9.7', port: 7000, interface: undefined, mode: 'socket', dscp: '46' },
+  ]);
+});
+
+for (const [text, code, field] of [
+  ['239.2.2.2:6000:eth1:hops=3', 'E_INVALID_OUTPUT', 'outputs[0].hops'],
+  ['239.2.2.2:6000:eth1:ttl=x', 'E_INVALID_TTL', 'outputs[0].ttl'],
+  ['239.2.2.2:6000:eth1:fixed-ttl=', 'E_INVALID_TTL', 'outputs[0].fixed-ttl'],
+  ['239.2.2.2:6000:eth1:ttl=3:ttl=4', 'E_INVALID_OUTPUT', 'outputs[0]'],
+  ['239.2.2.2:6000:ttl=3:eth1', 'E_INVALID_OUTPUT', 'outputs[0]'],
+  ['239.2.2.2:6000:eth1:fast', 'E_INVALID_OUTPUT', 'outputs[0].mode'],
+] as const) {
+  test(`${JSON.stringify(text)} is ${code} at ${field}`, () => {
+    throwsRule(() => parseOutputList(text), code, field);
+  });
+}
+
+test('what the parser splits, validateRule accepts with the same meaning', () => {
+  const rule = validateRule({
+    inputInterface: 'eth0',
+    inputGroup: '239.1.1.1',
+    inputPort: 5000,
+    outputs: parseOutputList('239.2.2.2:6000:eth1:fixed-ttl=4:dscp=af41'),
+  });
+  assert.deepEqual([rule.outputs[0]!.ttl, rule.outputs[0]!.ttlFixed, rule.outputs[0]!.dscp], [4, true, 34]);
+});

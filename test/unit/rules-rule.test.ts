@@ -78,6 +78,8 @@ test('describeOutput shows GROUP:PORT:INTERFACE, the syntax operators type', () 
     port: 6000,
     interface: 'eth1',
     ttl: 16,
+    ttlFixed: false,
+    dscp: undefined,
     multicast: true,
     mode: 'auto',
   };
@@ -90,22 +92,55 @@ test('describeOutput omits an absent interface', () => {
     port: 7000,
     interface: undefined,
     ttl: 64,
+    ttlFixed: false,
+    dscp: undefined,
     multicast: false,
     mode: 'auto',
   };
   assert.equal(describeOutput(o), '10.0.9.7:7000');
 });
 
-test('describeOutput ignores ttl', () => {
+test('describeOutput shows a TTL or DSCP only when it is not the default, in the syntax operators type', () => {
   const o: Output = {
     group: 0xef020202,
     port: 6000,
     interface: 'eth1',
-    ttl: 3,
+    ttl: 16,
+    ttlFixed: false,
+    dscp: undefined,
     multicast: true,
     mode: 'auto',
   };
   assert.equal(describeOutput(o), '239.2.2.2:6000:eth1');
+  assert.equal(describeOutput({ ...o, ttl: 3 }), '239.2.2.2:6000:eth1:ttl=3');
+  assert.equal(describeOutput({ ...o, ttlFixed: true }), '239.2.2.2:6000:eth1:fixed-ttl=16');
+  assert.equal(describeOutput({ ...o, dscp: 46, mode: 'raw' }), '239.2.2.2:6000:eth1:raw:dscp=46');
+  assert.equal(
+    describeOutput({
+      ...o,
+      group: 0x0a000907,
+      interface: undefined,
+      multicast: false,
+      ttl: 64,
+      mode: 'socket',
+    }),
+    '10.0.9.7:6000::socket',
+  );
+});
+
+test('a VLAN id is part of the rule id and the input description; untagged ids are unchanged', () => {
+  const request = {
+    inputInterface: 'eth0',
+    inputGroup: '239.1.1.1',
+    inputPort: 5000,
+    outputs: [{ group: '239.2.2.2', port: 6000, interface: 'eth1' }],
+  };
+  const untagged = validateRule(request);
+  const tagged = validateRule({ ...request, inputVlan: 100 });
+  assert.equal(untagged.id, 'r-dcfca9531161');
+  assert.notEqual(tagged.id, untagged.id);
+  assert.equal(tagged.id, ruleIdFor('eth0', G239_1_1_1, 5000, 100));
+  assert.equal(describeInput(tagged), 'eth0 vlan 100 239.1.1.1:5000');
 });
 
 test('describeInput shows "INTERFACE GROUP:PORT"', () => {
@@ -130,6 +165,8 @@ test('describeOutput shows a forced path as a fourth field', () => {
     port: 6000,
     interface: 'eth1',
     ttl: 16,
+    ttlFixed: false,
+    dscp: undefined,
     multicast: true,
     mode: 'raw',
   };

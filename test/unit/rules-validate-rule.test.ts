@@ -42,13 +42,41 @@ test('validateRule turns a valid request into a Rule', () => {
     id: rule.id,
     name: 'feed-a',
     inputInterface: 'eth0',
+    inputVlan: 0,
     inputGroup: 0xef010101,
     inputPort: 5000,
     unicastInput: false,
     outputs: [
-      { group: 0xef020202, port: 6000, interface: 'eth1', ttl: 16, multicast: true, mode: 'auto' },
-      { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false, mode: 'auto' },
-      { group: 0x0a000908, port: 7001, interface: 'eth2', ttl: 3, multicast: false, mode: 'auto' },
+      {
+        group: 0xef020202,
+        port: 6000,
+        interface: 'eth1',
+        ttl: 16,
+        ttlFixed: false,
+        dscp: undefined,
+        multicast: true,
+        mode: 'auto',
+      },
+      {
+        group: 0x0a000907,
+        port: 7000,
+        interface: undefined,
+        ttl: 64,
+        ttlFixed: false,
+        dscp: undefined,
+        multicast: false,
+        mode: 'auto',
+      },
+      {
+        group: 0x0a000908,
+        port: 7001,
+        interface: 'eth2',
+        ttl: 3,
+        ttlFixed: false,
+        dscp: undefined,
+        multicast: false,
+        mode: 'auto',
+      },
     ],
   });
   assert.match(rule.id, /^r-[0-9a-f]{12}$/);
@@ -273,7 +301,16 @@ test('an empty output interface counts as absent', () => {
 test('a unicast output without an interface is accepted (the kernel routes it)', () => {
   const rule = validateRule(request({ outputs: [out('10.0.9.7', 7000)] }));
   assert.deepEqual(rule.outputs, [
-    { group: 0x0a000907, port: 7000, interface: undefined, ttl: 64, multicast: false, mode: 'auto' },
+    {
+      group: 0x0a000907,
+      port: 7000,
+      interface: undefined,
+      ttl: 64,
+      ttlFixed: false,
+      dscp: undefined,
+      multicast: false,
+      mode: 'auto',
+    },
   ]);
 });
 
@@ -316,6 +353,78 @@ test('a unicast input looped back on its own interface is E_LOOP', () => {
     'E_LOOP',
     'outputs[0]',
   );
+});
+
+test('a unicast output to the unicast input address and port is E_LOOP, whatever its interface', () => {
+  for (const iface of [undefined, 'eth1']) {
+    throwsRule(
+      () =>
+        validateRule(
+          request({ inputGroup: '10.0.0.5', unicastInput: true, outputs: [out('10.0.0.5', 5000, iface)] }),
+        ),
+      'E_LOOP',
+      'outputs[0]',
+      '10.0.0.5:5000',
+    );
+  }
+});
+
+test('an output to the input group on the input link is no loop when the input is another VLAN', () => {
+  assert.doesNotThrow(() =>
+    validateRule(request({ inputVlan: 100, outputs: [out('239.1.1.1', 5000, 'eth0')] })),
+  );
+});
+
+// ---------------------------------------------------------------- VLAN
+
+test('inputVlan 1-4094 is kept; absent means untagged (0)', () => {
+  assert.equal(validateRule(request()).inputVlan, 0);
+  assert.equal(validateRule(request({ inputVlan: 1 })).inputVlan, 1);
+  assert.equal(validateRule(request({ inputVlan: 4094 })).inputVlan, 4094);
+});
+
+for (const bad of [0, 4095, -1, 1.5, '100', null]) {
+  test(`inputVlan ${String(JSON.stringify(bad))} is E_INVALID_VLAN`, () => {
+    throwsRule(
+      () => validateRule(request({ inputVlan: bad as unknown as number })),
+      'E_INVALID_VLAN',
+      'input-vlan',
+    );
+  });
+}
+
+// ---------------------------------------------------------------- TTL policy and DSCP
+
+test('fixedTtl gives every copy that TTL; ttl is a cap; both at once is refused', () => {
+  const fixed = validateRule(request({ outputs: [{ ...out('239.2.2.2', 6000, 'eth1'), fixedTtl: 4 }] }));
+  assert.deepEqual([fixed.outputs[0]!.ttl, fixed.outputs[0]!.ttlFixed], [4, true]);
+  const capped = validateRule(request({ outputs: [out('239.2.2.2', 6000, 'eth1', 8)] }));
+  assert.deepEqual([capped.outputs[0]!.ttl, capped.outputs[0]!.ttlFixed], [8, false]);
+  throwsRule(
+    () => validateRule(request({ outputs: [{ ...out('239.2.2.2', 6000, 'eth1', 8), fixedTtl: 4 }] })),
+    'E_INVALID_TTL',
+    'outputs[0].fixed-ttl',
+  );
+  throwsRule(
+    () => validateRule(request({ outputs: [{ ...out('239.2.2.2', 6000, 'eth1'), fixedTtl: 0 }] })),
+    'E_INVALID_TTL',
+    'outputs[0].fixed-ttl',
+  );
+});
+
+test("dscp takes 0-63 or a name in any case; absent keeps the input's", () => {
+  const dscp = (value: number | string | undefined): number | undefined =>
+    validateRule(request({ outputs: [{ ...out('239.2.2.2', 6000, 'eth1'), dscp: value }] })).outputs[0]!.dscp;
+  assert.equal(dscp(undefined), undefined);
+  assert.equal(dscp(0), 0);
+  assert.equal(dscp(63), 63);
+  assert.equal(dscp('46'), 46);
+  assert.equal(dscp('ef'), 46);
+  assert.equal(dscp('AF41'), 34);
+  assert.equal(dscp('cs1'), 8);
+  for (const bad of [64, -1, 1.5, 'x', 'af44', '']) {
+    throwsRule(() => dscp(bad), 'E_INVALID_DSCP', 'outputs[0].dscp');
+  }
 });
 
 // ---------------------------------------------------------------- duplicates

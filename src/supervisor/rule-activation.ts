@@ -1,0 +1,486 @@
+import type { Logger } from 'pino';
+import { ipv4ToString } from '../packet/ipv4-address.js';
+import type { SupervisorMessage, WorkerRule } from '../protocol/worker-messages.js';
+import { describeOutput, type Output, type Rule } from '../rules/rule.js';
+import { rulesetHash } from '../rules/ruleset-hash.js';
+import { ringGeometryFor } from '../sys/rx-ring.js';
+import type { OutputSockets } from './output-sockets.js';
+
+/** What activation needs to know of an interface (the InterfaceMonitor's state, or a fake's). */
+export interface LinkState {
+  name: string;
+  ifindex: number;
+  up: boolean;
+  running: boolean;
+  mtu: number;
+  /** IPv4 addresses, unsigned 32-bit. */
+  addresses: ReadonlySet<number>;
+}
+
+export interface Links {
+  get(name: string): LinkState | undefined;
+  /** Every IPv4 address of this host (its network namespace). */
+  hostAddresses(): number[];
+}
+
+/** An input interface's ingress sockets: one per worker. */
+export interface InputSocketSet {
+  name: string;
+  ifindex: number;
+  mtu: number;
+  fds: readonly number[];
+}
+
+/** Opens and closes the privileged sockets: ActivationSockets for real, fakes in tests. */
+export interface SocketOpener {
+  /**
+   * Takes a reference for one rule on its input: the interface's ingress sockets (made with its
+   * first rule), the group join, the held port of a unicast input. All or nothing: on error it
+   * has released what it took. Returns the interface's sockets when this call made them.
+   */
+  acquireInput(rule: Rule, link: LinkState): InputSocketSet | undefined;
+  /** Drops a rule's reference; true when that closed the interface's ingress sockets. */
+  releaseInput(rule: Rule): boolean;
+  /**
+   * New ingress sockets for an interface in use (its MTU grew beyond what the ring slots hold),
+   * already bound; the old ones are closed here, the workers keep their copies until they have
+   * handed over. Undefined when the interface has no sockets.
+   */
+  reopenInput(link: LinkState): InputSocketSet | undefined;
+  inputs(): Iterable<InputSocketSet>;
+  /** Opens output `index` of a rule: a connected UDP socket and, where it applies, a raw one. */
+  openOutput(rule: Rule, index: number, link: LinkState | undefined): OutputSockets;
+  closeOutput(sockets: OutputSockets): void;
+}
+
+/** The worker processes, as activation talks to them. */
+export interface WorkerLink {
+  ids(): number[];
+  send(id: number, message: SupervisorMessage, fds?: readonly number[]): void;
+}
+
+export interface ActivationOptions {
+  links: Links;
+  sockets: SocketOpener;
+  workers: WorkerLink;
+  log: Logger;
+  /** Bytes of RX ring per input and worker: decides the slot size an MTU needs. */
+  ringBytes: number;
+}
+
+/** An output of an active rule: its sockets, or why it has none. */
+interface OutputState {
+  sockets: OutputSockets | null;
+  /** Why opening its sockets failed, when it did (cleared by the next attempt). */
+  failure: string | null;
+}
+
+interface RuleState {
+  rule: Rule;
+  /** Its input sockets are taken and the workers hold it. */
+  active: boolean;
+  outputs: OutputState[];
+  /** Why the last activation failed, when it did. */
+  failure: string | null;
+}
+
+export type RuleStateName = 'active' | 'degraded' | 'down' | 'waiting';
+export type OutputStateName = 'active' | 'down' | 'waiting';
+
+export interface OutputActivationView {
+  /** The egress path in use: raw or socket; null while the output has no sockets. */
+  path: 'raw' | 'socket' | null;
+  state: OutputStateName;
+  reason: string | null;
+}
+
+export interface RuleActivationView {
+  state: RuleStateName;
+  reason: string | null;
+  outputs: OutputActivationView[];
+}
+
+/** Why an output cannot send now; `detach`: its sockets must go (no link, or no address to send from). */
+interface OutputProblem {
+  reason: string;
+  detach: boolean;
+}
+
+export type LinkChange = 'appeared' | 'vanished' | 'link' | 'addresses' | 'mtu';
+
+/**
+ * Turns rules into sockets and worker commands, and keeps them in step with the interfaces.
+ *
+ * A rule is active while its input is usable (the interface exists, came up at least once, and
+ * for a unicast input the host has the address): its input sockets are taken and every worker
+ * holds it. Each output of an active rule is attached (has sockets) while its link exists and
+ * has an IPv4 address; outputs come and go on their own without disturbing the others. Every
+ * change of any link re-evaluates every rule that uses it, as input or as output.
+ *
+ * Acquisition is all or nothing: a rule that is added while everything it needs is there is
+ * refused, with nothing left open, if a socket cannot be made; later, the same failure leaves the
+ * rule (or that output) waiting, with the reason shown.
+ */
+export class RuleActivation {
+  private readonly links: Links;
+  private readonly sockets: SocketOpener;
+  private readonly workers: WorkerLink;
+  private readonly log: Logger;
+  private readonly ringBytes: number;
+  private readonly rules = new Map<string, RuleState>();
+  /** The host's addresses as last sent to the workers (sorted, joined), to send only changes. */
+  private sentAddresses = '';
+  /** Hash of the rules the workers should hold; cleared whenever that changes. */
+  private hash: string | undefined;
+
+  constructor(options: ActivationOptions) {
+    this.links = options.links;
+    this.sockets = options.sockets;
+    this.workers = options.workers;
+    this.log = options.log;
+    this.ringBytes = options.ringBytes;
+  }
+
+  /**
+   * Takes a new rule. It becomes active at once when its input is usable, else it waits.
+   * Throws, leaving nothing behind, when its sockets cannot be made.
+   */
+  add(rule: Rule): void {
+    const state: RuleState = {
+      rule,
+      active: false,
+      outputs: rule.outputs.map(() => ({ sockets: null, failure: null })),
+      failure: null,
+    };
+    this.activate(state, true);
+    this.rules.set(rule.id, state);
+  }
+
+  /** Takes a rule out of the workers and releases its sockets. */
+  remove(id: string): void {
+    const state = this.rules.get(id);
+    if (!state) return;
+    this.deactivate(state);
+    this.rules.delete(id);
+  }
+
+  /** Re-evaluates every rule after a change of link `name`. */
+  linkChanged(name: string, change: LinkChange): void {
+    if (change !== 'link') this.sendHostAddressesIfChanged();
+    if (change === 'mtu') this.followInputMtu(name);
+    for (const state of this.rules.values()) {
+      if (!state.active) this.activateLogged(state, `${name} ${change}`);
+      else this.reevaluateActive(state, name, change);
+    }
+  }
+
+  /** Gives a (re)started worker everything it must hold: the host's addresses, inputs, active rules. */
+  syncWorker(id: number): void {
+    this.workers.send(id, { type: 'host.addresses', addresses: this.currentAddresses() });
+    for (const input of this.sockets.inputs()) this.sendInput(id, input);
+    this.sendRules(id);
+  }
+
+  /** Sends every active rule again (to a worker whose rules drifted, after rules.reset). */
+  sendRules(id: number): void {
+    for (const state of this.rules.values()) if (state.active) this.sendRule(id, state);
+  }
+
+  /** The hash of the rules every worker should hold now. */
+  expectedHash(): string {
+    this.hash ??= rulesetHash([...this.rules.values()].filter((s) => s.active).map((s) => workerRule(s)));
+    return this.hash;
+  }
+
+  activeCount(): number {
+    let n = 0;
+    for (const state of this.rules.values()) if (state.active) n++;
+    return n;
+  }
+
+  /** How a rule stands: active, degraded (some outputs cannot send), down (its input link is), waiting. */
+  view(id: string): RuleActivationView {
+    const state = this.rules.get(id);
+    if (!state) throw new Error(`rule ${id} is not known to activation`);
+    const { rule } = state;
+    if (!state.active) {
+      return {
+        state: 'waiting',
+        reason:
+          this.inputProblem(rule, false) ?? state.failure ?? 'its sockets could not be opened (see the log)',
+        outputs: rule.outputs.map((o) => ({
+          path: null,
+          state: 'waiting',
+          reason: this.outputProblem(o)?.reason ?? null,
+        })),
+      };
+    }
+    const outputs = rule.outputs.map((o, i) => this.outputView(o, state.outputs[i]!));
+    const problems = [...new Set(outputs.flatMap((o) => (o.reason ? [o.reason] : [])))];
+    const input = this.links.get(rule.inputInterface);
+    if (input && !input.running) {
+      return { state: 'down', reason: `${rule.inputInterface} is down`, outputs };
+    }
+    if (!outputs.some((o) => o.path !== null)) {
+      return { state: 'waiting', reason: problems.join('; ') || 'no output is ready', outputs };
+    }
+    if (problems.length > 0) return { state: 'degraded', reason: problems.join('; '), outputs };
+    return { state: 'active', reason: null, outputs };
+  }
+
+  /** Releases every socket (mcrd is stopping; the workers are gone). */
+  close(): void {
+    for (const state of this.rules.values()) {
+      for (const output of state.outputs) if (output.sockets) this.sockets.closeOutput(output.sockets);
+      if (state.active) this.sockets.releaseInput(state.rule);
+      state.active = false;
+    }
+    this.rules.clear();
+  }
+
+  private outputView(output: Output, state: OutputState): OutputActivationView {
+    const problem = this.outputProblem(output);
+    if (!state.sockets) {
+      return { path: null, state: 'waiting', reason: problem?.reason ?? state.failure ?? 'not ready' };
+    }
+    const path = state.sockets.raw ? 'raw' : 'socket';
+    return problem
+      ? { path, state: 'down', reason: problem.reason }
+      : { path, state: 'active', reason: null };
+  }
+
+  /** What keeps a rule's input from being used, in words; null when nothing does. */
+  private inputProblem(rule: Rule, active: boolean): string | null {
+    const link = this.links.get(rule.inputInterface);
+    if (!link) return `waiting for ${rule.inputInterface}`;
+    // An ingress socket bound while its interface was down did not receive once it came up
+    // (measured on this kernel); one bound while up keeps working across later down/up.
+    if (!active && !link.up) return `waiting for ${rule.inputInterface} to come up`;
+    if (rule.unicastInput && !this.links.hostAddresses().includes(rule.inputGroup)) {
+      return `waiting for ${ipv4ToString(rule.inputGroup)} to be an address of this host`;
+    }
+    return null;
+  }
+
+  /**
+   * What keeps an output from sending. Without its link or an IPv4 address on it, its sockets
+   * must go: copies would leave from an address the host no longer has. A link that is down
+   * keeps them (its copies fail and are counted until it is back).
+   */
+  private outputProblem(output: Output): OutputProblem | null {
+    if (output.interface === undefined) return null;
+    const link = this.links.get(output.interface);
+    if (!link) return { reason: `waiting for ${output.interface}`, detach: true };
+    if (link.addresses.size === 0) return { reason: `${output.interface} has no IPv4 address`, detach: true };
+    if (!link.up) return { reason: `${output.interface} is down`, detach: false };
+    if (!link.running) return { reason: `${output.interface} is down (no carrier)`, detach: false };
+    return null;
+  }
+
+  /**
+   * Activates a waiting rule whose input is usable: takes its input, opens every output that is
+   * ready, and hands the rule to the workers. With `refuse`, any socket error undoes everything
+   * and is thrown; otherwise an input failure keeps the rule waiting and an output failure keeps
+   * that output waiting, each with its reason.
+   */
+  private activate(state: RuleState, refuse: boolean): void {
+    const { rule } = state;
+    if (state.active || this.inputProblem(rule, false) !== null) return;
+    const created = this.sockets.acquireInput(rule, this.links.get(rule.inputInterface)!);
+    try {
+      rule.outputs.forEach((output, i) => {
+        const out = state.outputs[i]!;
+        out.failure = null;
+        if (this.outputProblem(output) !== null) return;
+        try {
+          out.sockets = this.sockets.openOutput(rule, i, this.linkOf(output));
+        } catch (err) {
+          if (refuse) throw err;
+          out.failure = `could not open its sockets: ${(err as Error).message}`;
+          this.log.error(
+            { err, rule: rule.id, output: describeOutput(output) },
+            'output could not be opened',
+          );
+        }
+      });
+    } catch (err) {
+      for (const out of state.outputs) this.closeOutputOf(out);
+      // Nothing was sent to the workers yet, so a closed input needs no input.detach.
+      this.sockets.releaseInput(rule);
+      throw err;
+    }
+    state.active = true;
+    state.failure = null;
+    this.hash = undefined;
+    for (const id of this.workers.ids()) {
+      if (created) this.sendInput(id, created);
+      this.sendRule(id, state);
+    }
+  }
+
+  private activateLogged(state: RuleState, why: string): void {
+    if (this.inputProblem(state.rule, false) !== null) return;
+    try {
+      this.activate(state, false);
+      this.log.info({ rule: state.rule.id, name: state.rule.name }, `rule active: ${why}`);
+    } catch (err) {
+      state.failure = `its input could not be opened: ${(err as Error).message}`;
+      this.log.error({ err, rule: state.rule.id }, 'rule could not be activated; it keeps waiting');
+    }
+  }
+
+  /** Takes an active rule out of the workers and closes its sockets; it waits from now on. */
+  private deactivate(state: RuleState): void {
+    if (!state.active) return;
+    const { rule } = state;
+    state.active = false;
+    this.hash = undefined;
+    for (const id of this.workers.ids()) this.workers.send(id, { type: 'rule.remove', id: rule.id });
+    for (const out of state.outputs) this.closeOutputOf(out);
+    if (this.sockets.releaseInput(rule)) {
+      for (const id of this.workers.ids())
+        this.workers.send(id, { type: 'input.detach', interface: rule.inputInterface });
+    }
+  }
+
+  private reevaluateActive(state: RuleState, name: string, change: LinkChange): void {
+    const { rule } = state;
+    const inputProblem = this.inputProblem(rule, true);
+    if (inputProblem !== null) {
+      this.deactivate(state);
+      this.log.warn({ rule: rule.id, name: rule.name, why: inputProblem }, 'rule is waiting again');
+      return;
+    }
+    rule.outputs.forEach((output, i) => {
+      if (output.interface !== name) return;
+      const out = state.outputs[i]!;
+      const problem = this.outputProblem(output);
+      if (out.sockets) {
+        if (problem?.detach) this.detachOutput(state, i, problem.reason);
+        // A connected UDP socket keeps the source address it had when it connected, and a raw
+        // header template holds the address and the MTU: both are made anew.
+        else if (change === 'addresses' || change === 'mtu') this.attachOutput(state, i, `${name} ${change}`);
+      } else if (problem === null) {
+        this.attachOutput(state, i, `${name} ${change}`);
+      }
+    });
+  }
+
+  /** Opens output `index` and gives it to the workers (replacing the sockets it had, if any). */
+  private attachOutput(state: RuleState, index: number, why: string): void {
+    const { rule } = state;
+    const output = rule.outputs[index]!;
+    const out = state.outputs[index]!;
+    let fresh: OutputSockets;
+    try {
+      fresh = this.sockets.openOutput(rule, index, this.linkOf(output));
+    } catch (err) {
+      out.failure = `could not open its sockets: ${(err as Error).message}`;
+      this.log.error({ err, rule: rule.id, output: describeOutput(output) }, 'output could not be opened');
+      if (out.sockets) this.detachOutput(state, index, out.failure);
+      return;
+    }
+    const message = {
+      type: 'output.attach',
+      ruleId: rule.id,
+      index,
+      egress: fresh.raw?.spec ?? null,
+    } as const;
+    const fds = fresh.raw ? [fresh.socketFd, fresh.raw.fd] : [fresh.socketFd];
+    for (const id of this.workers.ids()) this.workers.send(id, message, fds);
+    this.closeOutputOf(out);
+    out.sockets = fresh;
+    out.failure = null;
+    this.hash = undefined;
+    this.log.info(
+      { rule: rule.id, output: describeOutput(output), path: fresh.raw ? 'raw' : 'socket' },
+      `output attached: ${why}`,
+    );
+  }
+
+  private detachOutput(state: RuleState, index: number, why: string): void {
+    const output = state.rule.outputs[index]!;
+    for (const id of this.workers.ids())
+      this.workers.send(id, { type: 'output.detach', ruleId: state.rule.id, index });
+    this.closeOutputOf(state.outputs[index]!);
+    this.hash = undefined;
+    this.log.warn({ rule: state.rule.id, output: describeOutput(output), why }, 'output detached');
+  }
+
+  private closeOutputOf(out: OutputState): void {
+    if (out.sockets) this.sockets.closeOutput(out.sockets);
+    out.sockets = null;
+  }
+
+  /**
+   * A ring slot holds one frame: when an input's MTU grows past what its slots hold, the input
+   * gets new sockets whose rings have larger slots, and each worker hands over to them.
+   */
+  private followInputMtu(name: string): void {
+    const link = this.links.get(name);
+    const input = [...this.sockets.inputs()].find((i) => i.name === name);
+    if (!link || !input) return;
+    const slot = (mtu: number): number => ringGeometryFor(mtu, this.ringBytes).frameSize;
+    if (slot(link.mtu) <= slot(input.mtu)) return;
+    const fresh = this.sockets.reopenInput(link);
+    if (!fresh) return;
+    for (const id of this.workers.ids()) this.sendInput(id, fresh);
+    this.log.info({ interface: name, mtu: link.mtu }, 'input MTU grew; new ring handed to the workers');
+  }
+
+  private sendInput(id: number, input: InputSocketSet): void {
+    const message = {
+      type: 'input.attach',
+      interface: input.name,
+      ifindex: input.ifindex,
+      mtu: input.mtu,
+    } as const;
+    this.workers.send(id, message, [input.fds[id]!]);
+  }
+
+  /** rule.add with the sockets of its attached outputs: UDP sockets in output order, then the raw ones. */
+  private sendRule(id: number, state: RuleState): void {
+    const attached = state.outputs.flatMap((o) => (o.sockets ? [o.sockets] : []));
+    const fds = [...attached.map((s) => s.socketFd), ...attached.flatMap((s) => (s.raw ? [s.raw.fd] : []))];
+    this.workers.send(id, { type: 'rule.add', rule: workerRule(state) }, fds);
+  }
+
+  private sendHostAddressesIfChanged(): void {
+    const addresses = this.currentAddresses();
+    const key = addresses.join(',');
+    if (key === this.sentAddresses) return;
+    this.sentAddresses = key;
+    for (const id of this.workers.ids()) this.workers.send(id, { type: 'host.addresses', addresses });
+  }
+
+  private currentAddresses(): number[] {
+    return [...new Set(this.links.hostAddresses())].sort((a, b) => a - b);
+  }
+
+  private linkOf(output: Output): LinkState | undefined {
+    return output.interface === undefined ? undefined : this.links.get(output.interface);
+  }
+}
+
+/** The rule as its workers hold it. */
+function workerRule(state: RuleState): WorkerRule {
+  const { rule } = state;
+  return {
+    id: rule.id,
+    inputInterface: rule.inputInterface,
+    inputVlan: rule.inputVlan,
+    inputGroup: rule.inputGroup,
+    inputPort: rule.inputPort,
+    outputs: rule.outputs.map((o, i) => {
+      const sockets = state.outputs[i]!.sockets;
+      return {
+        label: describeOutput(o),
+        ttl: o.ttl,
+        ttlFixed: o.ttlFixed,
+        dscp: o.dscp ?? null,
+        attached: sockets !== null,
+        egress: sockets?.raw?.spec ?? null,
+      };
+    }),
+  };
+}

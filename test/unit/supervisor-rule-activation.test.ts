@@ -1,0 +1,481 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+
+import type { SupervisorMessage } from '../../src/protocol/worker-messages.js';
+import type { Rule, RuleRequest } from '../../src/rules/rule.js';
+import { validateRule } from '../../src/rules/validate-rule.js';
+import type { OutputSockets } from '../../src/supervisor/output-sockets.js';
+import {
+  RuleActivation,
+  type InputSocketSet,
+  type LinkState,
+  type SocketOpener,
+  type WorkerLink,
+} from '../../src/supervisor/rule-activation.js';
+
+// Rule activation against fakes of the interfaces, the socket opener and the workers: which
+// sockets are taken and released, which commands reach the workers, and what the rule shows.
+
+class FakeLinks {
+  readonly links = new Map<string, LinkState & { addresses: Set<number> }>();
+
+  add(name: string, options: { up?: boolean; address?: number | null; mtu?: number } = {}): void {
+    const addresses = new Set<number>();
+    if (options.address !== null) addresses.add(options.address ?? 0x0a000001 + this.links.size);
+    this.links.set(name, {
+      name,
+      ifindex: 10 + this.links.size,
+      up: options.up ?? true,
+      running: options.up ?? true,
+      mtu: options.mtu ?? 1500,
+      addresses,
+    });
+  }
+
+  get(name: string): LinkState | undefined {
+    return this.links.get(name);
+  }
+
+  hostAddresses(): number[] {
+    return [...this.links.values()].flatMap((l) => [...l.addresses]);
+  }
+}
+
+/** Hands out fd numbers and remembers which are open, so a test can see a leak. */
+class FakeSockets implements SocketOpener {
+  readonly open = new Set<number>();
+  private next = 100;
+  private readonly ingress = new Map<string, InputSocketSet & { rules: number; fds: number[] }>();
+  /** Interfaces on which opening an output fails. */
+  readonly failingOutputs = new Set<string>();
+  readonly failingInputs = new Set<string>();
+
+  constructor(private readonly workers: number) {}
+
+  private fd(): number {
+    const fd = this.next++;
+    this.open.add(fd);
+    return fd;
+  }
+
+  acquireInput(rule: Rule, link: LinkState): InputSocketSet | undefined {
+    if (this.failingInputs.has(link.name)) throw new Error(`cannot open ${link.name}`);
+    let input = this.ingress.get(link.name);
+    const created = !input;
+    if (!input) {
+      input = { name: link.name, ifindex: link.ifindex, mtu: link.mtu, rules: 0, fds: [] };
+      for (let w = 0; w < this.workers; w++) input.fds.push(this.fd());
+      this.ingress.set(link.name, input);
+    }
+    input.rules++;
+    return created ? input : undefined;
+  }
+
+  releaseInput(rule: Rule): boolean {
+    const input = this.ingress.get(rule.inputInterface)!;
+    if (--input.rules > 0) return false;
+    for (const fd of input.fds) this.open.delete(fd);
+    this.ingress.delete(rule.inputInterface);
+    return true;
+  }
+
+  reopenInput(link: LinkState): InputSocketSet | undefined {
+    const input = this.ingress.get(link.name);
+    if (!input) return undefined;
+    for (const fd of input.fds) this.open.delete(fd);
+    input.fds = input.fds.map(() => this.fd());
+    input.mtu = link.mtu;
+    return input;
+  }
+
+  inputs(): Iterable<InputSocketSet> {
+    return this.ingress.values();
+  }
+
+  openOutput(rule: Rule, index: number, link: LinkState | undefined): OutputSockets {
+    const output = rule.outputs[index]!;
+    if (link && this.failingOutputs.has(link.name)) throw new Error(`cannot open ${link.name}`);
+    const socketFd = this.fd();
+    const raw =
+      output.multicast && output.mode !== 'socket'
+        ? { fd: this.fd(), spec: { template: '00', mtu: 1500 } }
+        : null;
+    return { socketFd, raw };
+  }
+
+  closeOutput(sockets: OutputSockets): void {
+    this.open.delete(sockets.socketFd);
+    if (sockets.raw) this.open.delete(sockets.raw.fd);
+  }
+}
+
+class FakeWorkers implements WorkerLink {
+  readonly sent: { id: number; message: SupervisorMessage; fds: readonly number[] }[] = [];
+
+  constructor(private readonly count: number) {}
+
+  ids(): number[] {
+    return Array.from({ length: this.count }, (_, i) => i);
+  }
+
+  send(id: number, message: SupervisorMessage, fds: readonly number[] = []): void {
+    this.sent.push({ id, message, fds });
+  }
+
+  /** Messages of one type sent since the last take(), then forgets everything. */
+  take(
+    type?: SupervisorMessage['type'],
+  ): { id: number; message: SupervisorMessage; fds: readonly number[] }[] {
+    const found = this.sent.filter((s) => type === undefined || s.message.type === type);
+    this.sent.length = 0;
+    return found;
+  }
+}
+
+function setup(workers = 2) {
+  const links = new FakeLinks();
+  const sockets = new FakeSockets(workers);
+  const fake = new FakeWorkers(workers);
+  const activation = new RuleActivation({
+    links,
+    sockets,
+    workers: fake,
+    log: pino({ level: 'silent' }),
+    ringBytes: 4 << 20,
+  });
+  return { links, sockets, workers: fake, activation };
+}
+
+function rule(request: Partial<RuleRequest> = {}): Rule {
+  return validateRule({
+    inputInterface: 'in0',
+    inputGroup: '239.1.1.1',
+    inputPort: 5000,
+    outputs: [{ group: '239.2.2.2', port: 6000, interface: 'out0' }],
+    ...request,
+  });
+}
+
+test('a rule whose input and outputs are there is active at once: each worker gets its input socket, then the rule', () => {
+  const { links, sockets, workers, activation } = setup();
+  links.add('in0');
+  links.add('out0');
+  const r = rule({
+    outputs: [
+      { group: '239.2.2.2', port: 6000, interface: 'out0' },
+      { group: '10.9.9.9', port: 7000 },
+    ],
+  });
+  activation.add(r);
+  const sent = workers.take();
+  assert.deepEqual(
+    sent.map((s) => [s.id, s.message.type]),
+    [
+      [0, 'input.attach'],
+      [0, 'rule.add'],
+      [1, 'input.attach'],
+      [1, 'rule.add'],
+    ],
+  );
+  assert.notEqual(sent[0]!.fds[0], sent[2]!.fds[0], 'each worker has its own ingress socket');
+  const add = sent[1]!;
+  assert.equal(add.message.type, 'rule.add');
+  if (add.message.type !== 'rule.add') return;
+  assert.deepEqual(
+    add.message.rule.outputs.map((o) => [o.label, o.attached, o.egress !== null]),
+    [
+      ['239.2.2.2:6000:out0', true, true],
+      ['10.9.9.9:7000', true, false],
+    ],
+  );
+  assert.equal(add.fds.length, 3, 'two UDP sockets, then the one raw socket');
+  assert.deepEqual(activation.view(r.id), {
+    state: 'active',
+    reason: null,
+    outputs: [
+      { path: 'raw', state: 'active', reason: null },
+      { path: 'socket', state: 'active', reason: null },
+    ],
+  });
+  assert.equal(sockets.open.size, 2 + 3);
+});
+
+test('a rule whose input interface is missing waits, holds nothing, and starts when it appears up', () => {
+  const { links, sockets, workers, activation } = setup();
+  links.add('out0');
+  const r = rule();
+  activation.add(r);
+  assert.deepEqual(
+    [activation.view(r.id).state, activation.view(r.id).reason],
+    ['waiting', 'waiting for in0'],
+  );
+  assert.equal(sockets.open.size, 0);
+  assert.equal(workers.take('rule.add').length, 0);
+
+  links.add('in0', { up: false });
+  activation.linkChanged('in0', 'appeared');
+  assert.equal(activation.view(r.id).reason, 'waiting for in0 to come up');
+  links.links.get('in0')!.up = true;
+  links.links.get('in0')!.running = true;
+  activation.linkChanged('in0', 'link');
+  assert.equal(activation.view(r.id).state, 'active');
+  assert.equal(workers.take('rule.add').length, 2);
+});
+
+test('an output link created later, down and without an address, is attached once it is up with an address', () => {
+  const { links, workers, activation } = setup(1);
+  links.add('in0');
+  links.add('out1');
+  const r = rule({
+    outputs: [
+      { group: '239.2.2.2', port: 6000, interface: 'out1' },
+      { group: '239.2.2.3', port: 6000, interface: 'out2' },
+    ],
+  });
+  activation.add(r);
+  const added = workers.take('rule.add')[0]!.message;
+  assert.ok(added.type === 'rule.add');
+  assert.deepEqual(
+    added.rule.outputs.map((o) => o.attached),
+    [true, false],
+  );
+  assert.deepEqual(
+    [activation.view(r.id).state, activation.view(r.id).reason],
+    ['degraded', 'waiting for out2'],
+  );
+
+  links.add('out2', { up: false, address: null });
+  activation.linkChanged('out2', 'appeared');
+  assert.equal(activation.view(r.id).outputs[1]!.reason, 'out2 has no IPv4 address');
+  links.links.get('out2')!.addresses.add(0x0a0a0a01);
+  activation.linkChanged('out2', 'addresses');
+  assert.equal(activation.view(r.id).outputs[1]!.reason, 'out2 is down');
+  assert.equal(workers.take('output.attach').length, 0, 'not attached while the link is down');
+
+  links.links.get('out2')!.up = true;
+  links.links.get('out2')!.running = true;
+  activation.linkChanged('out2', 'link');
+  const attach = workers.take('output.attach');
+  assert.equal(attach.length, 1);
+  assert.deepEqual(attach[0]!.message, {
+    type: 'output.attach',
+    ruleId: r.id,
+    index: 1,
+    egress: { template: '00', mtu: 1500 },
+  });
+  assert.equal(attach[0]!.fds.length, 2);
+  assert.equal(activation.view(r.id).state, 'active');
+});
+
+test('an output link that loses its address is detached and shown; it comes back with the address', () => {
+  const { links, sockets, workers, activation } = setup(1);
+  links.add('in0');
+  links.add('out0');
+  const r = rule();
+  activation.add(r);
+  const before = sockets.open.size;
+  workers.take();
+
+  links.links.get('out0')!.addresses.clear();
+  activation.linkChanged('out0', 'addresses');
+  assert.deepEqual(
+    workers.take('output.detach').map((s) => s.message),
+    [{ type: 'output.detach', ruleId: r.id, index: 0 }],
+  );
+  assert.equal(sockets.open.size, before - 2, 'its UDP and raw sockets are closed');
+  assert.deepEqual(
+    [activation.view(r.id).state, activation.view(r.id).reason],
+    ['waiting', 'out0 has no IPv4 address'],
+  );
+
+  links.links.get('out0')!.addresses.add(0x0a000099);
+  activation.linkChanged('out0', 'addresses');
+  assert.equal(workers.take('output.attach').length, 1);
+  assert.equal(activation.view(r.id).state, 'active');
+});
+
+test('a new address on an output link renews its sockets; the old ones are closed after the workers have the new', () => {
+  const { links, sockets, workers, activation } = setup(2);
+  links.add('in0');
+  links.add('out0');
+  const r = rule();
+  activation.add(r);
+  const first = workers.take('rule.add')[0]!.fds;
+  links.links.get('out0')!.addresses.add(0x0a000077);
+  activation.linkChanged('out0', 'addresses');
+  const attach = workers.take('output.attach');
+  assert.equal(attach.length, 2, 'every worker');
+  for (const fd of first) assert.equal(sockets.open.has(fd), false, `old fd ${fd} closed`);
+  for (const fd of attach[0]!.fds) assert.equal(sockets.open.has(fd), true);
+});
+
+test('all or nothing: an add whose output cannot be opened is refused and leaves no socket open', () => {
+  const { links, sockets, workers, activation } = setup();
+  links.add('in0');
+  links.add('out0');
+  links.add('out1');
+  sockets.failingOutputs.add('out1');
+  const r = rule({
+    outputs: [
+      { group: '239.2.2.2', port: 6000, interface: 'out0' },
+      { group: '239.2.2.3', port: 6000, interface: 'out1' },
+    ],
+  });
+  assert.throws(() => activation.add(r), /cannot open out1/);
+  assert.equal(sockets.open.size, 0);
+  assert.equal(workers.take().length, 0);
+  // Three refused adds in a row leave nothing behind either.
+  for (let i = 0; i < 3; i++) assert.throws(() => activation.add(r));
+  assert.equal(sockets.open.size, 0);
+});
+
+test('after the add, an output that fails to open waits with the reason and is tried again on the next change', () => {
+  const { links, sockets, workers, activation } = setup(1);
+  links.add('out0');
+  links.add('out1');
+  sockets.failingOutputs.add('out1');
+  const r = rule({
+    outputs: [
+      { group: '239.2.2.2', port: 6000, interface: 'out0' },
+      { group: '239.2.2.3', port: 6000, interface: 'out1' },
+    ],
+  });
+  activation.add(r);
+  links.add('in0');
+  activation.linkChanged('in0', 'appeared');
+  const view = activation.view(r.id);
+  assert.equal(view.state, 'degraded');
+  assert.match(view.outputs[1]!.reason!, /could not open its sockets: cannot open out1/);
+  workers.take();
+  sockets.failingOutputs.clear();
+  links.links.get('out1')!.up = true;
+  activation.linkChanged('out1', 'link');
+  assert.equal(workers.take('output.attach').length, 1);
+  assert.equal(activation.view(r.id).state, 'active');
+});
+
+test('an input interface that vanishes takes the rule out of the workers; it comes back when the interface does', () => {
+  const { links, sockets, workers, activation } = setup(2);
+  links.add('in0');
+  links.add('out0');
+  const r = rule();
+  activation.add(r);
+  workers.take();
+  links.links.delete('in0');
+  activation.linkChanged('in0', 'vanished');
+  assert.deepEqual(
+    workers
+      .take()
+      .filter((s) => s.message.type !== 'host.addresses')
+      .map((s) => [s.id, s.message.type]),
+    [
+      [0, 'rule.remove'],
+      [1, 'rule.remove'],
+      [0, 'input.detach'],
+      [1, 'input.detach'],
+    ],
+  );
+  assert.equal(sockets.open.size, 0);
+  assert.equal(activation.view(r.id).reason, 'waiting for in0');
+  links.add('in0');
+  activation.linkChanged('in0', 'appeared');
+  assert.equal(activation.view(r.id).state, 'active');
+});
+
+test('an input whose MTU grows past the ring slot gets new sockets; within the slot nothing changes', () => {
+  const { links, workers, activation } = setup(2);
+  links.add('in0');
+  links.add('out0');
+  activation.add(rule());
+  const first = workers.take('input.attach').map((s) => s.fds[0]);
+  links.links.get('in0')!.mtu = 1600; // still fits a 2-KiB slot
+  activation.linkChanged('in0', 'mtu');
+  assert.equal(workers.take('input.attach').length, 0);
+  links.links.get('in0')!.mtu = 9000;
+  activation.linkChanged('in0', 'mtu');
+  const again = workers.take('input.attach');
+  assert.deepEqual(
+    again.map((s) => [s.id, s.message]),
+    [
+      [0, { type: 'input.attach', interface: 'in0', ifindex: 10, mtu: 9000 }],
+      [1, { type: 'input.attach', interface: 'in0', ifindex: 10, mtu: 9000 }],
+    ],
+  );
+  assert.notDeepEqual(
+    again.map((s) => s.fds[0]),
+    first,
+  );
+});
+
+test('the host addresses go to the workers when they change, and with every sync', () => {
+  const { links, workers, activation } = setup(1);
+  links.add('in0', { address: 0x0a000001 });
+  activation.linkChanged('in0', 'appeared');
+  assert.deepEqual(
+    workers.take('host.addresses').map((s) => s.message),
+    [{ type: 'host.addresses', addresses: [0x0a000001] }],
+  );
+  activation.linkChanged('in0', 'link');
+  activation.linkChanged('in0', 'addresses');
+  assert.equal(workers.take('host.addresses').length, 0, 'unchanged: not sent again');
+  links.add('out0', { address: 0x0a000002 });
+  activation.add(rule());
+  activation.syncWorker(0);
+  assert.deepEqual(
+    workers.take().map((s) => s.message.type),
+    ['input.attach', 'rule.add', 'host.addresses', 'input.attach', 'rule.add'],
+  );
+});
+
+test('a unicast input waits until the host has its address', () => {
+  const { links, workers, activation } = setup(1);
+  links.add('in0', { address: 0x0a000001 });
+  links.add('out0');
+  const r = rule({ inputGroup: '10.0.0.9', unicastInput: true });
+  activation.add(r);
+  assert.equal(activation.view(r.id).reason, 'waiting for 10.0.0.9 to be an address of this host');
+  links.links.get('in0')!.addresses.add(0x0a000009);
+  activation.linkChanged('in0', 'addresses');
+  assert.equal(activation.view(r.id).state, 'active');
+  workers.take();
+  links.links.get('in0')!.addresses.delete(0x0a000009);
+  activation.linkChanged('in0', 'addresses');
+  assert.equal(activation.view(r.id).state, 'waiting');
+  assert.equal(workers.take('rule.remove').length, 1);
+});
+
+test('removing rules releases everything; the last rule of an input detaches it from the workers', () => {
+  const { links, sockets, workers, activation } = setup(1);
+  links.add('in0');
+  links.add('out0');
+  const a = rule();
+  const b = rule({ inputGroup: '239.1.1.2' });
+  activation.add(a);
+  activation.add(b);
+  workers.take();
+  activation.remove(a.id);
+  assert.deepEqual(
+    workers.take().map((s) => s.message.type),
+    ['rule.remove'],
+  );
+  activation.remove(b.id);
+  assert.deepEqual(
+    workers.take().map((s) => s.message.type),
+    ['rule.remove', 'input.detach'],
+  );
+  assert.equal(sockets.open.size, 0);
+});
+
+test('the expected ruleset hash follows what the workers hold, attachments included', () => {
+  const { links, activation } = setup(1);
+  links.add('in0');
+  links.add('out0');
+  const empty = activation.expectedHash();
+  activation.add(rule());
+  const active = activation.expectedHash();
+  assert.notEqual(active, empty);
+  links.links.get('out0')!.addresses.clear();
+  activation.linkChanged('out0', 'addresses');
+  assert.notEqual(activation.expectedHash(), active, 'a detached output changes it');
+});
