@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RuleView, StatsView } from '../../src/protocol/control-api.js';
 import { expectPackets, receiverReport, RelayHost, send } from '../helpers/relay-host.js';
+import { waitFor } from '../helpers/processes.js';
 import { ip, sleep, Topology } from '../helpers/topology.js';
 
 // Raw egress (AF_PACKET with a header template) and socket egress (UDP) must put the same packet
@@ -124,37 +125,32 @@ test('auto picks raw on an Ethernet link; forcing raw where it cannot apply is r
     ]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /E_RAW_UNSUPPORTED: outputs\[0\]\.mode raw/);
-    // A link without an IPv4 address cannot source raw packets: raw refused, auto falls back.
+    // A link without an IPv4 address cannot source packets: its outputs wait for one (raw or
+    // auto alike), and take their path once it is there.
     ip(['-n', topo.relay, 'addr', 'flush', 'dev', 'out0']);
     await sleep(200);
-    const noAddress = relay.mcrctl([
-      'add',
-      '-i',
-      'in0',
-      '-g',
-      '239.1.1.3',
-      '-p',
-      '5000',
-      '-o',
-      '239.2.2.3:6000:out0:raw',
-    ]);
-    assert.equal(noAddress.code, 1);
-    assert.match(
-      noAddress.stderr,
-      /E_RAW_UNSUPPORTED: outputs\[0\]\.mode raw: .*needs an Ethernet link with an IPv4 address/,
-    );
-    const fallback = relay.mcrctlJson<{ rule: RuleView }>([
-      'add',
-      '-i',
-      'in0',
-      '-g',
-      '239.1.1.4',
-      '-p',
-      '5000',
-      '-o',
-      '239.2.2.4:6000:out0',
+    const waiting = relay.mcrctlJson<{ rule: RuleView }>([
+      ...['add', '-i', 'in0', '-g', '239.1.1.3', '-p', '5000'],
+      ...['-o', '239.2.2.3:6000:out0:raw,239.2.2.4:6000:out0'],
     ]).rule;
-    assert.equal(fallback.outputs[0]!.path, 'socket');
+    assert.equal(waiting.state, 'waiting');
+    assert.equal(waiting.reason, 'out0 has no IPv4 address');
+    assert.deepEqual(
+      waiting.outputs.map((o) => [o.state, o.path]),
+      [
+        ['waiting', null],
+        ['waiting', null],
+      ],
+    );
+    ip(['-n', topo.relay, 'addr', 'add', `10.${topo.net}.10.1/24`, 'dev', 'out0']);
+    const ready = await waitFor('the outputs to attach', () => {
+      const rule = relay.mcrctlJson<{ rules: RuleView[] }>(['list']).rules.find((r) => r.id === waiting.id);
+      return rule?.state === 'active' ? rule : undefined;
+    });
+    assert.deepEqual(
+      ready.outputs.map((o) => o.path),
+      ['raw', 'raw'],
+    );
   } finally {
     topo.destroy();
   }

@@ -95,13 +95,16 @@ test('bad mcrctl input gets a clear error and a non-zero exit; the daemon keeps 
     relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0', ['-n', 'cam1']);
     const out = '239.2.2.2:6000:out0';
     const cases: [string[], number, RegExp][] = [
-      [add('239.1.1', out), 1, /E_INVALID_ADDRESS: input-group "239\.1\.1"/],
+      [add('239.1.1', out), 2, /E_INVALID_ADDRESS: input-group "239\.1\.1"/],
       [['add', '-i', 'in0', '-g', '239.1.1.2', '-p', '0', '-o', out], 2, /E_INVALID_PORT: input-port 0/],
-      [add('10.1.1.1', out), 1, /E_NOT_MULTICAST: input-group 10\.1\.1\.1/],
-      [add('239.1.1.3', '239.1.1.3:5000:in0'), 1, /E_LOOP: outputs\[0\]/],
-      [add('239.1.1.3', `${out},${out}`), 1, /E_DUPLICATE_OUTPUT: outputs\[1\].*outputs\[0\]/],
+      [add('10.1.1.1', out), 2, /E_NOT_MULTICAST: input-group 10\.1\.1\.1/],
+      [add('239.1.1.3', '239.1.1.3:5000:in0'), 2, /E_LOOP: outputs\[0\]/],
+      [add('239.1.1.3', `${out},${out}`), 2, /E_DUPLICATE_OUTPUT: outputs\[1\].*outputs\[0\]/],
       [add('239.1.1.3', '239.2.2.2:x:out0'), 2, /E_INVALID_PORT: outputs\[0\]\.port "x"/],
-      [add('239.1.1.3', '239.2.2.2:6000'), 1, /E_INVALID_INTERFACE: outputs\[0\]\.interface is required/],
+      [add('239.1.1.3', '239.2.2.2:6000'), 2, /E_INVALID_INTERFACE: outputs\[0\]\.interface is required/],
+      [add('239.1.1.3', '239.2.2.2:6000:out0:dscp=xx'), 2, /E_INVALID_DSCP: outputs\[0\]\.dscp "xx"/],
+      [add('239.1.1.3', '239.2.2.2:6000:out0:ttl=0'), 2, /E_INVALID_TTL: outputs\[0\]\.ttl must be 1-255/],
+      [[...add('239.1.1.3', out), '--input-vlan', '4095'], 2, /E_INVALID_VLAN: input-vlan 4095/],
       [
         add('239.1.1.1', '239.9.9.9:6000:out0'),
         1,
@@ -119,7 +122,7 @@ test('bad mcrctl input gets a clear error and a non-zero exit; the daemon keeps 
       assert.match(r.stderr, pattern, `mcrctl ${args.join(' ')}`);
     }
     const json = relay.mcrctl(['--json', ...add('239.1.1', out)]);
-    assert.equal(json.code, 1);
+    assert.equal(json.code, 2);
     const error = (JSON.parse(json.stdout) as { error: { code: string; field: string } }).error;
     assert.deepEqual([error.code, error.field], ['E_INVALID_ADDRESS', 'input-group']);
 

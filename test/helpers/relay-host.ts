@@ -2,35 +2,46 @@ import { spawnSync } from 'node:child_process';
 import type { RuleView, StatsView, WorkerCounters } from '../../src/protocol/control-api.js';
 import { addWorkerCounters, emptyWorkerCounters } from '../../src/protocol/counters.js';
 import type { RecvReport } from '../../src/gen/report.js';
-import { BIN, sleep, type RunningProcess, type Topology } from './topology.js';
+import { BIN, sleep, Topology, type RunningProcess } from './topology.js';
 
-/** mcrd running in the relay namespace of a topology, and the tools that drive it. */
+/** Where an mcrd runs: a namespace of some set of test hosts, and its control socket. */
+export interface RelayPlace {
+  ns: string;
+  socketPath: string;
+  hosts: { start(ns: string, command: string, args: string[]): RunningProcess };
+}
+
+/** mcrd running in a namespace (by default the relay namespace of a topology), and the tools that drive it. */
 export class RelayHost {
-  readonly topology: Topology;
+  readonly socketPath: string;
   readonly daemon: RunningProcess;
 
-  private constructor(topology: Topology, daemon: RunningProcess) {
-    this.topology = topology;
+  private constructor(socketPath: string, daemon: RunningProcess) {
+    this.socketPath = socketPath;
     this.daemon = daemon;
   }
 
   /** `wrapper` runs mcrd through another command, e.g. ['taskset', '-c', '0'] to pin it. */
   static async start(
-    topology: Topology,
+    topology: Topology | RelayPlace,
     extraArgs: string[] = [],
     wrapper: string[] = [],
   ): Promise<RelayHost> {
+    const place: RelayPlace =
+      topology instanceof Topology
+        ? { ns: topology.relay, socketPath: topology.socketPath, hosts: topology }
+        : topology;
     const command = [
       ...wrapper,
       BIN('mcrd'),
       '--socket',
-      topology.socketPath,
+      place.socketPath,
       '--log-level',
       'info',
       ...extraArgs,
     ];
-    const daemon = topology.start(topology.relay, command[0]!, command.slice(1));
-    const host = new RelayHost(topology, daemon);
+    const daemon = place.hosts.start(place.ns, command[0]!, command.slice(1));
+    const host = new RelayHost(place.socketPath, daemon);
     const deadline = Date.now() + 15000;
     while (host.mcrctl(['ping']).code !== 0) {
       if (daemon.child.exitCode !== null) throw new Error(`mcrd exited at start:\n${daemon.stderr}`);
@@ -42,7 +53,7 @@ export class RelayHost {
 
   /** Runs the real mcrctl against this daemon (from the host namespace: the socket is a file). */
   mcrctl(args: string[]): { code: number; stdout: string; stderr: string } {
-    const r = spawnSync(BIN('mcrctl'), ['--socket', this.topology.socketPath, ...args], {
+    const r = spawnSync(BIN('mcrctl'), ['--socket', this.socketPath, ...args], {
       encoding: 'utf8',
       timeout: 30000,
     });
@@ -56,9 +67,10 @@ export class RelayHost {
     return JSON.parse(r.stdout) as T;
   }
 
-  /** Adds a rule on in0 (the topology's input link); throws with mcrctl's message if refused. */
+  /** Adds a rule (on in0, the topology's input link, unless `more` names another); throws with mcrctl's message if refused. */
   addRule(group: string, port: number, outputs: string, more: string[] = []): RuleView {
-    const args = ['add', '-i', 'in0', '-g', group, '-p', String(port), '-o', outputs, ...more];
+    const input = more.includes('-i') ? [] : ['-i', 'in0'];
+    const args = ['add', ...input, '-g', group, '-p', String(port), '-o', outputs, ...more];
     return this.mcrctlJson<{ rule: RuleView }>(args).rule;
   }
 

@@ -10,9 +10,19 @@ export const BIN = (name: 'mcrd' | 'mcrctl' | 'mcrgen'): string => join(ROOT, 'b
 
 let counter = 0;
 
-/** Topologies not yet destroyed: removed if the process is interrupted (Ctrl-C, kill). */
-const live = new Set<Topology>();
+/** Test hosts not yet destroyed: removed if the process is interrupted (Ctrl-C, kill). */
+const live = new Set<{ destroy(): void }>();
 let handlersInstalled = false;
+
+/** Has `hosts` destroyed if the test process is interrupted; untrack() once it is destroyed. */
+export function trackForInterrupt(hosts: { destroy(): void }): void {
+  live.add(hosts);
+  destroyOnInterrupt();
+}
+
+export function untrack(hosts: { destroy(): void }): void {
+  live.delete(hosts);
+}
 
 function destroyOnInterrupt(): void {
   if (handlersInstalled) return;

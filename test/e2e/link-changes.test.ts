@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RuleView } from '../../src/protocol/control-api.js';
+import { waitFor } from '../helpers/processes.js';
+import { expectPackets, receiverReport, RelayHost, send, workerTotals } from '../helpers/relay-host.js';
+import { BIN, ip, Topology } from '../helpers/topology.js';
+
+// Every change of a link a rule uses, input or output, is followed without re-adding the rule.
+
+const ruleOf = (relay: RelayHost, id: string): RuleView =>
+  relay.mcrctlJson<{ rules: RuleView[] }>(['list']).rules.find((r) => r.id === id)!;
+
+test('an output link created later (down, then an address, then up) starts receiving; one that loses its address shows it', async () => {
+  const topo = new Topology({ net: 94 });
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '1']);
+    const rule = relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0,239.2.2.2:6000:out1');
+    assert.equal(rule.state, 'degraded');
+    assert.equal(rule.reason, 'waiting for out1');
+    assert.deepEqual(
+      rule.outputs.map((o) => [o.state, o.path]),
+      [
+        ['active', 'raw'],
+        ['waiting', null],
+      ],
+    );
+
+    // The link appears down, gets its address, then comes up: three separate changes.
+    ip([
+      '-n',
+      topo.relay,
+      'link',
+      'add',
+      'out1',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth1',
+      'netns',
+      topo.receiver,
+    ]);
+    ip(['-n', topo.receiver, 'addr', 'add', `10.${topo.net}.11.2/24`, 'dev', 'eth1']);
+    ip(['-n', topo.receiver, 'link', 'set', 'eth1', 'up']);
+    await waitFor('out1 seen', () =>
+      ruleOf(relay, rule.id).reason === 'out1 has no IPv4 address' ? true : undefined,
+    );
+    ip(['-n', topo.relay, 'addr', 'add', `10.${topo.net}.11.1/24`, 'dev', 'out1']);
+    await waitFor('out1 address seen', () =>
+      ruleOf(relay, rule.id).reason === 'out1 is down' ? true : undefined,
+    );
+    ip(['-n', topo.relay, 'link', 'set', 'out1', 'up']);
+    await waitFor('the rule to be active', () =>
+      ruleOf(relay, rule.id).state === 'active' ? true : undefined,
+    );
+    assert.deepEqual(
+      ruleOf(relay, rule.id).outputs.map((o) => o.path),
+      ['raw', 'raw'],
+    );
+
+    const both = await Promise.all([
+      expectPackets(topo, 'eth0', '239.2.2.1', 6000, 500),
+      expectPackets(topo, 'eth1', '239.2.2.2', 6000, 500),
+    ]);
+    send(topo, '239.1.1.1', 5000, { rate: 2000, size: 300, count: 500 });
+    for (const recv of both) assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
+
+    // out1 loses its address: the output stops (it would send from an address the host no
+    // longer has) and says why; the other output goes on.
+    ip(['-n', topo.relay, 'addr', 'flush', 'dev', 'out1']);
+    await waitFor('the rule to show the lost address', () =>
+      ruleOf(relay, rule.id).state === 'degraded' ? true : undefined,
+    );
+    const degraded = ruleOf(relay, rule.id);
+    assert.equal(degraded.reason, 'out1 has no IPv4 address');
+    assert.deepEqual(degraded.outputs[1], {
+      ...degraded.outputs[1],
+      state: 'waiting',
+      path: null,
+      reason: 'out1 has no IPv4 address',
+    });
+    const list = relay.mcrctl(['list']);
+    assert.match(list.stdout, /degraded \(out1 has no IPv4 address\)/);
+    assert.match(
+      list.stdout,
+      /-> 239\.2\.2\.2:6000 out1 +auto: none yet .*waiting \(out1 has no IPv4 address\)/,
+    );
+    const first = await expectPackets(topo, 'eth0', '239.2.2.1', 6000, 300);
+    send(topo, '239.1.1.1', 5000, { rate: 2000, size: 300, count: 300 });
+    assert.equal((await receiverReport(first)).code, 0, first.stderr);
+    const stats = await relay.statsAfter((s) => s.rules[0]!.counters.outputs[0]!.packets === 800);
+    assert.deepEqual(
+      stats.rules[0]!.counters.outputs.map((o) => o.packets),
+      [800, 500],
+      'the detached output sent nothing more, and its counters stayed',
+    );
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('an input MTU raised while attached: larger frames are relayed, and a flow across the change arrives exactly once', async () => {
+  const topo = new Topology({ net: 95 });
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '2']);
+    relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0');
+    // A flow of 3000 probes at 1000 pps runs while every link on the path goes to MTU 9000.
+    const across = await expectPackets(topo, 'eth0', '239.2.2.1', 6000, 3000);
+    const flow = topo.start(topo.sender, BIN('mcrgen'), [
+      ...['send', '--interface', 'eth0', '--group', '239.1.1.1', '--port', '5000'],
+      ...['--rate', '1000', '--size', '1000', '--count', '3000'],
+    ]);
+    await waitFor('the flow to be forwarded', () =>
+      workerTotals(relay.stats()).forwarded > 500 ? true : undefined,
+    );
+    for (const [ns, link] of [
+      [topo.sender, 'eth0'],
+      [topo.relay, 'in0'],
+      [topo.relay, 'out0'],
+      [topo.receiver, 'eth0'],
+    ] as const) {
+      ip(['-n', ns, 'link', 'set', link, 'mtu', '9000']);
+    }
+    assert.equal((await flow.exited).code, 0, flow.stderr);
+    const { code, report } = await receiverReport(across);
+    assert.equal(code, 0, `${across.stderr}\n${JSON.stringify(report.totals)}`);
+    assert.equal(report.totals.duplicates, 0);
+
+    const big = await expectPackets(topo, 'eth0', '239.2.2.1', 6000, 500);
+    send(topo, '239.1.1.1', 5000, { rate: 1000, size: 8000, count: 500 });
+    assert.equal((await receiverReport(big)).code, 0, big.stderr);
+    const stats = await relay.statsAfter((s) => workerTotals(s).forwarded >= 3500);
+    const worker = workerTotals(stats);
+    assert.equal(worker.dropsByReason.oversize ?? 0, 0);
+    assert.equal(worker.forwarded, 3500);
+    assert.equal(stats.rules[0]!.counters.packetsIn, 3500);
+  } finally {
+    topo.destroy();
+  }
+});
