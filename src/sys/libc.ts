@@ -34,6 +34,8 @@ export const libc = {
     'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   ),
   capset: lib.func('int capset(void *header, void *data)'),
+  /** For calls the C library has no wrapper for (seccomp); arguments are given as type, value pairs. */
+  syscall: lib.func('long syscall(long number, ...)'),
   schedGetAffinity: lib.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
   schedSetAffinity: lib.func('int sched_setaffinity(int pid, size_t size, void *mask)'),
   getpwnam: lib.func('void *getpwnam(const char *name)'),

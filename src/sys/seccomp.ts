@@ -1,0 +1,181 @@
+import { arch } from 'node:process';
+import {
+  BPF_JEQ_K,
+  BPF_JGE_K,
+  BPF_JSET_K,
+  FilterBuilder,
+  nativeProgram,
+  type FilterInstruction,
+} from './classic-bpf.js';
+import { SysError } from './errors.js';
+import { lastErrno, libc } from './libc.js';
+
+/**
+ * The system-call filter of a worker (seccomp). A worker holds raw sockets but must never make
+ * new ones, bind or connect the ones it has elsewhere, run programs, trace or signal other
+ * processes, or reach kernel interfaces a packet mover has no use for. It is a deny list: Node
+ * and V8 make many calls a hand-kept allow list would miss on some version, and a denied call
+ * fails with EPERM (never kills), so the worker reports it instead of vanishing.
+ */
+
+// struct seccomp_data: nr (int) @0, arch (u32) @4, instruction_pointer @8, args[6] (u64) @16.
+const DATA_NR = 0;
+const DATA_ARCH = 4;
+const DATA_ARG0_LOW = 16;
+
+const AUDIT_ARCH_X86_64 = 0xc000003e;
+/** x86-64 system calls made through the x32 ABI have this bit set. */
+const X32_SYSCALL_BIT = 0x40000000;
+
+const SECCOMP_RET_KILL_PROCESS = 0x80000000;
+const SECCOMP_RET_ERRNO = 0x00050000;
+const SECCOMP_RET_ALLOW = 0x7fff0000;
+const EPERM = 1;
+const ENOSYS = 38;
+const CLONE_THREAD = 0x00010000;
+
+const SYS_SECCOMP = 317;
+const SECCOMP_SET_MODE_FILTER = 1;
+/** Every thread of the process gets the filter, not only the calling one (V8 and libuv have several). */
+const SECCOMP_FILTER_FLAG_TSYNC = 1;
+
+/** Denied outright (x86-64 numbers, from asm/unistd_64.h). */
+export const DENIED_SYSCALLS: Readonly<Record<string, number>> = Object.freeze({
+  // New sockets, and moving the ones it holds.
+  socket: 41,
+  socketpair: 53,
+  bind: 49,
+  connect: 42,
+  listen: 50,
+  accept: 43,
+  accept4: 288,
+  // Other programs and other processes.
+  execve: 59,
+  execveat: 322,
+  fork: 57,
+  vfork: 58,
+  ptrace: 101,
+  process_vm_readv: 310,
+  process_vm_writev: 311,
+  process_madvise: 440,
+  kcmp: 312,
+  tkill: 200,
+  pidfd_open: 434,
+  pidfd_send_signal: 424,
+  pidfd_getfd: 438,
+  // Namespaces, mounts, the kernel itself.
+  setns: 308,
+  unshare: 272,
+  mount: 165,
+  umount2: 166,
+  pivot_root: 155,
+  chroot: 161,
+  open_tree: 428,
+  move_mount: 429,
+  fsopen: 430,
+  fsconfig: 431,
+  fsmount: 432,
+  fspick: 433,
+  open_by_handle_at: 304,
+  name_to_handle_at: 303,
+  mknod: 133,
+  mknodat: 259,
+  init_module: 175,
+  finit_module: 313,
+  delete_module: 176,
+  kexec_load: 246,
+  kexec_file_load: 320,
+  reboot: 169,
+  swapon: 167,
+  swapoff: 168,
+  acct: 163,
+  quotactl: 179,
+  syslog: 103,
+  vhangup: 153,
+  uselib: 134,
+  personality: 135,
+  iopl: 172,
+  ioperm: 173,
+  settimeofday: 164,
+  clock_settime: 227,
+  adjtimex: 159,
+  // Powerful interfaces a packet mover never needs.
+  bpf: 321,
+  perf_event_open: 298,
+  userfaultfd: 323,
+  fanotify_init: 300,
+  keyctl: 250,
+  add_key: 248,
+  request_key: 249,
+  io_uring_setup: 425,
+  io_uring_enter: 426,
+  io_uring_register: 427,
+  seccomp: 317,
+});
+
+/** Allowed only for new threads of the worker itself (flags include CLONE_THREAD). */
+const CLONE = 56;
+/** Its flags are behind a pointer the filter cannot read: ENOSYS makes the C library use clone. */
+const CLONE3 = 435;
+/** Signals: allowed only when the first argument (the target process) is the worker itself. */
+const SIGNALS_TO_SELF_ONLY = { kill: 62, tgkill: 234, rt_sigqueueinfo: 129, rt_tgsigqueueinfo: 297 };
+
+/** The filter for a worker whose process id is `pid`. */
+export function workerFilter(pid: number): FilterInstruction[] {
+  const b = new FilterBuilder()
+    .load(DATA_ARCH)
+    .jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 0, 'kill')
+    .load(DATA_NR)
+    .jump(BPF_JGE_K, X32_SYSCALL_BIT, 'deny');
+  for (const nr of Object.values(DENIED_SYSCALLS)) b.jump(BPF_JEQ_K, nr, 'deny');
+  b.jump(BPF_JEQ_K, CLONE, 'clone');
+  b.jump(BPF_JEQ_K, CLONE3, 'enosys');
+  for (const nr of Object.values(SIGNALS_TO_SELF_ONLY)) b.jump(BPF_JEQ_K, nr, 'self');
+  return b
+    .ret(SECCOMP_RET_ALLOW)
+    .label('clone')
+    .load(DATA_ARG0_LOW)
+    .jump(BPF_JSET_K, CLONE_THREAD, 'allow', 'deny')
+    .label('self')
+    .load(DATA_ARG0_LOW)
+    .jump(BPF_JEQ_K, pid, 'allow', 'deny')
+    .label('allow')
+    .ret(SECCOMP_RET_ALLOW)
+    .label('deny')
+    .ret(SECCOMP_RET_ERRNO | EPERM)
+    .label('enosys')
+    .ret(SECCOMP_RET_ERRNO | ENOSYS)
+    .label('kill')
+    .ret(SECCOMP_RET_KILL_PROCESS)
+    .assemble();
+}
+
+/** Whether workerFilter knows this machine's system call numbers. */
+export function seccompSupported(): boolean {
+  return arch === 'x64';
+}
+
+/**
+ * Confines this process, every thread of it, for good. Needs no_new_privs (set when privileges
+ * are dropped). Throws on machines whose system call numbers the filter does not know.
+ */
+export function applyWorkerFilter(): void {
+  if (!seccompSupported())
+    throw new Error(`no seccomp filter for ${arch}: system call numbers are known for x64 only`);
+  const fprog = nativeProgram(workerFilter(process.pid));
+  try {
+    const result = libc.syscall(
+      SYS_SECCOMP,
+      'int',
+      SECCOMP_SET_MODE_FILTER,
+      'int',
+      SECCOMP_FILTER_FLAG_TSYNC,
+      'void *',
+      fprog.bytes,
+    ) as number;
+    if (result < 0) throw new SysError('seccomp(SECCOMP_SET_MODE_FILTER)', lastErrno());
+    if (result > 0) throw new Error(`seccomp: thread ${result} could not take the filter`);
+  } finally {
+    fprog.free();
+  }
+}
