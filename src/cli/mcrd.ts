@@ -57,8 +57,18 @@ const program = new Command('mcrd')
     '\nWorkers: each is pinned to one CPU and, before it touches a packet, switches to --user with no\n' +
       'capabilities and no_new_privs; it only uses the sockets the supervisor hands it. A worker that\n' +
       'exits or stops answering heartbeats is restarted (backoff from 100 ms up to 10 s) and re-synced.\n\n' +
-      'Logs are JSON lines on stderr. SIGTERM or SIGINT stops the workers, logs the final counters\n' +
-      'and removes the control socket. A second mcrd on the same socket path refuses to start.\n\n' +
+      'Logs are JSON lines on stderr. A second mcrd on the same socket path refuses to start.\n\n' +
+      'Signals:\n' +
+      '  SIGTERM, SIGINT, SIGQUIT  stop: workers drained, final counters logged, control socket\n' +
+      '                            removed (a second one exits at once)\n' +
+      '  SIGXCPU                   the same, on reaching the CPU-time limit; exit status 1\n' +
+      '  SIGHUP                    reload the configuration: nothing to reload yet, logged\n' +
+      '  SIGUSR1                   logged and ignored: Node\u2019s inspector stays closed\n' +
+      '  SIGUSR2, SIGALRM, SIGVTALRM, SIGIO, SIGPWR, SIGSTKFLT  logged and ignored\n' +
+      '  Others keep their default action: SIGPROF (V8\u2019s profiler uses it), SIGTRAP, SIGSYS\n' +
+      '  and the fault signals (a crash; the next mcrd replaces the stale socket).\n' +
+      '  Workers ignore SIGINT, SIGQUIT, SIGHUP and the rest above (the supervisor decides);\n' +
+      '  SIGTERM or SIGXCPU ends one and the supervisor starts another.\n\n' +
       'Example:\n  mcrd --socket /run/mcr/mcrd.sock --workers 2 --log-level info',
   )
   .parse();
@@ -93,13 +103,89 @@ function positiveInt(value: string): number {
 
 const log = createLogger(options.logLevel);
 
+/**
+ * What mcrd does with every signal whose default action would end it. A process that dies on a
+ * signal removes nothing: its control socket stays behind and every rule is lost, so each such
+ * signal either stops mcrd cleanly or is logged and ignored, unless there is a reason below to
+ * leave it alone. The README's "Signals" section is the operator's copy of this table.
+ *
+ * Clean shutdown (workers drained, final counters logged, socket removed):
+ *   SIGTERM, SIGINT  - the ordinary requests to stop.
+ *   SIGQUIT          - Ctrl-\ asks to quit; a core dump of the supervisor helps nobody.
+ *   SIGXCPU          - the CPU-time limit (RLIMIT_CPU) is reached and SIGKILL follows at the hard
+ *                      limit; stopping cleanly beats that. Exit status 1: nobody asked for it.
+ * Logged and ignored:
+ *   SIGHUP           - will mean "reload the configuration"; there is none to reload yet.
+ *   SIGUSR1          - Node would open its inspector on 127.0.0.1:9229, a debugger any local user
+ *                      could connect to and run code as root. A listener keeps it closed (Node 20
+ *                      has no --disable-sigusr1); it is installed first (bin/mcrd even before this
+ *                      module loads) and kept for the life of the process: removing the last one
+ *                      would restore the default action.
+ *   SIGUSR2          - no meaning to mcrd.
+ *   SIGALRM, SIGVTALRM, SIGIO (= SIGPOLL), SIGPWR, SIGSTKFLT - mcrd arms no timer, asks for no
+ *                      asynchronous I/O signal, and is no UPS daemon: only a stray kill sends them.
+ * Left alone, on purpose:
+ *   SIGPROF          - V8's CPU profiler (--cpu-prof) samples with it; a listener took its ticks
+ *                      (measured: the profile was lost and the process died).
+ *   SIGTRAP, SIGSYS, SIGILL, SIGFPE, SIGSEGV, SIGBUS, SIGABRT - a fault, a breakpoint or a system
+ *                      call refused by seccomp: carrying on would be wrong. The next mcrd replaces
+ *                      the stale socket.
+ *   SIGPIPE, SIGXFSZ - Node ignores both; the write fails with EPIPE or EFBIG instead.
+ *   SIGTSTP, SIGTTIN, SIGTTOU - job control stops, as asked; SIGCONT resumes.
+ *   SIGKILL, SIGSTOP - cannot be caught. Real-time signals (SIGRTMIN+n): Node offers no listener.
+ */
+const STOP_SIGNALS = { SIGTERM: 0, SIGINT: 0, SIGQUIT: 0, SIGXCPU: 1 } as const;
+const IGNORED_SIGNALS = {
+  SIGHUP: 'SIGHUP asks mcrd to reload its configuration, but there is nothing to reload yet; nothing changed',
+  SIGUSR1:
+    'SIGUSR1 ignored: mcrd does not open the Node inspector (a debugger port would let any local user run code as root)',
+  SIGUSR2: 'SIGUSR2 ignored: it has no meaning to mcrd',
+  SIGALRM: 'SIGALRM ignored: mcrd sets no alarm, so someone sent it by hand',
+  SIGVTALRM: 'SIGVTALRM ignored: mcrd sets no timer, so someone sent it by hand',
+  SIGIO: 'SIGIO ignored: mcrd asks for no I/O signals, so someone sent it by hand',
+  SIGPWR: 'SIGPWR ignored: mcrd does not handle power events',
+  SIGSTKFLT: 'SIGSTKFLT ignored: it has no meaning to mcrd',
+} as const;
+
+let supervisor: Supervisor | undefined;
+/** Set by the first stop signal; a stop requested while mcrd starts waits for the start to end. */
+let stopping: { signal: NodeJS.Signals; exitCode: number } | undefined;
+
+for (const [signal, message] of Object.entries(IGNORED_SIGNALS)) {
+  process.on(signal, () => log.warn({ signal }, message));
+}
+for (const [signal, exitCode] of Object.entries(STOP_SIGNALS)) {
+  process.on(signal, () => requestStop(signal as NodeJS.Signals, exitCode));
+}
+
+function requestStop(signal: NodeJS.Signals, exitCode: number): void {
+  if (stopping) {
+    log.warn({ signal }, 'second signal: exiting now');
+    process.exit(1);
+  }
+  stopping = { signal, exitCode };
+  if (signal === 'SIGXCPU') log.error({ signal }, 'CPU time limit (RLIMIT_CPU) reached: shutting down');
+  else log.info({ signal }, 'shutting down');
+  if (supervisor) stopAndExit(supervisor, exitCode);
+}
+
+function stopAndExit(running: Supervisor, exitCode: number): void {
+  running.stop().then(
+    () => process.exit(exitCode),
+    (err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
+}
+
 async function main(): Promise<void> {
   const account = lookupAccount(options.user);
   if (!account)
     throw Object.assign(new Error(`--user ${options.user}: no such user on this host`), {
       code: 'E_UNKNOWN_USER',
     });
-  const supervisor = await Supervisor.start({
+  supervisor = await Supervisor.start({
     socketPath: socketPathFrom(options.socket),
     workers: options.workers ?? cpus.length,
     cpus,
@@ -119,24 +205,7 @@ async function main(): Promise<void> {
       statsIntervalMs: 1000,
     },
   });
-  let stopping = false;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    supervisor.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  if (stopping) stopAndExit(supervisor, stopping.exitCode);
 }
 
 main().catch((err: unknown) => {
