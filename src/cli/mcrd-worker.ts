@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import type { Logger } from 'pino';
+import { encodeMessage } from '../protocol/worker-messages.js';
 import { pinToCpu } from '../sys/affinity.js';
+import { FdChannel } from '../sys/fd-channel.js';
 import { dropPrivileges } from '../sys/privileges.js';
 import { Worker } from '../worker/worker.js';
 import { createLogger } from './logger.js';
@@ -55,13 +57,45 @@ const options = new Command('mcrd-worker')
 
 const log = createLogger(options.logLevel, { worker: Number(options.workerId) });
 running.log = log;
-try {
-  pinToCpu(Number(options.cpu));
-  // Before the first packet, and for good: a worker only ever uses descriptors it is handed.
-  dropPrivileges({ name: options.user, uid: Number(options.uid), gid: Number(options.gid) });
-} catch (err) {
-  log.fatal({ err }, 'worker could not pin itself or drop its privileges');
-  process.exit(78); // EX_CONFIG: restarting would not help
-}
+const account = { name: options.user, uid: Number(options.uid), gid: Number(options.gid) };
+startUp(() => pinToCpu(Number(options.cpu)), `could not pin itself to CPU ${options.cpu}`);
+// Before the first packet, and for good: a worker only ever uses descriptors it is handed.
+startUp(
+  () => dropPrivileges(account),
+  `could not switch to user ${account.name} (uid ${account.uid}, gid ${account.gid})`,
+  'mcrd needs CAP_SETUID and CAP_SETGID, and in a user namespace that account must be mapped',
+);
 running.worker = new Worker(WORKER_CHANNEL_FD, log);
 log.info({ cpu: Number(options.cpu), user: options.user }, 'worker running unprivileged');
+
+/**
+ * Runs one start-up step. If it fails, the worker tells the supervisor why on its channel (mcrd
+ * puts that in its own error) and exits with 78, EX_CONFIG: restarting would not help.
+ */
+function startUp(step: () => void, what: string, hint?: string): void {
+  try {
+    step();
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const call = (e as NodeJS.ErrnoException).syscall;
+    const code = (e as { code?: unknown }).code;
+    const errno = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+    // Node's errors from setgroups/setuid say only "EPERM, Operation not permitted".
+    const cause =
+      call !== undefined && !e.message.includes(call) ? `${call} failed: ${e.message}` : e.message;
+    const reason = `${what}: ${cause}${errno && hint ? `; ${hint}` : ''}`;
+    // A refused system call is foreseen and the reason says it all; anything else is a bug.
+    if (errno) log.fatal({ code }, reason);
+    else log.fatal({ err: e }, reason);
+    try {
+      new FdChannel(WORKER_CHANNEL_FD).send(
+        encodeMessage({ type: 'fatal', code: 'E_WORKER_START', message: reason }),
+        [],
+        false,
+      );
+    } catch (sendErr) {
+      log.warn({ err: sendErr }, 'could not tell the supervisor why');
+    }
+    process.exit(78);
+  }
+}

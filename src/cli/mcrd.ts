@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
-import { lookupAccount } from '../sys/privileges.js';
+import { lookupAccount, missingCapabilities, type CapabilityName } from '../sys/privileges.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom } from './package-info.js';
 
@@ -179,12 +179,52 @@ function stopAndExit(running: Supervisor, exitCode: number): void {
   );
 }
 
+const EXIT_RUNTIME = 1;
+
+/** A failure mcrd foresees and explains in one sentence: printed without a stack. */
+class StartError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+
+  constructor(code: string, message: string, exitCode = EXIT_RUNTIME) {
+    super(message);
+    this.name = 'StartError';
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** What the supervisor needs each capability for; the error names the missing ones. */
+const NEEDED_CAPABILITIES: Record<CapabilityName, string> = {
+  CAP_NET_RAW: 'CAP_NET_RAW for its AF_PACKET sockets and SO_BINDTODEVICE',
+  CAP_NET_ADMIN: 'CAP_NET_ADMIN for socket buffers beyond the sysctl limits',
+  CAP_SETUID: 'CAP_SETUID',
+  CAP_SETGID: 'CAP_SETGID to start its workers as --user',
+};
+
+/**
+ * Checked before anything is opened or spawned: without these, mcrd would start and then fail
+ * at the first rule (CAP_NET_RAW, CAP_NET_ADMIN) or lose every worker at start (CAP_SETUID,
+ * CAP_SETGID), with a message about a symptom rather than the cause.
+ */
+function checkCapabilities(): void {
+  const names = Object.keys(NEEDED_CAPABILITIES) as CapabilityName[];
+  const missing = missingCapabilities(names);
+  if (missing.length === 0) return;
+  throw new StartError(
+    'E_PRIVILEGES',
+    `mcrd lacks ${missing.join(', ')}; it needs ${names.map((n) => NEEDED_CAPABILITIES[n]).join(', ')}. ` +
+      `Run it as root, or grant the capabilities (in a systemd unit: AmbientCapabilities=${names.join(' ')})`,
+  );
+}
+
 async function main(): Promise<void> {
   const account = lookupAccount(options.user);
   if (!account)
     throw Object.assign(new Error(`--user ${options.user}: no such user on this host`), {
       code: 'E_UNKNOWN_USER',
     });
+  checkCapabilities();
   supervisor = await Supervisor.start({
     socketPath: socketPathFrom(options.socket),
     workers: options.workers ?? cpus.length,
@@ -208,9 +248,19 @@ async function main(): Promise<void> {
   if (stopping) stopAndExit(supervisor, stopping.exitCode);
 }
 
+/**
+ * Errors that carry one of our stable codes (E_...) or an errno name (EACCES) were foreseen and
+ * say what happened; anything else is a bug, whose stack is worth logging.
+ */
+function isForeseen(err: Error): err is Error & { code: string } {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^(E_[A-Z0-9_]+|E[A-Z0-9]+)$/.test(code);
+}
+
 main().catch((err: unknown) => {
-  const e = err as Error & { code?: string };
-  log.fatal({ err: e, code: e.code }, e.message);
-  process.stderr.write(`mcrd: ${e.code ? `${e.code}: ` : ''}${e.message}\n`);
-  process.exit(1);
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (isForeseen(e)) log.fatal({ code: e.code }, e.message);
+  else log.fatal({ err: e }, e.message);
+  process.stderr.write(`mcrd: ${isForeseen(e) ? `${e.code}: ` : ''}${e.message}\n`);
+  process.exit(e instanceof StartError ? e.exitCode : EXIT_RUNTIME);
 });
