@@ -4,7 +4,7 @@ import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
 import { lookupAccount, missingCapabilities, type CapabilityName } from '../sys/privileges.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
-import { DEFAULT_SOCKET, packageVersion, socketPathFrom } from './package-info.js';
+import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 
 const cpus = allowedCpus();
 
@@ -180,6 +180,7 @@ function stopAndExit(running: Supervisor, exitCode: number): void {
 }
 
 const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
 
 /** A failure mcrd foresees and explains in one sentence: printed without a stack. */
 class StartError extends Error {
@@ -219,6 +220,7 @@ function checkCapabilities(): void {
 }
 
 async function main(): Promise<void> {
+  const socketPath = socketPathFrom(options.socket);
   const account = lookupAccount(options.user);
   if (!account)
     throw Object.assign(new Error(`--user ${options.user}: no such user on this host`), {
@@ -226,7 +228,7 @@ async function main(): Promise<void> {
     });
   checkCapabilities();
   supervisor = await Supervisor.start({
-    socketPath: socketPathFrom(options.socket),
+    socketPath,
     workers: options.workers ?? cpus.length,
     cpus,
     account,
@@ -262,5 +264,5 @@ main().catch((err: unknown) => {
   if (isForeseen(e)) log.fatal({ code: e.code }, e.message);
   else log.fatal({ err: e }, e.message);
   process.stderr.write(`mcrd: ${isForeseen(e) ? `${e.code}: ` : ''}${e.message}\n`);
-  process.exit(e instanceof StartError ? e.exitCode : EXIT_RUNTIME);
+  process.exit(e instanceof UsageError ? EXIT_USAGE : e instanceof StartError ? e.exitCode : EXIT_RUNTIME);
 });
