@@ -1,25 +1,48 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
-import { lookupAccount, missingCapabilities, type CapabilityName } from '../sys/privileges.js';
+import { lookupAccount, missingCapabilities, type Account, type CapabilityName } from '../sys/privileges.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+/**
+ * A PACKET_FANOUT group joined with the plain socket option holds at most 256 sockets (the 257th
+ * join fails with ENOSPC, measured), and every worker has one in each input's group.
+ */
+const MAX_WORKERS = 256;
+/**
+ * A ring is locked kernel memory for every input and worker, and a worker sets it up in one
+ * system call during which it answers no heartbeat: 1 GiB took 0.2 s here, 4 GiB over a second
+ * (the heartbeat deadline is 1.5 s), and a ring over 4 GiB cannot be viewed from Node at all
+ * (the worker aborted). 1 GiB, 256 times the default, keeps well clear of both.
+ */
+const MAX_RING_MIB = 1024;
+
 const cpus = allowedCpus();
+const defaultWorkers = Math.min(cpus.length, MAX_WORKERS);
 
 const program = new Command('mcrd')
   .description(
     'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
-      'control socket that mcrctl talks to. Runs in the foreground; needs root (it creates the raw ' +
-      'sockets, then runs workers as an unprivileged user).',
+      'control socket that mcrctl talks to. Runs in the foreground; needs root, or CAP_NET_RAW, ' +
+      'CAP_NET_ADMIN, CAP_SETUID and CAP_SETGID (it creates the raw sockets, then runs workers as an ' +
+      'unprivileged user).',
   )
+  // commander exits 1 on its own usage errors; mcr's programs exit 2 on bad usage.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
+  .configureOutput({ outputError: (text, write) => write(`mcrd: ${text.replace(/^error: /, '')}`) })
+  .showHelpAfterError('(run mcrd --help for usage)')
   .version(packageVersion(), '-V, --version')
   .option('-s, --socket <path>', `control socket path (default: $MCR_SOCKET or ${DEFAULT_SOCKET})`)
   .option(
     '-w, --workers <n>',
-    `worker processes, each pinned to a CPU; they share every input through PACKET_FANOUT (default: one per usable CPU, here ${cpus.length})`,
-    positiveInt,
+    `worker processes, each pinned to a CPU; they share every input through PACKET_FANOUT (1-${MAX_WORKERS}; default: one per usable CPU, here ${defaultWorkers})`,
+    boundedInt(1, MAX_WORKERS, `a PACKET_FANOUT group holds at most ${MAX_WORKERS} sockets, one per worker`),
   )
   .addOption(
     new Option(
@@ -31,7 +54,16 @@ const program = new Command('mcrd')
   )
   .option('-u, --user <name>', 'the unprivileged account workers run as', 'nobody')
   .option('--no-qdisc-bypass', 'send raw egress through the queueing discipline (default: bypass it)')
-  .option('--ring-size <MiB>', 'receive ring per input interface and worker, in MiB', positiveInt, 4)
+  .option(
+    '--ring-size <MiB>',
+    `receive ring per input interface and worker, in MiB (1-${MAX_RING_MIB}: locked kernel memory, which a worker sets up without answering heartbeats)`,
+    boundedInt(
+      1,
+      MAX_RING_MIB,
+      'a ring is locked kernel memory per input and worker, and a worker answers no heartbeat while it sets one up (4 GiB took over a second)',
+    ),
+    4,
+  )
   .option(
     '--batch-size <frames>',
     'frames a worker takes from a ring per batch, and packets per sendmmsg (1-1024)',
@@ -69,6 +101,12 @@ const program = new Command('mcrd')
       '  and the fault signals (a crash; the next mcrd replaces the stale socket).\n' +
       '  Workers ignore SIGINT, SIGQUIT, SIGHUP and the rest above (the supervisor decides);\n' +
       '  SIGTERM or SIGXCPU ends one and the supervisor starts another.\n\n' +
+      'Exit status:\n' +
+      '  0  stopped cleanly by SIGTERM, SIGINT or SIGQUIT; --help, --version\n' +
+      '  1  runtime error: missing capabilities, the socket path is taken or unusable, a worker\n' +
+      '     could not start, a system call failed; a stop on SIGXCPU or a second stop signal\n' +
+      '  2  bad usage: an unknown option, a value out of range, --user unknown or privileged, an\n' +
+      '     empty or too long socket path, rings larger than the memory this host has available\n\n' +
       'Example:\n  mcrd --socket /run/mcr/mcrd.sock --workers 2 --log-level info',
   )
   .parse();
@@ -87,18 +125,12 @@ const options = program.opts<{
   qdiscBypass: boolean;
 }>();
 
-function boundedInt(min: number, max: number): (value: string) => number {
+function boundedInt(min: number, max: number, why?: string): (value: string) => number {
   return (value) => {
     if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
-      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}${why ? `: ${why}` : ''}`);
     return Number(value);
   };
-}
-
-function positiveInt(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1)
-    throw new InvalidArgumentError('expected a whole number of at least 1');
-  return Number(value);
 }
 
 const log = createLogger(options.logLevel);
@@ -179,9 +211,6 @@ function stopAndExit(running: Supervisor, exitCode: number): void {
   );
 }
 
-const EXIT_RUNTIME = 1;
-const EXIT_USAGE = 2;
-
 /** A failure mcrd foresees and explains in one sentence: printed without a stack. */
 class StartError extends Error {
   readonly code: string;
@@ -219,17 +248,55 @@ function checkCapabilities(): void {
   );
 }
 
+/** The account workers run as: it must exist, and must be neither root nor in the root group. */
+function workerAccount(name: string): Account {
+  const account = lookupAccount(name);
+  if (!account) {
+    throw new UsageError(
+      'E_UNKNOWN_USER',
+      `--user ${name}: no such user on this host; name an existing unprivileged account (default nobody)`,
+    );
+  }
+  if (account.uid === 0 || account.gid === 0) {
+    throw new UsageError(
+      'E_PRIVILEGED_USER',
+      `--user ${name} has uid ${account.uid} and gid ${account.gid}: workers must not run as root (uid 0) or with the root group (gid 0), since they handle traffic from the network; name an unprivileged account (default nobody)`,
+    );
+  }
+  return account;
+}
+
+/** MemAvailable from /proc/meminfo, in bytes; undefined if the kernel does not say. */
+function memoryAvailable(): number | undefined {
+  const match = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return match ? Number(match[1]) * 1024 : undefined;
+}
+
+/**
+ * Every worker maps a ring of --ring-size for each input interface, out of locked kernel memory.
+ * If one input's rings alone exceed what the host has available, nothing could be relayed.
+ */
+function checkRingMemory(ringMiB: number, workers: number): void {
+  const available = memoryAvailable();
+  const needed = ringMiB * 2 ** 20 * workers;
+  if (available === undefined || needed <= available) return;
+  const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);
+  throw new UsageError(
+    'E_RING_MEMORY',
+    `--ring-size ${ringMiB} MiB for each of ${workers} workers is ${gib(needed)} GiB of locked kernel memory per input interface, more than the ${gib(available)} GiB this host has available (MemAvailable); choose a smaller --ring-size or fewer --workers`,
+  );
+}
+
 async function main(): Promise<void> {
+  // Bad usage first, then what this host lets mcrd do; nothing is opened or spawned before both.
   const socketPath = socketPathFrom(options.socket);
-  const account = lookupAccount(options.user);
-  if (!account)
-    throw Object.assign(new Error(`--user ${options.user}: no such user on this host`), {
-      code: 'E_UNKNOWN_USER',
-    });
+  const account = workerAccount(options.user);
+  const workers = options.workers ?? defaultWorkers;
+  checkRingMemory(options.ringSize, workers);
   checkCapabilities();
   supervisor = await Supervisor.start({
     socketPath,
-    workers: options.workers ?? cpus.length,
+    workers,
     cpus,
     account,
     fanout: options.fanout,
