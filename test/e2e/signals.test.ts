@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import type { RuleView, WorkerView } from '../../src/protocol/control-api.js';
 import { isAlive, waitFor } from '../helpers/processes.js';
-import { expectPackets, receiverReport, RelayHost, send } from '../helpers/relay-host.js';
+import { expectPackets, receiverReport, RelayHost, send, startReceiver } from '../helpers/relay-host.js';
 import { sleep, Topology } from '../helpers/topology.js';
 
 // Signals sent to a running mcrd and to its workers (see "Signals" in the README): the ones that
@@ -145,6 +145,24 @@ test('SIGXCPU: a worker exits and is replaced; mcrd stops cleanly with status 1'
     assert.match(relay.daemon.stderr, /CPU time limit/);
     assert.equal(isAlive(replaced.pid!), false, 'its worker is gone');
     assert.equal(existsSync(topo.socketPath), false, 'the control socket is removed');
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('mcrgen (usually run as root) opens no inspector on SIGUSR1 and finishes its run', async () => {
+  const topo = new Topology();
+  try {
+    const recv = await startReceiver(topo, topo.receiver, [
+      ...['--interface', 'eth0', '--group', '239.1.1.1', '--port', '5000', '--duration', '2'],
+    ]);
+    recv.child.kill('SIGUSR1');
+    await sleep(500);
+    const r = topo.exec(topo.receiver, 'ss', ['-H', '-ltnp']);
+    assert.equal(r.stdout.trim(), '', 'nothing listens on TCP in the receiver namespace');
+    const { code } = await receiverReport(recv);
+    assert.equal(code, 0, recv.stderr);
+    assert.doesNotMatch(recv.stderr, /Debugger listening/);
   } finally {
     topo.destroy();
   }
