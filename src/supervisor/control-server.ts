@@ -1,4 +1,4 @@
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -54,9 +54,10 @@ export class ControlServer {
   ): Promise<ControlServer> {
     await claimSocketPath(path);
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+      mkdirSync(dirname(path), { mode: 0o755 });
     } catch (err) {
-      throw pathError(path, err as NodeJS.ErrnoException, `create ${dirname(path)} for the control socket`);
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'EEXIST') throw pathError(path, e, `create ${dirname(path)} for the control socket`);
     }
     const server = new ControlServer(path, handlers, log);
     await new Promise<void>((resolve, reject) => {
@@ -214,8 +215,17 @@ export async function claimSocketPath(path: string): Promise<void> {
     lstatSync(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') return;
-    throw pathError(path, e);
+    if (e.code !== 'ENOENT') throw pathError(path, e);
+    // mcrd creates the socket's own directory (/run/mcr on a fresh /run), nothing above it: a
+    // missing directory higher up is more likely a typo than a wish.
+    const above = dirname(dirname(path));
+    if (!existsSync(dirname(path)) && !existsSync(above)) {
+      throw new ControlError(
+        'E_SOCKET_PATH',
+        `cannot use ${path} as the control socket: ${above} does not exist; mcrd creates only the socket's own directory (${dirname(path)}). Create ${above} or choose another --socket`,
+      );
+    }
+    return;
   }
   const what = nonSocketAt(path, lstatSync);
   if (what !== undefined) {

@@ -60,6 +60,19 @@ test('mcrd refuses a socket path that is a directory or a regular file, and leav
   }
 });
 
+test("mcrd creates only the socket's own directory; a missing one above it is an error", () => {
+  const topo = new Topology();
+  try {
+    const r = mcrd(topo, ['--socket', join(topo.dir, 'typo', 'mcr', 'mcrd.sock')]);
+    assert.equal(r.code, 1, r.stderr);
+    assertClear(r, 'mcrd', 'E_SOCKET_PATH', /typo does not exist/);
+    assert.deepEqual(readdirSync(topo.dir), [], 'no directory was created');
+    assert.doesNotMatch(r.stderr, /"worker":/, 'no worker was started');
+  } finally {
+    topo.destroy();
+  }
+});
+
 test('mcrd: an empty --socket and a path too long for a socket address are usage errors (exit 2)', () => {
   const topo = new Topology();
   try {

@@ -122,6 +122,13 @@ test('claim: a directory, a regular file, a link or a FIFO is named and left alo
   );
 });
 
+test("claim: only the socket's own directory may be missing (mcrd creates it, like /run/mcr)", async () => {
+  await claimSocketPath(join(dir, 'own-directory', 'mcrd.sock'));
+  const typo = join(dir, 'no-such', 'mcr', 'mcrd.sock');
+  await rejectsWith(claimSocketPath(typo), 'E_SOCKET_PATH', /no-such does not exist/);
+  assert.equal(existsSync(join(dir, 'no-such')), false, 'nothing was created');
+});
+
 test('claim: too long or empty paths are refused before anything is created', async () => {
   const long = join(pathOfLength(100), 'sub', 'mcrd.sock');
   await rejectsWith(claimSocketPath(long), 'E_SOCKET_PATH_TOO_LONG', /107/);
