@@ -268,8 +268,12 @@ function workerAccount(name: string): Account {
 
 /** MemAvailable from /proc/meminfo, in bytes; undefined if the kernel does not say. */
 function memoryAvailable(): number | undefined {
-  const match = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-  return match ? Number(match[1]) * 1024 : undefined;
+  try {
+    const match = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined; // no /proc/meminfo: the check is a courtesy, the kernel will still refuse
+  }
 }
 
 /**
