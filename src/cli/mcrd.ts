@@ -150,9 +150,10 @@ const log = createLogger(options.logLevel);
  *   SIGHUP           - will mean "reload the configuration"; there is none to reload yet.
  *   SIGUSR1          - Node would open its inspector on 127.0.0.1:9229, a debugger any local user
  *                      could connect to and run code as root. A listener keeps it closed (Node 20
- *                      has no --disable-sigusr1); it is installed first (bin/mcrd even before this
- *                      module loads) and kept for the life of the process: removing the last one
- *                      would restore the default action.
+ *                      has no --disable-sigusr1). bin/mcrd installs a silent one before any module
+ *                      loads, this table adds one that logs as soon as the logger exists; both
+ *                      stay for the life of the process, since removing the last one would
+ *                      restore the default action.
  *   SIGUSR2          - no meaning to mcrd.
  *   SIGALRM, SIGVTALRM, SIGIO (= SIGPOLL), SIGPWR, SIGSTKFLT - mcrd arms no timer, asks for no
  *                      asynchronous I/O signal, and is no UPS daemon: only a stray kill sends them.
@@ -211,16 +212,14 @@ function stopAndExit(running: Supervisor, exitCode: number): void {
   );
 }
 
-/** A failure mcrd foresees and explains in one sentence: printed without a stack. */
+/** A runtime failure mcrd foresees and explains in one sentence: printed without a stack. */
 class StartError extends Error {
   readonly code: string;
-  readonly exitCode: number;
 
-  constructor(code: string, message: string, exitCode = EXIT_RUNTIME) {
+  constructor(code: string, message: string) {
     super(message);
     this.name = 'StartError';
     this.code = code;
-    this.exitCode = exitCode;
   }
 }
 
@@ -335,5 +334,5 @@ main().catch((err: unknown) => {
   if (isForeseen(e)) log.fatal({ code: e.code }, e.message);
   else log.fatal({ err: e }, e.message);
   process.stderr.write(`mcrd: ${isForeseen(e) ? `${e.code}: ` : ''}${e.message}\n`);
-  process.exit(e instanceof UsageError ? EXIT_USAGE : e instanceof StartError ? e.exitCode : EXIT_RUNTIME);
+  process.exit(e instanceof UsageError ? EXIT_USAGE : EXIT_RUNTIME);
 });
