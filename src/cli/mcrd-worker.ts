@@ -1,11 +1,49 @@
 import { Command } from 'commander';
+import type { Logger } from 'pino';
+import { encodeMessage } from '../protocol/worker-messages.js';
 import { pinToCpu } from '../sys/affinity.js';
+import { FdChannel } from '../sys/fd-channel.js';
 import { dropPrivileges } from '../sys/privileges.js';
 import { Worker } from '../worker/worker.js';
 import { createLogger } from './logger.js';
 
 // Entry of a worker process, started by mcrd (as root) with its channel as fd 3. Not for operators.
 const WORKER_CHANNEL_FD = 3;
+
+/** Filled in as start-up proceeds; signal handlers run from the very start and look here. */
+const running: { log?: Logger; worker?: Worker } = {};
+
+/**
+ * Signals, installed before anything else and kept for the life of the process. Before the
+ * worker drops its privileges only root can signal it; afterwards any process of its account can.
+ * SIGUSR1 would make Node open its inspector on 127.0.0.1:9229, a debugger for whoever connects,
+ * in a process holding raw sockets; a listener keeps it closed (Node 20 has no
+ * --disable-sigusr1), and removing the last listener would restore the default action.
+ *
+ * The supervisor decides when workers stop: SIGINT and SIGQUIT (which a terminal sends to the
+ * whole process group) are ignored quietly; SIGHUP, SIGUSR1, SIGUSR2 and the signals nobody
+ * should send are logged and ignored. SIGTERM stops the worker. SIGXCPU (its CPU-time limit)
+ * stops it too: the supervisor starts a fresh one, which SIGKILL at the hard limit would only
+ * delay. The others keep their default action for the reasons given in mcrd.ts.
+ */
+process.on('SIGUSR1', () =>
+  running.log?.warn({ signal: 'SIGUSR1' }, 'SIGUSR1 ignored: workers do not open the Node inspector'),
+);
+for (const signal of ['SIGINT', 'SIGQUIT'] as const) process.on(signal, () => undefined);
+for (const signal of ['SIGHUP', 'SIGUSR2', 'SIGALRM', 'SIGVTALRM', 'SIGIO', 'SIGPWR', 'SIGSTKFLT'] as const) {
+  process.on(signal, () =>
+    running.log?.warn({ signal }, `${signal} ignored: the supervisor decides what workers do`),
+  );
+}
+process.on('SIGTERM', () => (running.worker ? running.worker.stop(0) : process.exit(0)));
+process.on('SIGXCPU', () => {
+  running.log?.error(
+    { signal: 'SIGXCPU' },
+    'CPU time limit (RLIMIT_CPU) reached: exiting; the supervisor starts a fresh worker',
+  );
+  if (running.worker) running.worker.stop(1);
+  else process.exit(1);
+});
 
 const options = new Command('mcrd-worker')
   .requiredOption('--worker-id <n>')
@@ -18,16 +56,46 @@ const options = new Command('mcrd-worker')
   .opts<{ workerId: string; cpu: string; user: string; uid: string; gid: string; logLevel: string }>();
 
 const log = createLogger(options.logLevel, { worker: Number(options.workerId) });
-try {
-  pinToCpu(Number(options.cpu));
-  // Before the first packet, and for good: a worker only ever uses descriptors it is handed.
-  dropPrivileges({ name: options.user, uid: Number(options.uid), gid: Number(options.gid) });
-} catch (err) {
-  log.fatal({ err }, 'worker could not pin itself or drop its privileges');
-  process.exit(78); // EX_CONFIG: restarting would not help
-}
-// Ctrl-C in a terminal signals the whole process group; the supervisor decides when workers stop.
-process.on('SIGINT', () => undefined);
-process.on('SIGTERM', () => worker.stop(0));
-const worker = new Worker(WORKER_CHANNEL_FD, log);
+running.log = log;
+const account = { name: options.user, uid: Number(options.uid), gid: Number(options.gid) };
+startUp(() => pinToCpu(Number(options.cpu)), `could not pin itself to CPU ${options.cpu}`);
+// Before the first packet, and for good: a worker only ever uses descriptors it is handed.
+startUp(
+  () => dropPrivileges(account),
+  `could not switch to user ${account.name} (uid ${account.uid}, gid ${account.gid})`,
+  'mcrd needs CAP_SETUID and CAP_SETGID, and in a user namespace that account must be mapped',
+);
+running.worker = new Worker(WORKER_CHANNEL_FD, log);
 log.info({ cpu: Number(options.cpu), user: options.user }, 'worker running unprivileged');
+
+/**
+ * Runs one start-up step. If it fails, the worker tells the supervisor why on its channel (mcrd
+ * puts that in its own error) and exits with 78, EX_CONFIG: restarting would not help.
+ */
+function startUp(step: () => void, what: string, hint?: string): void {
+  try {
+    step();
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const call = (e as NodeJS.ErrnoException).syscall;
+    const code = (e as { code?: unknown }).code;
+    const errno = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+    // Node's errors from setgroups/setuid say only "EPERM, Operation not permitted".
+    const cause =
+      call !== undefined && !e.message.includes(call) ? `${call} failed: ${e.message}` : e.message;
+    const reason = `${what}: ${cause}${errno && hint ? `; ${hint}` : ''}`;
+    // A refused system call is foreseen and the reason says it all; anything else is a bug.
+    if (errno) log.fatal({ code }, reason);
+    else log.fatal({ err: e }, reason);
+    try {
+      new FdChannel(WORKER_CHANNEL_FD).send(
+        encodeMessage({ type: 'fatal', code: 'E_WORKER_START', message: reason }),
+        [],
+        false,
+      );
+    } catch (sendErr) {
+      log.warn({ err: sendErr }, 'could not tell the supervisor why');
+    }
+    process.exit(78);
+  }
+}

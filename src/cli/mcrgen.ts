@@ -5,6 +5,7 @@
 // 2 a bad command line.
 
 import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
 
 import { OptionError, parseRecvOptions, parseSendOptions, type RawOptions } from '../gen/options.js';
 import { Receiver } from '../gen/receiver.js';
@@ -15,6 +16,12 @@ import { interfaceIndex } from '../sys/interfaces.js';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
+
+// mcrgen usually runs as root (tests, benchmarks, troubleshooting), and on SIGUSR1 Node would open
+// its inspector on 127.0.0.1:9229: a debugger any local user could use to run code as root. A
+// listener keeps it closed (Node 20 has no --disable-sigusr1); it stays for the process's life,
+// since removing the last one would restore the default action, which ends the process.
+process.on('SIGUSR1', () => process.stderr.write('mcrgen: SIGUSR1 ignored (no Node inspector)\n'));
 
 const PROGRAM_HELP = `
 Run "mcrgen send --help" or "mcrgen recv --help" for the options of each.
@@ -197,14 +204,49 @@ function fail(message: string): void {
   process.exitCode = EXIT_FAILURE;
 }
 
-/** What usually causes these errors in a test setup; the errno text alone rarely says. */
-const SYS_HINTS: Record<string, string> = {
-  ENETUNREACH:
-    'check that the interface is up and, for a unicast destination, that a route to it exists (ip addr; ip route)',
-  ENETDOWN: 'the interface is down (ip link set IF up)',
-  EACCES:
-    'broadcast destinations and some privileged operations are not allowed; run as root or pick another address',
-};
+/** A sysctl of this network namespace, as text; undefined if it cannot be read. */
+function sysctl(name: string): string | undefined {
+  try {
+    return readFileSync(`/proc/sys/${name.replaceAll('.', '/')}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What usually causes a refused call in a test setup, and what to do about it; the errno text
+ * alone rarely says. Keyed by errno name and by the call that failed (the same errno means
+ * different things for bind, connect and a group join).
+ */
+function hintFor(err: SysError): string | undefined {
+  const call = err.call;
+  switch (err.code) {
+    case 'EACCES':
+      if (call.startsWith('bind')) {
+        const first = sysctl('net.ipv4.ip_unprivileged_port_start') ?? '1024';
+        return `ports below ${first} (net.ipv4.ip_unprivileged_port_start) need root or CAP_NET_BIND_SERVICE; run as root, or use a port of ${first} or above`;
+      }
+      if (call.startsWith('connect') || call.startsWith('sendmmsg'))
+        return 'that is a broadcast address, which mcrgen does not send to; use a multicast group or a host address';
+      return 'run as root';
+    case 'EPERM':
+      return 'the kernel refused this without privileges, or a firewall rule refused it; run as root, or check the firewall (nft list ruleset)';
+    case 'ENOBUFS':
+      if (call.includes('IP_ADD_MEMBERSHIP')) {
+        const limit = sysctl('net.ipv4.igmp_max_memberships') ?? 'unknown';
+        return `a socket may join at most net.ipv4.igmp_max_memberships groups, and that is ${limit} here; raise it (sysctl -w net.ipv4.igmp_max_memberships=20)`;
+      }
+      return undefined;
+    case 'ENODEV':
+      return 'the interface went away after mcrgen started; check it with ip link';
+    case 'ENETUNREACH':
+      return 'check that the interface is up and, for a unicast destination, that a route to it exists (ip addr; ip route)';
+    case 'ENETDOWN':
+      return 'the interface is down (ip link set IF up)';
+    default:
+      return undefined;
+  }
+}
 
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
@@ -220,7 +262,7 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_USAGE;
     } else if (err instanceof SysError) {
       process.stderr.write(`mcrgen: ${err.message}\n`);
-      const hint = SYS_HINTS[err.code];
+      const hint = hintFor(err);
       if (hint !== undefined) process.stderr.write(`mcrgen: hint: ${hint}\n`);
       process.exitCode = EXIT_FAILURE;
     } else {

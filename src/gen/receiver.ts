@@ -24,7 +24,7 @@ import { wallClockUs } from './clock.js';
 import type { RecvOptions } from './options.js';
 import { summarizeReceive, type RecvReport, type RecvStop } from './report.js';
 import { StreamTable } from './sequence-tracker.js';
-import { bindToDeviceIfPermitted, enlargeBuffer } from './socket-setup.js';
+import { bindToDeviceIfPermitted, enlargeBuffer, naming } from './socket-setup.js';
 
 /** Messages per recvmmsg call. */
 export const RECEIVE_BATCH = 64;
@@ -151,8 +151,12 @@ export class Receiver {
       this.boundToDevice = bindToDeviceIfPermitted(fd, o.interfaceName);
       this.receiveBufferBytes = enlargeBuffer(fd, 'receive', RECEIVE_BUFFER_BYTES);
       if (address === 0 && groups.length > 0) setMulticastAll(fd, false);
-      bindIpv4(fd, address, o.port);
-      for (const group of groups) joinGroup(fd, group, o.ifindex);
+      naming(`bind(udp ${ipv4ToString(address)}:${o.port})`, () => bindIpv4(fd, address, o.port));
+      for (const group of groups) {
+        naming(`join ${ipv4ToString(group)} on ${o.interfaceName} (IP_ADD_MEMBERSHIP)`, () =>
+          joinGroup(fd, group, o.ifindex),
+        );
+      }
       setNonBlocking(fd);
     } catch (err) {
       closeFd(fd);

@@ -25,7 +25,7 @@ import {
 import { wallClockUs } from './clock.js';
 import type { SendOptions } from './options.js';
 import { Pacer, packetsInDuration } from './pacer.js';
-import { bindToDeviceIfPermitted, enlargeBuffer } from './socket-setup.js';
+import { bindToDeviceIfPermitted, enlargeBuffer, naming } from './socket-setup.js';
 
 /** Messages per sendmmsg call. */
 export const SEND_BATCH = 64;
@@ -167,9 +167,12 @@ export class Sender {
       setMulticastLoop(fd, false);
       if (!o.multicast && o.ttl > 0) setIntOption(fd, IPPROTO_IP, IP_TTL, o.ttl, `IP_TTL ${o.ttl}`);
       this.sendBufferBytes = enlargeBuffer(fd, 'send', SEND_BUFFER_BYTES);
-      if (o.sourcePort !== undefined) bindIpv4(fd, 0, o.sourcePort);
+      const sourcePort = o.sourcePort;
+      if (sourcePort !== undefined) {
+        naming(`bind(udp 0.0.0.0:${sourcePort})`, () => bindIpv4(fd, 0, sourcePort));
+      }
       if (o.streams === 1) {
-        connectIpv4(fd, o.group, o.port);
+        naming(`connect(udp ${ipv4ToString(o.group)}:${o.port})`, () => connectIpv4(fd, o.group, o.port));
       } else {
         // Unconnected: each message carries its destination (validated to stay in range).
         const addresses = Array.from({ length: o.streams }, (_, k) => o.group + k);

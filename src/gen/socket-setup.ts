@@ -32,3 +32,16 @@ export function enlargeBuffer(fd: number, direction: 'send' | 'receive', bytes: 
   }
   return bufferSize(fd, direction);
 }
+
+/**
+ * Runs one socket step; a SysError from it is raised again as `call` failing, so the message
+ * names the address, port or group involved, which errno and the bare call do not.
+ */
+export function naming<T>(call: string, step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    if (err instanceof SysError) throw new SysError(call, err.errno);
+    throw err;
+  }
+}

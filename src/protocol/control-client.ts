@@ -1,4 +1,6 @@
+import { statSync, type Stats } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import type { MethodName, ParamsOf, ResultOf } from './control-api.js';
 import { MAX_LINE_BYTES, type RpcErrorObject, type RpcResponse } from './json-rpc.js';
 import { LineSplitter } from './line-splitter.js';
@@ -45,6 +47,8 @@ export class ControlClient {
   }
 
   static open(path: string, timeoutMs = 5000): Promise<ControlClient> {
+    const problem = socketPathProblem(path);
+    if (problem) return Promise.reject(new ClientError(problem.code, problem.message));
     return new Promise((resolve, reject) => {
       const socket = connect(path);
       const timer = setTimeout(() => {
@@ -123,11 +127,22 @@ function connectError(path: string, err: NodeJS.ErrnoException): ClientError {
         'E_NOT_RUNNING',
         `mcrd is not running: no control socket at ${path} (start mcrd, or pass --socket)`,
       );
-    case 'ECONNREFUSED':
+    case 'ECONNREFUSED': {
+      // connect() refuses a directory or a regular file just as it refuses a dead socket.
+      const what = nonSocketAt(path, statSync);
+      if (what !== undefined) {
+        return new ClientError(
+          'E_NOT_A_SOCKET',
+          `${path} is ${what}, not mcrd's control socket; pass --socket (or set $MCR_SOCKET) to the path mcrd serves`,
+        );
+      }
       return new ClientError(
         'E_NOT_RUNNING',
         `mcrd is not running: ${path} exists but nobody answers (a stale socket)`,
       );
+    }
+    case 'ENOTDIR':
+      return new ClientError('E_SOCKET_PATH', `cannot reach ${path}: ${notADirectoryOnTheWay(path)}`);
     case 'EACCES':
       return new ClientError(
         'E_PERMISSION',
@@ -136,4 +151,57 @@ function connectError(path: string, err: NodeJS.ErrnoException): ClientError {
     default:
       return new ClientError('E_CONNECT', `cannot connect to mcrd at ${path}: ${err.message}`);
   }
+}
+
+/** sun_path holds 108 bytes, the last of them the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Why `path` cannot name a Unix socket at all, or undefined. Node would take an empty path for a
+ * TCP port, and binds or connects to a path longer than the address holds cut short, silently.
+ */
+export function socketPathProblem(path: string): { code: string; message: string } | undefined {
+  if (path === '') return { code: 'E_SOCKET_PATH', message: 'the control socket path is empty' };
+  const bytes = Buffer.byteLength(path);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    return {
+      code: 'E_SOCKET_PATH_TOO_LONG',
+      message: `the control socket path ${path} is ${bytes} bytes long; a Unix socket address holds at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * What is at `path` in words ("a directory") when it exists and is not a socket; undefined when
+ * it is a socket or cannot be examined. `look` is lstatSync (the entry itself) or statSync (what a
+ * link points to).
+ */
+export function nonSocketAt(path: string, look: (path: string) => Stats): string | undefined {
+  let stats: Stats;
+  try {
+    stats = look(path);
+  } catch {
+    return undefined;
+  }
+  if (stats.isSocket()) return undefined;
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  if (stats.isFIFO()) return 'a named pipe (FIFO)';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'not a socket';
+}
+
+/**
+ * For ENOTDIR: names the component of `path` that is not a directory. Links are followed, as the
+ * kernel does on the way (/var/run is a link to the directory /run).
+ */
+export function notADirectoryOnTheWay(path: string): string {
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    const what = nonSocketAt(dir, statSync);
+    if (what !== undefined && what !== 'a directory') return `${dir} is ${what}, not a directory`;
+  }
+  return 'a component of the path is not a directory';
 }

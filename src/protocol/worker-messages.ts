@@ -108,7 +108,9 @@ export type WorkerMessage =
   | { type: 'ready'; pid: number }
   | { type: 'stats'; requestId: number | null; report: WorkerStatsReport }
   | { type: 'heartbeat'; seq: number; rulesHash: string }
-  | { type: 'error'; code: string; message: string; subject: string };
+  | { type: 'error'; code: string; message: string; subject: string }
+  /** Why the worker cannot start (it exits with status 78 right after): for mcrd's error. */
+  | { type: 'fatal'; code: string; message: string };
 
 export type { OutputCounters };
 

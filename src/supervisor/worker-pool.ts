@@ -68,17 +68,22 @@ export class WorkerPool {
         new Promise<void>((resolve, reject) => {
           if (slot.process.state === 'running') return resolve();
           const timer = setTimeout(
-            () => reject(new Error(`worker ${slot.id} did not start within ${timeoutMs} ms`)),
+            () => reject(startError(`worker ${slot.id} did not say it was ready within ${timeoutMs} ms`)),
             timeoutMs,
           );
           slot.process.once('ready', () => {
             clearTimeout(timer);
             resolve();
           });
-          slot.process.once('exit', (code) => {
+          slot.process.once('exit', (code, signal) => {
             clearTimeout(timer);
+            const reason = slot.process.startFailure;
             reject(
-              new Error(`worker ${slot.id} exited during start-up (code ${code}); see its log lines above`),
+              startError(
+                reason !== undefined
+                  ? `worker ${slot.id} could not start: ${reason}`
+                  : `worker ${slot.id} ${signal ? `was killed by ${signal}` : `exited with status ${code}`} during start-up without saying why; see its log lines above`,
+              ),
             );
           });
         }),
@@ -148,7 +153,14 @@ export class WorkerPool {
     slot.failures = upFor >= STABLE_AFTER_MS ? 1 : slot.failures + 1;
     const delay = Math.min(RESTART_DELAY_CAP_MS, RESTART_DELAY_FIRST_MS * 2 ** (slot.failures - 1));
     this.options.log.error(
-      { worker: id, code, signal, restartInMs: delay, failuresInARow: slot.failures },
+      {
+        worker: id,
+        code,
+        signal,
+        reason: worker.startFailure,
+        restartInMs: delay,
+        failuresInARow: slot.failures,
+      },
       'worker exited unexpectedly; restarting',
     );
     setTimeout(() => {
@@ -158,4 +170,9 @@ export class WorkerPool {
       slot.process = this.spawn(id);
     }, delay);
   }
+}
+
+/** A worker that did not start: a foreseen failure with a stable code (mcrd prints no stack). */
+function startError(message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code: 'E_WORKER_START' });
 }

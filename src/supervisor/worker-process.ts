@@ -64,6 +64,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly user: string;
   state: 'starting' | 'running' | 'stopped' = 'starting';
   startedAt: Date | null = null;
+  /** Why the worker said it cannot start ('fatal'), if it did; untrusted text, kept short. */
+  startFailure: string | undefined;
+  private channelClosed = false;
   private readonly child: ChildProcess;
   private readonly channel: FdChannel;
   private readonly watch: ReadableWatch;
@@ -109,6 +112,8 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     closeFd(theirs);
     this.watch = watchReadable(mine, () => this.readChannel());
     this.child.once('exit', (code, signal) => {
+      // What the worker wrote before exiting (its 'fatal' reason) may not have been read yet.
+      if (!this.channelClosed) this.readChannel();
       this.state = 'stopped';
       clearInterval(this.heartbeatTimer);
       this.watch.stop();
@@ -137,6 +142,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
           'worker is not reading its channel; killing it',
         );
         this.child.kill('SIGKILL');
+      } else if (err instanceof SysError && err.code === 'EPIPE') {
+        // The worker has exited (at start-up, say) and its exit event has not been handled yet.
+        this.log.debug({ pid: this.pid, message: message.type }, 'worker is gone; message not sent');
       } else {
         this.log.warn({ err, message: message.type }, 'worker channel send failed');
       }
@@ -181,6 +189,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   }
 
   closeChannel(): void {
+    this.channelClosed = true;
     this.watch.stop();
     this.channel.close();
   }
@@ -254,6 +263,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       case 'error':
         this.log.error({ code: message.code, subject: message.subject }, message.message);
         this.emit('failure', message);
+        break;
+      case 'fatal':
+        this.startFailure = String(message.message).slice(0, 500);
         break;
     }
   }

@@ -65,3 +65,17 @@ export function capabilitySets(
   };
   return { CapInh: read('CapInh'), CapPrm: read('CapPrm'), CapEff: read('CapEff'), CapAmb: read('CapAmb') };
 }
+
+/** Bit numbers (linux/capability.h) of the capabilities mcr checks for by name. */
+const CAPABILITY_BITS = { CAP_SETGID: 6, CAP_SETUID: 7, CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 } as const;
+export type CapabilityName = keyof typeof CAPABILITY_BITS;
+
+/**
+ * Those of `needed` missing from this process's effective set (CapEff), which is what the kernel
+ * checks when a socket is created. Root normally holds them all; a service account may hold
+ * them as ambient capabilities; a container or `setpriv` may have taken some away from root.
+ */
+export function missingCapabilities(needed: readonly CapabilityName[]): CapabilityName[] {
+  const effective = capabilitySets().CapEff;
+  return needed.filter((name) => (effective & (1n << BigInt(CAPABILITY_BITS[name]))) === 0n);
+}
