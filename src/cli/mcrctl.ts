@@ -1,10 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
-import { ClientError, ControlClient } from '../protocol/control-client.js';
+import { ControlClient } from '../protocol/control-client.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js';
 import { parseOutputList } from '../rules/output-syntax.js';
 import { RuleError } from '../rules/rule-error.js';
 import { validateRule } from '../rules/validate-rule.js';
-import { DEFAULT_SOCKET, packageVersion, socketPathFrom } from './package-info.js';
+import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 import { rulesTable, statsText, workersTable } from './views.js';
 
 interface GlobalOptions {
@@ -169,12 +169,8 @@ function print(json: unknown, text: () => string): void {
   process.stdout.write(`${globals.json ? JSON.stringify(json, null, 2) : text()}\n`);
 }
 
-class UsageError extends Error {
-  readonly code = 'E_USAGE';
-}
-
 function usage(message: string): UsageError {
-  return new UsageError(message);
+  return new UsageError('E_USAGE', message);
 }
 
 function fail(err: unknown): number {
@@ -189,9 +185,7 @@ function fail(err: unknown): number {
   } else {
     process.stderr.write(`mcrctl: ${code}: ${e.message}\n`);
   }
-  if (usageProblem) return 2;
-  if (err instanceof ClientError) return 1;
-  return 1;
+  return usageProblem ? 2 : 1;
 }
 
 async function main(): Promise<number> {

@@ -128,14 +128,13 @@ test('mcrctl names what is at the path, and takes an empty $MCR_SOCKET as unset'
     assert.equal(r.code, 1, r.stderr);
     assertClear(r, 'mcrctl', 'E_NOT_A_SOCKET', /a-file is a regular file/);
 
-    // Both are usage errors (mcrd exits 2 on them); mcrctl's exit status for them is decided in
-    // src/cli/mcrctl.ts, which maps only its own usage errors to 2 for now.
+    // Both are usage errors: mcrctl exits 2 on them, as mcrd does.
     r = mcrctl(['--socket', join(topo.dir, 'x'.repeat(110)), 'ping']);
-    assert.notEqual(r.code, 0, r.stderr);
+    assert.equal(r.code, 2, r.stderr);
     assertClear(r, 'mcrctl', 'E_SOCKET_PATH_TOO_LONG', /at most 107/);
 
     r = mcrctl(['--socket', '', 'ping']);
-    assert.notEqual(r.code, 0, r.stderr);
+    assert.equal(r.code, 2, r.stderr);
     assertClear(r, 'mcrctl', 'E_USAGE', /--socket is empty/);
 
     // Empty means unset: mcrctl goes to the default path (whether or not an mcrd serves it there).
