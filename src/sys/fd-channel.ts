@@ -56,6 +56,7 @@ const CMSG_HEADER = 16;
  * buffers allocated once. Not for the packet path; for commands, rule syncs and stats.
  */
 export class FdChannel {
+  private closed = false;
   readonly fd: number;
   private readonly memory: NativeMemory;
   private readonly view: DataView;
@@ -132,7 +133,10 @@ export class FdChannel {
     return { data: this.memory.bytes.slice(this.dataOffset, this.dataOffset + n), fds };
   }
 
+  /** Closes the descriptor once: a second close could hit an unrelated descriptor that reused the number. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     libc.close(this.fd);
     this.memory.free();
   }
