@@ -8,19 +8,33 @@ import {
   TP2_LEN,
   TP2_MAC,
   TP2_SNAPLEN,
+  TP2_VLAN_TCI,
   TP_STATUS_KERNEL,
   TP_STATUS_USER,
+  TP_STATUS_VLAN_VALID,
 } from '../sys/rx-ring.js';
 import { closeFd } from '../sys/socket.js';
 import type { ForwardingRule } from './forwarding-rule.js';
+import type { HostAddresses } from './host-addresses.js';
 import type { OutputPath } from './output-path.js';
 import type { ReadinessSource } from './readiness-loop.js';
-import { NO_RULE, OVERSIZE, WORKER_RESTART, type WorkerCounterSet } from './worker-counters.js';
+import {
+  FORWARDED,
+  NO_OUTPUT,
+  NO_RULE,
+  OTHER_VLAN,
+  OVERSIZE,
+  OWN_SOURCE,
+  TOO_MANY_VLAN_TAGS,
+  TTL_EXPIRED,
+  WORKER_RESTART,
+  type WorkerCounterSet,
+} from './worker-counters.js';
 
 /**
- * The data path of one input interface: its RX ring, the rules keyed by (group, port), and the
- * loop that turns ring slots into output batches. Everything here runs per packet or per batch;
- * nothing allocates.
+ * The data path of one input interface: its RX ring, the rules keyed by (VLAN, group, port), and
+ * the loop that turns ring slots into output batches. Everything here runs per packet or per
+ * batch; nothing allocates.
  */
 export class InputPath {
   readonly interfaceName: string;
@@ -28,9 +42,12 @@ export class InputPath {
   private readonly ring: RxRing;
   private readonly settings: DataPlaneSettings;
   private readonly counters: WorkerCounterSet;
-  private readonly rules = new Map<number, ForwardingRule>();
-  /** The same rules by groupKey, for the per-packet lookup (a group rarely has more than one port). */
+  private readonly hostAddresses: HostAddresses;
+  private readonly rules = new Map<string, ForwardingRule>();
+  /** The same rules by groupKey, for the per-packet lookup (a group rarely has more than one rule). */
   private readonly rulesByGroup = new Map<number, ForwardingRule[]>();
+  /** VLAN ids some rule of this input names: a tagged frame of any other VLAN is other_vlan. */
+  private readonly namedVlans = new Set<number>();
   private readonly parsed = new ParsedFrame();
   /** Outputs with queued copies in the current batch, flushed together. */
   private pending: OutputPath[] = [];
@@ -39,19 +56,20 @@ export class InputPath {
   /** Set while the cursor has not yet met the kernel's write position in an inherited ring. */
   private positionUnknown = false;
   private readonly watch: ReadableWatch;
-
   constructor(
     fd: number,
     interfaceName: string,
     mtu: number,
     settings: DataPlaneSettings,
     counters: WorkerCounterSet,
+    hostAddresses: HostAddresses,
     readiness: ReadinessSource,
   ) {
     this.fd = fd;
     this.interfaceName = interfaceName;
     this.settings = settings;
     this.counters = counters;
+    this.hostAddresses = hostAddresses;
     this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes));
     if (this.ring.inherited) {
       this.discardInheritedFrames();
@@ -63,7 +81,7 @@ export class InputPath {
 
   addRule(rule: ForwardingRule): void {
     this.rules.set(rule.key, rule);
-    this.indexByGroup();
+    this.indexRules();
     let outputs = 0;
     for (const r of this.rules.values()) outputs += r.outputs.length;
     if (this.pending.length < outputs) this.pending = new Array<OutputPath>(outputs);
@@ -71,23 +89,28 @@ export class InputPath {
 
   removeRule(rule: ForwardingRule): void {
     if (this.rules.get(rule.key) === rule) this.rules.delete(rule.key);
-    this.indexByGroup();
+    this.indexRules();
   }
 
-  private indexByGroup(): void {
+  private indexRules(): void {
     this.rulesByGroup.clear();
+    this.namedVlans.clear();
     for (const rule of this.rules.values()) {
       const list = this.rulesByGroup.get(rule.groupKey);
       if (list) list.push(rule);
       else this.rulesByGroup.set(rule.groupKey, [rule]);
+      if (rule.vlan !== 0) this.namedVlans.add(rule.vlan);
     }
   }
 
-  /** The rule for a (group key, port), or undefined. */
-  private findRule(group: number, port: number): ForwardingRule | undefined {
+  /** The rule for a (VLAN, group key, port), or undefined. */
+  private findRule(vlan: number, group: number, port: number): ForwardingRule | undefined {
     const list = this.rulesByGroup.get(group);
     if (list === undefined) return undefined;
-    for (let i = 0; i < list.length; i++) if (list[i]!.port === port) return list[i];
+    for (let i = 0; i < list.length; i++) {
+      const rule = list[i]!;
+      if (rule.port === port && rule.vlan === vlan) return rule;
+    }
     return undefined;
   }
 
@@ -96,22 +119,37 @@ export class InputPath {
   }
 
   /**
-   * Takes ready slots in batches: parse, look up, queue one iovec per output (pointing into the
-   * slot, no copy), then one sendmmsg per output with copies, then hand the slots back. A slot
-   * returns to the kernel only after the sends that point into it returned. Yields after
-   * `batchesPerWakeup` batches; the level-triggered poll calls again if more is waiting.
-   * Returns true when it left the ring empty (caught up), false when it stopped at its budget.
+   * Takes ready slots in batches: parse, look up, check, queue one iovec per attached output
+   * (pointing into the slot, no copy), then one sendmmsg per output with copies, then hand the
+   * slots back. A slot returns to the kernel only after the sends that point into it returned.
+   * Yields after `batchesPerWakeup` batches; the level-triggered poll calls again if more is
+   * waiting. Returns true when it left the ring empty (caught up), false when it stopped at its
+   * budget.
+   *
+   * Per frame, in order (the first that applies decides the outcome):
+   *   frame larger than its slot → oversize; parser's verdict → its reason;
+   *   two or more VLAN tags, the stripped one included → too_many_vlan_tags;
+   *   no rule for (VLAN, group, port) → other_vlan (a VLAN no rule here names) or no_rule;
+   *   source is a host address → own_source; no attached output → no_output;
+   *   every output's copy would leave with TTL 0 → ttl_expired; else forwarded.
+   * From the rule lookup on, the rule counts the frame in packetsIn/bytesIn.
    */
   drain(): boolean {
     const { words, halfWords, bytes, frameSize, frameCount, region } = this.ring;
     const slotWords = frameSize >>> 2;
     const batchSize = this.settings.batchSize;
-    const counters = this.counters;
-    const drops = counters.drops;
+    const outcomes = this.counters.outcomes;
     const parsed = this.parsed;
-    let lastGroup = 0; // 0.0.0.0 is never a group
+    const hostAddresses = this.hostAddresses;
+    // Flows arrive in runs: the last lookup and the last source check are remembered. Both keys
+    // are signed 32-bit (`| 0`): unsigned addresses above 2^31 would be heap numbers.
+    let lastVlan = -1; // no frame has VLAN -1: the first frame looks up
+    let lastGroup = 0;
     let lastPort = -1;
     let lastRule: ForwardingRule | undefined;
+    let lastMiss = NO_RULE;
+    let lastSource = 0;
+    let lastSourceOwn = hostAddresses.has(0);
 
     for (let b = 0; b < this.settings.batchesPerWakeup; b++) {
       const first = this.cursor;
@@ -119,43 +157,100 @@ export class InputPath {
       let taken = 0;
       while (taken < batchSize) {
         const statusAt = slot * slotWords;
-        if ((Atomics.load(words, statusAt) & TP_STATUS_USER) === 0) break;
+        const status = Atomics.load(words, statusAt);
+        if ((status & TP_STATUS_USER) === 0) break;
         taken++;
-        counters.framesSeen++;
         const length = words[statusAt + (TP2_LEN >>> 2)]!;
         const captured = words[statusAt + (TP2_SNAPLEN >>> 2)]!;
-        const start = slot * frameSize + halfWords[(slot * frameSize + TP2_MAC) >>> 1]!;
+        const slotStart = slot * frameSize;
+        const start = slotStart + halfWords[(slotStart + TP2_MAC) >>> 1]!;
         slot = slot + 1 === frameCount ? 0 : slot + 1;
         if (captured < length) {
-          drops[OVERSIZE]!++;
+          outcomes[OVERSIZE]!++;
           continue;
         }
         const reason = parseFrame(bytes, start, captured, parsed);
         if (reason !== DropReason.OK) {
-          drops[reason]!++;
+          outcomes[reason]!++;
           continue;
         }
-        // Flows arrive in runs, so remembering the last match skips most lookups (~20 ns each).
-        // groupKey inlined by hand: passing dstAddr (a double above 2^31) to a call that V8 does
-        // not inline boxes it on the heap, once per packet.
+        // The kernel strips the outer tag before packet sockets see the frame and reports it in
+        // the slot header; tags still in the frame are inner ones (or, rarely, one it left).
+        // VLAN id 0 (a priority tag) is untagged.
+        let tags = parsed.vlanCount;
+        let vlan: number;
+        if ((status & TP_STATUS_VLAN_VALID) !== 0) {
+          tags++;
+          vlan = halfWords[(slotStart + TP2_VLAN_TCI) >>> 1]! & 0xfff;
+        } else vlan = tags === 0 ? 0 : parsed.vlanId;
+        if (tags > 1) {
+          outcomes[TOO_MANY_VLAN_TAGS]!++;
+          continue;
+        }
+        // Lookup skipped for a frame of the same flow as the last (~20 ns saved). groupKey
+        // inlined by hand: passing dstAddr (a double above 2^31) to a call that V8 does not
+        // inline boxes it on the heap, once per packet.
         const group = parsed.dstAddr | 0;
         const port = parsed.dstPort;
-        const rule = group === lastGroup && port === lastPort ? lastRule : this.findRule(group, port);
-        lastGroup = group;
-        lastPort = port;
-        lastRule = rule;
+        if (group !== lastGroup || port !== lastPort || vlan !== lastVlan) {
+          lastGroup = group;
+          lastPort = port;
+          lastVlan = vlan;
+          lastRule = this.findRule(vlan, group, port);
+          lastMiss = vlan !== 0 && !this.namedVlans.has(vlan) ? OTHER_VLAN : NO_RULE;
+        }
+        const rule = lastRule;
         if (rule === undefined) {
-          drops[NO_RULE]!++;
+          outcomes[lastMiss]!++;
           continue;
         }
-        counters.forwarded++;
         rule.packetsIn++;
         rule.bytesIn += parsed.payloadLength;
-        const outputs = rule.outputs;
-        for (let o = 0; o < outputs.length; o++) {
-          const output = outputs[o]!;
+        // A frame from one of this host's addresses is a loop: never relay it, whatever its TTL.
+        const source = parsed.srcAddr | 0;
+        if (source !== lastSource) {
+          lastSource = source;
+          lastSourceOwn = hostAddresses.has(source);
+        }
+        if (lastSourceOwn) {
+          outcomes[OWN_SOURCE]!++;
+          rule.ownSource++;
+          continue;
+        }
+        const live = rule.live;
+        if (live.length === 0) {
+          outcomes[NO_OUTPUT]!++;
+          rule.noOutput++;
+          continue;
+        }
+        // Per copy, as a router would: TTL one less than the input's (capped by the output),
+        // or the output's fixed TTL; the input's ECN always, its DSCP unless the output sets one.
+        const ttlLeft = parsed.ttl - 1;
+        const ecn = parsed.ecn;
+        const inputTos = (parsed.dscp << 2) | ecn;
+        let copies = 0;
+        for (let o = 0; o < live.length; o++) {
+          const output = live[o]!;
+          const ttl = output.ttlFixed || output.ttl < ttlLeft ? output.ttl : ttlLeft;
+          if (ttl <= 0) {
+            output.ttlExpired++;
+            continue;
+          }
+          const dscpBits = output.dscpBits;
           if (output.queued === 0) this.pending[this.pendingCount++] = output;
-          output.queue(region, parsed.payloadOffset, parsed.payloadLength);
+          output.queue(
+            region,
+            parsed.payloadOffset,
+            parsed.payloadLength,
+            ttl,
+            dscpBits < 0 ? inputTos : dscpBits | ecn,
+          );
+          copies++;
+        }
+        if (copies > 0) outcomes[FORWARDED]!++;
+        else {
+          outcomes[TTL_EXPIRED]!++;
+          rule.ttlExpired++;
         }
       }
       // A frame at our cursor means the kernel's write position has met ours.
@@ -194,8 +289,7 @@ export class InputPath {
     for (let slot = 0; slot < frameCount; slot++) {
       const statusAt = slot * (frameSize >>> 2);
       if ((Atomics.load(words, statusAt) & TP_STATUS_USER) !== 0) {
-        this.counters.framesSeen++;
-        this.counters.drops[WORKER_RESTART]!++;
+        this.counters.outcomes[WORKER_RESTART]!++;
         Atomics.store(words, statusAt, TP_STATUS_KERNEL);
       }
     }

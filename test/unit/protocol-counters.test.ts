@@ -31,21 +31,28 @@ test('worker counters add field by field, drop reasons by name', () => {
   assert.deepEqual(a.dropsByReason, { no_rule: 3 }, 'the inputs are not changed');
 });
 
-test('rule counters add per output, errors by errno; a missing side counts as zero', () => {
-  const a = { packetsIn: 4, bytesIn: 400, outputs: [{ packets: 4, raw: 4, errors: { ENOBUFS: 1 } }] };
+test('rule counters add per output, errors by errno, drops by reason; a missing side counts as zero', () => {
+  const a = {
+    packetsIn: 4,
+    bytesIn: 400,
+    drops: { own_source: 1 },
+    outputs: [{ packets: 4, raw: 4, errors: { ENOBUFS: 1 }, ttlExpired: 2 }],
+  };
   const b = {
     packetsIn: 1,
     bytesIn: 100,
-    outputs: [{ packets: 1, raw: 0, errors: { ENOBUFS: 2, ENETDOWN: 1 } }],
+    drops: { own_source: 1, ttl_expired: 3 },
+    outputs: [{ packets: 1, raw: 0, errors: { ENOBUFS: 2, ENETDOWN: 1 }, ttlExpired: 1 }],
   };
   assert.deepEqual(addRuleCounters(a, b), {
     packetsIn: 5,
     bytesIn: 500,
-    outputs: [{ packets: 5, raw: 4, errors: { ENOBUFS: 3, ENETDOWN: 1 } }],
+    drops: { own_source: 2, ttl_expired: 3 },
+    outputs: [{ packets: 5, raw: 4, errors: { ENOBUFS: 3, ENETDOWN: 1 }, ttlExpired: 3 }],
   });
   assert.deepEqual(addRuleCounters(undefined, b), b);
   assert.deepEqual(emptyRuleCounters(2).outputs, [
-    { packets: 0, raw: 0, errors: {} },
-    { packets: 0, raw: 0, errors: {} },
+    { packets: 0, raw: 0, errors: {}, ttlExpired: 0 },
+    { packets: 0, raw: 0, errors: {}, ttlExpired: 0 },
   ]);
 });

@@ -11,7 +11,12 @@ function worker(framesSeen: number, forwarded: number): WorkerCounters {
 }
 
 function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): RuleCounters {
-  return { packetsIn, bytesIn, outputs: outputs.map((packets) => ({ packets, raw: 0, errors: {} })) };
+  return {
+    packetsIn,
+    bytesIn,
+    drops: {},
+    outputs: outputs.map((packets) => ({ packets, raw: 0, errors: {}, ttlExpired: 0 })),
+  };
 }
 
 function report(framesSeen: number): WorkerStatsReport {
