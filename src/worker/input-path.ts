@@ -18,6 +18,7 @@ import type { ForwardingRule } from './forwarding-rule.js';
 import type { HostAddresses } from './host-addresses.js';
 import type { OutputPath } from './output-path.js';
 import type { ReadinessSource } from './readiness-loop.js';
+import { FrameLog, findOverlap, logSlot, waitingRun } from './ring-handover.js';
 import {
   FORWARDED,
   NO_OUTPUT,
@@ -31,6 +32,30 @@ import {
   type WorkerCounterSet,
 } from './worker-counters.js';
 
+/** What to do with one of a new ring's first frames after a handover. */
+const HANDOVER_NEW = 0;
+const HANDOVER_SKIP = 1;
+const HANDOVER_RELAY_WHOLE = 2;
+
+/** What an input handover did (InputPath.handOver), for the log. */
+export interface HandoverReport {
+  /** Frames taken from the old ring after the new one was set up (relayed or dropped as usual). */
+  takenFromOld: number;
+  /** Frames waiting in the new ring when it was first read. */
+  waitingInNew: number;
+  /** Of those, copies of frames already taken from the old ring: skipped, not counted again. */
+  skipped: number;
+  /** Copies of frames the old ring had cut short (counted oversize there): relayed whole now. */
+  recovered: number;
+  /**
+   * Frames left in the old ring because the worker could not catch up with it (overload): the
+   * new ring, full by then, dropped them too, and its drop counter (ringDrops) has them.
+   */
+  leftInOldRing: number;
+  /** Frames the old ring dropped since its drops were last read (also added to ringDrops). */
+  oldRingDrops: number;
+}
+
 /**
  * The data path of one input interface: its RX ring, the rules keyed by (VLAN, group, port), and
  * the loop that turns ring slots into output batches. Everything here runs per packet or per
@@ -38,11 +63,12 @@ import {
  */
 export class InputPath {
   readonly interfaceName: string;
-  private readonly fd: number;
-  private readonly ring: RxRing;
+  private fd: number;
+  private ring: RxRing;
   private readonly settings: DataPlaneSettings;
   private readonly counters: WorkerCounterSet;
   private readonly hostAddresses: HostAddresses;
+  private readonly readiness: ReadinessSource;
   private readonly rules = new Map<string, ForwardingRule>();
   /** The same rules by groupKey, for the per-packet lookup (a group rarely has more than one rule). */
   private readonly rulesByGroup = new Map<number, ForwardingRule[]>();
@@ -55,7 +81,18 @@ export class InputPath {
   private cursor = 0;
   /** Set while the cursor has not yet met the kernel's write position in an inherited ring. */
   private positionUnknown = false;
-  private readonly watch: ReadableWatch;
+  private watch: ReadableWatch;
+  /** During a handover: frames taken from the old ring are fingerprinted here, after the first `handoverIgnore`. */
+  private handoverLog: FrameLog | undefined;
+  private handoverIgnore = 0;
+  /**
+   * After a handover: what to do with each of the new ring's first frames (HANDOVER_* codes),
+   * and how many of them are still to come.
+   */
+  private handoverActions = new Uint8Array(0);
+  private handoverIndex = 0;
+  private handoverRemaining = 0;
+
   constructor(
     fd: number,
     interfaceName: string,
@@ -70,6 +107,7 @@ export class InputPath {
     this.settings = settings;
     this.counters = counters;
     this.hostAddresses = hostAddresses;
+    this.readiness = readiness;
     this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes));
     if (this.ring.inherited) {
       this.discardInheritedFrames();
@@ -165,6 +203,14 @@ export class InputPath {
         const slotStart = slot * frameSize;
         const start = slotStart + halfWords[(slotStart + TP2_MAC) >>> 1]!;
         slot = slot + 1 === frameCount ? 0 : slot + 1;
+        if (this.handoverRemaining !== 0) {
+          // A new ring's first frames after a handover: some were taken from the old ring already.
+          this.handoverRemaining--;
+          const action = this.handoverActions[this.handoverIndex++];
+          if (action === HANDOVER_SKIP) continue;
+          // The old ring's cut-short copy was counted oversize; this whole one takes its place.
+          if (action === HANDOVER_RELAY_WHOLE) outcomes[OVERSIZE]!--;
+        }
         if (captured < length) {
           outcomes[OVERSIZE]!++;
           continue;
@@ -268,6 +314,7 @@ export class InputPath {
       }
       for (let p = 0; p < this.pendingCount; p++) this.pending[p]!.flush();
       this.pendingCount = 0;
+      if (this.handoverLog !== undefined) this.logBatch(first, taken);
       let release = first;
       for (let i = 0; i < taken; i++) {
         Atomics.store(words, release * slotWords, TP_STATUS_KERNEL);
@@ -277,6 +324,103 @@ export class InputPath {
       if (taken < batchSize) return true;
     }
     return false;
+  }
+
+  /** During a handover: fingerprints a batch of old-ring frames before their slots go back. */
+  private logBatch(first: number, taken: number): void {
+    let slot = first;
+    for (let i = 0; i < taken; i++) {
+      if (this.handoverIgnore > 0) this.handoverIgnore--;
+      else logSlot(this.ring, slot, this.handoverLog!);
+      slot = slot + 1 === this.ring.frameCount ? 0 : slot + 1;
+    }
+  }
+
+  /**
+   * Moves this input to a new AF_PACKET socket, bound like the old one (input.attach for an
+   * interface the worker has: its MTU changed and the new ring has slots for it). No frame is
+   * lost or relayed twice, as long as both sockets got every frame while both were bound (see
+   * ring-handover.ts for when that fails, and how):
+   *   1. count the frames already waiting in the old ring: they came before the new ring;
+   *   2. set up the new ring (PACKET_RX_RING purges whatever the new socket queued before, so
+   *      it starts empty; from here every frame reaches both rings);
+   *   3. take every frame of the old ring as usual, fingerprinting those after the count;
+   *   4. close the old socket and unmap its ring. The mapping holds the last reference (the
+   *      supervisor closed its copy), so munmap releases the socket, and packet_release waits
+   *      (synchronize_net) for deliveries in flight: when it returns, every frame the old ring
+   *      got is in the new ring too, unless that one was full;
+   *   5. fingerprint the frames waiting in the new ring; per flow, skip its leading run that
+   *      equals the old ring's last frames (findOverlap). A skipped frame the old ring had cut
+   *      short (it did not fit the old slots: counted oversize there) is relayed from the new
+   *      ring instead, and its oversize count is taken back.
+   * Steps 2 and 4 each wait for an RCU grace period in the kernel (5-16 ms measured here), during
+   * which nothing reads either ring: both must hold that much traffic. The supervisor must have
+   * closed its copy of the old socket before this runs. Skipped frames are not counted again:
+   * framesSeen grows by each frame once. If the new ring cannot be set up, this throws with
+   * nothing changed (the old socket stays in use).
+   */
+  handOver(fd: number, mtu: number): HandoverReport {
+    const oldRing = this.ring;
+    const oldFd = this.fd;
+    const before = waitingRun(oldRing, this.cursor);
+    const ring = RxRing.attach(fd, ringGeometryFor(mtu, this.settings.ringBytes));
+    let watch: ReadableWatch;
+    try {
+      watch = this.readiness.watch(fd, () => this.drain());
+    } catch (err) {
+      ring.detach();
+      throw err;
+    }
+    // Past this, the new ring has certainly filled up (and dropped) while the old one was being
+    // read: the worker cannot keep up; what is still in the old ring is left there.
+    const limit = oldRing.frameCount + 2 * ring.frameCount;
+    const tail = new FrameLog(limit + this.settings.batchesPerWakeup * this.settings.batchSize);
+    this.handoverLog = tail;
+    this.handoverIgnore = before;
+    let caughtUp = false;
+    try {
+      while (!caughtUp && tail.count < limit) caughtUp = this.drain();
+    } finally {
+      this.handoverLog = undefined;
+    }
+    const leftInOldRing = caughtUp ? 0 : waitingRun(oldRing, this.cursor);
+    const dropsBefore = this.counters.ringDrops;
+    this.collectRingDrops();
+    const oldRingDrops = this.counters.ringDrops - dropsBefore;
+    this.watch.stop();
+    closeFd(oldFd);
+    oldRing.detach();
+
+    this.fd = fd;
+    this.ring = ring;
+    this.watch = watch;
+    this.cursor = 0;
+    this.positionUnknown = false;
+    const waiting = waitingRun(ring, 0);
+    const head = new FrameLog(waiting);
+    for (let slot = 0; slot < waiting; slot++) logSlot(ring, slot, head);
+    const { duplicateOf, skipped } = findOverlap(tail, head, waiting === ring.frameCount);
+    this.handoverActions = new Uint8Array(waiting).fill(HANDOVER_NEW);
+    let recovered = 0;
+    let last = 0;
+    for (let i = 0; i < waiting; i++) {
+      const old = duplicateOf[i]!;
+      if (old < 0) continue;
+      const relay = tail.wasTruncated(old);
+      if (relay) recovered++;
+      this.handoverActions[i] = relay ? HANDOVER_RELAY_WHOLE : HANDOVER_SKIP;
+      last = i + 1;
+    }
+    this.handoverIndex = 0;
+    this.handoverRemaining = last;
+    return {
+      takenFromOld: tail.count,
+      waitingInNew: waiting,
+      skipped: skipped - recovered,
+      recovered,
+      leftInOldRing,
+      oldRingDrops,
+    };
   }
 
   /**

@@ -138,8 +138,14 @@ export class Worker {
     return fds[0]!;
   }
 
+  /** A new input, or (the worker has this interface) a handover to a new socket. */
   private attachInput(interfaceName: string, mtu: number, fd: number): void {
-    this.detachInput(interfaceName);
+    const existing = this.inputs.get(interfaceName);
+    if (existing) {
+      const report = existing.handOver(fd, mtu);
+      this.log.info({ interface: interfaceName, mtu, ...report }, 'input handed over to a new socket');
+      return;
+    }
     const input = new InputPath(
       fd,
       interfaceName,
