@@ -25,6 +25,13 @@ export const TP2_NET = 14;
 export const TP2_VLAN_TCI = 24;
 /** u16: the stripped tag's TPID, valid with TP_STATUS_VLAN_TPID_VALID. */
 export const TP2_VLAN_TPID = 26;
+/**
+ * u8: sll_pkttype of the struct sockaddr_ll the kernel writes after the header (at
+ * TPACKET_ALIGN(32) = 32; the field is 10 bytes into it).
+ */
+export const TP2_SLL_PKTTYPE = 32 + 10;
+/** sll_pkttype: addressed to another host at L2 (see InputPath on VLAN tags). */
+export const PACKET_OTHERHOST = 3;
 /** Header (32) aligned + sockaddr_ll (20): where the kernel may start packet data. */
 export const TPACKET2_HDRLEN = 52;
 

@@ -3,8 +3,10 @@ import type { DataPlaneSettings } from '../protocol/worker-messages.js';
 import type { ReadableWatch } from '../sys/libc.js';
 import { readPacketStatistics } from '../sys/packet-socket.js';
 import {
+  PACKET_OTHERHOST,
   RxRing,
   ringGeometryFor,
+  TP2_SLL_PKTTYPE,
   TP2_LEN,
   TP2_MAC,
   TP2_SNAPLEN,
@@ -166,6 +168,7 @@ export class InputPath {
    *
    * Per frame, in order (the first that applies decides the outcome):
    *   frame larger than its slot → oversize; parser's verdict → its reason;
+   *   a multicast frame whose tag the kernel cleared (PACKET_OTHERHOST) → other_vlan;
    *   two or more VLAN tags, the stripped one included → too_many_vlan_tags;
    *   no rule for (VLAN, group, port) → other_vlan (a VLAN no rule here names) or no_rule;
    *   source is a host address → own_source; no attached output → no_output;
@@ -222,12 +225,19 @@ export class InputPath {
         }
         // The kernel strips the outer tag before packet sockets see the frame and reports it in
         // the slot header; tags still in the frame are inner ones (or, rarely, one it left).
-        // VLAN id 0 (a priority tag) is untagged.
+        // VLAN id 0 (a priority tag) is untagged. Only a socket bound to ETH_P_ALL gets the
+        // report: when no VLAN device takes the frame, the kernel clears the tag before it
+        // hands the frame to protocol sockets (ETH_P_IP) and marks it PACKET_OTHERHOST if its
+        // VLAN id was not 0. A multicast frame marked so was tagged, with a VLAN unknown here:
+        // other_vlan, never relayed as untagged (one byte read per frame).
         let tags = parsed.vlanCount;
         let vlan: number;
         if ((status & TP_STATUS_VLAN_VALID) !== 0) {
           tags++;
           vlan = halfWords[(slotStart + TP2_VLAN_TCI) >>> 1]! & 0xfff;
+        } else if (bytes[slotStart + TP2_SLL_PKTTYPE] === PACKET_OTHERHOST && (bytes[start]! & 1) !== 0) {
+          outcomes[OTHER_VLAN]!++;
+          continue;
         } else vlan = tags === 0 ? 0 : parsed.vlanId;
         if (tags > 1) {
           outcomes[TOO_MANY_VLAN_TAGS]!++;

@@ -5,7 +5,10 @@ import type { WorkerOutput } from '../../src/protocol/worker-messages.js';
 import { EAGAIN, MSG_DONTWAIT } from '../../src/sys/constants.js';
 import { allocateNative } from '../../src/sys/libc.js';
 import { MessageBatch } from '../../src/sys/message-batch.js';
-import { type RxRing, TP_STATUS_USER, TP_STATUS_VLAN_VALID } from '../../src/sys/rx-ring.js';
+import { type RxRing, TP2_SLL_PKTTYPE, TP_STATUS_USER, TP_STATUS_VLAN_VALID } from '../../src/sys/rx-ring.js';
+
+/** sll_pkttype of a frame sent to a multicast MAC address. */
+export const PACKET_MULTICAST = 2;
 import {
   bindIpv4,
   closeFd,
@@ -77,10 +80,18 @@ export const TP_MAC_AT = 80;
 
 /**
  * Writes a frame into a ring slot as the kernel would and hands it to the reader (TP_STATUS_USER):
- * `strippedTci`, when given, is the outer tag the kernel took off (tp_vlan_tci, VLAN_VALID).
+ * `strippedTci`, when given, is the outer tag the kernel took off (tp_vlan_tci, VLAN_VALID);
+ * `pktType`, what the kernel put in sll_pkttype.
  */
-export function writeSlot(ring: RxRing, slot: number, bytes: Uint8Array, strippedTci?: number): void {
+export function writeSlot(
+  ring: RxRing,
+  slot: number,
+  bytes: Uint8Array,
+  strippedTci?: number,
+  pktType = PACKET_MULTICAST,
+): void {
   const at = slot * ring.frameSize;
+  ring.bytes[at + TP2_SLL_PKTTYPE] = pktType;
   ring.bytes.set(bytes, at + TP_MAC_AT);
   ring.words[(at >>> 2) + 1] = bytes.length; // tp_len
   ring.words[(at >>> 2) + 2] = bytes.length; // tp_snaplen

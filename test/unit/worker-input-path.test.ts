@@ -7,7 +7,7 @@ import { parseIpv4 } from '../../src/packet/ipv4-address.js';
 import type { WorkerOutput } from '../../src/protocol/worker-messages.js';
 import { AF_PACKET, SOCK_RAW } from '../../src/sys/constants.js';
 import type { Region } from '../../src/sys/libc.js';
-import { ringGeometryFor, RxRing } from '../../src/sys/rx-ring.js';
+import { PACKET_OTHERHOST, ringGeometryFor, RxRing } from '../../src/sys/rx-ring.js';
 import { openSocket } from '../../src/sys/socket.js';
 import { ForwardingRule } from '../../src/worker/forwarding-rule.js';
 import { HostAddresses } from '../../src/worker/host-addresses.js';
@@ -53,7 +53,7 @@ interface Rig {
     outputs: WorkerOutput[],
   ): { rule: ForwardingRule; outputs: RecordingOutput[] };
   /** Writes frames into the ring and drains it once. `tci`: the tag the kernel stripped. */
-  send(frames: { frame: Partial<UdpFrameOptions>; tci?: number }[]): void;
+  send(frames: { frame: Partial<UdpFrameOptions>; tci?: number; pktType?: number }[]): void;
   close(): void;
 }
 
@@ -93,7 +93,7 @@ function rig(): Rig {
       return { rule: r, outputs };
     },
     send(frames) {
-      for (const { frame, tci } of frames) {
+      for (const { frame, tci, pktType } of frames) {
         const bytes = buildUdpFrame({
           src: ip('198.51.100.7'),
           dst: ip(G),
@@ -102,7 +102,7 @@ function rig(): Rig {
           payload: 32,
           ...frame,
         });
-        writeSlot(ring, slot, bytes, tci);
+        writeSlot(ring, slot, bytes, tci, pktType);
         slot = (slot + 1) % ring.frameCount;
       }
       input.drain();
@@ -145,11 +145,18 @@ function tests(): void {
         { frame: { dst: ip('239.9.9.9') } }, // no rule for this group
         { frame: { vlanTags: [{ id: 5 }] }, tci: 100 }, // QinQ: stripped outer tag and an inner one
         { frame: { vlanTags: [{ id: 5 }, { id: 6 }] } }, // QinQ, both inline
+        // An ETH_P_IP socket's view of a VLAN-100 frame: tag cleared, marked for another host.
+        { frame: {}, pktType: PACKET_OTHERHOST },
+        // A unicast frame for another host (promiscuous mode) is no VLAN matter.
+        {
+          frame: { dst: ip('10.1.1.1'), dstMac: Uint8Array.of(2, 0, 0, 0, 0, 2) },
+          pktType: PACKET_OTHERHOST,
+        },
       ]);
       assert.equal(untagged.rule.packetsIn, 3);
       assert.equal(vlan100.rule.packetsIn, 3);
       const drops = checkedDrops(r.counters);
-      assert.deepEqual(drops, { other_vlan: 1, no_rule: 2, too_many_vlan_tags: 2 });
+      assert.deepEqual(drops, { other_vlan: 2, no_rule: 3, too_many_vlan_tags: 2 });
       assert.equal(r.counters.forwarded, 6);
     } finally {
       r.close();
