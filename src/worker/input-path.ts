@@ -174,6 +174,9 @@ export class InputPath {
    *   source is a host address → own_source; no attached output → no_output;
    *   every output's copy would leave with TTL 0 → ttl_expired; else forwarded.
    * From the rule lookup on, the rule counts the frame in packetsIn/bytesIn.
+   * Costs (bench/worker-decisions.ts, this 2-vCPU VM, medians): a frame that ends before any
+   * copy, parse and slot hand-back included, about 60 ns; the VLAN check about 2 ns of that; a
+   * source that changes every frame +5 ns; TTL and TOS about 1.3 ns per output.
    */
   drain(): boolean {
     const { words, halfWords, bytes, frameSize, frameCount, region } = this.ring;
@@ -229,7 +232,8 @@ export class InputPath {
         // report: when no VLAN device takes the frame, the kernel clears the tag before it
         // hands the frame to protocol sockets (ETH_P_IP) and marks it PACKET_OTHERHOST if its
         // VLAN id was not 0. A multicast frame marked so was tagged, with a VLAN unknown here:
-        // other_vlan, never relayed as untagged (one byte read per frame).
+        // other_vlan, never relayed as untagged (one byte read per frame; the VLAN check in all
+        // costs about 2 ns).
         let tags = parsed.vlanCount;
         let vlan: number;
         if ((status & TP_STATUS_VLAN_VALID) !== 0) {
@@ -263,6 +267,7 @@ export class InputPath {
         rule.packetsIn++;
         rule.bytesIn += parsed.payloadLength;
         // A frame from one of this host's addresses is a loop: never relay it, whatever its TTL.
+        // One Set lookup (~5 ns) when the source differs from the previous frame's, else none.
         const source = parsed.srcAddr | 0;
         if (source !== lastSource) {
           lastSource = source;
@@ -280,7 +285,8 @@ export class InputPath {
           continue;
         }
         // Per copy, as a router would: TTL one less than the input's (capped by the output),
-        // or the output's fixed TTL; the input's ECN always, its DSCP unless the output sets one.
+        // or the output's fixed TTL; the input's ECN always, its DSCP unless the output sets one
+        // (about 1.3 ns per output).
         const ttlLeft = parsed.ttl - 1;
         const ecn = parsed.ecn;
         const inputTos = (parsed.dscp << 2) | ecn;
