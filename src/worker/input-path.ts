@@ -369,8 +369,12 @@ export class InputPath {
    *      equals the old ring's last frames (findOverlap). A skipped frame the old ring had cut
    *      short (it did not fit the old slots: counted oversize there) is relayed from the new
    *      ring instead, and its oversize count is taken back.
-   * Steps 2 and 4 each wait for an RCU grace period in the kernel (5-16 ms measured here), during
-   * which nothing reads either ring: both must hold that much traffic. The supervisor must have
+   * Both kernel facts (the empty new ring; release at munmap, mid-stream) are checked on this
+   * kernel (6.18) by test/unit/worker-input-handover.test.ts, with /proc/net/packet showing the
+   * socket gone only after the munmap. Steps 2 and 4 each wait for an RCU grace period in the
+   * kernel (5-16 ms measured here), during which nothing reads either ring: both must hold that
+   * much traffic, or they drop (counted in ringDrops; the handover then skips what it can match
+   * and relays the rest, never twice). The supervisor must have
    * closed its copy of the old socket before this runs. Skipped frames are not counted again:
    * framesSeen grows by each frame once. If the new ring cannot be set up, this throws with
    * nothing changed (the old socket stays in use).
