@@ -7,12 +7,15 @@ import {
 } from '../packet/egress-header.js';
 import type { OutputCounters } from '../protocol/control-api.js';
 import type { RawEgressSpec, WorkerOutput } from '../protocol/worker-messages.js';
-import { EINTR, IPPROTO_IP, IP_TTL, MSG_DONTWAIT } from '../sys/constants.js';
+import { EINTR, IPPROTO_IP, IP_MULTICAST_TTL, IP_TOS, IP_TTL, MSG_DONTWAIT } from '../sys/constants.js';
 import { errnoName } from '../sys/errors.js';
 import { allocateNative, type NativeMemory, type Region } from '../sys/libc.js';
 import { MessageBatch } from '../sys/message-batch.js';
-import { closeFd, setIntOption, setMulticastTtl, setTypeOfService } from '../sys/socket.js';
+import { closeFd, trySetIntOption } from '../sys/socket.js';
 import type { WorkerCounterSet } from './worker-counters.js';
+
+/** After the socket path adjusted its socket, batches before it may again (see SocketPath). */
+const ADAPT_PAUSE_BATCHES = 8;
 
 /** Header slots are 64 bytes apart (the header is 52): one cache line each. */
 const HEADER_STRIDE = 64;
@@ -89,9 +92,11 @@ class RawPath {
  * 2-2.5 µs (a TOS change also drops the cached route): once per change, it is paid back within
  * a batch.
  * So the socket carries the values most copies need, and only a copy that differs carries a
- * control message. After each send: when at least half the batch needed options, all of them
- * the same values (the flow's TTL or DSCP moved), the socket is set to those values (three
- * setsockopt calls, once per change; interleaved flows with different values never trigger it).
+ * control message. After each send, when at least 3/4 of the batch needed options (the flow's
+ * TTL or DSCP moved), the socket is set to the last such copy's values: up to three setsockopt
+ * calls, no allocation. Then it waits ADAPT_PAUSE_BATCHES batches before it may move again, so
+ * several interleaved flows that never agree cost at most one adjustment per pause (two flows
+ * half and half settle at once: the socket matches one of them).
  */
 class SocketPath {
   fd = -1;
@@ -99,11 +104,12 @@ class SocketPath {
   /** What the socket applies to a copy without options; -1: unknown (every copy says its own). */
   private ttl = -1;
   private tos = -1;
-  /** Messages of this batch that carry options; whether those differ among themselves. */
+  /** Messages of this batch that carry options, and the values of the last of them. */
   private withOptions = 0;
-  private mixed = false;
   private optionTtl = 0;
   private optionTos = 0;
+  /** Batches to go before the socket may be adjusted again. */
+  private pause = 0;
 
   constructor(capacity: number) {
     this.batch = new MessageBatch(capacity, 1, true);
@@ -114,6 +120,7 @@ class SocketPath {
     this.fd = fd;
     this.ttl = -1;
     this.tos = -1;
+    this.pause = 0;
     this.setDefaults(ttl, tos);
   }
 
@@ -122,7 +129,6 @@ class SocketPath {
     const ttlOption = ttl === this.ttl ? 0 : ttl;
     const tosOption = tos === this.tos ? -1 : tos;
     if (ttlOption !== 0 || tosOption >= 0) {
-      if (this.withOptions > 0 && (ttl !== this.optionTtl || tos !== this.optionTos)) this.mixed = true;
       this.withOptions++;
       this.optionTtl = ttl;
       this.optionTos = tos;
@@ -132,10 +138,12 @@ class SocketPath {
 
   /** After a send: follow a flow whose values moved (see the class comment). */
   adapt(): void {
-    if (this.withOptions > 0 && !this.mixed && this.withOptions * 2 >= this.batch.count)
+    if (this.pause > 0) this.pause--;
+    else if (this.withOptions > 0 && this.withOptions * 4 >= this.batch.count * 3) {
       this.setDefaults(this.optionTtl, this.optionTos);
+      this.pause = ADAPT_PAUSE_BATCHES;
+    }
     this.withOptions = 0;
-    this.mixed = false;
   }
 
   /**
@@ -145,24 +153,12 @@ class SocketPath {
    */
   private setDefaults(ttl: number, tos: number): void {
     if (ttl !== this.ttl) {
-      this.ttl = -1;
-      try {
-        setMulticastTtl(this.fd, ttl);
-        setIntOption(this.fd, IPPROTO_IP, IP_TTL, ttl, `IP_TTL ${ttl}`);
-        this.ttl = ttl;
-      } catch {
-        // stays unknown
-      }
+      const refused =
+        trySetIntOption(this.fd, IPPROTO_IP, IP_MULTICAST_TTL, ttl) ||
+        trySetIntOption(this.fd, IPPROTO_IP, IP_TTL, ttl);
+      this.ttl = refused ? -1 : ttl;
     }
-    if (tos !== this.tos) {
-      this.tos = -1;
-      try {
-        setTypeOfService(this.fd, tos);
-        this.tos = tos;
-      } catch {
-        // stays unknown
-      }
-    }
+    if (tos !== this.tos) this.tos = trySetIntOption(this.fd, IPPROTO_IP, IP_TOS, tos) ? -1 : tos;
   }
 
   detach(): void {

@@ -153,6 +153,19 @@ function mixed(): Scenario {
   };
 }
 
+/**
+ * Four sources whose copies never agree on TOS, on the socket path: three in four copies need
+ * options whatever the socket is set to, so the socket is adjusted after every pause.
+ */
+function disagreeing(): Scenario {
+  return {
+    rules: [{ rule: rule('r', 0, '239.7.7.7', [workerOutput('sink')]), outputs: ['socket'] }],
+    frames: [8, 16, 24, 32].map((dscp, k) => frame('239.7.7.7', { dscp, src: `203.0.113.${k + 1}` })),
+    hostAddresses: [],
+    outcomes: new Map([[FORWARDED, 4]]),
+  };
+}
+
 function rawSpec(group: number): { template: string; mtu: number } {
   const template = new Uint8Array(EGRESS_HEADER_SIZE);
   writeEgressTemplate(template, 0, {
@@ -252,4 +265,5 @@ if (isRoot && !inPrivateNetns) {
   measure('one flow, raw path', plain(1));
   measure('four interleaved flows, raw path', plain(4));
   measure('VLANs, loops, TTL and TOS per copy, both paths', mixed());
+  measure('socket path following flows that never agree', disagreeing());
 }
