@@ -14,7 +14,10 @@ import {
 /**
  * The header the raw egress path puts in front of each payload: a virtio_net_hdr (which asks the
  * device or kernel to compute the UDP checksum), then Ethernet, IPv4 and UDP. One template per
- * output; per packet only the lengths, the IP id and the two checksums change.
+ * output; per packet the lengths, the IP id, the TTL, the TOS byte and the two checksums change.
+ * The TTL and TOS a template is written with mean nothing: every copy gets its own (the input's
+ * TTL less one, capped by the output; the input's or the output's DSCP with the input's ECN),
+ * and egressSums leaves both bytes out of the fixed sum.
  */
 export const VNET_HEADER_SIZE = 10;
 export const EGRESS_HEADER_SIZE =
@@ -35,6 +38,7 @@ export interface EgressHeaderFields {
   /** A multicast group: the destination MAC is derived from it. */
   group: number;
   port: number;
+  /** Placeholders: patchEgressHeader writes each copy's TTL and TOS. */
   ttl: number;
   dscp: number;
 }
@@ -66,8 +70,8 @@ export function writeEgressTemplate(bytes: Uint8Array, offset: number, f: Egress
 
 /**
  * The ones'-complement sums of a template's fixed parts, computed once per output so the
- * per-packet checksums cost a few additions: the IPv4 header without total length, id and
- * checksum; and the UDP pseudo-header without its length.
+ * per-packet checksums cost a few additions: the IPv4 header without total length, id,
+ * checksum, TOS and TTL; and the UDP pseudo-header without its length.
  */
 export interface EgressSums {
   ipFixed: number;
@@ -78,7 +82,12 @@ export function egressSums(bytes: Uint8Array, offset: number): EgressSums {
   let ip = 0;
   for (let i = 0; i < IPV4_MIN_HEADER_SIZE; i += 2) {
     if (i === 2 || i === 4 || i === 10) continue; // total length, id, checksum
-    ip += (bytes[offset + IP + i]! << 8) | bytes[offset + IP + i + 1]!;
+    const word = (bytes[offset + IP + i]! << 8) | bytes[offset + IP + i + 1]!;
+    if (i === 0)
+      ip += word & 0xff00; // version and IHL; the TOS byte is per packet
+    else if (i === 8)
+      ip += word & 0x00ff; // protocol; the TTL byte is per packet
+    else ip += word;
   }
   let pseudo = IP_PROTO_UDP;
   for (let i = 12; i < 20; i += 2) pseudo += (bytes[offset + IP + i]! << 8) | bytes[offset + IP + i + 1]!;
@@ -86,25 +95,32 @@ export function egressSums(bytes: Uint8Array, offset: number): EgressSums {
 }
 
 /**
- * Fills in one packet's variable fields in a header slot that holds the template. About ten
- * byte writes and two folded sums: no allocation. The UDP checksum field gets the pseudo-header
- * sum, as CHECKSUM_PARTIAL wants; the device (or kernel) completes it over header and payload.
+ * Fills in one packet's variable fields in a header slot that holds the template: TOS, total
+ * length, id, TTL, header checksum, UDP length and pseudo-header sum. About a dozen byte writes
+ * and two folded sums: no allocation. `ttl` 1-255 and `tos` 0-255 (DSCP << 2 | ECN) go into the
+ * checksum as the words they share with the template's fixed bytes. The UDP checksum field gets
+ * the pseudo-header sum, as CHECKSUM_PARTIAL wants; the device (or kernel) completes it over
+ * header and payload.
  */
 export function patchEgressHeader(
   bytes: Uint8Array,
   offset: number,
   payloadLength: number,
   ipId: number,
+  ttl: number,
+  tos: number,
   sums: EgressSums,
 ): void {
   const udpLength = UDP_HEADER_SIZE + payloadLength;
   const totalLength = IPV4_MIN_HEADER_SIZE + udpLength;
   const ip = offset + IP;
+  bytes[ip + 1] = tos;
   bytes[ip + 2] = totalLength >>> 8;
   bytes[ip + 3] = totalLength & 0xff;
   bytes[ip + 4] = ipId >>> 8;
   bytes[ip + 5] = ipId & 0xff;
-  let sum = sums.ipFixed + totalLength + ipId;
+  bytes[ip + 8] = ttl;
+  let sum = sums.ipFixed + totalLength + ipId + (ttl << 8) + tos;
   sum = (sum & 0xffff) + (sum >>> 16);
   sum = (sum & 0xffff) + (sum >>> 16);
   const check = ~sum & 0xffff;

@@ -1,4 +1,4 @@
-import { AF_INET } from './constants.js';
+import { AF_INET, IPPROTO_IP, IP_TOS, IP_TTL } from './constants.js';
 import { allocateNative, lastErrno, libc, type NativeMemory, type Region } from './libc.js';
 
 // struct mmsghdr on 64-bit Linux: msghdr (56 bytes) + msg_len (u32) + padding = 64.
@@ -8,7 +8,20 @@ const MSG_NAME = 0;
 const MSG_NAMELEN = 8;
 const MSG_IOV = 16;
 const MSG_IOVLEN = 24;
+const MSG_CONTROL = 32;
+const MSG_CONTROLLEN = 40;
 const MSG_LEN = 56;
+
+// struct cmsghdr: cmsg_len (size_t) @0, cmsg_level (int) @8, cmsg_type (int) @12, data @16.
+const CMSG_LEVEL = 8;
+const CMSG_TYPE = 12;
+const CMSG_DATA = 16;
+/** CMSG_LEN(sizeof(int)): what cmsg_len says for an int option. */
+const CMSG_LEN_INT = 20;
+/** CMSG_SPACE(sizeof(int)): where the next control message starts. */
+const CMSG_SPACE_INT = 24;
+/** Per message: an IP_TTL control message, then an IP_TOS one. */
+const IP_OPTIONS_CONTROL_SIZE = 2 * CMSG_SPACE_INT;
 
 /** struct sockaddr_in: family (u16), port (u16, network order), address (u32, network order), zero. */
 export const SOCKADDR_IN_SIZE = 16;
@@ -69,11 +82,20 @@ export class MessageBatch {
   private readonly iovWordBase: number;
 
   private readonly iovecsPerMessage: number;
+  /** Byte offset of message 0's control area (IP options), or -1 when the batch has none. */
+  private readonly controlBase: number;
 
-  constructor(capacity: number, iovecsPerMessage: 1 | 2 = 1) {
+  /**
+   * `ipOptions`: each message gets room for an IP_TTL and an IP_TOS control message (48 bytes,
+   * written once here; per packet only the values and msg_control/msg_controllen change), for
+   * addWithIpOptions.
+   */
+  constructor(capacity: number, iovecsPerMessage: 1 | 2 = 1, ipOptions = false) {
     this.capacity = capacity;
     this.iovecsPerMessage = iovecsPerMessage;
-    this.memory = allocateNative(capacity * (MMSGHDR_SIZE + IOVEC_SIZE * iovecsPerMessage));
+    const iovBytes = capacity * (MMSGHDR_SIZE + IOVEC_SIZE * iovecsPerMessage);
+    this.controlBase = ipOptions ? iovBytes : -1;
+    this.memory = allocateNative(iovBytes + (ipOptions ? capacity * IP_OPTIONS_CONTROL_SIZE : 0));
     this.words = new Uint32Array(
       this.memory.bytes.buffer,
       this.memory.bytes.byteOffset,
@@ -88,6 +110,17 @@ export class MessageBatch {
       const iovOffset = capacity * MMSGHDR_SIZE + i * IOVEC_SIZE * iovecsPerMessage;
       this.memory.region.writeAddress(this.words, m + MSG_IOV / 4, iovOffset);
       this.words[m + MSG_IOVLEN / 4] = iovecsPerMessage;
+      if (ipOptions) {
+        const c = (this.controlBase + i * IP_OPTIONS_CONTROL_SIZE) / 4;
+        for (const [at, type] of [
+          [c, IP_TTL],
+          [c + CMSG_SPACE_INT / 4, IP_TOS],
+        ] as const) {
+          this.words[at] = CMSG_LEN_INT; // cmsg_len: size_t, high half stays 0
+          this.words[at + CMSG_LEVEL / 4] = IPPROTO_IP;
+          this.words[at + CMSG_TYPE / 4] = type;
+        }
+      }
     }
   }
 
@@ -100,6 +133,37 @@ export class MessageBatch {
     region.writeAddress(this.words, w, offset);
     this.words[w + 2] = length;
     this.count++;
+  }
+
+  /**
+   * Like add, with per-message IP options as control messages (a batch made with ipOptions):
+   * `ttl` 1-255 becomes an IP_TTL control message, 0 leaves the socket's TTL; `tos` 0-255 an
+   * IP_TOS one, -1 leaves the socket's. The kernel takes either for UDP (ip_cmsg_send). Costs a
+   * few word writes here; what it costs the kernel is in bench/egress-cmsg.ts.
+   */
+  addWithIpOptions(region: Region, offset: number, length: number, ttl: number, tos: number): void {
+    if (this.controlBase < 0) throw new Error('this batch was made without room for IP options');
+    const m = (this.count * MMSGHDR_SIZE) / 4;
+    if (ttl === 0 && tos < 0) {
+      this.words[m + MSG_CONTROLLEN / 4] = 0; // msg_control is ignored when its length is 0
+    } else {
+      const control = this.controlBase + this.count * IP_OPTIONS_CONTROL_SIZE;
+      const c = control / 4;
+      let start = 0;
+      let controlLength = 0;
+      if (ttl !== 0) {
+        this.words[c + CMSG_DATA / 4] = ttl;
+        controlLength = CMSG_SPACE_INT;
+      }
+      if (tos >= 0) {
+        this.words[c + (CMSG_SPACE_INT + CMSG_DATA) / 4] = tos;
+        if (ttl === 0) start = CMSG_SPACE_INT;
+        controlLength += CMSG_SPACE_INT;
+      }
+      this.memory.region.writeAddress(this.words, m + MSG_CONTROL / 4, control + start);
+      this.words[m + MSG_CONTROLLEN / 4] = controlLength; // size_t: the high half stays 0
+    }
+    this.add(region, offset, length);
   }
 
   /**

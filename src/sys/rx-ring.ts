@@ -8,12 +8,30 @@ export const TP_STATUS_KERNEL = 0;
 export const TP_STATUS_USER = 1;
 export const TP_STATUS_COPY = 2;
 export const TP_STATUS_LOSING = 4;
+/**
+ * The kernel took the frame's outer 802.1Q/802.1ad tag off before any packet socket saw it (it
+ * always does, in __netif_receive_skb_core, or the NIC did) and put it in tp_vlan_tci.
+ */
+export const TP_STATUS_VLAN_VALID = 0x10;
+/** tp_vlan_tpid holds the stripped tag's TPID (0x8100 or 0x88a8). */
+export const TP_STATUS_VLAN_TPID_VALID = 0x40;
 /** Byte offsets in a slot. */
 export const TP2_STATUS = 0;
 export const TP2_LEN = 4;
 export const TP2_SNAPLEN = 8;
 export const TP2_MAC = 12;
 export const TP2_NET = 14;
+/** u16: the stripped tag's TCI (priority 3 bits, DEI 1, VLAN id 12), valid with TP_STATUS_VLAN_VALID. */
+export const TP2_VLAN_TCI = 24;
+/** u16: the stripped tag's TPID, valid with TP_STATUS_VLAN_TPID_VALID. */
+export const TP2_VLAN_TPID = 26;
+/**
+ * u8: sll_pkttype of the struct sockaddr_ll the kernel writes after the header (at
+ * TPACKET_ALIGN(32) = 32; the field is 10 bytes into it).
+ */
+export const TP2_SLL_PKTTYPE = 32 + 10;
+/** sll_pkttype: addressed to another host at L2 (see InputPath on VLAN tags). */
+export const PACKET_OTHERHOST = 3;
 /** Header (32) aligned + sockaddr_ll (20): where the kernel may start packet data. */
 export const TPACKET2_HDRLEN = 52;
 

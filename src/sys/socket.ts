@@ -49,6 +49,17 @@ export function setIntOption(fd: number, level: number, name: number, value: num
   setOption(fd, level, name, buf, what);
 }
 
+const intValue = new Int32Array(1);
+
+/**
+ * setsockopt with an int value for code that runs while packets flow (a worker adjusting an
+ * output socket): no allocation, no exception; returns 0 or the errno.
+ */
+export function trySetIntOption(fd: number, level: number, name: number, value: number): number {
+  intValue[0] = value;
+  return (libc.setsockopt(fd, level, name, intValue, 4) as number) < 0 ? lastErrno() : 0;
+}
+
 export function getOption(fd: number, level: number, name: number, size: number, what: string): Uint8Array {
   const buf = new Uint8Array(size);
   const len = new Uint32Array([size]);

@@ -1,36 +1,72 @@
 import type { RuleCounters } from '../protocol/control-api.js';
 import type { WorkerRule } from '../protocol/worker-messages.js';
+import type { RuleFingerprint } from '../rules/ruleset-hash.js';
 import type { OutputPath } from './output-path.js';
 
-/** A rule compiled for the hot path: its counters and the outputs each matching packet is copied to. */
+/**
+ * A rule compiled for the hot path: its input key, its counters, every output (attached or not:
+ * their counters live as long as the rule) and the outputs that have sockets, which are the
+ * ones the hot loop copies to.
+ */
 export class ForwardingRule {
   readonly id: string;
-  /** What the supervisor sent, kept for the ruleset hash. */
-  readonly descriptor: WorkerRule;
   readonly inputInterface: string;
-  /** group * 65536 + port: identifies the rule's flow on its input. */
-  readonly key: number;
+  /** VLAN id the frames must carry; 0: untagged (or priority-tagged) frames only. */
+  readonly vlan: number;
+  readonly group: number;
   /** The group as a signed 32-bit number: a small integer to V8, so looking it up allocates nothing. */
   readonly groupKey: number;
   readonly port: number;
-  readonly outputs: OutputPath[];
+  /** Identifies the rule's flow on its input: (VLAN, group, port). */
+  readonly key: string;
+  /** Every output in the rule's order. */
+  readonly outputs: readonly OutputPath[];
+  /** The attached outputs, in rule order; rebuilt by refreshLive when one attaches or detaches. */
+  live: OutputPath[] = [];
   packetsIn = 0;
   bytesIn = 0;
+  /** Matched frames not relayed at all, by reason (RuleCounters.drops). */
+  ownSource = 0;
+  ttlExpired = 0;
+  noOutput = 0;
 
-  constructor(rule: WorkerRule, outputs: OutputPath[]) {
+  constructor(rule: WorkerRule, outputs: readonly OutputPath[]) {
     this.id = rule.id;
-    this.descriptor = rule;
     this.inputInterface = rule.inputInterface;
-    this.key = forwardingKey(rule.inputGroup, rule.inputPort);
+    this.vlan = rule.inputVlan;
+    this.group = rule.inputGroup;
     this.groupKey = groupKey(rule.inputGroup);
     this.port = rule.inputPort;
+    this.key = forwardingKey(rule.inputVlan, rule.inputGroup, rule.inputPort);
     this.outputs = outputs;
+    this.refreshLive();
+  }
+
+  refreshLive(): void {
+    this.live = this.outputs.filter((o) => o.attached);
+  }
+
+  /** What the ruleset hash covers, from what the worker holds now (attachments included). */
+  fingerprint(): RuleFingerprint {
+    return {
+      id: this.id,
+      inputInterface: this.inputInterface,
+      inputVlan: this.vlan,
+      inputGroup: this.group,
+      inputPort: this.port,
+      outputs: this.outputs.map((o) => ({ label: o.label, attached: o.attached })),
+    };
   }
 
   snapshot(): RuleCounters {
+    const drops: Record<string, number> = {};
+    if (this.ownSource > 0) drops.own_source = this.ownSource;
+    if (this.ttlExpired > 0) drops.ttl_expired = this.ttlExpired;
+    if (this.noOutput > 0) drops.no_output = this.noOutput;
     return {
       packetsIn: this.packetsIn,
       bytesIn: this.bytesIn,
+      drops,
       outputs: this.outputs.map((o) => o.snapshot()),
     };
   }
@@ -40,8 +76,9 @@ export class ForwardingRule {
   }
 }
 
-export function forwardingKey(group: number, port: number): number {
-  return group * 65536 + port;
+/** "100/4009820417/5000": a rule's flow, for maps that are not on the per-packet path. */
+export function forwardingKey(vlan: number, group: number, port: number): string {
+  return `${vlan}/${group >>> 0}/${port}`;
 }
 
 /**

@@ -1,61 +1,141 @@
 import type { WorkerCounters } from '../protocol/control-api.js';
 import { DROP_REASON_COUNT, DropReason, dropReasonName } from '../packet/frame.js';
 
-/** Worker-level outcomes beyond the parser's reasons. */
-export const OVERSIZE = DROP_REASON_COUNT; // the frame did not fit its ring slot (snaplen < len)
+/**
+ * What happened to a frame taken from a ring: one outcome code per frame. Code 0 is forwarded;
+ * the parser's DropReason codes follow as they are; then the worker's own reasons.
+ */
+export const FORWARDED = DropReason.OK;
+/** The frame did not fit its ring slot (snaplen < len). */
+export const OVERSIZE = DROP_REASON_COUNT;
+/** No rule for this (VLAN, group, port) on the input. */
 export const NO_RULE = DROP_REASON_COUNT + 1;
+/** Tagged with a VLAN that no rule of this input names. */
+export const OTHER_VLAN = DROP_REASON_COUNT + 2;
+/** The rule matched, but none of its outputs has sockets. */
+export const NO_OUTPUT = DROP_REASON_COUNT + 3;
+/** Sent from one of this host's addresses: a loop (the relay's own copies coming back). */
+export const OWN_SOURCE = DROP_REASON_COUNT + 4;
+/** No output could send a copy with a TTL of at least 1. */
+export const TTL_EXPIRED = DROP_REASON_COUNT + 5;
 /** Frames a dead worker left in a ring it shared with us: released unprocessed after a restart. */
-export const WORKER_RESTART = DROP_REASON_COUNT + 2;
-const OUTCOME_COUNT = DROP_REASON_COUNT + 3;
+export const WORKER_RESTART = DROP_REASON_COUNT + 6;
+/**
+ * Two or more VLAN tags (QinQ), counting the one the kernel stripped. The same code as the
+ * parser's (three inline tags), so one name is one reason in one bucket.
+ */
+export const TOO_MANY_VLAN_TAGS = DropReason.TOO_MANY_VLAN_TAGS;
+const OUTCOME_COUNT = DROP_REASON_COUNT + 7;
+
+/** The buckets of WorkerCounters whose sum is framesSeen. */
+type Bucket =
+  'forwarded' | 'noRule' | 'notIpv4Udp' | 'malformed' | 'fragments' | 'filtered' | 'workerRestart';
+
+/** Every parser reason in exactly one bucket: the type demands each name once, no more. */
+const PARSER_BUCKETS: Record<Exclude<keyof typeof DropReason, 'OK'>, Bucket> = {
+  NOT_IPV4: 'notIpv4Udp',
+  NOT_UDP: 'notIpv4Udp',
+  FRAGMENT: 'fragments',
+  TRUNCATED_ETHERNET: 'malformed',
+  // Policy, not damage: the relay does not take QinQ apart (see TOO_MANY_VLAN_TAGS).
+  TOO_MANY_VLAN_TAGS: 'filtered',
+  TRUNCATED_IPV4: 'malformed',
+  BAD_IPV4_VERSION: 'malformed',
+  BAD_IPV4_HEADER_LENGTH: 'malformed',
+  BAD_IPV4_TOTAL_LENGTH: 'malformed',
+  BAD_IPV4_CHECKSUM: 'malformed',
+  TRUNCATED_UDP: 'malformed',
+  BAD_UDP_LENGTH: 'malformed',
+};
+
+/** The worker's own outcomes: code, stable name (metrics, logs) and bucket. */
+const WORKER_OUTCOMES: readonly (readonly [number, string, Bucket])[] = [
+  [FORWARDED, 'forwarded', 'forwarded'],
+  [OVERSIZE, 'oversize', 'malformed'],
+  [NO_RULE, 'no_rule', 'noRule'],
+  [OTHER_VLAN, 'other_vlan', 'noRule'],
+  [NO_OUTPUT, 'no_output', 'noRule'],
+  [OWN_SOURCE, 'own_source', 'filtered'],
+  [TTL_EXPIRED, 'ttl_expired', 'filtered'],
+  [WORKER_RESTART, 'worker_restart', 'workerRestart'],
+];
+
+interface Outcome {
+  readonly name: string;
+  readonly bucket: Bucket;
+}
 
 /**
- * The worker's own counters. Every frame taken from a ring lands in exactly one outcome:
- * forwarded (it matched a rule) or one drop reason. Plain numbers in a typed array: no allocation.
+ * Index: outcome code. Built once from the two lists above and checked at load: every code has
+ * exactly one entry, so every counted frame is in exactly one bucket and framesSeen, the sum of
+ * all outcomes, equals the sum of the buckets by construction.
+ */
+export const OUTCOMES: readonly Outcome[] = ((): Outcome[] => {
+  const table = new Array<Outcome | undefined>(OUTCOME_COUNT);
+  const put = (code: number, outcome: Outcome): void => {
+    if (table[code] !== undefined) throw new Error(`outcome ${code} is listed twice`);
+    table[code] = outcome;
+  };
+  for (const [key, bucket] of Object.entries(PARSER_BUCKETS)) {
+    const code = DropReason[key as keyof typeof PARSER_BUCKETS];
+    put(code, { name: dropReasonName(code), bucket });
+  }
+  for (const [code, name, bucket] of WORKER_OUTCOMES) put(code, { name, bucket });
+  const names = new Set<string>();
+  return table.map((outcome, code) => {
+    if (outcome === undefined) throw new Error(`outcome ${code} has no bucket`);
+    if (names.has(outcome.name)) throw new Error(`outcome name ${outcome.name} is used twice`);
+    names.add(outcome.name);
+    return outcome;
+  });
+})();
+
+/**
+ * The worker's own counters. Every frame taken from a ring lands in exactly one outcome: a
+ * count in a typed array indexed by code, so counting allocates nothing.
  */
 export class WorkerCounterSet {
-  framesSeen = 0;
-  forwarded = 0;
+  /** Index: an outcome code (FORWARDED, a DropReason code, OVERSIZE, NO_RULE, …). */
+  readonly outcomes = new Float64Array(OUTCOME_COUNT);
   egressErrors = 0;
   ringDrops = 0;
-  /** Index: a DropReason code, OVERSIZE or NO_RULE. */
-  readonly drops = new Float64Array(OUTCOME_COUNT);
 
+  get forwarded(): number {
+    return this.outcomes[FORWARDED]!;
+  }
+
+  get framesSeen(): number {
+    let n = 0;
+    for (let code = 0; code < OUTCOME_COUNT; code++) n += this.outcomes[code]!;
+    return n;
+  }
+
+  /** Sums the outcomes by the table: no reason can land in two buckets, or in none. */
   snapshot(): WorkerCounters {
+    const buckets: Record<Bucket, number> = {
+      forwarded: 0,
+      noRule: 0,
+      notIpv4Udp: 0,
+      malformed: 0,
+      fragments: 0,
+      filtered: 0,
+      workerRestart: 0,
+    };
     const dropsByReason: Record<string, number> = {};
-    let malformed = 0;
-    for (let code = 1; code < OUTCOME_COUNT; code++) {
-      const n = this.drops[code]!;
-      if (n > 0) dropsByReason[outcomeName(code)] = n;
-      if (isMalformed(code)) malformed += n;
+    let framesSeen = 0;
+    for (let code = 0; code < OUTCOME_COUNT; code++) {
+      const n = this.outcomes[code]!;
+      const { name, bucket } = OUTCOMES[code]!;
+      framesSeen += n;
+      buckets[bucket] += n;
+      if (code !== FORWARDED && n > 0) dropsByReason[name] = n;
     }
     return {
-      framesSeen: this.framesSeen,
-      forwarded: this.forwarded,
-      notIpv4Udp: this.drops[DropReason.NOT_IPV4]! + this.drops[DropReason.NOT_UDP]!,
-      malformed,
-      fragments: this.drops[DropReason.FRAGMENT]!,
-      noRule: this.drops[NO_RULE]!,
+      framesSeen,
+      ...buckets,
       dropsByReason,
       egressErrors: this.egressErrors,
       ringDrops: this.ringDrops,
     };
   }
-}
-
-function outcomeName(code: number): string {
-  if (code === OVERSIZE) return 'oversize';
-  if (code === NO_RULE) return 'no_rule';
-  if (code === WORKER_RESTART) return 'worker_restart';
-  return dropReasonName(code);
-}
-
-function isMalformed(code: number): boolean {
-  return (
-    code !== DropReason.OK &&
-    code !== DropReason.NOT_IPV4 &&
-    code !== DropReason.NOT_UDP &&
-    code !== DropReason.FRAGMENT &&
-    code !== NO_RULE &&
-    code !== WORKER_RESTART
-  );
 }

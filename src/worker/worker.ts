@@ -15,10 +15,12 @@ import type { ReadableWatch } from '../sys/libc.js';
 import { setTimerSlack } from '../sys/short-sleep.js';
 import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
+import { HostAddresses } from './host-addresses.js';
 import { InputPath } from './input-path.js';
 import { OutputPath } from './output-path.js';
 import { ProcessHealth } from './process-health.js';
 import { ReadinessLoop } from './readiness-loop.js';
+import { ruleSockets } from './rule-sockets.js';
 import { WorkerCounterSet } from './worker-counters.js';
 
 const DEFAULT_SETTINGS: DataPlaneSettings = {
@@ -46,6 +48,7 @@ export class Worker {
   private readonly watch: ReadableWatch;
   private settings: DataPlaneSettings = DEFAULT_SETTINGS;
   private readonly counters = new WorkerCounterSet();
+  private readonly hostAddresses = new HostAddresses();
   private readonly health = new ProcessHealth();
   private readonly inputs = new Map<string, InputPath>();
   private readonly rules = new Map<string, ForwardingRule>();
@@ -82,7 +85,7 @@ export class Worker {
           this.restartStatsTimer();
           break;
         case 'input.attach':
-          this.attachInput(message.interface, message.mtu, fds[0]!);
+          this.attachInput(message.interface, message.mtu, this.oneFd(fds, message.type));
           break;
         case 'input.detach':
           this.detachInput(message.interface);
@@ -93,14 +96,21 @@ export class Worker {
         case 'rule.remove':
           this.removeRule(message.id);
           break;
-        case 'output.replace':
-          this.replaceOutput(message.ruleId, message.index, fds, message.egress);
+        case 'output.attach':
+          this.attachOutput(message.ruleId, message.index, fds, message.egress);
+          break;
+        case 'output.detach':
+          this.detachOutput(message.ruleId, message.index);
+          break;
+        case 'host.addresses':
+          this.hostAddresses.replace(message.addresses);
+          this.log.info({ addresses: this.hostAddresses.size }, 'host addresses replaced');
           break;
         case 'stats.request':
           this.sendStats(message.requestId);
           break;
         case 'heartbeat':
-          this.rulesHash ??= rulesetHash([...this.rules.values()].map((r) => r.descriptor));
+          this.rulesHash ??= rulesetHash([...this.rules.values()].map((r) => r.fingerprint()));
           this.send({ type: 'heartbeat', seq: message.seq, rulesHash: this.rulesHash });
           break;
         case 'rules.reset':
@@ -123,9 +133,28 @@ export class Worker {
     }
   }
 
+  private oneFd(fds: number[], subject: string): number {
+    if (fds.length !== 1) throw new Error(`${subject} came with ${fds.length} descriptors, not 1`);
+    return fds[0]!;
+  }
+
+  /** A new input, or (the worker has this interface) a handover to a new socket. */
   private attachInput(interfaceName: string, mtu: number, fd: number): void {
-    this.detachInput(interfaceName);
-    const input = new InputPath(fd, interfaceName, mtu, this.settings, this.counters, this.loop);
+    const existing = this.inputs.get(interfaceName);
+    if (existing) {
+      const report = existing.handOver(fd, mtu);
+      this.log.info({ interface: interfaceName, mtu, ...report }, 'input handed over to a new socket');
+      return;
+    }
+    const input = new InputPath(
+      fd,
+      interfaceName,
+      mtu,
+      this.settings,
+      this.counters,
+      this.hostAddresses,
+      this.loop,
+    );
     this.inputs.set(interfaceName, input);
     for (const rule of this.rules.values()) if (rule.inputInterface === interfaceName) input.addRule(rule);
     this.log.info({ interface: interfaceName, mtu }, 'input attached');
@@ -139,30 +168,52 @@ export class Worker {
     this.log.info({ interface: interfaceName }, 'input detached');
   }
 
+  /** fds: see ruleSockets. */
   private addRule(rule: WorkerRule, fds: number[]): void {
-    const rawCount = rule.egress.filter((e) => e !== null).length;
-    if (fds.length !== rule.outputs.length + rawCount) {
-      throw new Error(
-        `rule ${rule.id} came with ${fds.length} sockets for ${rule.outputs.length} outputs and ${rawCount} raw paths`,
-      );
-    }
+    const sockets = ruleSockets(rule, fds);
     this.removeRule(rule.id);
-    let nextRaw = rule.outputs.length;
-    const outputs = rule.outputs.map((label, i) => {
-      const spec = rule.egress[i];
-      const raw = spec ? { fd: fds[nextRaw++]!, spec } : undefined;
-      return new OutputPath(fds[i]!, raw, label, this.settings.batchSize, this.counters);
-    });
+    const outputs: OutputPath[] = [];
+    try {
+      rule.outputs.forEach((spec, i) => {
+        const output = new OutputPath(spec, this.settings.batchSize, this.counters);
+        outputs.push(output);
+        const given = sockets[i];
+        if (given) output.attach(given.socketFd, given.raw);
+      });
+    } catch (err) {
+      // handle() closes every descriptor of the message; free only the native memory here.
+      for (const output of outputs) output.close(true);
+      throw err;
+    }
     const forwarding = new ForwardingRule(rule, outputs);
     this.rules.set(rule.id, forwarding);
     this.rulesHash = undefined;
     this.inputs.get(rule.inputInterface)?.addRule(forwarding);
   }
 
-  private replaceOutput(ruleId: string, index: number, fds: number[], egress: RawEgressSpec | null): void {
-    const output = this.rules.get(ruleId)?.outputs[index];
-    if (!output) throw new Error(`rule ${ruleId} has no output ${index} to replace`);
-    output.replace(fds[0]!, egress ? { fd: fds[1]!, spec: egress } : undefined);
+  private outputOf(ruleId: string, index: number): { rule: ForwardingRule; output: OutputPath } {
+    const rule = this.rules.get(ruleId);
+    const output = rule?.outputs[index];
+    if (!rule || !output) throw new Error(`rule ${ruleId} has no output ${index}`);
+    return { rule, output };
+  }
+
+  /** Gives an output sockets, or replaces the ones it has; its counters carry on. */
+  private attachOutput(ruleId: string, index: number, fds: number[], egress: RawEgressSpec | null): void {
+    const wanted = egress ? 2 : 1;
+    if (fds.length !== wanted)
+      throw new Error(`output.attach came with ${fds.length} descriptors, not ${wanted}`);
+    const { rule, output } = this.outputOf(ruleId, index);
+    output.attach(fds[0]!, egress ? { fd: fds[1]!, spec: egress } : undefined);
+    rule.refreshLive();
+    this.rulesHash = undefined;
+  }
+
+  private detachOutput(ruleId: string, index: number): void {
+    const { rule, output } = this.outputOf(ruleId, index);
+    output.detach();
+    rule.refreshLive();
+    this.rulesHash = undefined;
   }
 
   private removeRule(id: string): void {

@@ -119,3 +119,41 @@ test('addWithHeader: header and payload from two regions leave as one datagram',
     sink.close();
   }
 });
+
+test('addWithIpOptions: the kernel takes the IP_TTL and IP_TOS control messages as written', async () => {
+  const sink = await listener('127.0.0.1', 0);
+  const received: string[] = [];
+  collect(sink, received);
+  const fd = openUdpSocket('test');
+  connectIpv4(fd, LOOPBACK[0]!, sink.address().port);
+  const payload = allocateNative(8);
+  const batch = new MessageBatch(4, 1, true);
+  try {
+    payload.bytes.set(Buffer.from('abcd', 'latin1'));
+    // Neither, TTL only, TOS only, both: four layouts of msg_control, one call.
+    batch.addWithIpOptions(payload.region, 0, 1, 0, -1);
+    batch.addWithIpOptions(payload.region, 1, 1, 7, -1);
+    batch.addWithIpOptions(payload.region, 2, 1, 0, 0xb8);
+    batch.addWithIpOptions(payload.region, 3, 1, 255, 3);
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 4);
+    // A value the kernel refuses proves it read the option (ip_cmsg_send: TTL 1-255).
+    batch.count = 0;
+    batch.addWithIpOptions(payload.region, 0, 1, 256, -1);
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), -22); // EINVAL
+    // Reused slots: options of an earlier fill do not linger.
+    batch.count = 0;
+    batch.addWithIpOptions(payload.region, 0, 1, 0, -1);
+    assert.equal(batch.send(fd, 0, MSG_DONTWAIT), 1);
+    const deadline = Date.now() + 2000;
+    while (received.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(received, ['a', 'b', 'c', 'd', 'a']);
+    const plain = new MessageBatch(1);
+    assert.throws(() => plain.addWithIpOptions(payload.region, 0, 1, 1, 1), /without room/);
+    plain.free();
+  } finally {
+    closeFd(fd);
+    batch.free();
+    payload.free();
+    sink.close();
+  }
+});

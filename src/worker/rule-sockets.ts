@@ -1,0 +1,31 @@
+import type { RawEgressSpec, WorkerRule } from '../protocol/worker-messages.js';
+
+/** The sockets rule.add brought for one attached output. */
+export interface OutputSockets {
+  socketFd: number;
+  raw: { fd: number; spec: RawEgressSpec } | undefined;
+}
+
+/**
+ * Which descriptor of a rule.add belongs to which output: the UDP socket of each attached output
+ * in rule order, then the raw socket of each attached output that has an egress spec, in the
+ * same order. Detached outputs get none (undefined). Throws when the count does not add up, so
+ * no socket ends up on the wrong output.
+ */
+export function ruleSockets(rule: WorkerRule, fds: readonly number[]): (OutputSockets | undefined)[] {
+  const attached = rule.outputs.filter((o) => o.attached);
+  const rawCount = attached.filter((o) => o.egress !== null).length;
+  if (fds.length !== attached.length + rawCount) {
+    throw new Error(
+      `rule ${rule.id} came with ${fds.length} sockets for ${attached.length} attached outputs and ${rawCount} raw paths`,
+    );
+  }
+  let nextSocket = 0;
+  let nextRaw = attached.length;
+  return rule.outputs.map((output) => {
+    if (!output.attached) return undefined;
+    const socketFd = fds[nextSocket++]!;
+    const raw = output.egress ? { fd: fds[nextRaw++]!, spec: output.egress } : undefined;
+    return { socketFd, raw };
+  });
+}
