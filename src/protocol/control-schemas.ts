@@ -16,7 +16,7 @@ const output = {
     interface: { type: 'string' },
     ttl: { type: 'integer' },
     fixedTtl: { type: 'integer' },
-    dscp: { type: ['integer', 'string'] },
+    dscp: { anyOf: [{ type: 'integer' }, { type: 'string' }] },
     mode: { type: 'string' },
   },
 };

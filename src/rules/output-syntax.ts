@@ -32,7 +32,12 @@ function parseOutput(item: string, field: string): OutputRequest {
     }
   }
   if (item === '' || positional.length < 2 || positional.length > 4) throw syntaxError(field, item);
-  const [group, portText, iface, mode] = positional as [string, string, string | undefined, string | undefined];
+  const [group, portText, iface, mode] = positional as [
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+  ];
   const request: OutputRequest = {
     group,
     port: parseNumber(portText, `${field}.port`, 'E_INVALID_PORT', 'is not a UDP port (1-65535)'),

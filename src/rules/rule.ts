@@ -81,7 +81,12 @@ export const MAX_OUTPUTS_PER_RULE = 64;
  * The rule id for an input tuple: "r-" and 12 hex digits of a SHA-256 over the tuple. The VLAN
  * is only part of it when the rule names one, so ids of untagged rules stay as they always were.
  */
-export function ruleIdFor(inputInterface: string, inputGroup: number, inputPort: number, inputVlan = 0): string {
+export function ruleIdFor(
+  inputInterface: string,
+  inputGroup: number,
+  inputPort: number,
+  inputVlan = 0,
+): string {
   const vlan = inputVlan === 0 ? '' : `|vlan ${inputVlan}`;
   const tuple = `${inputInterface}|${ipv4ToString(inputGroup)}|${inputPort}${vlan}`;
   return `r-${createHash('sha256').update(tuple).digest('hex').slice(0, 12)}`;

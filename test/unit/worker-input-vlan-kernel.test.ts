@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import { buildUdpFrame, type VlanTagOptions } from '../../src/packet/build.js';
 import { parseIpv4 } from '../../src/packet/ipv4-address.js';
-import { AF_PACKET, ETH_P_ALL, SOCK_RAW } from '../../src/sys/constants.js';
+import { AF_PACKET, ETH_P_ALL, ETH_P_IP, SOCK_RAW } from '../../src/sys/constants.js';
 import { interfaceIndex } from '../../src/sys/interfaces.js';
 import {
   bindPacketSocket,
@@ -45,6 +45,13 @@ const SETTINGS = {
   coalesceUs: 0,
   statsIntervalMs: 1000,
 };
+
+/** A packet socket bound to IPv4 only, as mcr's ingress once was. */
+function ipOnlySocket(ifindex: number): number {
+  const fd = openSocket(AF_PACKET, SOCK_RAW, 0, 'test ip only');
+  bindPacketSocket(fd, ifindex, ETH_P_IP, 'v1');
+  return fd;
+}
 
 function tagged(tags: VlanTagOptions[]): Uint8Array {
   return buildUdpFrame({
@@ -104,11 +111,13 @@ function tests(): void {
   ];
 
   test('the kernel strips the outer tag and reports it to ETH_P_ALL sockets; ETH_P_IP ones lose it', async () => {
-    const ipOnly = openIngressSocket(v1, 'v1');
+    const ipOnly = ipOnlySocket(v1);
     const all = openSocket(AF_PACKET, SOCK_RAW, 0, 'test all');
     bindPacketSocket(all, v1, ETH_P_ALL, 'v1');
+    const ingress = openIngressSocket(v1, 'v1');
     const ipRing = RxRing.attach(ipOnly, ringGeometryFor(1500, SETTINGS.ringBytes));
     const allRing = RxRing.attach(all, ringGeometryFor(1500, SETTINGS.ringBytes));
+    const ingressRing = RxRing.attach(ingress, ringGeometryFor(1500, SETTINGS.ringBytes));
     const sender = openFrameSender(v0, 'v0');
     try {
       for (const f of frames) sendFrame(sender, f);
@@ -127,6 +136,11 @@ function tests(): void {
         [0x88a8, 10, 0x8100],
         'QinQ',
       );
+      // mcr's ingress socket (every protocol, filtered): the same four frames, nothing else.
+      assert.deepEqual(
+        slots(ingressRing).map((s) => [s.status & valid, s.tci, s.etherType]),
+        seen.map((s) => [s.status & valid, s.tci, s.etherType]),
+      );
       // ETH_P_IP (a protocol handler, delivered after the kernel looked for a VLAN device and
       // found none): the tag is gone from the header, and a frame of VLAN 100 is marked as for
       // another host. The QinQ frame is not IPv4 once its outer tag is off: never delivered.
@@ -141,8 +155,10 @@ function tests(): void {
       closeFd(sender);
       ipRing.detach();
       allRing.detach();
+      ingressRing.detach();
       closeFd(ipOnly);
       closeFd(all);
+      closeFd(ingress);
     }
   });
 
@@ -150,12 +166,9 @@ function tests(): void {
     test(`the worker over an ${binding} socket: VLAN rules by the stripped tag, or other_vlan`, async () => {
       const counters = new WorkerCounterSet();
       const sink = new Sink();
-      let fd: number;
-      if (binding === 'ETH_P_IP') fd = openIngressSocket(v1, 'v1');
-      else {
-        fd = openSocket(AF_PACKET, SOCK_RAW, 0, 'test all');
-        bindPacketSocket(fd, v1, ETH_P_ALL, 'v1'); // so that the QinQ frame arrives at all
-      }
+      // ETH_P_ALL is mcr's ingress socket (filtered to IPv4 and stacked tags); ETH_P_IP shows the
+      // safety net for a socket that loses the tag.
+      const fd = binding === 'ETH_P_IP' ? ipOnlySocket(v1) : openIngressSocket(v1, 'v1');
       const input = new InputPath(fd, 'v1', 1500, SETTINGS, counters, new HostAddresses(), {
         watch: () => ({ stop() {} }),
       });
