@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { frameArgs } from '../helpers/send-frames.js';
-import { RelayHost } from '../helpers/relay-host.js';
+import { listen, RelayHost } from '../helpers/relay-host.js';
 import { ROOT, sleep, Topology } from '../helpers/topology.js';
 
 // What a copy's IPv4 header carries, read off the wire with tshark: the input's DSCP and ECN
@@ -28,6 +28,9 @@ test('copies keep the input DSCP and ECN (or take the output’s DSCP) and carry
         '239.2.2.5:6000:out0:raw:fixed-ttl=30',
       ].join(','),
     );
+    // A socket on the unicast port, or the receiver answers ICMP port unreachable and the
+    // relay's next copy to it fails (ECONNREFUSED, counted).
+    const unicastReceiver = await listen(topo, 'eth0', unicast, 7000, 20);
     const capture = topo.start(topo.receiver, 'tshark', [
       ...[
         '-i',
@@ -59,7 +62,7 @@ test('copies keep the input DSCP and ECN (or take the output’s DSCP) and carry
     ]);
     assert.equal(r.code, 0, r.stderr);
     const { code } = await Promise.race([capture.exited, sleep(15000).then(() => ({ code: -1 }))]);
-    assert.equal(code, 0, `tshark: ${capture.stderr}`);
+    assert.equal(code, 0, `tshark: ${capture.stderr}\n${JSON.stringify(relay.stats().rules[0]!.counters)}`);
 
     const seen = new Map<string, Set<string>>();
     for (const line of capture.stdout.trim().split('\n')) {
@@ -78,6 +81,7 @@ test('copies keep the input DSCP and ECN (or take the output’s DSCP) and carry
     for (const [dst, header] of Object.entries(expected)) {
       assert.deepEqual([...(seen.get(dst) ?? [])], [header], `copies to ${dst}`);
     }
+    unicastReceiver.child.kill('SIGINT');
   } finally {
     topo.destroy();
   }
