@@ -142,8 +142,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
           'worker is not reading its channel; killing it',
         );
         this.child.kill('SIGKILL');
-      } else if (err instanceof SysError && err.code === 'EPIPE') {
-        // The worker has exited (at start-up, say) and its exit event has not been handled yet.
+      } else if (err instanceof SysError && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) {
+        // The worker has exited (at start-up, say) and its exit event has not been handled yet:
+        // EPIPE once its end is closed, ECONNRESET when it closed with messages unread.
         this.log.debug({ pid: this.pid, message: message.type }, 'worker is gone; message not sent');
       } else {
         this.log.warn({ err, message: message.type }, 'worker channel send failed');

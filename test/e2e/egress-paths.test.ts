@@ -123,7 +123,7 @@ test('auto picks raw on an Ethernet link; forcing raw where it cannot apply is r
       '-o',
       `${topo.receiverAddress(0)}:7000:out0:raw`,
     ]);
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 2, 'a raw unicast output cannot be valid: bad usage');
     assert.match(refused.stderr, /E_RAW_UNSUPPORTED: outputs\[0\]\.mode raw/);
     // A link without an IPv4 address cannot source packets: its outputs wait for one (raw or
     // auto alike), and take their path once it is there.

@@ -94,7 +94,7 @@ test('an input link taken down and up again resumes forwarding without restartin
     // The output link's address changes: its sockets are renewed, forwarding goes on.
     ip(['-n', topo.relay, 'addr', 'add', `10.${topo.net}.10.9/24`, 'dev', 'out0']);
     await waitFor('output sockets renewed', () =>
-      /output sockets renewed/.test(relay.daemon.stderr) ? true : undefined,
+      /output attached: out0 addresses/.test(relay.daemon.stderr) ? true : undefined,
     );
     const again = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 500);
     send(topo, '239.1.1.1', 5000, { rate: 2000, size: 300, count: 500 });

@@ -68,6 +68,8 @@ test('an output link created later (down, then an address, then up) starts recei
       ruleOf(relay, rule.id).outputs.map((o) => o.path),
       ['raw', 'raw'],
     );
+    // What operators see at a glance: each output's mode and path in use, TTL, DSCP and state.
+    assert.match(relay.mcrctl(['list']).stdout, /-> 239\.2\.2\.2:6000 out1 +auto: raw +≤16 +keep +active/);
 
     const both = await Promise.all([
       expectPackets(topo, 'eth0', '239.2.2.1', 6000, 500),

@@ -73,6 +73,7 @@ export class Topology {
     destroyOnInterrupt();
     try {
       this.build();
+      this.waitForCarrier();
     } catch (err) {
       this.destroy();
       throw err;
@@ -130,6 +131,28 @@ export class Topology {
       ip(['-n', this.receiver, 'addr', 'add', `10.${n}.${10 + i}.2/24`, 'dev', `eth${i}`]);
       ip(['-n', this.relay, 'link', 'set', `out${i}`, 'up']);
       ip(['-n', this.receiver, 'link', 'set', `eth${i}`, 'up']);
+    }
+  }
+
+  /**
+   * Waits until every link has its carrier: a new veth link is up at once but RUNNING only a
+   * moment later, and a relay started meanwhile would rightly show its input as down.
+   */
+  private waitForCarrier(): void {
+    const links: [string, string][] = [
+      [this.sender, 'eth0'],
+      [this.relay, 'in0'],
+      ...Array.from({ length: this.outputLinks }, (_, i): [string, string][] => [
+        [this.relay, `out${i}`],
+        [this.receiver, `eth${i}`],
+      ]).flat(),
+    ];
+    const deadline = Date.now() + 5000;
+    for (const [ns, link] of links) {
+      while (this.exec(ns, 'cat', [`/sys/class/net/${link}/operstate`]).stdout.trim() !== 'up') {
+        if (Date.now() > deadline) throw new Error(`${link} in ${ns} has no carrier after 5 s`);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
     }
   }
 
