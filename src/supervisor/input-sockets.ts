@@ -3,7 +3,8 @@ import { ipv4ToString } from '../packet/ipv4-address.js';
 import type { Rule } from '../rules/rule.js';
 import { createFanoutGroup, joinFanoutGroup, openIngressSocket } from '../sys/packet-socket.js';
 import { closeFd, joinGroup, leaveGroup, maxMembershipsPerSocket, openUdpSocket } from '../sys/socket.js';
-import type { InputSocketSet, LinkState } from './rule-activation.js';
+import type { LinkState } from './links.js';
+import type { InputSocketSet } from './system-sockets.js';
 import { PortHolds } from './port-holds.js';
 
 /** One input interface in use: its AF_PACKET sockets and the groups joined on it. */

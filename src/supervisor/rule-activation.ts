@@ -1,57 +1,11 @@
 import type { Logger } from 'pino';
-import { ipv4ToString } from '../packet/ipv4-address.js';
 import type { SupervisorMessage, WorkerRule } from '../protocol/worker-messages.js';
 import { describeOutput, type Output, type Rule } from '../rules/rule.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { ringGeometryFor } from '../sys/rx-ring.js';
+import { inputProblem, outputProblem, type LinkState, type Links } from './links.js';
 import type { OutputSockets } from './output-sockets.js';
-
-/** What activation needs to know of an interface (the InterfaceMonitor's state, or a fake's). */
-export interface LinkState {
-  name: string;
-  ifindex: number;
-  up: boolean;
-  running: boolean;
-  mtu: number;
-  /** IPv4 addresses, unsigned 32-bit. */
-  addresses: ReadonlySet<number>;
-}
-
-export interface Links {
-  get(name: string): LinkState | undefined;
-  /** Every IPv4 address of this host (its network namespace). */
-  hostAddresses(): number[];
-}
-
-/** An input interface's ingress sockets: one per worker. */
-export interface InputSocketSet {
-  name: string;
-  ifindex: number;
-  mtu: number;
-  fds: readonly number[];
-}
-
-/** Opens and closes the privileged sockets: ActivationSockets for real, fakes in tests. */
-export interface SocketOpener {
-  /**
-   * Takes a reference for one rule on its input: the interface's ingress sockets (made with its
-   * first rule), the group join, the held port of a unicast input. All or nothing: on error it
-   * has released what it took. Returns the interface's sockets when this call made them.
-   */
-  acquireInput(rule: Rule, link: LinkState): InputSocketSet | undefined;
-  /** Drops a rule's reference; true when that closed the interface's ingress sockets. */
-  releaseInput(rule: Rule): boolean;
-  /**
-   * New ingress sockets for an interface in use (its MTU grew beyond what the ring slots hold),
-   * already bound; the old ones are closed here, the workers keep their copies until they have
-   * handed over. Undefined when the interface has no sockets.
-   */
-  reopenInput(link: LinkState): InputSocketSet | undefined;
-  inputs(): Iterable<InputSocketSet>;
-  /** Opens output `index` of a rule: a connected UDP socket and, where it applies, a raw one. */
-  openOutput(rule: Rule, index: number, link: LinkState | undefined): OutputSockets;
-  closeOutput(sockets: OutputSockets): void;
-}
+import type { InputSocketSet, SocketOpener } from './system-sockets.js';
 
 /** The worker processes, as activation talks to them. */
 export interface WorkerLink {
@@ -98,12 +52,6 @@ export interface RuleActivationView {
   state: RuleStateName;
   reason: string | null;
   outputs: OutputActivationView[];
-}
-
-/** Why an output cannot send now; `detach`: its sockets must go (no link, or no address to send from). */
-interface OutputProblem {
-  reason: string;
-  detach: boolean;
 }
 
 export type LinkChange = 'appeared' | 'vanished' | 'link' | 'addresses' | 'mtu';
@@ -207,11 +155,13 @@ export class RuleActivation {
       return {
         state: 'waiting',
         reason:
-          this.inputProblem(rule, false) ?? state.failure ?? 'its sockets could not be opened (see the log)',
+          inputProblem(this.links, rule, false) ??
+          state.failure ??
+          'its sockets could not be opened (see the log)',
         outputs: rule.outputs.map((o) => ({
           path: null,
           state: 'waiting',
-          reason: this.outputProblem(o)?.reason ?? null,
+          reason: outputProblem(this.links, o)?.reason ?? null,
         })),
       };
     }
@@ -239,7 +189,7 @@ export class RuleActivation {
   }
 
   private outputView(output: Output, state: OutputState): OutputActivationView {
-    const problem = this.outputProblem(output);
+    const problem = outputProblem(this.links, output);
     if (!state.sockets) {
       return { path: null, state: 'waiting', reason: problem?.reason ?? state.failure ?? 'not ready' };
     }
@@ -247,34 +197,6 @@ export class RuleActivation {
     return problem
       ? { path, state: 'down', reason: problem.reason }
       : { path, state: 'active', reason: null };
-  }
-
-  /** What keeps a rule's input from being used, in words; null when nothing does. */
-  private inputProblem(rule: Rule, active: boolean): string | null {
-    const link = this.links.get(rule.inputInterface);
-    if (!link) return `waiting for ${rule.inputInterface}`;
-    // An ingress socket bound while its interface was down did not receive once it came up
-    // (measured on this kernel); one bound while up keeps working across later down/up.
-    if (!active && !link.up) return `waiting for ${rule.inputInterface} to come up`;
-    if (rule.unicastInput && !this.links.hostAddresses().includes(rule.inputGroup)) {
-      return `waiting for ${ipv4ToString(rule.inputGroup)} to be an address of this host`;
-    }
-    return null;
-  }
-
-  /**
-   * What keeps an output from sending. Without its link or an IPv4 address on it, its sockets
-   * must go: copies would leave from an address the host no longer has. A link that is down
-   * keeps them (its copies fail and are counted until it is back).
-   */
-  private outputProblem(output: Output): OutputProblem | null {
-    if (output.interface === undefined) return null;
-    const link = this.links.get(output.interface);
-    if (!link) return { reason: `waiting for ${output.interface}`, detach: true };
-    if (link.addresses.size === 0) return { reason: `${output.interface} has no IPv4 address`, detach: true };
-    if (!link.up) return { reason: `${output.interface} is down`, detach: false };
-    if (!link.running) return { reason: `${output.interface} is down (no carrier)`, detach: false };
-    return null;
   }
 
   /**
@@ -285,13 +207,13 @@ export class RuleActivation {
    */
   private activate(state: RuleState, refuse: boolean): void {
     const { rule } = state;
-    if (state.active || this.inputProblem(rule, false) !== null) return;
+    if (state.active || inputProblem(this.links, rule, false) !== null) return;
     const created = this.sockets.acquireInput(rule, this.links.get(rule.inputInterface)!);
     try {
       rule.outputs.forEach((output, i) => {
         const out = state.outputs[i]!;
         out.failure = null;
-        if (this.outputProblem(output) !== null) return;
+        if (outputProblem(this.links, output) !== null) return;
         try {
           out.sockets = this.sockets.openOutput(rule, i, this.linkOf(output));
         } catch (err) {
@@ -319,7 +241,7 @@ export class RuleActivation {
   }
 
   private activateLogged(state: RuleState, why: string): void {
-    if (this.inputProblem(state.rule, false) !== null) return;
+    if (inputProblem(this.links, state.rule, false) !== null) return;
     try {
       this.activate(state, false);
       this.log.info({ rule: state.rule.id, name: state.rule.name }, `rule active: ${why}`);
@@ -345,16 +267,16 @@ export class RuleActivation {
 
   private reevaluateActive(state: RuleState, name: string, change: LinkChange): void {
     const { rule } = state;
-    const inputProblem = this.inputProblem(rule, true);
-    if (inputProblem !== null) {
+    const why = inputProblem(this.links, rule, true);
+    if (why !== null) {
       this.deactivate(state);
-      this.log.warn({ rule: rule.id, name: rule.name, why: inputProblem }, 'rule is waiting again');
+      this.log.warn({ rule: rule.id, name: rule.name, why }, 'rule is waiting again');
       return;
     }
     rule.outputs.forEach((output, i) => {
       if (output.interface !== name) return;
       const out = state.outputs[i]!;
-      const problem = this.outputProblem(output);
+      const problem = outputProblem(this.links, output);
       if (out.sockets) {
         if (problem?.detach) this.detachOutput(state, i, problem.reason);
         // A connected UDP socket keeps the source address it had when it connected, and a raw

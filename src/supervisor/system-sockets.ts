@@ -2,7 +2,37 @@ import type { Logger } from 'pino';
 import type { Rule } from '../rules/rule.js';
 import { InputSockets } from './input-sockets.js';
 import { closeOutputSockets, openOutputSockets, type OutputSockets } from './output-sockets.js';
-import type { InputSocketSet, LinkState, SocketOpener } from './rule-activation.js';
+import type { LinkState } from './links.js';
+
+/** An input interface's ingress sockets: one per worker. */
+export interface InputSocketSet {
+  name: string;
+  ifindex: number;
+  mtu: number;
+  fds: readonly number[];
+}
+
+/** Opens and closes the privileged sockets: ActivationSockets for real, fakes in tests. */
+export interface SocketOpener {
+  /**
+   * Takes a reference for one rule on its input: the interface's ingress sockets (made with its
+   * first rule), the group join, the held port of a unicast input. All or nothing: on error it
+   * has released what it took. Returns the interface's sockets when this call made them.
+   */
+  acquireInput(rule: Rule, link: LinkState): InputSocketSet | undefined;
+  /** Drops a rule's reference; true when that closed the interface's ingress sockets. */
+  releaseInput(rule: Rule): boolean;
+  /**
+   * New ingress sockets for an interface in use (its MTU grew beyond what the ring slots hold),
+   * already bound; the old ones are closed here, the workers keep their copies until they have
+   * handed over. Undefined when the interface has no sockets.
+   */
+  reopenInput(link: LinkState): InputSocketSet | undefined;
+  inputs(): Iterable<InputSocketSet>;
+  /** Opens output `index` of a rule: a connected UDP socket and, where it applies, a raw one. */
+  openOutput(rule: Rule, index: number, link: LinkState | undefined): OutputSockets;
+  closeOutput(sockets: OutputSockets): void;
+}
 
 /** The kernel's sockets behind rule activation: ingress, joins and port holds, and output sockets. */
 export class SystemSockets implements SocketOpener {

@@ -6,13 +6,9 @@ import type { SupervisorMessage } from '../../src/protocol/worker-messages.js';
 import type { Rule, RuleRequest } from '../../src/rules/rule.js';
 import { validateRule } from '../../src/rules/validate-rule.js';
 import type { OutputSockets } from '../../src/supervisor/output-sockets.js';
-import {
-  RuleActivation,
-  type InputSocketSet,
-  type LinkState,
-  type SocketOpener,
-  type WorkerLink,
-} from '../../src/supervisor/rule-activation.js';
+import type { LinkState } from '../../src/supervisor/links.js';
+import { RuleActivation, type WorkerLink } from '../../src/supervisor/rule-activation.js';
+import type { InputSocketSet, SocketOpener } from '../../src/supervisor/system-sockets.js';
 
 // Rule activation against fakes of the interfaces, the socket opener and the workers: which
 // sockets are taken and released, which commands reach the workers, and what the rule shows.
