@@ -18,9 +18,18 @@ import {
 import { closeFd } from '../sys/socket.js';
 import type { ForwardingRule } from './forwarding-rule.js';
 import type { HostAddresses } from './host-addresses.js';
+import { InputRules } from './input-rules.js';
 import type { OutputPath } from './output-path.js';
 import type { ReadinessSource } from './readiness-loop.js';
-import { FrameLog, findOverlap, logSlot, waitingRun } from './ring-handover.js';
+import {
+  FrameLog,
+  HANDOVER_RELAY_WHOLE,
+  HANDOVER_SKIP,
+  logSlot,
+  planNewRing,
+  waitingRun,
+  type HandoverReport,
+} from './ring-handover.js';
 import {
   FORWARDED,
   NO_OUTPUT,
@@ -33,30 +42,6 @@ import {
   WORKER_RESTART,
   type WorkerCounterSet,
 } from './worker-counters.js';
-
-/** What to do with one of a new ring's first frames after a handover. */
-const HANDOVER_NEW = 0;
-const HANDOVER_SKIP = 1;
-const HANDOVER_RELAY_WHOLE = 2;
-
-/** What an input handover did (InputPath.handOver), for the log. */
-export interface HandoverReport {
-  /** Frames taken from the old ring after the new one was set up (relayed or dropped as usual). */
-  takenFromOld: number;
-  /** Frames waiting in the new ring when it was first read. */
-  waitingInNew: number;
-  /** Of those, copies of frames already taken from the old ring: skipped, not counted again. */
-  skipped: number;
-  /** Copies of frames the old ring had cut short (counted oversize there): relayed whole now. */
-  recovered: number;
-  /**
-   * Frames left in the old ring because the worker could not catch up with it (overload): the
-   * new ring, full by then, dropped them too, and its drop counter (ringDrops) has them.
-   */
-  leftInOldRing: number;
-  /** Frames the old ring dropped since its drops were last read (also added to ringDrops). */
-  oldRingDrops: number;
-}
 
 /**
  * The data path of one input interface: its RX ring, the rules keyed by (VLAN, group, port), and
@@ -71,11 +56,7 @@ export class InputPath {
   private readonly counters: WorkerCounterSet;
   private readonly hostAddresses: HostAddresses;
   private readonly readiness: ReadinessSource;
-  private readonly rules = new Map<string, ForwardingRule>();
-  /** The same rules by groupKey, for the per-packet lookup (a group rarely has more than one rule). */
-  private readonly rulesByGroup = new Map<number, ForwardingRule[]>();
-  /** VLAN ids some rule of this input names: a tagged frame of any other VLAN is other_vlan. */
-  private readonly namedVlans = new Set<number>();
+  private readonly rules = new InputRules();
   private readonly parsed = new ParsedFrame();
   /** Outputs with queued copies in the current batch, flushed together. */
   private pending: OutputPath[] = [];
@@ -91,7 +72,7 @@ export class InputPath {
    * After a handover: what to do with each of the new ring's first frames (HANDOVER_* codes),
    * and how many of them are still to come.
    */
-  private handoverActions = new Uint8Array(0);
+  private handoverActions: Uint8Array = new Uint8Array(0);
   private handoverIndex = 0;
   private handoverRemaining = 0;
 
@@ -120,38 +101,13 @@ export class InputPath {
   }
 
   addRule(rule: ForwardingRule): void {
-    this.rules.set(rule.key, rule);
-    this.indexRules();
-    let outputs = 0;
-    for (const r of this.rules.values()) outputs += r.outputs.length;
-    if (this.pending.length < outputs) this.pending = new Array<OutputPath>(outputs);
+    this.rules.add(rule);
+    if (this.pending.length < this.rules.outputCount)
+      this.pending = new Array<OutputPath>(this.rules.outputCount);
   }
 
   removeRule(rule: ForwardingRule): void {
-    if (this.rules.get(rule.key) === rule) this.rules.delete(rule.key);
-    this.indexRules();
-  }
-
-  private indexRules(): void {
-    this.rulesByGroup.clear();
-    this.namedVlans.clear();
-    for (const rule of this.rules.values()) {
-      const list = this.rulesByGroup.get(rule.groupKey);
-      if (list) list.push(rule);
-      else this.rulesByGroup.set(rule.groupKey, [rule]);
-      if (rule.vlan !== 0) this.namedVlans.add(rule.vlan);
-    }
-  }
-
-  /** The rule for a (VLAN, group key, port), or undefined. */
-  private findRule(vlan: number, group: number, port: number): ForwardingRule | undefined {
-    const list = this.rulesByGroup.get(group);
-    if (list === undefined) return undefined;
-    for (let i = 0; i < list.length; i++) {
-      const rule = list[i]!;
-      if (rule.port === port && rule.vlan === vlan) return rule;
-    }
-    return undefined;
+    this.rules.remove(rule);
   }
 
   get ruleCount(): number {
@@ -256,8 +212,8 @@ export class InputPath {
           lastGroup = group;
           lastPort = port;
           lastVlan = vlan;
-          lastRule = this.findRule(vlan, group, port);
-          lastMiss = vlan !== 0 && !this.namedVlans.has(vlan) ? OTHER_VLAN : NO_RULE;
+          lastRule = this.rules.find(vlan, group, port);
+          lastMiss = vlan !== 0 && !this.rules.namesVlan(vlan) ? OTHER_VLAN : NO_RULE;
         }
         const rule = lastRule;
         if (rule === undefined) {
@@ -353,31 +309,15 @@ export class InputPath {
   }
 
   /**
-   * Moves this input to a new AF_PACKET socket, bound like the old one (input.attach for an
-   * interface the worker has: its MTU changed and the new ring has slots for it). No frame is
-   * lost or relayed twice, as long as both sockets got every frame while both were bound (see
-   * ring-handover.ts for when that fails, and how):
-   *   1. count the frames already waiting in the old ring: they came before the new ring;
-   *   2. set up the new ring (PACKET_RX_RING purges whatever the new socket queued before, so
-   *      it starts empty; from here every frame reaches both rings);
-   *   3. take every frame of the old ring as usual, fingerprinting those after the count;
-   *   4. close the old socket and unmap its ring. The mapping holds the last reference (the
-   *      supervisor closed its copy), so munmap releases the socket, and packet_release waits
-   *      (synchronize_net) for deliveries in flight: when it returns, every frame the old ring
-   *      got is in the new ring too, unless that one was full;
-   *   5. fingerprint the frames waiting in the new ring; per flow, skip its leading run that
-   *      equals the old ring's last frames (findOverlap). A skipped frame the old ring had cut
-   *      short (it did not fit the old slots: counted oversize there) is relayed from the new
-   *      ring instead, and its oversize count is taken back.
-   * Both kernel facts (the empty new ring; release at munmap, mid-stream) are checked on this
-   * kernel (6.18) by test/unit/worker-input-handover.test.ts, with /proc/net/packet showing the
-   * socket gone only after the munmap. Steps 2 and 4 each wait for an RCU grace period in the
-   * kernel (5-16 ms measured here), during which nothing reads either ring: both must hold that
-   * much traffic, or they drop (counted in ringDrops; the handover then skips what it can match
-   * and relays the rest, never twice). The supervisor must have
-   * closed its copy of the old socket before this runs. Skipped frames are not counted again:
-   * framesSeen grows by each frame once. If the new ring cannot be set up, this throws with
-   * nothing changed (the old socket stays in use).
+   * Moves this input to a new AF_PACKET socket, bound like the old one, whose ring has slots for
+   * a larger MTU (input.attach for an interface the worker has). Nothing is lost or relayed
+   * twice while both sockets got every frame they were bound for: the new ring is set up (it
+   * starts empty), the old ring is finished and its frames fingerprinted, the old socket is
+   * closed and unmapped (the mapping is the last reference: the supervisor closed its copy),
+   * and the new ring's first frames that repeat, per flow, the old ring's last ones are skipped
+   * (ring-handover.ts has the steps, the kernel facts they rest on, and what happens when a ring
+   * fills meanwhile). Skipped frames are not counted again. If the new ring cannot be set up,
+   * this throws with nothing changed (the old socket stays in use).
    */
   handOver(fd: number, mtu: number): HandoverReport {
     const oldRing = this.ring;
@@ -416,28 +356,15 @@ export class InputPath {
     this.watch = watch;
     this.cursor = 0;
     this.positionUnknown = false;
-    const waiting = waitingRun(ring, 0);
-    const head = new FrameLog(waiting);
-    for (let slot = 0; slot < waiting; slot++) logSlot(ring, slot, head);
-    const { duplicateOf, skipped } = findOverlap(tail, head, waiting === ring.frameCount);
-    this.handoverActions = new Uint8Array(waiting).fill(HANDOVER_NEW);
-    let recovered = 0;
-    let last = 0;
-    for (let i = 0; i < waiting; i++) {
-      const old = duplicateOf[i]!;
-      if (old < 0) continue;
-      const relay = tail.wasTruncated(old);
-      if (relay) recovered++;
-      this.handoverActions[i] = relay ? HANDOVER_RELAY_WHOLE : HANDOVER_SKIP;
-      last = i + 1;
-    }
+    const plan = planNewRing(tail, ring);
+    this.handoverActions = plan.actions;
     this.handoverIndex = 0;
-    this.handoverRemaining = last;
+    this.handoverRemaining = plan.length;
     return {
       takenFromOld: tail.count,
-      waitingInNew: waiting,
-      skipped: skipped - recovered,
-      recovered,
+      waitingInNew: plan.waiting,
+      skipped: plan.skipped,
+      recovered: plan.recovered,
       leftInOldRing,
       oldRingDrops,
     };

@@ -262,3 +262,63 @@ export function logSlot(ring: RxRing, slot: number, log: FrameLog): boolean {
     (status & TP_STATUS_VLAN_VALID) !== 0 ? 0x10000 | ring.halfWords[(at + TP2_VLAN_TCI) >>> 1]! : 0;
   return log.add(ring.bytes, start, captured, length, vlan, flowOf(ring.bytes, start, captured, vlan));
 }
+
+/** What to do with one of a new ring's first frames after a handover. */
+export const HANDOVER_NEW = 0;
+export const HANDOVER_SKIP = 1;
+export const HANDOVER_RELAY_WHOLE = 2;
+
+/** What an input handover did (InputPath.handOver), for the log. */
+export interface HandoverReport {
+  /** Frames taken from the old ring after the new one was set up (relayed or dropped as usual). */
+  takenFromOld: number;
+  /** Frames waiting in the new ring when it was first read. */
+  waitingInNew: number;
+  /** Of those, copies of frames already taken from the old ring: skipped, not counted again. */
+  skipped: number;
+  /** Copies of frames the old ring had cut short (counted oversize there): relayed whole now. */
+  recovered: number;
+  /**
+   * Frames left in the old ring because the worker could not catch up with it (overload): the
+   * new ring, full by then, dropped them too, and its drop counter (ringDrops) has them.
+   */
+  leftInOldRing: number;
+  /** Frames the old ring dropped since its drops were last read (also added to ringDrops). */
+  oldRingDrops: number;
+}
+
+/** What to do with each of a new ring's first frames, from how they line up with the old ring's last ones. */
+export interface NewRingPlan {
+  /** HANDOVER_* per frame waiting in the new ring. */
+  actions: Uint8Array;
+  /** Frames up to the last that is not new: past these, every frame is new. */
+  length: number;
+  waiting: number;
+  /** Duplicates skipped; recovered: duplicates of frames the old ring cut short, relayed now. */
+  skipped: number;
+  recovered: number;
+}
+
+/**
+ * Lines the frames waiting in a new ring up with the old ring's fingerprinted tail (steps 5
+ * and 6 of the handover): a frame that repeats one already taken is skipped, unless the old ring
+ * had cut it short (counted oversize there), in which case this whole copy is relayed instead.
+ */
+export function planNewRing(tail: FrameLog, ring: RxRing): NewRingPlan {
+  const waiting = waitingRun(ring, 0);
+  const head = new FrameLog(waiting);
+  for (let slot = 0; slot < waiting; slot++) logSlot(ring, slot, head);
+  const { duplicateOf, skipped } = findOverlap(tail, head, waiting === ring.frameCount);
+  const actions = new Uint8Array(waiting).fill(HANDOVER_NEW);
+  let recovered = 0;
+  let length = 0;
+  for (let i = 0; i < waiting; i++) {
+    const old = duplicateOf[i]!;
+    if (old < 0) continue;
+    const relay = tail.wasTruncated(old);
+    if (relay) recovered++;
+    actions[i] = relay ? HANDOVER_RELAY_WHOLE : HANDOVER_SKIP;
+    length = i + 1;
+  }
+  return { actions, length, waiting, skipped: skipped - recovered, recovered };
+}
