@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import { RelayHost } from '../helpers/relay-host.js';
+import { Topology } from '../helpers/topology.js';
+
+// Rule activation takes every socket a rule needs or none: a rule refused half-way (its input
+// sockets and join already made, one output impossible) leaves the supervisor holding nothing.
+
+/** How many descriptors the supervisor holds (its pid from mcrctl ping). */
+function supervisorFds(relay: RelayHost): number {
+  const pid = relay.mcrctlJson<{ pid: number }>(['ping']).pid;
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+test('rules refused half-way release every socket they took', async () => {
+  const topo = new Topology({ net: 88 });
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '2']);
+    const before = supervisorFds(relay);
+    for (let i = 1; i <= 3; i++) {
+      // The input (and its join) is fine; the raw output on the loopback link cannot be: it has
+      // no Ethernet address. The output's UDP socket is opened before raw is found impossible.
+      const r = relay.mcrctl([
+        'add',
+        '-i',
+        'in0',
+        '-g',
+        `239.1.1.${i}`,
+        '-p',
+        '5000',
+        '-o',
+        '239.2.2.2:6000:lo:raw',
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /E_RAW_UNSUPPORTED: outputs\[1\]\.mode raw: .*lo is not one/);
+    }
+    assert.equal(supervisorFds(relay), before, 'no socket left behind');
+    // The same input still works for a rule that can.
+    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
+    assert.ok(supervisorFds(relay) > before);
+  } finally {
+    topo.destroy();
+  }
+});
