@@ -19,19 +19,10 @@ test('rules refused half-way release every socket they took', async () => {
     const relay = await RelayHost.start(topo, ['--workers', '2']);
     const before = supervisorFds(relay);
     for (let i = 1; i <= 3; i++) {
-      // The input (and its join) is fine; the raw output on the loopback link cannot be: it has
-      // no Ethernet address. The output's UDP socket is opened before raw is found impossible.
-      const r = relay.mcrctl([
-        'add',
-        '-i',
-        'in0',
-        '-g',
-        `239.1.1.${i}`,
-        '-p',
-        '5000',
-        '-o',
-        '239.2.2.2:6000:lo:raw',
-      ]);
+      // The input (and its join) and the first output are fine; the raw output on the loopback
+      // link cannot be: it has no Ethernet address, found after its UDP socket was opened.
+      const outputs = '239.2.2.1:6000:out0,239.2.2.2:6000:lo:raw';
+      const r = relay.mcrctl(['add', '-i', 'in0', '-g', `239.1.1.${i}`, '-p', '5000', '-o', outputs]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /E_RAW_UNSUPPORTED: outputs\[1\]\.mode raw: .*lo is not one/);
     }
