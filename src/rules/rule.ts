@@ -12,6 +12,11 @@ export interface RuleRequest {
    * frames only (and priority-tagged ones, VLAN id 0).
    */
   inputVlan?: number | undefined;
+  /**
+   * Source-specific input (S,G): only packets from this sender (a unicast address) match, and the
+   * join is for this source only (IGMPv3). Absent: any source.
+   */
+  inputSource?: string | undefined;
   /** Accept a unicast input address (traffic sent to the relay host itself) instead of a group. */
   unicastInput?: boolean | undefined;
   outputs: OutputRequest[];
@@ -67,6 +72,8 @@ export interface Rule {
   inputInterface: string;
   /** 802.1Q VLAN id of the input frames, 0 for untagged. */
   inputVlan: number;
+  /** The sender of a source-specific input, or 0 for any. */
+  inputSource: number;
   inputGroup: number;
   inputPort: number;
   unicastInput: boolean;
@@ -79,16 +86,19 @@ export const MAX_OUTPUTS_PER_RULE = 64;
 
 /**
  * The rule id for an input tuple: "r-" and 12 hex digits of a SHA-256 over the tuple. The VLAN
- * is only part of it when the rule names one, so ids of untagged rules stay as they always were.
+ * and the source are only part of it when the rule names them, so ids of untagged any-source
+ * rules stay as they always were.
  */
 export function ruleIdFor(
   inputInterface: string,
   inputGroup: number,
   inputPort: number,
   inputVlan = 0,
+  inputSource = 0,
 ): string {
   const vlan = inputVlan === 0 ? '' : `|vlan ${inputVlan}`;
-  const tuple = `${inputInterface}|${ipv4ToString(inputGroup)}|${inputPort}${vlan}`;
+  const source = inputSource === 0 ? '' : `|source ${ipv4ToString(inputSource)}`;
+  const tuple = `${inputInterface}|${ipv4ToString(inputGroup)}|${inputPort}${vlan}${source}`;
   return `r-${createHash('sha256').update(tuple).digest('hex').slice(0, 12)}`;
 }
 
@@ -109,8 +119,9 @@ export function describeOutput(output: Output): string {
   return `${ipv4ToString(output.group)}:${output.port}${at}${mode}${ttl}${dscp}`;
 }
 
-/** "eth0 239.1.1.1:5000", or "eth0 vlan 100 239.1.1.1:5000". */
+/** "eth0 239.1.1.1:5000", "eth0 vlan 100 239.1.1.1:5000 from 10.1.1.7". */
 export function describeInput(rule: Rule): string {
   const vlan = rule.inputVlan === 0 ? '' : ` vlan ${rule.inputVlan}`;
-  return `${rule.inputInterface}${vlan} ${ipv4ToString(rule.inputGroup)}:${rule.inputPort}`;
+  const source = rule.inputSource === 0 ? '' : ` from ${ipv4ToString(rule.inputSource)}`;
+  return `${rule.inputInterface}${vlan} ${ipv4ToString(rule.inputGroup)}:${rule.inputPort}${source}`;
 }

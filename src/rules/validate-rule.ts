@@ -17,65 +17,141 @@ import { RuleError } from './rule-error.js';
  * fault. Pure: whether interfaces exist is the supervisor's question, not this one's.
  */
 export function validateRule(request: RuleRequest): Rule {
-  const inputInterface = validateInterfaceName(request.inputInterface, 'input-interface');
+  const { rule, errors } = checkRule(request);
+  if (rule === undefined) throw errors[0]!;
+  return rule;
+}
+
+/**
+ * Every problem of a rule request, not only the first (a config file reports them all), and the
+ * Rule when there is none. Fields are checked independently; checks that need several valid
+ * fields (loops, duplicate outputs) run only once those are valid.
+ */
+export function checkRule(request: RuleRequest): { rule: Rule | undefined; errors: RuleError[] } {
+  const errors: RuleError[] = [];
+  const check = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof RuleError)) throw err;
+      errors.push(err);
+      return undefined;
+    }
+  };
+  const inputInterface = check(() => validateInterfaceName(request.inputInterface, 'input-interface'));
   const unicastInput = request.unicastInput === true;
-  const inputGroup = validateAddress(request.inputGroup, 'input-group');
-  if (!unicastInput && !isMulticastIpv4(inputGroup)) {
+  const inputGroup = check(() => validateInputGroup(request.inputGroup, unicastInput));
+  const inputPort = check(() => validatePort(request.inputPort, 'input-port'));
+  const inputVlan = check(() =>
+    request.inputVlan === undefined ? 0 : validateVlan(request.inputVlan, 'input-vlan'),
+  );
+  const inputSource = check(() => validateSource(request.inputSource, unicastInput));
+  const name = check(() => (request.name === undefined ? undefined : validateRuleName(request.name)));
+  const outputs = check(() => validateOutputList(request.outputs));
+  const valid = outputs?.map((o, i) => check(() => validateOutput(o, `outputs[${i}]`)));
+  if (
+    errors.length > 0 ||
+    inputInterface === undefined ||
+    inputGroup === undefined ||
+    inputPort === undefined ||
+    inputVlan === undefined ||
+    inputSource === undefined ||
+    valid === undefined
+  ) {
+    return { rule: undefined, errors };
+  }
+  const checked = valid as Output[];
+  check(() => checkOutputsDistinct(checked, request.outputs));
+  checked.forEach((o, i) =>
+    check(() => checkNotLooped(o, i, request, { inputInterface, inputGroup, inputPort, inputVlan })),
+  );
+  if (errors.length > 0) return { rule: undefined, errors };
+  return {
+    rule: {
+      id: ruleIdFor(inputInterface, inputGroup, inputPort, inputVlan, inputSource),
+      name,
+      inputInterface,
+      inputVlan,
+      inputSource,
+      inputGroup,
+      inputPort,
+      unicastInput,
+      outputs: checked,
+    },
+    errors,
+  };
+}
+
+function validateInputGroup(value: string, unicastInput: boolean): number {
+  const group = validateAddress(value, 'input-group');
+  if (!unicastInput && !isMulticastIpv4(group)) {
     throw new RuleError(
       'E_NOT_MULTICAST',
       'input-group',
-      request.inputGroup,
-      `input-group ${request.inputGroup} is not a multicast address (224.0.0.0/4); ` +
+      value,
+      `input-group ${value} is not a multicast address (224.0.0.0/4); ` +
         'use a group, or mark the rule as unicast input to relay traffic sent to this host',
     );
   }
-  const inputPort = validatePort(request.inputPort, 'input-port');
-  const inputVlan = request.inputVlan === undefined ? 0 : validateVlan(request.inputVlan, 'input-vlan');
-  const name = request.name === undefined ? undefined : validateRuleName(request.name);
+  return group;
+}
 
-  if (!Array.isArray(request.outputs) || request.outputs.length === 0) {
+/** A source-specific input's sender: a unicast address; 0 when the rule takes any source. */
+function validateSource(value: string | undefined, unicastInput: boolean): number {
+  if (value === undefined) return 0;
+  const source = validateAddress(value, 'input-source');
+  if (unicastInput || isMulticastIpv4(source) || source === 0 || source === 0xffffffff) {
+    throw new RuleError(
+      'E_INVALID_SOURCE',
+      'input-source',
+      value,
+      unicastInput
+        ? `input-source ${value}: a unicast input takes whatever is sent to it; a source applies to a group`
+        : `input-source ${value} is not a sender's address (a unicast address, not 0.0.0.0, a group or broadcast)`,
+    );
+  }
+  return source;
+}
+
+function validateOutputList(outputs: OutputRequest[]): OutputRequest[] {
+  if (!Array.isArray(outputs) || outputs.length === 0) {
     throw new RuleError(
       'E_NO_OUTPUTS',
       'outputs',
-      request.outputs,
-      `outputs ${JSON.stringify(request.outputs) ?? 'undefined'} lists no output: a rule needs at least one`,
+      outputs,
+      `outputs ${JSON.stringify(outputs) ?? 'undefined'} lists no output: a rule needs at least one`,
     );
   }
-  if (request.outputs.length > MAX_OUTPUTS_PER_RULE) {
+  if (outputs.length > MAX_OUTPUTS_PER_RULE) {
     throw new RuleError(
       'E_TOO_MANY_OUTPUTS',
       'outputs',
-      request.outputs.length,
-      `a rule may have at most ${MAX_OUTPUTS_PER_RULE} outputs, got ${request.outputs.length}`,
+      outputs.length,
+      `a rule may have at most ${MAX_OUTPUTS_PER_RULE} outputs, got ${outputs.length}`,
     );
   }
-  const outputs = request.outputs.map((o, i) => validateOutput(o, `outputs[${i}]`));
-  checkOutputsDistinct(outputs, request.outputs);
-  outputs.forEach((o, i) => {
-    // A copy sent to the input's own group and port on the input link comes straight back. For a
-    // unicast input the address is this host's: a copy sent there, by whatever link, is relayed
-    // again.
-    const sameLink = o.interface === inputInterface || unicastInput;
-    if (o.group === inputGroup && o.port === inputPort && sameLink && inputVlan === 0) {
-      throw new RuleError(
-        'E_LOOP',
-        `outputs[${i}]`,
-        describeRequested(request.outputs[i]!),
-        `outputs[${i}] ${describeRequested(request.outputs[i]!)} is the rule's own input: it would loop`,
-      );
-    }
-  });
+  return outputs;
+}
 
-  return {
-    id: ruleIdFor(inputInterface, inputGroup, inputPort, inputVlan),
-    name,
-    inputInterface,
-    inputVlan,
-    inputGroup,
-    inputPort,
-    unicastInput,
-    outputs,
-  };
+/**
+ * A copy sent to the input's own group and port on the input link comes straight back. For a
+ * unicast input the address is this host's: a copy sent there, by whatever link, is relayed again.
+ */
+function checkNotLooped(
+  o: Output,
+  i: number,
+  request: RuleRequest,
+  input: { inputInterface: string; inputGroup: number; inputPort: number; inputVlan: number },
+): void {
+  const sameLink = o.interface === input.inputInterface || request.unicastInput === true;
+  if (o.group === input.inputGroup && o.port === input.inputPort && sameLink && input.inputVlan === 0) {
+    throw new RuleError(
+      'E_LOOP',
+      `outputs[${i}]`,
+      describeRequested(request.outputs[i]!),
+      `outputs[${i}] ${describeRequested(request.outputs[i]!)} is the rule's own input: it would loop`,
+    );
+  }
 }
 
 function validateOutput(request: OutputRequest, field: string): Output {

@@ -5,6 +5,7 @@ import type { OutputRequest, RuleRequest } from '../../src/rules/rule.js';
 import { RuleError } from '../../src/rules/rule-error.js';
 import { throwsRule } from '../helpers/rule-errors.js';
 import {
+  checkRule,
   validateAddress,
   validateInterfaceName,
   validatePort,
@@ -43,6 +44,7 @@ test('validateRule turns a valid request into a Rule', () => {
     name: 'feed-a',
     inputInterface: 'eth0',
     inputVlan: 0,
+    inputSource: 0,
     inputGroup: 0xef010101,
     inputPort: 5000,
     unicastInput: false,
@@ -702,5 +704,45 @@ test('raw egress on a unicast output is E_RAW_UNSUPPORTED', () => {
     () => validateRule(request({ outputs: [{ ...out('10.0.9.7', 7000, 'eth2'), mode: 'raw' }] })),
     'E_RAW_UNSUPPORTED',
     'outputs[0].mode',
+  );
+});
+
+// ---------------------------------------------------------------- every error, and sources
+
+test('checkRule reports every field at fault, not only the first', () => {
+  const { rule, errors } = checkRule(
+    request({
+      inputGroup: '239.1.1',
+      inputPort: 0,
+      name: 'bad name',
+      outputs: [out('239.2.2.2', 70000, 'eth1'), { ...out('239.2.2.3', 6000, 'eth1'), dscp: 'xx' }],
+    }),
+  );
+  assert.equal(rule, undefined);
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.field]),
+    [
+      ['E_INVALID_ADDRESS', 'input-group'],
+      ['E_INVALID_PORT', 'input-port'],
+      ['E_INVALID_NAME', 'name'],
+      ['E_INVALID_PORT', 'outputs[0].port'],
+      ['E_INVALID_DSCP', 'outputs[1].dscp'],
+    ],
+  );
+});
+
+test('a source-specific input: a unicast sender, part of the id; not for unicast inputs', () => {
+  const any = validateRule(request());
+  const specific = validateRule(request({ inputSource: '10.1.1.7' }));
+  assert.equal(specific.inputSource, 0x0a010107);
+  assert.equal(any.inputSource, 0);
+  assert.notEqual(specific.id, any.id);
+  for (const bad of ['239.1.1.9', '0.0.0.0', '255.255.255.255', 'x']) {
+    assert.equal(checkRule(request({ inputSource: bad })).errors[0]?.field, 'input-source', bad);
+  }
+  throwsRule(
+    () => validateRule(request({ inputGroup: '10.0.0.5', unicastInput: true, inputSource: '10.1.1.7' })),
+    'E_INVALID_SOURCE',
+    'input-source',
   );
 });
