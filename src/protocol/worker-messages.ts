@@ -77,6 +77,14 @@ export type SupervisorMessage =
   | { type: 'rule.add'; rule: WorkerRule }
   | { type: 'rule.remove'; id: string }
   /**
+   * A rule's outputs change (a config reload): `rule` is the rule as it is now, and for each of
+   * its outputs `previous` gives the index of the same output in the rule the worker holds (it
+   * keeps its sockets and counters) or -1 for a new one. Outputs no index names are closed.
+   * Carries, for each new output with attached true in rule order, its UDP socket; then the raw
+   * sockets of those with an egress spec.
+   */
+  | { type: 'rule.update'; rule: WorkerRule; previous: number[] }
+  /**
    * Output `index` of a rule gets sockets: the UDP socket, then the raw one when `egress` is
    * given. An output that had sockets has them replaced (a new source address, a new MTU).
    * Its counters carry on.

@@ -104,6 +104,51 @@ export class RuleActivation {
     this.rules.set(rule.id, state);
   }
 
+  /**
+   * Gives a rule other outputs, its input the same (a config reload): outputs that stay keep
+   * their sockets and go on forwarding, without a gap; new ones are opened where ready (one that
+   * fails waits, with the reason); the others are closed once the workers have let them go.
+   * `previous[i]`: the index output i had, or -1 when it is new. A new name alone changes nothing
+   * here.
+   */
+  update(rule: Rule, previous: readonly number[]): void {
+    const state = this.rules.get(rule.id);
+    if (!state) throw new Error(`rule ${rule.id} is not known to activation`);
+    const old = state.outputs;
+    const kept = new Set(previous.filter((i) => i >= 0));
+    state.rule = rule;
+    state.outputs = rule.outputs.map((_, i) =>
+      previous[i]! >= 0 ? old[previous[i]!]! : { sockets: null, failure: null },
+    );
+    if (state.active) {
+      rule.outputs.forEach((output, i) => {
+        if (previous[i]! >= 0 || outputProblem(this.links, output) !== null) return;
+        const out = state.outputs[i]!;
+        try {
+          out.sockets = this.sockets.openOutput(rule, i, this.linkOf(output));
+        } catch (err) {
+          out.failure = `could not open its sockets: ${(err as Error).message}`;
+          this.log.error(
+            { err, rule: rule.id, output: describeOutput(output) },
+            'output could not be opened',
+          );
+        }
+      });
+      const fresh = state.outputs.flatMap((o, i) => (previous[i]! < 0 && o.sockets ? [o.sockets] : []));
+      const fds = [...fresh.map((s) => s.socketFd), ...fresh.flatMap((s) => (s.raw ? [s.raw.fd] : []))];
+      const message: SupervisorMessage = {
+        type: 'rule.update',
+        rule: workerRule(state),
+        previous: [...previous],
+      };
+      for (const id of this.workers.ids()) this.workers.send(id, message, fds);
+      this.hash = undefined;
+    }
+    old.forEach((out, i) => {
+      if (!kept.has(i)) this.closeOutputOf(out);
+    });
+  }
+
   /** Takes a rule out of the workers and releases its sockets. */
   remove(id: string): void {
     const state = this.rules.get(id);

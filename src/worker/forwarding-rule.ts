@@ -42,6 +42,17 @@ export class ForwardingRule {
     this.refreshLive();
   }
 
+  /** The same rule with other outputs (a reload changed them); its own counters carry on. */
+  withOutputs(rule: WorkerRule, outputs: readonly OutputPath[]): ForwardingRule {
+    const next = new ForwardingRule(rule, outputs);
+    next.packetsIn = this.packetsIn;
+    next.bytesIn = this.bytesIn;
+    next.ownSource = this.ownSource;
+    next.ttlExpired = this.ttlExpired;
+    next.noOutput = this.noOutput;
+    return next;
+  }
+
   refreshLive(): void {
     this.live = this.outputs.filter((o) => o.attached);
   }

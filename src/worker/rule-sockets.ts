@@ -29,3 +29,21 @@ export function ruleSockets(rule: WorkerRule, fds: readonly number[]): (OutputSo
     return { socketFd, raw };
   });
 }
+
+/**
+ * The descriptors of a rule.update: like ruleSockets, for the outputs `previous` marks as new
+ * (-1) only; outputs that stay keep the sockets they have (undefined here).
+ */
+export function newOutputSockets(
+  rule: WorkerRule,
+  previous: readonly number[],
+  fds: readonly number[],
+): (OutputSockets | undefined)[] {
+  if (previous.length !== rule.outputs.length) {
+    throw new Error(
+      `rule.update for ${rule.id}: ${previous.length} indexes for ${rule.outputs.length} outputs`,
+    );
+  }
+  const fresh = rule.outputs.map((o, i) => (previous[i]! < 0 ? o : { ...o, attached: false }));
+  return ruleSockets({ ...rule, outputs: fresh }, fds);
+}

@@ -20,7 +20,7 @@ import { InputPath } from './input-path.js';
 import { OutputPath } from './output-path.js';
 import { ProcessHealth } from './process-health.js';
 import { ReadinessLoop } from './readiness-loop.js';
-import { ruleSockets } from './rule-sockets.js';
+import { newOutputSockets, ruleSockets } from './rule-sockets.js';
 import { WorkerCounterSet } from './worker-counters.js';
 
 const DEFAULT_SETTINGS: DataPlaneSettings = {
@@ -92,6 +92,9 @@ export class Worker {
           break;
         case 'rule.add':
           this.addRule(message.rule, fds);
+          break;
+        case 'rule.update':
+          this.updateRule(message.rule, message.previous, fds);
           break;
         case 'rule.remove':
           this.removeRule(message.id);
@@ -189,6 +192,45 @@ export class Worker {
     this.rules.set(rule.id, forwarding);
     this.rulesHash = undefined;
     this.inputs.get(rule.inputInterface)?.addRule(forwarding);
+  }
+
+  /**
+   * A rule's outputs change in place, between two batches: outputs that stay keep their sockets
+   * and counters, new ones start with theirs, the others are closed. Nothing queued is lost (the
+   * data path flushes every batch before a message is handled). fds: see newOutputSockets.
+   */
+  private updateRule(rule: WorkerRule, previous: number[], fds: number[]): void {
+    const current = this.rules.get(rule.id);
+    if (!current) throw new Error(`rule.update for ${rule.id}, which this worker does not hold`);
+    const sockets = newOutputSockets(rule, previous, fds);
+    const created: OutputPath[] = [];
+    let outputs: OutputPath[];
+    try {
+      outputs = rule.outputs.map((spec, i) => {
+        const kept = previous[i]!;
+        if (kept >= 0) {
+          const output = current.outputs[kept];
+          if (!output) throw new Error(`rule.update for ${rule.id}: no output ${kept} to keep`);
+          return output;
+        }
+        const output = new OutputPath(spec, this.settings.batchSize, this.counters);
+        created.push(output);
+        const given = sockets[i];
+        if (given) output.attach(given.socketFd, given.raw);
+        return output;
+      });
+    } catch (err) {
+      // handle() closes every descriptor of the message; free only the native memory here.
+      for (const output of created) output.close(true);
+      throw err;
+    }
+    const next = current.withOutputs(rule, outputs);
+    const input = this.inputs.get(rule.inputInterface);
+    input?.removeRule(current);
+    this.rules.set(rule.id, next);
+    input?.addRule(next);
+    for (const output of current.outputs) if (!outputs.includes(output)) output.close();
+    this.rulesHash = undefined;
   }
 
   private outputOf(ruleId: string, index: number): { rule: ForwardingRule; output: OutputPath } {

@@ -475,3 +475,52 @@ test('the expected ruleset hash follows what the workers hold, attachments inclu
   activation.linkChanged('out0', 'addresses');
   assert.notEqual(activation.expectedHash(), active, 'a detached output changes it');
 });
+
+test('an update keeps the outputs that stay (same sockets, no gap), opens the new ones, closes the rest after the workers', () => {
+  const { links, sockets, workers, activation } = setup(2);
+  links.add('in0');
+  links.add('out0');
+  links.add('out1');
+  const before = rule({
+    outputs: [
+      { group: '239.2.2.1', port: 6000, interface: 'out0' },
+      { group: '239.2.2.2', port: 6000, interface: 'out1' },
+    ],
+  });
+  activation.add(before);
+  const added = workers.take('rule.add')[0]!;
+  // UDP sockets in output order, then the raw ones: output 0 goes, output 1 stays.
+  const [droppedSocket, keptSocket] = added.fds;
+  const after = rule({
+    outputs: [
+      { group: '239.2.2.2', port: 6000, interface: 'out1' },
+      { group: '239.2.2.3', port: 6000, interface: 'out0', mode: 'socket' },
+    ],
+  });
+  activation.update(after, [1, -1]);
+  const sent = workers.take();
+  assert.deepEqual(
+    sent.map((s) => [s.id, s.message.type, s.fds.length]),
+    [
+      [0, 'rule.update', 1],
+      [1, 'rule.update', 1],
+    ],
+    'only the new output travels, with its one UDP socket',
+  );
+  const message = sent[0]!.message;
+  assert.ok(message.type === 'rule.update');
+  assert.deepEqual(message.previous, [1, -1]);
+  assert.deepEqual(
+    message.rule.outputs.map((o) => [o.label, o.attached]),
+    [
+      ['239.2.2.2:6000:out1', true],
+      ['239.2.2.3:6000:out0:socket', true],
+    ],
+  );
+  assert.equal(sockets.open.has(droppedSocket!), false, 'the output that went is closed');
+  assert.equal(sockets.open.has(keptSocket!), true, 'the output that stays keeps its socket');
+  assert.deepEqual(
+    activation.view(after.id).outputs.map((o) => o.path),
+    ['raw', 'socket'],
+  );
+});
