@@ -13,6 +13,7 @@ export type RuleErrorCode =
   | 'E_INVALID_VLAN'
   | 'E_INVALID_DSCP'
   | 'E_INVALID_SOURCE'
+  | 'E_STATE_WRITE'
   | 'E_NO_OUTPUTS'
   | 'E_TOO_MANY_OUTPUTS'
   | 'E_INVALID_OUTPUT'

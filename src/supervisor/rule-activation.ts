@@ -90,17 +90,19 @@ export class RuleActivation {
   }
 
   /**
-   * Takes a new rule. It becomes active at once when its input is usable, else it waits.
-   * Throws, leaving nothing behind, when its sockets cannot be made.
+   * Takes a new rule. It becomes active at once when its input is usable, else it waits. With
+   * `refuse` (an operator's add), throws, leaving nothing behind, when its sockets cannot be made;
+   * without (a config file's rule), the rule or that output waits instead, with the reason.
    */
-  add(rule: Rule): void {
+  add(rule: Rule, refuse = true): void {
     const state: RuleState = {
       rule,
       active: false,
       outputs: rule.outputs.map(() => ({ sockets: null, failure: null })),
       failure: null,
     };
-    this.activate(state, true);
+    if (refuse) this.activate(state, true);
+    else this.activateLogged(state, 'added');
     this.rules.set(rule.id, state);
   }
 

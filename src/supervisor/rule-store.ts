@@ -1,9 +1,12 @@
 import { ipv4ToString } from '../packet/ipv4-address.js';
 import { describeInput, type Rule } from '../rules/rule.js';
 import { RuleError } from '../rules/rule-error.js';
+import type { RuleOrigin } from './reload-plan.js';
 
 export interface StoredRule {
   rule: Rule;
+  /** The config file, or a control client (mcrctl add): runtime rules persist in the state directory. */
+  origin: RuleOrigin;
   createdAt: Date;
 }
 
@@ -36,10 +39,19 @@ export class RuleStore {
     }
   }
 
-  add(rule: Rule): StoredRule {
+  add(rule: Rule, origin: RuleOrigin = 'runtime'): StoredRule {
     this.checkAddable(rule);
-    const stored = { rule, createdAt: new Date() };
+    const stored = { rule, origin, createdAt: new Date() };
     this.byId.set(rule.id, stored);
+    return stored;
+  }
+
+  /** The same rule (same id) changed: new outputs or name, or another origin; createdAt stays. */
+  replace(rule: Rule, origin: RuleOrigin): StoredRule {
+    const stored = this.byId.get(rule.id);
+    if (!stored) throw new Error(`rule ${rule.id} is not in the store`);
+    stored.rule = rule;
+    stored.origin = origin;
     return stored;
   }
 
