@@ -1,5 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ControlClient } from '../protocol/control-client.js';
+import { PROTOCOL_VERSION } from '../protocol/json-rpc.js';
+import { ConfigInvalid, registerConfigCommands } from './mcrctl-config.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js';
 import { parseOutputList } from '../rules/output-syntax.js';
 import { RuleError } from '../rules/rule-error.js';
@@ -143,13 +145,48 @@ program
   .command('version')
   .description('show the versions of mcrctl and mcrd and the protocol they speak')
   .action(async () => {
-    const result = await call('version');
+    const daemon = await connect();
     print(
-      { client: packageVersion(), daemon: result },
+      { client: { version: packageVersion(), protocol: PROTOCOL_VERSION }, daemon },
       () =>
-        `mcrctl ${packageVersion()}\nmcrd   ${result.version} (protocol ${result.protocol}, node ${result.node})`,
+        `mcrctl ${packageVersion()} (protocol ${PROTOCOL_VERSION})\nmcrd   ${daemon.version} (protocol ${daemon.protocol}, node ${daemon.node})`,
     );
   });
+
+program
+  .command('log-level')
+  .description("show or set the log level of mcrd's supervisor and workers, in force at once")
+  .argument('[action]', 'get (default) or set')
+  .argument('[level]', 'with set: fatal, error, warn, info, debug or trace')
+  .addOption(
+    new Option('-c, --component <name>', 'with set: only this component (default: both)').choices([
+      'supervisor',
+      'workers',
+    ]),
+  )
+  .action(
+    async (
+      action: string | undefined,
+      level: string | undefined,
+      opts: { component?: 'supervisor' | 'workers' },
+    ) => {
+      let levels;
+      if (action === undefined || action === 'get') {
+        if (level !== undefined) throw usage('log-level get takes no level');
+        levels = await call('log.get');
+      } else if (action === 'set') {
+        if (level === undefined)
+          throw usage('log-level set needs a level: fatal, error, warn, info, debug or trace');
+        levels = await call('log.set', { level, ...(opts.component ? { component: opts.component } : {}) });
+      } else throw usage(`log-level ${action}: expected get or set`);
+      print(levels, () => `supervisor ${levels.supervisor}\nworkers    ${levels.workers}`);
+    },
+  );
+
+registerConfigCommands(program, {
+  call: (method, params) => call(method, params),
+  print: (json, text) => print(json, text),
+});
 
 /** Digits become a number; anything else goes on as typed, for validation to name it. */
 function numberIfDigits(text: string): number {
@@ -157,11 +194,25 @@ function numberIfDigits(text: string): number {
 }
 
 let client: ControlClient | undefined;
+let daemonVersion: ResultOf<'version'> | undefined;
 
-async function call<M extends MethodName>(method: M, params?: ParamsOf<M>): Promise<ResultOf<M>> {
+/**
+ * Connects once and says which protocol this mcrctl speaks: a daemon that speaks another answers
+ * E_PROTOCOL_MISMATCH, one clear sentence, before any command could fail in a confusing way.
+ */
+async function connect(): Promise<ResultOf<'version'>> {
   const globals = program.opts<GlobalOptions>();
   client ??= await ControlClient.open(socketPathFrom(globals.socket));
-  return client.call(method, params);
+  daemonVersion ??= await client.call('version', {
+    protocol: PROTOCOL_VERSION,
+    client: `mcrctl ${packageVersion()}`,
+  });
+  return daemonVersion;
+}
+
+async function call<M extends MethodName>(method: M, params?: ParamsOf<M>): Promise<ResultOf<M>> {
+  await connect();
+  return client!.call(method, params);
 }
 
 function print(json: unknown, text: () => string): void {
@@ -179,9 +230,9 @@ function fail(err: unknown): number {
   const e = err as Error & { code?: string; field?: string };
   const code = e.code ?? 'E_INTERNAL';
   if (globals.json) {
-    process.stdout.write(
-      `${JSON.stringify({ error: { code, message: e.message, field: e.field ?? null } }, null, 2)}\n`,
-    );
+    const problems = err instanceof ConfigInvalid ? { problems: err.problems } : {};
+    const error = { code, message: e.message, field: e.field ?? null, ...problems };
+    process.stdout.write(`${JSON.stringify({ error }, null, 2)}\n`);
   } else {
     process.stderr.write(`mcrctl: ${code}: ${e.message}\n`);
   }

@@ -146,14 +146,50 @@ export interface StatsView {
   workers: WorkerStatsView[];
 }
 
+/** What a config load or reload changed, and what it could not. */
+export interface ReloadResult {
+  /** Where the rules came from: the config file's path, or what mcrctl said it loaded. */
+  source: string;
+  added: string[];
+  removed: string[];
+  /** Rules whose outputs or name changed (their other outputs kept forwarding). */
+  updated: string[];
+  unchanged: number;
+  /** Read but without effect, or applied with a caveat. */
+  warnings: string[];
+  /** Daemon settings the file changes that only a restart of mcrd applies, e.g. "workers 2 → 4". */
+  needsRestart: string[];
+}
+
+/** Log levels in force: the supervisor's and the workers'. */
+export interface LogLevels {
+  supervisor: string;
+  workers: string;
+}
+
 export interface ControlMethods {
   ping: { params: Record<string, never>; result: { pong: true; pid: number; uptimeSeconds: number } };
-  version: { params: Record<string, never>; result: { version: string; protocol: number; node: string } };
+  /** With the client's protocol version, which must be the daemon's (else E_PROTOCOL_MISMATCH). */
+  version: {
+    params: { protocol?: number; client?: string };
+    result: { version: string; protocol: number; node: string };
+  };
   'rules.add': { params: RuleRequest; result: { rule: RuleView } };
   'rules.remove': { params: { id?: string; name?: string }; result: { removed: RuleView } };
   'rules.list': { params: Record<string, never>; result: { rules: RuleView[] } };
   'stats.get': { params: Record<string, never>; result: StatsView };
   'workers.list': { params: Record<string, never>; result: { workers: WorkerView[] } };
+  /** Every rule as a config document (JSON5), config and runtime rules alike. */
+  'config.show': { params: Record<string, never>; result: { text: string } };
+  /** Writes the running rules over the config file mcrd was started with (--config). */
+  'config.save': { params: Record<string, never>; result: { path: string; rules: number } };
+  /** Applies a config document's rules (only the difference); runtime rules stay unless replace. */
+  'config.load': { params: { text: string; source: string; replace?: boolean }; result: ReloadResult };
+  /** Reads the config file again and applies it, as SIGHUP does. */
+  'config.reload': { params: Record<string, never>; result: ReloadResult };
+  'log.get': { params: Record<string, never>; result: LogLevels };
+  /** Sets the level of one component, or of both when none is named; in force at once. */
+  'log.set': { params: { level: string; component?: 'supervisor' | 'workers' }; result: LogLevels };
   /** Only with mcrd --debug-methods: fault injection for tests. */
   'debug.forgetRule': { params: { worker: number; id: string }; result: { sent: boolean } };
 }

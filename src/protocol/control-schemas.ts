@@ -23,7 +23,11 @@ const output = {
 
 const schemas: Record<MethodName, object> = {
   ping: empty,
-  version: empty,
+  version: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { protocol: { type: 'integer' }, client: { type: 'string', maxLength: 64 } },
+  },
   'rules.add': {
     type: 'object',
     additionalProperties: false,
@@ -49,6 +53,29 @@ const schemas: Record<MethodName, object> = {
   'rules.list': empty,
   'stats.get': empty,
   'workers.list': empty,
+  'config.show': empty,
+  'config.save': empty,
+  'config.load': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['text', 'source'],
+    properties: {
+      text: { type: 'string' },
+      source: { type: 'string', maxLength: 4096 },
+      replace: { type: 'boolean' },
+    },
+  },
+  'config.reload': empty,
+  'log.get': empty,
+  'log.set': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['level'],
+    properties: {
+      level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] },
+      component: { enum: ['supervisor', 'workers'] },
+    },
+  },
   'debug.forgetRule': {
     type: 'object',
     additionalProperties: false,

@@ -96,11 +96,22 @@ export function parseConfig(text: string, file: string): ConfigResult {
       ],
     };
   }
-  if (!validateDocument(document)) {
-    const problems = (validateDocument.errors ?? []).map((e) => schemaProblem(file, document, e));
-    return { ok: false, problems: inDocumentOrder(problems, document) };
-  }
-  return fromDocument(file, document as ConfigDocument);
+  const shapeProblems = validateDocument(document)
+    ? []
+    : (validateDocument.errors ?? []).map((e) => schemaProblem(file, document, e));
+  // The rules whose shape is right are still checked for what they mean, so one pass over the
+  // file reports everything wrong with it.
+  const misshapen = new Set(
+    shapeProblems.flatMap((p) => {
+      const rule = /^rules\[(\d+)\]/.exec(p.path);
+      return rule ? [Number(rule[1])] : [];
+    }),
+  );
+  const doc = document as ConfigDocument;
+  const result = fromDocument(file, doc, Array.isArray(doc?.rules) ? misshapen : undefined);
+  if (shapeProblems.length === 0) return result;
+  const meaning = result.ok ? [] : result.problems;
+  return { ok: false, problems: inDocumentOrder([...shapeProblems, ...meaning], document) };
 }
 
 /** The document once its shape is known to be right. */
@@ -142,18 +153,29 @@ interface DocumentRule {
   }[];
 }
 
-function fromDocument(file: string, doc: ConfigDocument): ConfigResult {
+/**
+ * The settings and rules of a document; `skip`: indexes of rules whose shape is wrong (not
+ * checked again), or undefined when the rules list itself is not a list.
+ */
+function fromDocument(
+  file: string,
+  doc: ConfigDocument,
+  skip: ReadonlySet<number> | undefined = new Set(),
+): ConfigResult {
   const problems: ConfigProblem[] = [];
   const warnings: string[] = [];
+  if (typeof doc !== 'object' || doc === null || skip === undefined) return { ok: false, problems };
   if (doc.pinning !== undefined) {
     warnings.push(
       `${file}: pinning is read but has no effect: mcr runs one worker per CPU (see --workers, and taskset to choose the CPUs), each serving every input`,
     );
   }
-  const rules = (doc.rules ?? []).map((r) => ruleRequest(r, doc.multicast_ttl));
+  const multicastTtl = typeof doc.multicast_ttl === 'number' ? doc.multicast_ttl : undefined;
+  const rules = (doc.rules ?? []).map((r, i) => (skip.has(i) ? undefined : ruleRequest(r, multicastTtl)));
   const seenIds = new Map<string, number>();
   const seenNames = new Map<string, number>();
   rules.forEach((request, i) => {
+    if (request === undefined) return;
     const { rule, errors } = checkRule(request);
     for (const error of errors) problems.push(ruleProblem(file, i, error));
     if (!rule) return;
@@ -164,7 +186,7 @@ function fromDocument(file: string, doc: ConfigDocument): ConfigResult {
         path: `rules[${i}].input`,
         value: describeRuleRequest(request),
         code: 'E_RULE_EXISTS',
-        message: `${file}: rules[${i}].input ${describeRuleRequest(request)} is already relayed by rules[${sameInput}]${named(rules[sameInput]!)}: one rule per input; merge their outputs`,
+        message: `${file}: rules[${i}].input ${describeRuleRequest(request)} is already relayed by rules[${sameInput}]${named(rules[sameInput])}: one rule per input; merge their outputs`,
       });
     } else seenIds.set(rule.id, i);
     if (rule.name !== undefined) {
@@ -180,12 +202,15 @@ function fromDocument(file: string, doc: ConfigDocument): ConfigResult {
       } else seenNames.set(rule.name, i);
     }
   });
-  if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, config: { settings: settingsOf(doc), rules, warnings } };
+  if (problems.length > 0 || skip.size > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    config: { settings: settingsOf(doc), rules: rules.filter((r) => r !== undefined), warnings },
+  };
 }
 
-function named(request: RuleRequest): string {
-  return request.name ? ` (${request.name})` : '';
+function named(request: RuleRequest | undefined): string {
+  return request?.name ? ` (${request.name})` : '';
 }
 
 /**

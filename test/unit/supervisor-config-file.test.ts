@@ -221,3 +221,17 @@ test('rules written back as a document read again as the same rules, names and i
     rules,
   );
 });
+
+test('one pass reports shape and meaning together: an unknown key does not hide a bad address', () => {
+  const result = parseConfig(
+    `{ wrokers: 2, rules: [
+        { input: { interface: "eth0", group: "239.1.1", port: 5000 }, outputs: [{ group: "239.2.2.2", port: 6000, interface: "eth1" }] },
+        { input: { interface: "eth0", group: "239.1.1.2", port: "x" }, outputs: [] } ] }`,
+    FILE,
+  );
+  assert.deepEqual(summary(result), [
+    ['E_CONFIG_UNKNOWN_KEY', 'wrokers'],
+    ['E_INVALID_ADDRESS', 'rules[0].input.group'],
+    ['E_CONFIG_VALUE', 'rules[1].input.port'],
+  ]);
+});
