@@ -25,6 +25,7 @@ export const libc = {
   sendmsg: lib.func('intptr_t sendmsg(int fd, uintptr_t msg, int flags)'),
   recvmsg: lib.func('intptr_t recvmsg(int fd, uintptr_t msg, int flags)'),
   send: lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)'),
+  sendto: lib.func('intptr_t sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrlen)'),
   epollCreate1: lib.func('int epoll_create1(int flags)'),
   epollCtl: lib.func('int epoll_ctl(int epfd, int op, int fd, uintptr_t event)'),
   epollWait: lib.func('int epoll_wait(int epfd, uintptr_t events, int maxevents, int timeout)'),
