@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RuleCounters } from '../protocol/control-api.js';
 import {
-  decodeMessage,
+  decodeSupervisorMessage,
   encodeMessage,
   type DataPlaneSettings,
   type RawEgressSpec,
@@ -100,7 +100,7 @@ export class Worker {
         this.stop(0);
         return;
       }
-      this.handle(decodeMessage<SupervisorMessage>(message.data), message.fds);
+      this.handle(decodeSupervisorMessage(message.data), message.fds);
     }
   }
 
