@@ -129,6 +129,11 @@ export function encodeMessage(message: SupervisorMessage | WorkerMessage): Uint8
   return encoder.encode(JSON.stringify(message));
 }
 
-export function decodeMessage<T extends SupervisorMessage | WorkerMessage>(data: Uint8Array): T {
-  return JSON.parse(decoder.decode(data)) as T;
+/**
+ * A command from the supervisor, as a worker reads it. The supervisor is root and trusted by the
+ * worker; the other direction is not trusted and goes through parseWorkerMessage
+ * (worker-message-schema.ts) instead.
+ */
+export function decodeSupervisorMessage(data: Uint8Array): SupervisorMessage {
+  return JSON.parse(decoder.decode(data)) as SupervisorMessage;
 }

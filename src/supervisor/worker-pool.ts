@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { DataPlaneSettings, SupervisorMessage, WorkerStatsReport } from '../protocol/worker-messages.js';
 import type { Account } from '../sys/privileges.js';
+import { restartDelay, type RestartHistory } from './restart-policy.js';
 import { StatsCollector } from './stats-collector.js';
-import { WorkerProcess } from './worker-process.js';
+import { WorkerProcess, type WorkerLauncher } from './worker-process.js';
 
 export interface WorkerPoolOptions {
   count: number;
@@ -18,13 +19,11 @@ export interface WorkerPoolOptions {
   /** Re-sends every rule to a worker whose rules drifted (after a rules.reset). */
   resyncRules: (workerId: number) => void;
   expectedRulesHash: () => string;
+  /** How worker processes are started (by default: this Node binary runs `entry`). */
+  launch?: WorkerLauncher;
+  /** A monotonic clock in ms; performance.now by default. */
+  now?: () => number;
 }
-
-/** Restart delays: doubling from the first to the cap while a worker keeps failing. */
-const RESTART_DELAY_FIRST_MS = 100;
-const RESTART_DELAY_CAP_MS = 10_000;
-/** A worker that stayed up this long has recovered: its next failure starts the backoff anew. */
-const STABLE_AFTER_MS = 30_000;
 
 /** One worker id: its current process, how often it was restarted or re-synced, its samples. */
 export interface WorkerSlot {
@@ -32,29 +31,35 @@ export interface WorkerSlot {
   process: WorkerProcess;
   restarts: number;
   resyncs: number;
-  /** Failures in a row (reset once a worker has stayed up STABLE_AFTER_MS). */
-  failures: number;
+  /** Failures in a row, for the restart delay (restart-policy.ts). */
+  history: RestartHistory;
+  /** When its last process exit was seen (monotonic ms), until a new one answers a heartbeat. */
+  downSince: number | undefined;
   stats: StatsCollector;
 }
 
 /**
  * The worker processes. A worker that exits, or stops answering heartbeats, is started again
- * with exponential backoff and given the full state anew; one whose rules drifted is re-synced.
+ * (at once or after a delay, see restart-policy.ts) and given the full state anew; one whose
+ * rules drifted, or that caught up after its rule updates were coalesced, is re-synced.
  */
 export class WorkerPool {
   readonly slots: WorkerSlot[] = [];
   private readonly options: WorkerPoolOptions;
+  private readonly now: () => number;
   private stopping = false;
 
   constructor(options: WorkerPoolOptions) {
     this.options = options;
+    this.now = options.now ?? (() => performance.now());
     for (let id = 0; id < options.count; id++) {
       const slot: WorkerSlot = {
         id,
         process: this.spawn(id),
         restarts: 0,
         resyncs: 0,
-        failures: 0,
+        history: { startFailures: 0, laterFailures: 0 },
+        downSince: undefined,
         stats: new StatsCollector(),
       };
       this.slots.push(slot);
@@ -118,15 +123,38 @@ export class WorkerPool {
       cpu,
       account,
       expectedRulesHash: this.options.expectedRulesHash,
+      launch: this.options.launch,
+      now: this.now,
     });
     worker.once('ready', () => {
       worker.send({ type: 'configure', workerId: id, settings });
       this.options.sync(id);
     });
+    worker.once('alive', () => this.onAlive(id, worker));
     worker.on('stats', (report) => this.slots[id]?.stats.record(report));
     worker.on('drift', (held, expected) => this.onDrift(id, held, expected));
+    worker.on('resync', () => this.onCaughtUp(id));
     worker.once('exit', (code, signal) => this.onExit(id, worker, code, signal));
     return worker;
+  }
+
+  /** A worker's first heartbeat answer: if it replaced one that died, the slot has recovered. */
+  private onAlive(id: number, worker: WorkerProcess): void {
+    const slot = this.slots[id];
+    if (slot?.process !== worker || slot.downSince === undefined) return;
+    const downMs = Math.round(this.now() - slot.downSince);
+    slot.downSince = undefined;
+    this.options.log.info(
+      { worker: id, pid: worker.pid, downMs, restarts: slot.restarts },
+      'worker recovered',
+    );
+  }
+
+  /** Rule updates were coalesced while the worker was behind; it has caught up: send them whole. */
+  private onCaughtUp(id: number): void {
+    this.options.log.info({ worker: id }, 'worker caught up on its channel; re-sending its rules');
+    this.send(id, { type: 'rules.reset' });
+    this.options.resyncRules(id);
   }
 
   private onDrift(id: number, held: string, expected: string): void {
@@ -149,17 +177,27 @@ export class WorkerPool {
     worker.closeChannel();
     if (this.stopping) return;
     const slot = this.slots[id]!;
-    const upFor = worker.startedAt ? Date.now() - worker.startedAt.getTime() : 0;
-    slot.failures = upFor >= STABLE_AFTER_MS ? 1 : slot.failures + 1;
-    const delay = Math.min(RESTART_DELAY_CAP_MS, RESTART_DELAY_FIRST_MS * 2 ** (slot.failures - 1));
+    const exitedAt = worker.exitedAt ?? this.now();
+    slot.downSince ??= exitedAt;
+    const { kind, delayMs, history } = restartDelay(slot.history, {
+      ranFine: worker.ranFine,
+      upMs: exitedAt - worker.spawnedAt,
+      code,
+      signal,
+      replaced: worker.replacedFor !== undefined,
+    });
+    slot.history = history;
     this.options.log.error(
       {
         worker: id,
+        pid: worker.pid,
         code,
         signal,
-        reason: worker.startFailure,
-        restartInMs: delay,
-        failuresInARow: slot.failures,
+        reason: worker.replacedFor ?? worker.startFailure,
+        death: kind,
+        restartInMs: delayMs,
+        startFailuresInARow: history.startFailures,
+        failuresInARow: history.laterFailures,
       },
       'worker exited unexpectedly; restarting',
     );
@@ -168,7 +206,7 @@ export class WorkerPool {
       slot.restarts++;
       slot.stats.reset();
       slot.process = this.spawn(id);
-    }, delay);
+    }, delayMs);
   }
 }
 

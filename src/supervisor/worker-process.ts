@@ -1,19 +1,32 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import {
-  decodeMessage,
-  encodeMessage,
-  type SupervisorMessage,
-  type WorkerMessage,
-  type WorkerStatsReport,
-} from '../protocol/worker-messages.js';
-import { EAGAIN } from '../sys/constants.js';
-import { SysError } from '../sys/errors.js';
-import { createChannelPair, FdChannel } from '../sys/fd-channel.js';
-import { watchReadable, type ReadableWatch } from '../sys/libc.js';
+import { parseWorkerMessage } from '../protocol/worker-message-schema.js';
+import type { SupervisorMessage, WorkerMessage, WorkerStatsReport } from '../protocol/worker-messages.js';
+import { createChannelPair, FdChannel, MAX_CHANNEL_MESSAGE } from '../sys/fd-channel.js';
+import { watchReadable, type ChannelWatch, type WatchFault } from '../sys/libc.js';
 import type { Account } from '../sys/privileges.js';
 import { closeFd } from '../sys/socket.js';
+import { HealthJudge } from './health-judge.js';
+import {
+  SocketTransport,
+  WorkerChannel,
+  type ChannelTransport,
+  type QueueLimits,
+  type SendOutcome,
+} from './worker-channel.js';
+import { WorkerConversation } from './worker-conversation.js';
+
+/** A started worker process, as the supervisor uses it (a ChildProcess is one). */
+export interface WorkerChild {
+  readonly pid?: number | undefined;
+  kill(signal: NodeJS.Signals): boolean;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+}
+
+/** Starts a worker process with `args`, its channel end `channelFd` as its fd 3. */
+export type WorkerLauncher = (args: string[], channelFd: number) => WorkerChild;
 
 export interface WorkerProcessOptions {
   id: number;
@@ -27,6 +40,13 @@ export interface WorkerProcessOptions {
   log: Logger;
   /** The hash of the rules the worker should hold now (compared with what it reports). */
   expectedRulesHash: () => string;
+  /** How the process is started; by default this Node binary runs `entry`. */
+  launch?: WorkerLauncher;
+  /** A monotonic clock in ms; performance.now by default. */
+  now?: () => number;
+  queueLimits?: QueueLimits;
+  /** How the queue reaches the channel; a SocketTransport by default. */
+  transport?: (channel: FdChannel, watch: ChannelWatch) => ChannelTransport;
 }
 
 /**
@@ -42,21 +62,35 @@ const WORKER_V8_FLAGS = ['--min-semi-space-size=16', '--no-memory-reducer'];
 
 /** How often the supervisor asks each worker for a sign of life and its rules hash. */
 export const HEARTBEAT_INTERVAL_MS = 250;
-/** A worker silent for this long (stopped, wedged) is killed and replaced. */
+/** Silence (see HealthJudge: the supervisor's own stalls not counted) after which a worker is replaced. */
 export const HEARTBEAT_TIMEOUT_MS = 1500;
+/** A tick this late means the supervisor itself stalled: worth a line in the log. */
+const STALL_WORTH_LOGGING_MS = 1000;
+/** Rules-hash expectations kept for unanswered heartbeats (older ones are no longer checked). */
+const MAX_EXPECTATIONS = 64;
 
 export interface WorkerProcessEvents {
   ready: [];
+  /** Its first heartbeat answer: it runs fine. */
+  alive: [];
   exit: [code: number | null, signal: NodeJS.Signals | null];
   stats: [report: WorkerStatsReport];
   failure: [message: Extract<WorkerMessage, { type: 'error' }>];
   /** The worker holds other rules than it should. */
   drift: [held: string, expected: string];
+  /**
+   * It caught up after rule-level messages were coalesced: send rules.reset and every rule now,
+   * synchronously (the channel counts them as the re-sync).
+   */
+  resync: [];
 }
 
 /**
- * One worker process and its channel. Messages go out in order; descriptors are duplicated into
- * the worker by the kernel (SCM_RIGHTS), so the supervisor keeps its own copies.
+ * One worker process and its channel. Messages go out in order, through a bounded queue when
+ * the channel is full (worker-channel.ts); descriptors are duplicated into the worker by the
+ * kernel (SCM_RIGHTS), so the supervisor keeps its own copies. Everything the worker says is
+ * checked for shape (worker-message-schema.ts) and order (worker-conversation.ts); a worker that
+ * breaks either is replaced.
  */
 export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly id: number;
@@ -64,20 +98,30 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly user: string;
   state: 'starting' | 'running' | 'stopped' = 'starting';
   startedAt: Date | null = null;
-  /** Why the worker said it cannot start ('fatal'), if it did; untrusted text, kept short. */
+  /** Why the worker said it cannot start ('fatal'), if it did; untrusted text, bounded by the schema. */
   startFailure: string | undefined;
+  /** It answered a heartbeat: it ran fine (restart-policy.ts). */
+  ranFine = false;
+  /** Why the supervisor killed it, when it did. */
+  replacedFor: string | undefined;
+  /** When it was spawned and when its exit was seen, on the supervisor's monotonic clock. */
+  readonly spawnedAt: number;
+  exitedAt: number | undefined;
   private channelClosed = false;
-  private readonly child: ChildProcess;
-  private readonly channel: FdChannel;
-  private readonly watch: ReadableWatch;
+  private readonly child: WorkerChild;
+  private readonly fdChannel: FdChannel;
+  private readonly channel: WorkerChannel;
+  private readonly watch: ChannelWatch;
   private readonly log: Logger;
-  private nextRequest = 1;
+  private readonly now: () => number;
+  private readonly conversation: WorkerConversation;
+  private judge: HealthJudge | undefined;
   private readonly statsWaiters = new Map<number, (report: WorkerStatsReport | undefined) => void>();
   private readonly expectedRulesHash: () => string;
-  /** Heartbeats sent and not yet answered: seq → the rules hash expected at that point. */
-  private readonly heartbeats = new Map<number, string>();
-  private heartbeatSeq = 0;
-  private lastSignOfLife = Date.now();
+  /** Heartbeats sent and not yet answered: seq → the rules hash expected then (null: unknown). */
+  private readonly expectations = new Map<number, string | null>();
+  private writtenAtLastTick = 0;
+  private unreadAtLastTick = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WorkerProcessOptions) {
@@ -87,36 +131,46 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     this.user = options.account.name;
     this.expectedRulesHash = options.expectedRulesHash;
     this.log = options.log.child({ worker: options.id });
+    this.now = options.now ?? (() => performance.now());
+    this.spawnedAt = this.now();
     const [mine, theirs] = createChannelPair();
-    this.channel = new FdChannel(mine);
-    this.child = spawn(
-      process.execPath,
-      [
-        ...WORKER_V8_FLAGS,
-        options.entry,
-        ...['--worker-id', String(options.id), '--cpu', String(options.cpu)],
-        ...[
-          '--user',
-          options.account.name,
-          '--uid',
-          String(options.account.uid),
-          '--gid',
-          String(options.account.gid),
-        ],
-        ...['--log-level', options.logLevel],
-      ],
-      {
-        stdio: ['ignore', 'inherit', 'inherit', theirs],
-      },
-    );
+    this.fdChannel = new FdChannel(mine);
+    const args = [
+      ...WORKER_V8_FLAGS,
+      options.entry,
+      ...['--worker-id', String(options.id), '--cpu', String(options.cpu)],
+      ...['--user', options.account.name],
+      ...['--uid', String(options.account.uid), '--gid', String(options.account.gid)],
+      ...['--log-level', options.logLevel],
+    ];
+    this.child = (options.launch ?? launchNode)(args, theirs);
     closeFd(theirs);
-    this.watch = watchReadable(mine, () => this.readChannel());
+    this.conversation = new WorkerConversation(this.child.pid ?? null);
+    this.watch = watchReadable(mine, () => this.readChannel(), {
+      onFault: (fault) => this.onChannelFault(fault),
+    });
+    const transport =
+      options.transport?.(this.fdChannel, this.watch) ??
+      new SocketTransport(this.fdChannel, this.watch, (err, fd) =>
+        this.log.error({ err, fd }, 'closing a descriptor copy failed'),
+      );
+    this.channel = new WorkerChannel(
+      transport,
+      {
+        coalesced: (dropped) => this.onCoalesced(dropped),
+        resync: () => this.emit('resync'),
+        failed: (err, type) => this.log.warn({ err, message: type }, 'worker channel send failed'),
+      },
+      options.queueLimits,
+    );
     this.child.once('exit', (code, signal) => {
+      this.exitedAt = this.now();
       // What the worker wrote before exiting (its 'fatal' reason) may not have been read yet.
-      if (!this.channelClosed) this.readChannel();
+      if (!this.channelClosed && this.replacedFor === undefined) this.readChannel();
       this.state = 'stopped';
       clearInterval(this.heartbeatTimer);
       this.watch.stop();
+      this.channel.close();
       for (const waiter of this.statsWaiters.values()) waiter(undefined);
       this.statsWaiters.clear();
       this.emit('exit', code, signal);
@@ -128,34 +182,34 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     return this.child.pid ?? null;
   }
 
-  /** Sends a command; false when the worker is gone (its restart will resync it). */
+  /** Messages waiting for room on the channel. */
+  get backlog(): number {
+    return this.channel.backlog;
+  }
+
+  /**
+   * Sends a command, or queues it while the channel is full. False when it will not reach the
+   * worker: the worker is gone (its restart will sync it), too far behind (it is being
+   * replaced), or the message was coalesced (a re-sync will carry it).
+   */
   send(message: SupervisorMessage, fds: readonly number[] = []): boolean {
-    if (this.state === 'stopped') return false;
-    try {
-      this.channel.send(encodeMessage(message), fds, false);
-      return true;
-    } catch (err) {
-      if (err instanceof SysError && err.errno === EAGAIN) {
-        // Its queue is full: it stopped reading. Replace it; the new one gets a full sync.
-        this.log.error(
-          { pid: this.pid, message: message.type },
-          'worker is not reading its channel; killing it',
-        );
-        this.child.kill('SIGKILL');
-      } else if (err instanceof SysError && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) {
-        // The worker has exited (at start-up, say) and its exit event has not been handled yet:
-        // EPIPE once its end is closed, ECONNRESET when it closed with messages unread.
-        this.log.debug({ pid: this.pid, message: message.type }, 'worker is gone; message not sent');
-      } else {
-        this.log.warn({ err, message: message.type }, 'worker channel send failed');
-      }
-      return false;
+    if (this.state === 'stopped' || this.replacedFor !== undefined) return false;
+    const outcome: SendOutcome = this.channel.send(message, fds);
+    if (outcome === 'overflow') {
+      this.replace(
+        'E_WORKER_BEHIND',
+        `fell too far behind: ${this.channel.backlog} messages wait on its channel even after coalescing`,
+      );
+    } else if (outcome === 'gone') {
+      this.log.debug({ pid: this.pid, message: message.type }, 'worker is gone; message not sent');
     }
+    return outcome === 'sent' || outcome === 'queued';
   }
 
   /** Asks for a fresh counter snapshot; undefined if none arrives within the timeout. */
   requestStats(timeoutMs: number): Promise<WorkerStatsReport | undefined> {
-    const requestId = this.nextRequest++;
+    if (this.state === 'stopped' || this.replacedFor !== undefined) return Promise.resolve(undefined);
+    const requestId = this.conversation.nextStatsRequest();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.statsWaiters.delete(requestId);
@@ -193,44 +247,113 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     this.channelClosed = true;
     this.watch.stop();
     this.channel.close();
+    this.fdChannel.close();
   }
 
   /**
-   * Asks for a sign of life carrying the rules hash expected once the worker has handled every
-   * message sent so far (the channel keeps order); kills a worker that stayed silent too long.
+   * Kills the worker for a reason of its own making (silent, misbehaving, too far behind): logged
+   * once, with a stable code; nothing it says afterwards is read. Its exit restarts it.
+   */
+  private replace(code: string, reason: string): void {
+    if (this.replacedFor !== undefined || this.state === 'stopped') return;
+    this.replacedFor = reason;
+    this.log.error({ pid: this.pid, code }, `worker ${reason}; replacing it`);
+    clearInterval(this.heartbeatTimer);
+    this.watch.stop();
+    this.child.kill('SIGKILL');
+  }
+
+  /**
+   * Reads the answers waiting, then judges (see HealthJudge), then asks again with the rules hash
+   * expected once the worker has handled every message sent so far (the channel keeps order).
    */
   private heartbeat(): void {
-    if (this.state !== 'running') return;
-    const silentFor = Date.now() - this.lastSignOfLife;
-    if (silentFor > HEARTBEAT_TIMEOUT_MS) {
-      this.log.error({ pid: this.pid, silentMs: silentFor }, 'worker stopped answering; killing it');
-      clearInterval(this.heartbeatTimer);
-      this.child.kill('SIGKILL');
+    if (this.state !== 'running' || this.replacedFor !== undefined) return;
+    this.readChannel();
+    if (this.state !== 'running' || this.replacedFor !== undefined) return;
+    // It reads if what waited for it went out, or the channel holds less of what was written.
+    const written = this.channel.written;
+    const unread = this.channel.unread;
+    const progressed = written > this.writtenAtLastTick || unread < this.unreadAtLastTick;
+    this.writtenAtLastTick = written;
+    this.unreadAtLastTick = unread;
+    const judgement = this.judge!.tick(this.now(), progressed);
+    if (judgement.lateMs >= STALL_WORTH_LOGGING_MS) {
+      this.log.warn(
+        { lateMs: Math.round(judgement.lateMs) },
+        "the supervisor's heartbeat came late (its event loop was stalled); not counted against the worker",
+      );
+    }
+    if (!judgement.alive) {
+      this.replace(
+        'E_WORKER_SILENT',
+        `stopped answering: ${Math.round(judgement.silentMs)} ms of silence while reading nothing (${unread} bytes unread on its channel, ${this.channel.backlog} messages queued)`,
+      );
       return;
     }
-    const seq = ++this.heartbeatSeq;
-    this.heartbeats.set(seq, this.expectedRulesHash());
-    if (this.heartbeats.size > 64) this.heartbeats.delete(this.heartbeats.keys().next().value!);
+    // A heartbeat still waiting in the queue asks the same question.
+    if (this.channel.holds('heartbeat')) return;
+    const seq = this.conversation.nextHeartbeat();
+    this.expectations.set(seq, this.channel.rulesStale ? null : this.expectedRulesHash());
+    if (this.expectations.size > MAX_EXPECTATIONS)
+      this.expectations.delete(this.expectations.keys().next().value!);
     this.send({ type: 'heartbeat', seq });
   }
 
+  /** Rule messages were dropped: what heartbeats expected no longer holds until the re-sync. */
+  private onCoalesced(dropped: number): void {
+    for (const seq of this.expectations.keys()) this.expectations.set(seq, null);
+    this.log.warn(
+      { pid: this.pid, dropped, waiting: this.channel.backlog },
+      'worker is behind on its channel; rule updates coalesced into a re-sync once it has caught up',
+    );
+  }
+
+  private onChannelFault(fault: WatchFault): void {
+    this.log.error(
+      { err: fault.error, fd: fault.fd, event: fault.event, inARow: fault.inARow, code: 'E_WORKER_CHANNEL' },
+      `handling the worker channel's ${fault.event} event threw`,
+    );
+    if (fault.stopped)
+      this.replace('E_WORKER_CHANNEL', 'cannot be listened to (its channel handler kept throwing)');
+  }
+
   private readChannel(): void {
-    for (;;) {
-      let message;
+    while (this.replacedFor === undefined) {
+      let received;
       try {
-        message = this.channel.receive();
+        received = this.fdChannel.receive();
       } catch (err) {
-        this.log.error({ err }, 'bad message from worker');
-        continue;
+        if (err instanceof RangeError) {
+          this.misbehaved(`sent a message larger than ${MAX_CHANNEL_MESSAGE} bytes`);
+        } else {
+          // ECONNRESET and the like: the worker is gone; its exit event follows.
+          this.log.debug({ err }, 'worker channel closed');
+          this.watch.stop();
+        }
+        return;
       }
-      if (message === undefined) return;
-      if (message === null) {
+      if (received === undefined) return;
+      if (received === null) {
         this.watch.stop();
         return;
       }
-      for (const fd of message.fds) closeFd(fd); // a worker never sends descriptors
-      this.handle(decodeMessage<WorkerMessage>(message.data));
+      if (received.fds.length > 0) {
+        for (const fd of received.fds) closeFd(fd);
+        this.misbehaved(`sent ${received.fds.length} descriptors (a worker never sends any)`);
+        return;
+      }
+      const check = parseWorkerMessage(received.data);
+      if (!check.ok) return this.misbehaved(check.reason);
+      const outOfOrder = this.conversation.accept(check.message);
+      if (outOfOrder !== undefined) return this.misbehaved(outOfOrder);
+      this.judge?.heard();
+      this.handle(check.message);
     }
+  }
+
+  private misbehaved(reason: string): void {
+    this.replace('E_WORKER_MISBEHAVED', `broke the channel protocol: ${reason}`);
   }
 
   private handle(message: WorkerMessage): void {
@@ -238,17 +361,23 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       case 'ready':
         this.state = 'running';
         this.startedAt = new Date();
-        this.lastSignOfLife = Date.now();
+        this.judge = new HealthJudge(
+          { intervalMs: HEARTBEAT_INTERVAL_MS, timeoutMs: HEARTBEAT_TIMEOUT_MS },
+          this.now(),
+        );
         this.heartbeatTimer = setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
         this.log.info({ workerPid: message.pid }, 'worker ready');
         this.emit('ready');
         break;
       case 'heartbeat': {
-        this.lastSignOfLife = Date.now();
-        const expected = this.heartbeats.get(message.seq);
+        const expected = this.expectations.get(message.seq);
         // Older heartbeats still outstanding were overtaken by this answer.
-        for (const seq of this.heartbeats.keys()) if (seq <= message.seq) this.heartbeats.delete(seq);
-        if (expected !== undefined && expected !== message.rulesHash)
+        for (const seq of this.expectations.keys()) if (seq <= message.seq) this.expectations.delete(seq);
+        if (!this.ranFine) {
+          this.ranFine = true;
+          this.emit('alive');
+        }
+        if (typeof expected === 'string' && expected !== message.rulesHash)
           this.emit('drift', message.rulesHash, expected);
         break;
       }
@@ -266,8 +395,13 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
         this.emit('failure', message);
         break;
       case 'fatal':
-        this.startFailure = String(message.message).slice(0, 500);
+        this.startFailure = message.message;
         break;
     }
   }
+}
+
+/** Runs the worker entry with this Node binary, its channel end as fd 3. */
+function launchNode(args: string[], channelFd: number): WorkerChild {
+  return spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', channelFd] });
 }

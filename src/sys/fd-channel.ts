@@ -13,6 +13,11 @@ import {
   SOL_SOCKET,
 } from './constants.js';
 import { SysError } from './errors.js';
+
+/** fcntl(2): duplicate to the lowest free number, close-on-exec (not in constants.ts: only used here). */
+const F_DUPFD_CLOEXEC = 1030;
+/** ioctl(2) SIOCOUTQ (= TIOCOUTQ): on a Unix socket, the bytes sent that the peer has not read yet. */
+const SIOCOUTQ = 0x5411;
 import { allocateNative, lastErrno, libc, type NativeMemory } from './libc.js';
 import { setBufferSize } from './socket.js';
 
@@ -110,6 +115,33 @@ export class FdChannel {
   }
 
   /**
+   * Sends one message without blocking: false when the peer's queue is full (EAGAIN), so the
+   * caller can keep it and try again once the channel is writable. Throws a SysError for any
+   * other failure (EPIPE or ECONNRESET: the peer is gone).
+   */
+  trySend(data: Uint8Array, fds: readonly number[] = []): boolean {
+    try {
+      this.send(data, fds, false);
+      return true;
+    } catch (err) {
+      if (err instanceof SysError && err.errno === EAGAIN) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Bytes this end has sent that the peer has not read yet (kernel accounting: each waiting
+   * message counts with its overhead). Falling means the peer reads.
+   */
+  unread(): number {
+    const amount = new Int32Array(1);
+    if ((libc.ioctl(this.fd, SIOCOUTQ, amount) as number) < 0) {
+      throw new SysError('ioctl(SIOCOUTQ, worker channel)', lastErrno());
+    }
+    return amount[0]!;
+  }
+
+  /**
    * Receives one message without blocking. Returns undefined when none is waiting, null when the
    * peer closed its end. Descriptors arrive close-on-exec and belong to the caller.
    */
@@ -174,6 +206,17 @@ export class FdChannel {
     }
     return fds;
   }
+}
+
+/**
+ * A second descriptor for the same open file, close-on-exec. A message that waits for room on a
+ * channel holds copies of its descriptors: their owner may close its own meanwhile, and the
+ * number could be reused for something else by the time the message goes.
+ */
+export function duplicateDescriptor(fd: number): number {
+  const copy = libc.fcntl(fd, F_DUPFD_CLOEXEC, 0) as number;
+  if (copy < 0) throw new SysError(`fcntl(F_DUPFD_CLOEXEC, descriptor ${fd})`, lastErrno());
+  return copy;
 }
 
 function align8(n: number): number {

@@ -137,6 +137,39 @@ export interface ReadableWatch {
   stop(): void;
 }
 
+/** A watch that can also say when its descriptor can take a write (a full socket has room again). */
+export interface ChannelWatch extends ReadableWatch {
+  /**
+   * Calls `onWritable` once the descriptor is writable, and keeps calling it while it stays so
+   * (level-triggered) until it is replaced by null. Readability is watched throughout.
+   */
+  whenWritable(onWritable: (() => void) | null): void;
+}
+
+/** An exception thrown by a watch's callback, caught where the callback runs. */
+export interface WatchFault {
+  fd: number;
+  /** 'readable' or 'writable': which callback threw. */
+  event: 'readable' | 'writable';
+  error: unknown;
+  /** Exceptions in a row from this watch, this one included. */
+  inARow: number;
+  /** True when the watch was stopped for good because its callback kept throwing. */
+  stopped: boolean;
+}
+
+export interface WatchOptions {
+  /**
+   * Told of every exception a callback throws. Without it, the exception is thrown again from
+   * its own event-loop turn (an uncaught exception, with its own stack), never from an unrelated
+   * later FFI call.
+   */
+  onFault?: (fault: WatchFault) => void;
+}
+
+/** Exceptions in a row after which a watch is stopped: a callback that throws before it reads would spin. */
+export const WATCH_FAULTS_BEFORE_STOP = 10;
+
 /**
  * Calls `onReadable` from the Node event loop whenever `fd` is readable (level-triggered). The
  * handle is kept referenced here: koffi closes a collected handle, which would end the process.
@@ -144,36 +177,77 @@ export interface ReadableWatch {
  * A socket error (POLLERR, e.g. ENETDOWN when a packet socket's interface goes down) makes libuv
  * stop the handle; the error is read off the socket (which clears it) and watching resumes, so
  * the socket works again when its interface comes back.
+ *
+ * Callbacks run inside koffi's poll callback, which has no JavaScript caller to throw to: an
+ * exception left there stays pending in the engine and is thrown by whichever FFI call comes next
+ * (a send to another worker, say). So every exception is caught here and handed to
+ * `options.onFault`; a callback that keeps throwing is stopped rather than spun.
  */
-export function watchReadable(fd: number, onReadable: () => void): ReadableWatch {
-  const options = { readable: true };
+export function watchReadable(fd: number, onReadable: () => void, options: WatchOptions = {}): ChannelWatch {
+  const report = options.onFault ?? rethrowLater;
   let stopped = false;
   let recentErrors = 0;
-  const callback = (status: number): void => {
+  let faultsInARow = 0;
+  let onWritable: (() => void) | null = null;
+  const events = (): { readable: boolean; writable: boolean } => ({
+    readable: true,
+    writable: onWritable !== null,
+  });
+  const run = (event: 'readable' | 'writable', callback: () => void): boolean => {
+    try {
+      callback();
+      faultsInARow = 0;
+      return true;
+    } catch (error) {
+      faultsInARow++;
+      const giveUp = faultsInARow >= WATCH_FAULTS_BEFORE_STOP;
+      if (giveUp) watch.stop();
+      report({ fd, event, error, inARow: faultsInARow, stopped: giveUp });
+      return false;
+    }
+  };
+  const callback = (status: number, ev: { readable: boolean; writable: boolean }): void => {
     if (status >= 0) {
       recentErrors = 0;
-      onReadable();
+      if (ev.writable && onWritable !== null && !run('writable', onWritable)) return;
+      if (!stopped && (ev.readable || !ev.writable)) run('readable', onReadable);
       return;
     }
     takeSocketError(fd);
     // An error that keeps coming back (not a socket error we can clear) must not spin the loop.
     const delay = ++recentErrors > 10 ? 100 : 0;
     setTimeout(() => {
-      if (!stopped) handle.start(options, callback as unknown as PollCallback);
+      if (!stopped) handle.start(events(), callback as unknown as PollCallback);
     }, delay);
   };
-  const handle = koffi.node.poll(fd, options, callback as unknown as PollCallback);
+  const handle = koffi.node.poll(fd, events(), callback as unknown as PollCallback);
   live.add(handle);
-  return {
+  const watch: ChannelWatch = {
     stop() {
       stopped = true;
       if (live.delete(handle)) handle.close();
     },
+    whenWritable(next) {
+      if (stopped || (next === null) === (onWritable === null)) {
+        onWritable = next;
+        return;
+      }
+      onWritable = next;
+      handle.start(events(), callback as unknown as PollCallback);
+    },
   };
+  return watch;
 }
 // koffi calls back with (status, events); its typings name only the events.
 type PollCallback = (ev: { readable: boolean; writable: boolean; disconnect: boolean }) => void;
 const live = new Set<ReturnType<typeof koffi.node.poll>>();
+
+/** The default fault report: the exception surfaces on its own, as an uncaught one, with its stack. */
+function rethrowLater(fault: WatchFault): void {
+  setImmediate(() => {
+    throw fault.error;
+  });
+}
 
 /** Reads (and so clears) a socket's pending error; returns the errno, 0 if none. */
 export function takeSocketError(fd: number): number {

@@ -1,5 +1,11 @@
 import { BROKEN, EpollSet, READABLE } from '../sys/epoll.js';
-import { takeSocketError, watchReadable, type ReadableWatch } from '../sys/libc.js';
+import {
+  takeSocketError,
+  watchReadable,
+  WATCH_FAULTS_BEFORE_STOP,
+  type ReadableWatch,
+  type WatchFault,
+} from '../sys/libc.js';
 import { sleepMicroseconds } from '../sys/short-sleep.js';
 import { Stopwatch } from '../sys/stopwatch.js';
 
@@ -18,7 +24,12 @@ interface Member {
   readonly onReadable: ReadableHandler;
   /** Error events in a row; one that cannot be cleared must not spin the loop. */
   recentErrors: number;
+  /** Exceptions its handler threw in a row. */
+  faults: number;
 }
+
+/** Told of an exception a handler threw (caught by the loop), or one of the loop itself. */
+export type LoopFaultReport = (fault: WatchFault) => void;
 
 /** Errors in a row after which a descriptor is set aside for ERROR_BACKOFF_MS. */
 const ERRORS_BEFORE_BACKOFF = 10;
@@ -49,14 +60,26 @@ export class ReadinessLoop implements ReadinessSource {
   private readonly stopwatch = new Stopwatch();
   private readonly outer: ReadableWatch;
   private readonly pause: (microseconds: number) => void;
+  private readonly report: LoopFaultReport | undefined;
   private coalesceUs = 0;
   private stopped = false;
 
-  /** `pause` is replaceable for tests. */
-  constructor(budgetMs: number, pause: (microseconds: number) => void = sleepMicroseconds) {
+  /**
+   * `pause` is replaceable for tests. `report` is told of every exception a handler throws: the
+   * loop catches it where the handler runs, so one descriptor's fault neither ends the round for
+   * the others nor escapes into koffi (where it would surface from an unrelated FFI call). A
+   * handler that throws WATCH_FAULTS_BEFORE_STOP times in a row is removed from the set, and the
+   * report says so. Without `report`, faults are thrown again from their own event-loop turn.
+   */
+  constructor(
+    budgetMs: number,
+    pause: (microseconds: number) => void = sleepMicroseconds,
+    report?: LoopFaultReport,
+  ) {
     this.budgetMs = budgetMs;
     this.pause = pause;
-    this.outer = watchReadable(this.set.fd, () => this.run());
+    this.report = report;
+    this.outer = watchReadable(this.set.fd, () => this.run(), report ? { onFault: report } : {});
   }
 
   /** Microseconds to sleep after a round that emptied a ring; 0 turns coalescing off. */
@@ -66,7 +89,7 @@ export class ReadinessLoop implements ReadinessSource {
 
   watch(fd: number, onReadable: ReadableHandler): ReadableWatch {
     this.set.add(fd);
-    const member: Member = { onReadable, recentErrors: 0 };
+    const member: Member = { onReadable, recentErrors: 0, faults: 0 };
     this.members.set(fd, member);
     return {
       stop: () => {
@@ -99,12 +122,12 @@ export class ReadinessLoop implements ReadinessSource {
     if (member === undefined) return false; // stopped by an earlier handler in this round
     if ((flags & BROKEN) === 0) {
       member.recentErrors = 0;
-      return member.onReadable() === true;
+      return this.call(fd, member);
     }
     // ENETDOWN on a packet socket when its link goes down: reading SO_ERROR clears it, and the
     // socket works again when the link comes back. Frames already in the ring are still taken.
     takeSocketError(fd);
-    const caughtUp = (flags & READABLE) !== 0 && member.onReadable() === true;
+    const caughtUp = (flags & READABLE) !== 0 && this.call(fd, member);
     if (++member.recentErrors > ERRORS_BEFORE_BACKOFF && this.members.get(fd) === member) {
       this.set.remove(fd);
       setTimeout(() => {
@@ -114,6 +137,29 @@ export class ReadinessLoop implements ReadinessSource {
       }, ERROR_BACKOFF_MS);
     }
     return caughtUp;
+  }
+
+  /** Runs a handler, containing what it throws; true when it left its ring empty. */
+  private call(fd: number, member: Member): boolean {
+    try {
+      const caughtUp = member.onReadable() === true;
+      member.faults = 0;
+      return caughtUp;
+    } catch (error) {
+      const inARow = ++member.faults;
+      const stopped = inARow >= WATCH_FAULTS_BEFORE_STOP;
+      if (stopped && this.members.get(fd) === member) {
+        this.members.delete(fd);
+        this.set.remove(fd);
+      }
+      const fault: WatchFault = { fd, event: 'readable', error, inARow, stopped };
+      if (this.report) this.report(fault);
+      else
+        setImmediate(() => {
+          throw error;
+        });
+      return false;
+    }
   }
 
   stop(): void {

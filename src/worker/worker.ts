@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { RuleCounters } from '../protocol/control-api.js';
 import {
-  decodeMessage,
+  decodeSupervisorMessage,
   encodeMessage,
   type DataPlaneSettings,
   type RawEgressSpec,
@@ -11,7 +11,7 @@ import {
 } from '../protocol/worker-messages.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { FdChannel } from '../sys/fd-channel.js';
-import type { ReadableWatch } from '../sys/libc.js';
+import type { ReadableWatch, WatchFault } from '../sys/libc.js';
 import { setTimerSlack } from '../sys/short-sleep.js';
 import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
@@ -37,6 +37,9 @@ const DEFAULT_SETTINGS: DataPlaneSettings = {
  */
 const LOOP_BUDGET_MS = 5;
 
+/** EX_SOFTWARE: the worker found itself broken (a handler that keeps throwing); a fresh one is started. */
+const EXIT_BROKEN = 70;
+
 /**
  * A worker: takes commands and descriptors from the supervisor over its channel and runs the
  * data path of every input it is given. It opens no socket itself.
@@ -44,8 +47,11 @@ const LOOP_BUDGET_MS = 5;
 export class Worker {
   private readonly channel: FdChannel;
   private readonly log: Logger;
-  private readonly loop = new ReadinessLoop(LOOP_BUDGET_MS);
+  private readonly loop: ReadinessLoop;
   private readonly watch: ReadableWatch;
+  private readonly channelFd: number;
+  /** What each watched descriptor is, for fault reports: the loop knows only numbers. */
+  private readonly fdLabels = new Map<number, string>();
   private settings: DataPlaneSettings = DEFAULT_SETTINGS;
   private readonly counters = new WorkerCounterSet();
   private readonly hostAddresses = new HostAddresses();
@@ -58,9 +64,31 @@ export class Worker {
 
   constructor(channelFd: number, log: Logger) {
     this.channel = new FdChannel(channelFd);
+    this.channelFd = channelFd;
     this.log = log;
+    this.loop = new ReadinessLoop(LOOP_BUDGET_MS, undefined, (fault) => this.onLoopFault(fault));
     this.watch = this.loop.watch(channelFd, () => this.readChannel());
     this.send({ type: 'ready', pid: process.pid });
+  }
+
+  /**
+   * A handler threw (the loop caught it). Logged against its descriptor; one that keeps throwing
+   * was taken out of the loop, and a worker missing its channel or a ring is no use: it exits, and
+   * the supervisor starts a fresh one.
+   */
+  private onLoopFault(fault: WatchFault): void {
+    const source =
+      fault.fd === this.channelFd ? 'supervisor channel' : (this.fdLabels.get(fault.fd) ?? 'event loop');
+    this.log.error(
+      { err: fault.error, fd: fault.fd, source, inARow: fault.inARow, code: 'E_WORKER_HANDLER' },
+      `the ${source} handler threw`,
+    );
+    if (!fault.stopped) return;
+    this.log.fatal(
+      { fd: fault.fd, source, code: 'E_WORKER_HANDLER' },
+      `the ${source} handler threw ${fault.inARow} times in a row and was stopped; exiting so the supervisor starts a fresh worker`,
+    );
+    this.stop(EXIT_BROKEN);
   }
 
   private readChannel(): void {
@@ -72,7 +100,7 @@ export class Worker {
         this.stop(0);
         return;
       }
-      this.handle(decodeMessage<SupervisorMessage>(message.data), message.fds);
+      this.handle(decodeSupervisorMessage(message.data), message.fds);
     }
   }
 
@@ -146,6 +174,7 @@ export class Worker {
     const existing = this.inputs.get(interfaceName);
     if (existing) {
       const report = existing.handOver(fd, mtu);
+      this.fdLabels.set(fd, `input ${interfaceName}`);
       this.log.info({ interface: interfaceName, mtu, ...report }, 'input handed over to a new socket');
       return;
     }
@@ -159,6 +188,7 @@ export class Worker {
       this.loop,
     );
     this.inputs.set(interfaceName, input);
+    this.fdLabels.set(fd, `input ${interfaceName}`);
     for (const rule of this.rules.values()) if (rule.inputInterface === interfaceName) input.addRule(rule);
     this.log.info({ interface: interfaceName, mtu }, 'input attached');
   }

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import type { WorkerMessage, WorkerStatsReport } from '../../src/protocol/worker-messages.js';
+import { WorkerConversation } from '../../src/supervisor/worker-conversation.js';
+
+// The order of a worker's conversation: well-formed messages at the wrong moment are refused.
+
+const report = {} as WorkerStatsReport; // the shape is the schema's business, not the order's
+const heartbeat = (seq: number): WorkerMessage => ({ type: 'heartbeat', seq, rulesHash: '0123456789abcdef' });
+const stats = (requestId: number | null): WorkerMessage => ({ type: 'stats', requestId, report });
+const error: WorkerMessage = { type: 'error', code: 'E_WORKER', message: 'x', subject: 'rule.add' };
+
+function ready(pid = 100): WorkerConversation {
+  const c = new WorkerConversation(pid);
+  assert.equal(c.accept({ type: 'ready', pid }), undefined);
+  return c;
+}
+
+test('ready comes once, first, with the worker’s own pid', () => {
+  const c = new WorkerConversation(100);
+  assert.match(c.accept({ type: 'ready', pid: 101 })!, /said ready with pid 101, but its pid is 100/);
+  assert.equal(c.isReady, false);
+  assert.equal(c.accept({ type: 'ready', pid: 100 }), undefined);
+  assert.equal(c.isReady, true);
+  assert.match(c.accept({ type: 'ready', pid: 100 })!, /said ready a second time/);
+  // Forged ready messages leave nothing behind: the second and every later one is refused.
+  for (let i = 0; i < 1000; i++) assert.ok(c.accept({ type: 'ready', pid: 100 }));
+});
+
+test('before ready only ready and fatal are in order; fatal after ready is not', () => {
+  for (const message of [heartbeat(1), stats(null), stats(1), error]) {
+    const c = new WorkerConversation(100);
+    c.nextHeartbeat();
+    c.nextStatsRequest();
+    assert.match(c.accept(message)!, new RegExp(`sent ${message.type} before it said ready`));
+  }
+  const fatal: WorkerMessage = { type: 'fatal', code: 'E_WORKER_START', message: 'no' };
+  assert.equal(new WorkerConversation(100).accept(fatal), undefined);
+  assert.match(ready().accept(fatal)!, /sent fatal after it said ready/);
+});
+
+test('a heartbeat answer must answer one that was sent and not yet answered, in order', () => {
+  const c = ready();
+  assert.match(
+    c.accept(heartbeat(1))!,
+    /answered heartbeat 1, but the heartbeats waiting for an answer are none/,
+  );
+  for (let i = 0; i < 3; i++) c.nextHeartbeat();
+  assert.match(c.accept(heartbeat(4))!, /are 1-3/);
+  assert.equal(c.accept(heartbeat(1)), undefined);
+  assert.match(c.accept(heartbeat(1))!, /answered heartbeat 1, but .* are 2-3/, 'answered twice');
+  assert.equal(c.accept(heartbeat(3)), undefined, 'an answer may overtake older ones');
+  assert.match(c.accept(heartbeat(2))!, /are none/, 'but not go back');
+});
+
+test('a stats answer must answer a pending request; reports of its own (null) are always in order', () => {
+  const c = ready();
+  assert.equal(c.accept(stats(null)), undefined);
+  assert.match(
+    c.accept(stats(1))!,
+    /answered stats request 1, but the requests waiting for an answer are none/,
+  );
+  const id = c.nextStatsRequest();
+  assert.equal(c.accept(stats(id)), undefined);
+  assert.match(c.accept(stats(id))!, /are none/);
+  c.nextStatsRequest();
+  assert.equal(c.accept(stats(null)), undefined);
+  assert.equal(c.accept(error), undefined);
+  assert.equal(c.accept(stats(2)), undefined);
+});
