@@ -12,8 +12,8 @@ import type { ChannelWatch } from '../sys/libc.js';
  * meanwhile), and goes out in order once the channel has room. Whether the worker still reads at
  * all is judged by heartbeats (health-judge.ts), not here.
  *
- * The queue is bounded. Past the coalescing mark, rule-level messages (rule.add, rule.remove,
- * output.attach, output.detach, rules.reset, debug.forget) are dropped, those waiting and those
+ * The queue is bounded. Past the coalescing mark, rule-level messages (rule.add, rule.update,
+ * rule.remove, output.attach, output.detach, rules.reset, debug.forget) are dropped, those waiting and those
  * that come while the worker is behind: the worker's rules are stale, and once it has caught up
  * (everything queued is written and the channel has room) `resync` is called to send rules.reset
  * and the current rules, which say in a few messages what the dropped ones said in many. Other
@@ -91,6 +91,7 @@ interface Waiting {
 
 const RULE_LEVEL = new Set<SupervisorMessage['type']>([
   'rule.add',
+  'rule.update',
   'rule.remove',
   'output.attach',
   'output.detach',
