@@ -11,7 +11,7 @@ import { EINTR, IPPROTO_IP, IP_MULTICAST_TTL, IP_TOS, IP_TTL, MSG_DONTWAIT } fro
 import { errnoName } from '../sys/errors.js';
 import { allocateNative, type NativeMemory, type Region } from '../sys/libc.js';
 import { MessageBatch } from '../sys/message-batch.js';
-import { closeFd, trySetIntOption } from '../sys/socket.js';
+import { closeFd, closeFdInBackground, trySetIntOption } from '../sys/socket.js';
 import type { WorkerCounterSet } from './worker-counters.js';
 
 /** After the socket path adjusted its socket, batches before it may again (see SocketPath). */
@@ -73,7 +73,8 @@ class RawPath {
   }
 
   close(): void {
-    closeFd(this.fd);
+    // An AF_PACKET socket's last close waits for the kernel (~7 ms): off the data path.
+    closeFdInBackground(this.fd);
     this.batch.free();
     this.headers.free();
   }
@@ -219,7 +220,7 @@ export class OutputPath {
     // The first copies' values are not known yet; the output's own are the likeliest.
     this.socket.attach(socketFd, this.ttl, this.dscpBits < 0 ? 0 : this.dscpBits);
     if (raw && template && this.raw) {
-      closeFd(this.raw.fd);
+      closeFdInBackground(this.raw.fd);
       this.raw.fd = raw.fd;
       this.raw.setTemplate(template, raw.spec.mtu);
     } else {
