@@ -60,6 +60,10 @@ export const DENIED_SYSCALLS: Readonly<Record<string, number>> = Object.freeze({
   process_madvise: 440,
   kcmp: 312,
   tkill: 200,
+  // They name their target in the second argument, where 0 is not always the caller; nothing in a
+  // worker changes priorities.
+  setpriority: 141,
+  ioprio_set: 251,
   pidfd_open: 434,
   pidfd_send_signal: 424,
   pidfd_getfd: 438,
@@ -119,6 +123,21 @@ const CLONE = 56;
 const CLONE3 = 435;
 /** Signals: allowed only when the first argument (the target process) is the worker itself. */
 const SIGNALS_TO_SELF_ONLY = { kill: 62, tgkill: 234, rt_sigqueueinfo: 129, rt_tgsigqueueinfo: 297 };
+/**
+ * Calls that act on the process named by their first argument, where 0 means the caller: allowed
+ * for the worker itself only. On another process of the same account (the other workers) they
+ * would be a signal by other means: prlimit64 could set its CPU-time limit to a second (SIGXCPU,
+ * then SIGKILL), the scheduler calls could starve it. Node reads its own limits with pid 0.
+ */
+const SELF_ONLY = {
+  prlimit64: 302,
+  sched_setaffinity: 203,
+  sched_setparam: 142,
+  sched_setscheduler: 144,
+  sched_setattr: 314,
+  migrate_pages: 256,
+  move_pages: 279,
+};
 
 /** The filter for a worker whose process id is `pid`. */
 export function workerFilter(pid: number): FilterInstruction[] {
@@ -131,11 +150,15 @@ export function workerFilter(pid: number): FilterInstruction[] {
   b.jump(BPF_JEQ_K, CLONE, 'clone');
   b.jump(BPF_JEQ_K, CLONE3, 'enosys');
   for (const nr of Object.values(SIGNALS_TO_SELF_ONLY)) b.jump(BPF_JEQ_K, nr, 'self');
+  for (const nr of Object.values(SELF_ONLY)) b.jump(BPF_JEQ_K, nr, 'selfOrZero');
   return b
     .ret(SECCOMP_RET_ALLOW)
     .label('clone')
     .load(DATA_ARG0_LOW)
     .jump(BPF_JSET_K, CLONE_THREAD, 'allow', 'deny')
+    .label('selfOrZero')
+    .load(DATA_ARG0_LOW)
+    .jump(BPF_JEQ_K, 0, 'allow', 'self')
     .label('self')
     .load(DATA_ARG0_LOW)
     .jump(BPF_JEQ_K, pid, 'allow', 'deny')
