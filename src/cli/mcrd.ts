@@ -10,6 +10,7 @@ import {
   type AccountEntry,
   type CapabilityName,
 } from '../sys/privileges.js';
+import { seccompSupported } from '../sys/seccomp.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 
@@ -353,6 +354,13 @@ async function main(): Promise<void> {
   const workers = options.workers ?? defaultWorkers;
   checkRingMemory(options.ringSize, workers);
   checkCapabilities();
+  if (!seccompSupported()) {
+    // Each worker says so too, at every start, and mcrctl workers shows confined: no.
+    log.warn(
+      { code: 'W_UNCONFINED', arch: process.arch },
+      `workers will run without a system-call filter: mcr has none for ${process.arch} yet (x64 only); they still run without privileges, as --user`,
+    );
+  }
   supervisor = await Supervisor.start({
     socketPath,
     workers,

@@ -129,6 +129,11 @@ export interface WorkerView {
   cpu: number;
   /** The unprivileged account it runs as. */
   user: string;
+  /**
+   * Whether it runs under its own system-call filter (seccomp); false where mcr has none for the
+   * architecture (it then logs a warning), null while no process is running.
+   */
+  confined: boolean | null;
 }
 
 export interface WorkerStatsView extends WorkerView {

@@ -16,6 +16,7 @@ import { describeInput, describeOutput, type RuleRequest } from '../rules/rule.j
 import { RuleError } from '../rules/rule-error.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
+import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
 import { claimSocketPath, ControlServer, type MethodHandler } from './control-server.js';
 import { InterfaceMonitor } from './interface-monitor.js';
 import { RuleActivation } from './rule-activation.js';
@@ -60,6 +61,8 @@ export class Supervisor {
   private readonly pool: WorkerPool;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
+  /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
+  private readonly seccomp = seccompStatus();
 
   private constructor(options: SupervisorOptions) {
     this.options = options;
@@ -308,7 +311,15 @@ export class Supervisor {
       resyncs: slot.resyncs,
       cpu: slot.process.cpu,
       user: slot.process.user,
+      confined: this.confined(slot.process.pid, slot.process.state),
     };
+  }
+
+  /** Read from /proc: a running worker applied its filter (or not) before it said it was ready. */
+  private confined(pid: number | null, state: WorkerView['state']): boolean | null {
+    if (pid === null || state !== 'running') return null;
+    const status = seccompStatus(pid);
+    return status ? hasOwnFilter(status, this.seccomp) : null;
   }
 
   private aggregateRuleCounters(reports: (WorkerStatsReport | undefined)[]) {

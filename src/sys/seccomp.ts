@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { arch } from 'node:process';
 import {
   BPF_JEQ_K,
@@ -173,9 +174,9 @@ export function workerFilter(pid: number): FilterInstruction[] {
     .assemble();
 }
 
-/** Whether workerFilter knows this machine's system call numbers. */
-export function seccompSupported(): boolean {
-  return arch === 'x64';
+/** Whether workerFilter knows the system call numbers of `machine` (default: this one). */
+export function seccompSupported(machine: string = arch): boolean {
+  return machine === 'x64';
 }
 
 /**
@@ -201,4 +202,61 @@ export function applyWorkerFilter(): void {
   } finally {
     fprog.free();
   }
+}
+
+/** Whether a worker is confined, and if not, why. */
+export type Confinement = { confined: true } | { confined: false; reason: string };
+
+/**
+ * Confines this worker where mcr has a filter for the machine. Elsewhere (no numbers for this
+ * architecture yet) the worker runs without one and says why: it still has no privileges, and
+ * refusing to run would leave those machines with no relay at all. Where a filter exists, failing
+ * to apply it throws: that means the kernel or a sandbox refused seccomp, and a worker on a
+ * machine mcr supports runs confined or not at all.
+ */
+export function confineWorker(machine: string = arch): Confinement {
+  if (!seccompSupported(machine)) {
+    return {
+      confined: false,
+      reason: `mcr has no seccomp filter for ${machine} yet (its system call numbers are known for x64 only)`,
+    };
+  }
+  applyWorkerFilter();
+  return { confined: true };
+}
+
+/** The seccomp fields of /proc/PID/status. */
+export interface SeccompStatus {
+  /** 0 none, 1 strict, 2 filter. */
+  mode: number;
+  /** Filters attached (Linux 5.9 and later; undefined before). */
+  filters: number | undefined;
+}
+
+/** A process's seccomp state; undefined if it is gone or /proc does not say. */
+export function seccompStatus(pid: number | 'self' = 'self'): SeccompStatus | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined; // the process exited meanwhile
+  }
+  const mode = /^Seccomp:\s*(\d+)$/m.exec(status);
+  if (!mode) return undefined;
+  const filters = /^Seccomp_filters:\s*(\d+)$/m.exec(status);
+  return { mode: Number(mode[1]), filters: filters ? Number(filters[1]) : undefined };
+}
+
+/**
+ * Whether a worker carries a filter of its own, judged by the supervisor from /proc. A worker
+ * inherits the supervisor's filters (systemd's SystemCallFilter, a container's), so mode 2 alone
+ * proves nothing when the supervisor has filters too: the worker must have more of them. Kernels
+ * before 5.9 do not count filters; there mode 2 with an unfiltered supervisor is the proof.
+ */
+export function hasOwnFilter(worker: SeccompStatus, supervisor: SeccompStatus | undefined): boolean {
+  if (worker.mode !== 2) return false;
+  if (!supervisor || supervisor.mode !== 2) return true;
+  return (
+    worker.filters !== undefined && supervisor.filters !== undefined && worker.filters > supervisor.filters
+  );
 }
