@@ -151,6 +151,13 @@ export interface StatsView {
   workers: WorkerStatsView[];
 }
 
+/**
+ * What debug.tryDenied may have a worker attempt: a new socket, re-binding an ingress or an
+ * egress socket to another interface, execve in place, running a child, signalling another
+ * process.
+ */
+export type DeniedOperation = 'socket' | 'bind' | 'bind-egress' | 'exec' | 'spawn' | 'kill';
+
 export interface ControlMethods {
   ping: { params: Record<string, never>; result: { pong: true; pid: number; uptimeSeconds: number } };
   version: { params: Record<string, never>; result: { version: string; protocol: number; node: string } };
@@ -161,6 +168,14 @@ export interface ControlMethods {
   'workers.list': { params: Record<string, never>; result: { workers: WorkerView[] } };
   /** Only with mcrd --debug-methods: fault injection for tests. */
   'debug.forgetRule': { params: { worker: number; id: string }; result: { sent: boolean } };
+  /**
+   * Only with mcrd --debug-methods: worker `worker` attempts an operation its filter denies (kill:
+   * signal 0 to `pid`); `outcome` is the errno name (EPERM) or E_NOT_CONFINED.
+   */
+  'debug.tryDenied': {
+    params: { worker: number; operation: DeniedOperation; pid?: number };
+    result: { worker: number; operation: DeniedOperation; outcome: string; message: string };
+  };
 }
 
 export type MethodName = keyof ControlMethods;

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { arch } from 'node:process';
 import {
   BPF_JEQ_K,
@@ -8,8 +9,11 @@ import {
   nativeProgram,
   type FilterInstruction,
 } from './classic-bpf.js';
+import { AF_PACKET, ETH_P_ALL, ETH_P_IP } from './constants.js';
 import { SysError } from './errors.js';
 import { lastErrno, libc } from './libc.js';
+import { bindPacketSocket } from './packet-socket.js';
+import { closeFd, openUdpSocket } from './socket.js';
 
 /**
  * The system-call filter of a worker (seccomp). A worker holds raw sockets but must never make
@@ -258,5 +262,100 @@ export function hasOwnFilter(worker: SeccompStatus, supervisor: SeccompStatus | 
   if (!supervisor || supervisor.mode !== 2) return true;
   return (
     worker.filters !== undefined && supervisor.filters !== undefined && worker.filters > supervisor.filters
+  );
+}
+
+/** What a compromised worker would try first; each is denied by the filter. */
+export const PROBE_OPERATIONS = ['socket', 'bind', 'bind-egress', 'exec', 'spawn', 'kill'] as const;
+export type ProbeOperation = (typeof PROBE_OPERATIONS)[number];
+
+const SYS_EXECVE = 59;
+/** The loopback interface's index in every network namespace. */
+const LOOPBACK_IFINDEX = 1;
+const PROBE_PROGRAM = '/bin/true';
+
+/**
+ * Fault injection (mcrd --debug-methods): this process attempts `operation` for real, to prove
+ * in a running worker that the filter refuses it. Returns the outcome as an error to report:
+ * the refusal (a SysError or Node error whose code is the errno name, EPERM under the filter), or
+ * E_NOT_CONFINED when the call went through. The kernel would let an unprivileged process make
+ * each of them (all but bind, see there), so EPERM comes from the filter, not from missing
+ * capabilities:
+ *   socket  a UDP socket;
+ *   bind    re-binds one of its ingress AF_PACKET sockets to the loopback interface (another
+ *           link to read). Without the filter the kernel refuses that too, but only because the
+ *           socket is in a fanout group (EINVAL);
+ *   bind-egress  re-binds one of its raw egress sockets to the loopback interface and every
+ *           protocol: a sniffer on any link of the host, which the kernel would allow;
+ *   exec    execve(/bin/true) in place (it would replace the worker, sockets and all);
+ *   spawn   runs /bin/true as a child, as Node does (clone, then execve);
+ *   kill    signal 0 (a permission check that delivers nothing) to `pid`, e.g. another worker
+ *           of the same account.
+ */
+export function attemptDenied(operation: ProbeOperation, pid: number | null): Error {
+  try {
+    switch (operation) {
+      case 'socket':
+        closeFd(openUdpSocket('a probe of the worker filter'));
+        break;
+      case 'bind':
+        bindPacketSocket(packetSocket('ingress'), LOOPBACK_IFINDEX, ETH_P_IP, 'lo');
+        break;
+      case 'bind-egress':
+        bindPacketSocket(packetSocket('egress'), LOOPBACK_IFINDEX, ETH_P_ALL, 'lo');
+        break;
+      case 'exec': {
+        const result = libc.syscall(
+          SYS_EXECVE,
+          'const char *',
+          PROBE_PROGRAM,
+          'const char **',
+          [PROBE_PROGRAM, null],
+          'const char **',
+          [null],
+        ) as number;
+        if (result < 0) throw new SysError(`execve(${PROBE_PROGRAM})`, lastErrno());
+        break;
+      }
+      case 'spawn': {
+        const result = spawnSync(PROBE_PROGRAM);
+        if (result.error) throw result.error;
+        break;
+      }
+      case 'kill':
+        if (pid === null)
+          return Object.assign(new Error('kill needs the pid of its target'), { code: 'E_NO_TARGET' });
+        process.kill(pid, 0);
+        break;
+    }
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+  return Object.assign(new Error(`${operation} went through: this process is not confined`), {
+    code: 'E_NOT_CONFINED',
+  });
+}
+
+/**
+ * One of this process's AF_PACKET sockets: an input's (bound to a protocol) or a raw egress one
+ * (bound with protocol 0, so it receives nothing).
+ */
+function packetSocket(kind: 'ingress' | 'egress'): number {
+  const address = new Uint8Array(32);
+  const length = new Uint32Array(1);
+  for (const name of readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    length[0] = address.byteLength;
+    // Fails with ENOTSOCK for what is not a socket (and EBADF for the directory's own descriptor).
+    if ((libc.getsockname(fd, address, length) as number) < 0) continue;
+    const view = new DataView(address.buffer);
+    if (view.getUint16(0, true) !== AF_PACKET) continue;
+    if ((view.getUint16(2, false) !== 0) === (kind === 'ingress')) return fd;
+  }
+  throw Object.assign(
+    new Error(
+      `this worker holds no ${kind} packet socket: add a rule whose input and raw output are up first`,
+    ),
+    { code: 'E_NO_SOCKET' },
   );
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import type { WorkerView } from '../../src/protocol/control-api.js';
+import type { DeniedOperation, ResultOf, WorkerView } from '../../src/protocol/control-api.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { seccompSupported } from '../../src/sys/seccomp.js';
 import { processStatus } from '../helpers/processes.js';
@@ -16,20 +16,16 @@ import { BIN, Topology } from '../helpers/topology.js';
 const workers = (relay: RelayHost): WorkerView[] =>
   relay.mcrctlJson<{ workers: WorkerView[] }>(['workers']).workers;
 
-interface Attempt {
-  worker: number;
-  operation: string;
-  outcome: string;
-  message: string;
-}
-
 /** Fault injection (mcrd --debug-methods): worker `worker` attempts `operation`; its errno name. */
-async function attempt(relay: RelayHost, worker: number, operation: string, pid?: number): Promise<Attempt> {
+async function attempt(
+  relay: RelayHost,
+  worker: number,
+  operation: DeniedOperation,
+  pid?: number,
+): Promise<ResultOf<'debug.tryDenied'>> {
   const client = await ControlClient.open(relay.socketPath);
   try {
-    // Untyped until the protocol declares the method.
-    const call = client.call.bind(client) as unknown as (method: string, params: object) => Promise<Attempt>;
-    return await call('debug.tryDenied', { worker, operation, ...(pid === undefined ? {} : { pid }) });
+    return await client.call('debug.tryDenied', { worker, operation, ...(pid === undefined ? {} : { pid }) });
   } finally {
     client.close();
   }
@@ -75,11 +71,7 @@ test(
         const modes = threadModes(w.pid!);
         assert.ok(modes.length > 1, 'a Node process has several threads');
         assert.deepEqual(new Set(modes), new Set(['2']), `every thread of worker ${w.id} (TSYNC)`);
-        assert.equal(
-          (w as WorkerView & { confined?: boolean }).confined,
-          true,
-          `workers.list says worker ${w.id} is confined`,
-        );
+        assert.equal(w.confined, true, `workers.list says worker ${w.id} is confined`);
       }
       const table = relay.mcrctl(['workers']).stdout.split('\n');
       assert.match(table[0]!, /\bCONFINED\b/);
@@ -92,7 +84,7 @@ test(
       const sender = startSending(topo, flow);
       for (const w of before) {
         const other = before.find((o) => o.id !== w.id)!;
-        for (const operation of ['socket', 'bind', 'exec', 'spawn']) {
+        for (const operation of ['socket', 'bind', 'bind-egress', 'exec', 'spawn'] as const) {
           const result = await attempt(relay, w.id, operation);
           assert.equal(result.outcome, 'EPERM', `worker ${w.id} ${operation}: ${result.message}`);
         }
