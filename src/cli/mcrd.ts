@@ -105,9 +105,10 @@ const program = new Command('mcrd')
   .addHelpText(
     'after',
     '\nWorkers: each is pinned to one CPU and, before it touches a packet, switches to --user (default\n' +
-      `${DEFAULT_USER}, a system account of their own) with no capabilities and no_new_privs; it only uses\n` +
-      'the sockets the supervisor hands it. A worker that exits or stops answering heartbeats is\n' +
-      'restarted (backoff from 100 ms up to 10 s) and re-synced.\n\n' +
+      `${DEFAULT_USER}, a system account of their own) with no capabilities and no_new_privs, then installs a\n` +
+      'system-call filter (seccomp, x64): it opens, binds and connects no socket, runs no program and\n' +
+      'signals no other process; it only uses the sockets the supervisor hands it. A worker that exits\n' +
+      'or stops answering heartbeats is restarted (backoff from 100 ms up to 10 s) and re-synced.\n\n' +
       'Logs are JSON lines on stderr. A second mcrd on the same socket path refuses to start.\n\n' +
       'Signals:\n' +
       '  SIGTERM, SIGINT, SIGQUIT  stop: workers drained, final counters logged, control socket\n' +
