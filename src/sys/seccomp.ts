@@ -286,7 +286,7 @@ const PROBE_PROGRAM = '/bin/true';
  *           link to read). Without the filter the kernel refuses that too, but only because the
  *           socket is in a fanout group (EINVAL);
  *   bind-egress  re-binds one of its raw egress sockets to the loopback interface and every
- *           protocol: a sniffer on any link of the host, which the kernel would allow;
+ *           protocol: a sniffer on any link of its network namespace, which the kernel allows;
  *   exec    execve(/bin/true) in place (it would replace the worker, sockets and all);
  *   spawn   runs /bin/true as a child, as Node does (clone, then execve);
  *   kill    signal 0 (a permission check that delivers nothing) to `pid`, e.g. another worker
