@@ -5,6 +5,9 @@
 #     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
 #     it) to those, since the suite runs the benchmark's smoke mode.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
+#   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
+#     home), when missing: any process of the workers' account can signal them, so they get one
+#     of their own. Packages create it with systemd-sysusers instead. Never removed here.
 #   - The TypeScript build into dist/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +30,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+account=mcr
+if ! getent passwd "$account" >/dev/null; then
+  create=(useradd --system --no-create-home --home-dir /nonexistent --shell "$(command -v nologin || echo /usr/sbin/nologin)"
+    --comment "mcr relay workers")
+  # A group of that name made earlier (by hand, or an account removed without it) is reused.
+  if getent group "$account" >/dev/null; then create+=(--gid "$account"); else create+=(--user-group); fi
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: creating the system account $account, which mcrd's workers run as (${create[*]} $account)" >&2
+    "${create[@]}" "$account"
+  else
+    echo "setup: mcrd's workers run as the account $account, which is missing; as root: ${create[*]} $account" >&2
+  fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

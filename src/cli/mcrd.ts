@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
-import { lookupAccount, missingCapabilities, type Account, type CapabilityName } from '../sys/privileges.js';
+import {
+  accountSharing,
+  lookupAccount,
+  missingCapabilities,
+  type AccountEntry,
+  type CapabilityName,
+} from '../sys/privileges.js';
+import { seccompSupported } from '../sys/seccomp.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 
@@ -22,6 +29,13 @@ const MAX_WORKERS = 256;
  * (the worker aborted). 1 GiB, 256 times the default, keeps well clear of both.
  */
 const MAX_RING_MIB = 1024;
+
+/**
+ * Workers get an account of their own: the kernel lets any process of a worker's uid signal it,
+ * so an account shared with other services (nobody) lets any of them stop the relay. Packages
+ * create it (sysusers.d), scripts/setup.sh does in a checkout.
+ */
+const DEFAULT_USER = 'mcr';
 
 const cpus = allowedCpus();
 const defaultWorkers = Math.min(cpus.length, MAX_WORKERS);
@@ -52,7 +66,11 @@ const program = new Command('mcrd')
       .choices(['hash', 'cpu'])
       .default('hash'),
   )
-  .option('-u, --user <name>', 'the unprivileged account workers run as', 'nobody')
+  .option(
+    '-u, --user <name>',
+    'the account workers run as: unprivileged, and used by nothing else (any process of that account can signal them)',
+    DEFAULT_USER,
+  )
   .option('--no-qdisc-bypass', 'send raw egress through the queueing discipline (default: bypass it)')
   .option(
     '--ring-size <MiB>',
@@ -86,9 +104,11 @@ const program = new Command('mcrd')
   .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
   .addHelpText(
     'after',
-    '\nWorkers: each is pinned to one CPU and, before it touches a packet, switches to --user with no\n' +
-      'capabilities and no_new_privs; it only uses the sockets the supervisor hands it. A worker that\n' +
-      'exits or stops answering heartbeats is restarted (backoff from 100 ms up to 10 s) and re-synced.\n\n' +
+    '\nWorkers: each is pinned to one CPU and, before it touches a packet, switches to --user (default\n' +
+      `${DEFAULT_USER}, a system account of their own) with no capabilities and no_new_privs, then installs a\n` +
+      'system-call filter (seccomp, x64): it opens, binds and connects no socket, runs no program and\n' +
+      'signals no other process; it only uses the sockets the supervisor hands it. A worker that exits\n' +
+      'or stops answering heartbeats is restarted (backoff from 100 ms up to 10 s) and re-synced.\n\n' +
       'Logs are JSON lines on stderr. A second mcrd on the same socket path refuses to start.\n\n' +
       'Signals:\n' +
       '  SIGTERM, SIGINT, SIGQUIT  stop: workers drained, final counters logged, control socket\n' +
@@ -103,10 +123,11 @@ const program = new Command('mcrd')
       '  SIGTERM or SIGXCPU ends one and the supervisor starts another.\n\n' +
       'Exit status:\n' +
       '  0  stopped cleanly by SIGTERM, SIGINT or SIGQUIT; --help, --version\n' +
-      '  1  runtime error: missing capabilities, the socket path is taken or unusable, a worker\n' +
-      '     could not start, a system call failed; a stop on SIGXCPU or a second stop signal\n' +
-      '  2  bad usage: an unknown option, a value out of range, --user unknown or privileged, an\n' +
-      '     empty or too long socket path, rings larger than the memory this host has available\n\n' +
+      `  1  runtime error: missing capabilities, no ${DEFAULT_USER} account (the default --user), the socket\n` +
+      '     path is taken or unusable, a worker could not start, a system call failed; a stop on\n' +
+      '     SIGXCPU or a second stop signal\n' +
+      "  2  bad usage: an unknown option, a value out of range, --user unknown, privileged or mcrd's\n" +
+      '     own, an empty or too long socket path, rings larger than the memory this host has available\n\n' +
       'Example:\n  mcrd --socket /run/mcr/mcrd.sock --workers 2 --log-level info',
   )
   .parse();
@@ -247,20 +268,57 @@ function checkCapabilities(): void {
   );
 }
 
-/** The account workers run as: it must exist, and must be neither root nor in the root group. */
-function workerAccount(name: string): Account {
+/** How to create a worker account, for error messages: a system account, no login, no home. */
+function createAccountCommand(name: string): string {
+  return `useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${name}`;
+}
+
+/**
+ * The account workers run as. It must exist, must not be root, and must not be mcrd's own: those
+ * are refused. One that other processes are bound to share (nobody, an account people log in
+ * as) is allowed with a warning, since every such process can signal the workers.
+ */
+function workerAccount(name: string, chosen: boolean): AccountEntry {
   const account = lookupAccount(name);
+  if (!account && !chosen) {
+    // Not the operator's doing: the host lacks what mcr's packages or setup script create.
+    throw new StartError(
+      'E_NO_WORKER_ACCOUNT',
+      `workers run as the account ${name}, which does not exist on this host. Create it as root, a system account with no login and no home: ${createAccountCommand(name)} (in a checkout scripts/setup.sh does this; packages create it with systemd-sysusers). Or name another account that nothing else runs as with --user`,
+    );
+  }
   if (!account) {
     throw new UsageError(
       'E_UNKNOWN_USER',
-      `--user ${name}: no such user on this host; name an existing unprivileged account (default nobody)`,
+      `--user ${name}: no such user on this host; create it (${createAccountCommand(name)}) or name an existing unprivileged account that nothing else runs as (default ${DEFAULT_USER})`,
     );
   }
-  if (account.uid === 0 || account.gid === 0) {
-    throw new UsageError(
-      'E_PRIVILEGED_USER',
-      `--user ${name} has uid ${account.uid} and gid ${account.gid}: workers must not run as root (uid 0) or with the root group (gid 0), since they handle traffic from the network; name an unprivileged account (default nobody)`,
-    );
+  const supervisorUids = [process.getuid!(), process.geteuid!()];
+  switch (accountSharing(account, supervisorUids)) {
+    case 'root':
+      throw new UsageError(
+        'E_PRIVILEGED_USER',
+        `--user ${name} has uid ${account.uid} and gid ${account.gid}: workers must not run as root (uid 0) or with the root group (gid 0), since they handle traffic from the network; name an unprivileged account (default ${DEFAULT_USER})`,
+      );
+    case 'supervisor':
+      throw new UsageError(
+        'E_SHARED_USER',
+        `--user ${name} is the account mcrd itself runs as (uid ${account.uid}): its workers could signal the supervisor and reach every file it owns; give them an account of their own (default ${DEFAULT_USER}) and run mcrd as another`,
+      );
+    case 'overflow':
+      log.warn(
+        { code: 'W_SHARED_USER', user: name, uid: account.uid },
+        `--user ${name}: every other process running as ${name} (uid ${account.uid}, the account services fall back to) can signal the workers and stop the relay; give them an account of their own: the default ${DEFAULT_USER} (${createAccountCommand(DEFAULT_USER)}) or another that nothing else runs as`,
+      );
+      break;
+    case 'login':
+      log.warn(
+        { code: 'W_SHARED_USER', user: name, uid: account.uid },
+        `--user ${name} has a login shell (${account.shell || '/bin/sh'}): whoever logs in as ${name}, and everything they run, can signal the workers and stop the relay; give them an account of their own with no login: the default ${DEFAULT_USER} (${createAccountCommand(DEFAULT_USER)}) or another`,
+      );
+      break;
+    case undefined:
+      break;
   }
   return account;
 }
@@ -293,10 +351,17 @@ function checkRingMemory(ringMiB: number, workers: number): void {
 async function main(): Promise<void> {
   // Bad usage first, then what this host lets mcrd do; nothing is opened or spawned before both.
   const socketPath = socketPathFrom(options.socket);
-  const account = workerAccount(options.user);
+  const account = workerAccount(options.user, program.getOptionValueSource('user') !== 'default');
   const workers = options.workers ?? defaultWorkers;
   checkRingMemory(options.ringSize, workers);
   checkCapabilities();
+  if (!seccompSupported()) {
+    // Each worker says so too, at every start, and mcrctl workers shows confined: no.
+    log.warn(
+      { code: 'W_UNCONFINED', arch: process.arch },
+      `workers will run without a system-call filter: mcr has none for ${process.arch} yet (x64 only); they still run without privileges, as --user`,
+    );
+  }
   supervisor = await Supervisor.start({
     socketPath,
     workers,

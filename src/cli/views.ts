@@ -151,13 +151,27 @@ export function statsText(stats: StatsView): string {
 
 export function workersTable(workers: WorkerView[]): string {
   return formatTable(
-    ['WORKER', 'PID', 'STATE', 'CPU>', 'USER', 'RULES>', 'INPUTS', 'STARTED', 'RESTARTS>', 'RESYNCS>'],
+    [
+      'WORKER',
+      'PID',
+      'STATE',
+      'CPU>',
+      'USER',
+      'CONFINED',
+      'RULES>',
+      'INPUTS',
+      'STARTED',
+      'RESTARTS>',
+      'RESYNCS>',
+    ],
     workers.map((w) => [
       String(w.id),
       String(w.pid ?? '-'),
       w.state,
       String(w.cpu),
       w.user,
+      // Its own seccomp filter; "no" only where mcr has none for the architecture.
+      w.confined === null ? '-' : w.confined ? 'yes' : 'no',
       String(w.rules),
       w.inputs.join(',') || '-',
       w.startedAt ?? '-',

@@ -129,6 +129,11 @@ export interface WorkerView {
   cpu: number;
   /** The unprivileged account it runs as. */
   user: string;
+  /**
+   * Whether it runs under its own system-call filter (seccomp); false where mcr has none for the
+   * architecture (it then logs a warning), null while no process is running.
+   */
+  confined: boolean | null;
 }
 
 export interface WorkerStatsView extends WorkerView {
@@ -167,6 +172,13 @@ export interface LogLevels {
   workers: string;
 }
 
+/**
+ * What debug.tryDenied may have a worker attempt: a new socket, re-binding an ingress or an
+ * egress socket to another interface, execve in place, running a child, signalling another
+ * process.
+ */
+export type DeniedOperation = 'socket' | 'bind' | 'bind-egress' | 'exec' | 'spawn' | 'kill';
+
 export interface ControlMethods {
   ping: { params: Record<string, never>; result: { pong: true; pid: number; uptimeSeconds: number } };
   /** With the client's protocol version, which must be the daemon's (else E_PROTOCOL_MISMATCH). */
@@ -192,6 +204,14 @@ export interface ControlMethods {
   'log.set': { params: { level: string; component?: 'supervisor' | 'workers' }; result: LogLevels };
   /** Only with mcrd --debug-methods: fault injection for tests. */
   'debug.forgetRule': { params: { worker: number; id: string }; result: { sent: boolean } };
+  /**
+   * Only with mcrd --debug-methods: worker `worker` attempts an operation its filter denies (kill:
+   * signal 0 to `pid`); `outcome` is the errno name (EPERM) or E_NOT_CONFINED.
+   */
+  'debug.tryDenied': {
+    params: { worker: number; operation: DeniedOperation; pid?: number };
+    result: { worker: number; operation: DeniedOperation; outcome: string; message: string };
+  };
 }
 
 export type MethodName = keyof ControlMethods;

@@ -82,6 +82,16 @@ const schemas: Record<MethodName, object> = {
     required: ['worker', 'id'],
     properties: { worker: { type: 'integer' }, id: { type: 'string' } },
   },
+  'debug.tryDenied': {
+    type: 'object',
+    additionalProperties: false,
+    required: ['worker', 'operation'],
+    properties: {
+      worker: { type: 'integer' },
+      operation: { enum: ['socket', 'bind', 'bind-egress', 'exec', 'spawn', 'kill'] },
+      pid: { type: 'integer', minimum: 1 },
+    },
+  },
 };
 
 // All errors, so the most specific one can be reported (see mostSpecific).

@@ -1,4 +1,10 @@
-import type { OutputCounters, RuleCounters, WorkerCounters, WorkerProcessHealth } from './control-api.js';
+import type {
+  DeniedOperation,
+  OutputCounters,
+  RuleCounters,
+  WorkerCounters,
+  WorkerProcessHealth,
+} from './control-api.js';
 
 /**
  * Messages between the supervisor and a worker over their SOCK_SEQPACKET channel: one JSON object
@@ -104,6 +110,12 @@ export type SupervisorMessage =
   | { type: 'rules.reset' }
   /** Fault injection for tests (mcrd --debug-methods): forget a rule without being told why. */
   | { type: 'debug.forget'; id: string }
+  /**
+   * Fault injection (mcrd --debug-methods): attempt an operation the worker's system-call filter
+   * denies (`pid`: the target of kill). The outcome comes back as an `error` message with this
+   * subject, whose code is the errno name (EPERM) or E_NOT_CONFINED if the call went through.
+   */
+  | { type: 'debug.tryDenied'; operation: DeniedOperation; pid: number | null }
   | { type: 'shutdown' };
 
 export interface WorkerStatsReport {

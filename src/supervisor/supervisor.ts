@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import { ipv4ToString } from '../packet/ipv4-address.js';
 import type {
   MethodName,
+  ParamsOf,
+  ResultOf,
   RuleCounters,
   RuleStatsView,
   RuleView,
@@ -10,12 +12,13 @@ import type {
   WorkerView,
 } from '../protocol/control-api.js';
 import { addRuleCounters, emptyRuleCounters, emptyWorkerCounters } from '../protocol/counters.js';
-import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
+import { ControlError, PROTOCOL_VERSION, RPC_INVALID_PARAMS } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings, WorkerStatsReport } from '../protocol/worker-messages.js';
 import { describeInput, describeOutput, type RuleRequest } from '../rules/rule.js';
 import { RuleError } from '../rules/rule-error.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
+import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
 import { claimSocketPath, ControlServer, type MethodHandler } from './control-server.js';
 import { InterfaceMonitor } from './interface-monitor.js';
 import { RuleActivation } from './rule-activation.js';
@@ -44,6 +47,8 @@ export interface SupervisorOptions {
 }
 
 const STATS_TIMEOUT_MS = 2000;
+/** A worker reports a debug.tryDenied attempt at once; this only bounds a worker that hangs. */
+const TRY_DENIED_TIMEOUT_MS = 5000;
 const WORKER_START_TIMEOUT_MS = 10000;
 
 /**
@@ -60,6 +65,8 @@ export class Supervisor {
   private readonly pool: WorkerPool;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
+  /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
+  private readonly seccomp = seccompStatus();
 
   private constructor(options: SupervisorOptions) {
     this.options = options;
@@ -148,6 +155,7 @@ export class Supervisor {
       ...(this.options.debugMethods
         ? ([
             ['debug.forgetRule', (p: unknown) => this.forgetRule(p as { worker: number; id: string })],
+            ['debug.tryDenied', (p: unknown) => this.tryDenied(p as ParamsOf<'debug.tryDenied'>)],
           ] as const)
         : []),
     ]);
@@ -163,6 +171,59 @@ export class Supervisor {
     }
     this.pool.send(params.worker, { type: 'debug.forget', id: params.id });
     return { sent: true };
+  }
+
+  /**
+   * Fault injection (--debug-methods): one worker attempts an operation its system-call filter
+   * denies and reports the outcome as the command's error (the errno name, or E_NOT_CONFINED).
+   */
+  private tryDenied(params: ParamsOf<'debug.tryDenied'>): Promise<ResultOf<'debug.tryDenied'>> {
+    const { worker: id, operation } = params;
+    const worker = this.pool.slots[id]?.process;
+    if (!worker)
+      throw new ControlError('E_WORKER_NOT_FOUND', `no worker ${id}`, { field: 'worker', value: id });
+    if (operation === 'kill' && params.pid === undefined) {
+      throw new ControlError(
+        'E_INVALID_PARAMS',
+        'debug.tryDenied: kill needs pid, the process to send signal 0 to',
+        { field: 'pid' },
+        RPC_INVALID_PARAMS,
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        worker.off('failure', onOutcome);
+        worker.off('exit', onExit);
+      };
+      const onOutcome = (message: { code: string; message: string; subject: string }): void => {
+        if (message.subject !== 'debug.tryDenied') return;
+        done();
+        // From the worker: untrusted, kept short.
+        resolve({
+          worker: id,
+          operation,
+          outcome: String(message.code).slice(0, 64),
+          message: String(message.message).slice(0, 500),
+        });
+      };
+      const onExit = (): void => {
+        done();
+        reject(new ControlError('E_WORKER_EXITED', `worker ${id} exited during the attempt (${operation})`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new ControlError('E_TIMEOUT', `worker ${id} did not report its attempt (${operation}) within 5 s`),
+        );
+      }, TRY_DENIED_TIMEOUT_MS);
+      worker.on('failure', onOutcome);
+      worker.once('exit', onExit);
+      if (!worker.send({ type: 'debug.tryDenied', operation, pid: params.pid ?? null })) {
+        done();
+        reject(new ControlError('E_WORKER_EXITED', `worker ${id} is not running`));
+      }
+    });
   }
 
   /**
@@ -308,7 +369,15 @@ export class Supervisor {
       resyncs: slot.resyncs,
       cpu: slot.process.cpu,
       user: slot.process.user,
+      confined: this.confined(slot.process.pid, slot.process.state),
     };
+  }
+
+  /** Read from /proc: a running worker applied its filter (or not) before it said it was ready. */
+  private confined(pid: number | null, state: WorkerView['state']): boolean | null {
+    if (pid === null || state !== 'running') return null;
+    const status = seccompStatus(pid);
+    return status ? hasOwnFilter(status, this.seccomp) : null;
   }
 
   private aggregateRuleCounters(reports: (WorkerStatsReport | undefined)[]) {

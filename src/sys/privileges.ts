@@ -9,16 +9,85 @@ export interface Account {
   gid: number;
 }
 
-// struct passwd on 64-bit Linux: pw_name, pw_passwd (pointers), pw_uid, pw_gid (u32 each).
-const PASSWD_UID = 16;
-const PASSWD_GID = 20;
+/** An account as the system's user database describes it. */
+export interface AccountEntry extends Account {
+  home: string;
+  /** The login shell; nologin or false for an account nobody logs in as. */
+  shell: string;
+}
+
+/** struct passwd (pwd.h). */
+const Passwd = koffi.struct('mcr_passwd', {
+  pw_name: 'const char *',
+  pw_passwd: 'const char *',
+  pw_uid: 'uint32_t',
+  pw_gid: 'uint32_t',
+  pw_gecos: 'const char *',
+  pw_dir: 'const char *',
+  pw_shell: 'const char *',
+});
+
+interface PasswdFields {
+  pw_uid: number;
+  pw_gid: number;
+  pw_dir: string | null;
+  pw_shell: string | null;
+}
 
 /** Looks a user up through the C library (so NSS sources count, not only /etc/passwd). */
-export function lookupAccount(name: string): Account | undefined {
+export function lookupAccount(name: string): AccountEntry | undefined {
   const entry: unknown = libc.getpwnam(name);
   if (entry === null) return undefined;
-  const fields = new DataView(koffi.view(entry, 24));
-  return { name, uid: fields.getUint32(PASSWD_UID, true), gid: fields.getUint32(PASSWD_GID, true) };
+  const fields = koffi.decode(entry, Passwd) as PasswdFields;
+  return {
+    name,
+    uid: fields.pw_uid,
+    gid: fields.pw_gid,
+    home: fields.pw_dir ?? '',
+    shell: fields.pw_shell ?? '',
+  };
+}
+
+/**
+ * The uid the kernel shows for ids it cannot map (/proc/sys/kernel/overflowuid): nobody's on
+ * nearly every distribution.
+ */
+export function overflowUid(): number {
+  try {
+    return Number(readFileSync('/proc/sys/kernel/overflowuid', 'utf8').trim());
+  } catch {
+    return 65534; // the kernel's default, when /proc is not there to say
+  }
+}
+
+/**
+ * Why an account is wrong or doubtful for workers, which must be alone in it: the kernel lets
+ * any process whose uid matches a worker's send it signals, so whoever else runs as that account
+ * can stop the relay.
+ *   root        uid or gid 0: workers handle traffic from the network.
+ *   supervisor  mcrd's own account (a service account holding capabilities): its workers could
+ *               signal the supervisor.
+ *   overflow    nobody, or the overflow uid: the account of every service that drops privileges
+ *               without one of its own.
+ *   login       it has a login shell: a person logs in as it, with everything they run.
+ * The first two are never right; the others can be, on a host the operator knows.
+ */
+export type AccountSharing = 'root' | 'supervisor' | 'overflow' | 'login';
+
+/** A shell that lets nobody log in (nologin, false), as system accounts have. */
+const NO_LOGIN_SHELL = /(^|\/)(nologin|false)$/;
+
+export function accountSharing(
+  account: AccountEntry,
+  supervisorUids: readonly number[],
+  overflow: number = overflowUid(),
+): AccountSharing | undefined {
+  if (account.uid === 0 || account.gid === 0) return 'root';
+  if (supervisorUids.includes(account.uid)) return 'supervisor';
+  if (account.name === 'nobody' || account.uid === overflow) return 'overflow';
+  // An empty shell means /bin/sh (passwd(5)).
+  if (!NO_LOGIN_SHELL.test(account.shell)) return 'login';
+  return undefined;
 }
 
 const PR_SET_NO_NEW_PRIVS = 38;

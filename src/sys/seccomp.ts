@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { arch } from 'node:process';
 import {
   BPF_JEQ_K,
@@ -7,8 +9,11 @@ import {
   nativeProgram,
   type FilterInstruction,
 } from './classic-bpf.js';
+import { AF_PACKET, ETH_P_ALL, ETH_P_IP } from './constants.js';
 import { SysError } from './errors.js';
 import { lastErrno, libc } from './libc.js';
+import { bindPacketSocket } from './packet-socket.js';
+import { closeFd, openUdpSocket } from './socket.js';
 
 /**
  * The system-call filter of a worker (seccomp). A worker holds raw sockets but must never make
@@ -60,6 +65,10 @@ export const DENIED_SYSCALLS: Readonly<Record<string, number>> = Object.freeze({
   process_madvise: 440,
   kcmp: 312,
   tkill: 200,
+  // They name their target in the second argument, where 0 is not always the caller; nothing in a
+  // worker changes priorities.
+  setpriority: 141,
+  ioprio_set: 251,
   pidfd_open: 434,
   pidfd_send_signal: 424,
   pidfd_getfd: 438,
@@ -119,6 +128,21 @@ const CLONE = 56;
 const CLONE3 = 435;
 /** Signals: allowed only when the first argument (the target process) is the worker itself. */
 const SIGNALS_TO_SELF_ONLY = { kill: 62, tgkill: 234, rt_sigqueueinfo: 129, rt_tgsigqueueinfo: 297 };
+/**
+ * Calls that act on the process named by their first argument, where 0 means the caller: allowed
+ * for the worker itself only. On another process of the same account (the other workers) they
+ * would be a signal by other means: prlimit64 could set its CPU-time limit to a second (SIGXCPU,
+ * then SIGKILL), the scheduler calls could starve it. Node reads its own limits with pid 0.
+ */
+const SELF_ONLY = {
+  prlimit64: 302,
+  sched_setaffinity: 203,
+  sched_setparam: 142,
+  sched_setscheduler: 144,
+  sched_setattr: 314,
+  migrate_pages: 256,
+  move_pages: 279,
+};
 
 /** The filter for a worker whose process id is `pid`. */
 export function workerFilter(pid: number): FilterInstruction[] {
@@ -131,11 +155,15 @@ export function workerFilter(pid: number): FilterInstruction[] {
   b.jump(BPF_JEQ_K, CLONE, 'clone');
   b.jump(BPF_JEQ_K, CLONE3, 'enosys');
   for (const nr of Object.values(SIGNALS_TO_SELF_ONLY)) b.jump(BPF_JEQ_K, nr, 'self');
+  for (const nr of Object.values(SELF_ONLY)) b.jump(BPF_JEQ_K, nr, 'selfOrZero');
   return b
     .ret(SECCOMP_RET_ALLOW)
     .label('clone')
     .load(DATA_ARG0_LOW)
     .jump(BPF_JSET_K, CLONE_THREAD, 'allow', 'deny')
+    .label('selfOrZero')
+    .load(DATA_ARG0_LOW)
+    .jump(BPF_JEQ_K, 0, 'allow', 'self')
     .label('self')
     .load(DATA_ARG0_LOW)
     .jump(BPF_JEQ_K, pid, 'allow', 'deny')
@@ -150,9 +178,9 @@ export function workerFilter(pid: number): FilterInstruction[] {
     .assemble();
 }
 
-/** Whether workerFilter knows this machine's system call numbers. */
-export function seccompSupported(): boolean {
-  return arch === 'x64';
+/** Whether workerFilter knows the system call numbers of `machine` (default: this one). */
+export function seccompSupported(machine: string = arch): boolean {
+  return machine === 'x64';
 }
 
 /**
@@ -178,4 +206,156 @@ export function applyWorkerFilter(): void {
   } finally {
     fprog.free();
   }
+}
+
+/** Whether a worker is confined, and if not, why. */
+export type Confinement = { confined: true } | { confined: false; reason: string };
+
+/**
+ * Confines this worker where mcr has a filter for the machine. Elsewhere (no numbers for this
+ * architecture yet) the worker runs without one and says why: it still has no privileges, and
+ * refusing to run would leave those machines with no relay at all. Where a filter exists, failing
+ * to apply it throws: that means the kernel or a sandbox refused seccomp, and a worker on a
+ * machine mcr supports runs confined or not at all.
+ */
+export function confineWorker(machine: string = arch): Confinement {
+  if (!seccompSupported(machine)) {
+    return {
+      confined: false,
+      reason: `mcr has no seccomp filter for ${machine} yet (its system call numbers are known for x64 only)`,
+    };
+  }
+  applyWorkerFilter();
+  return { confined: true };
+}
+
+/** The seccomp fields of /proc/PID/status. */
+export interface SeccompStatus {
+  /** 0 none, 1 strict, 2 filter. */
+  mode: number;
+  /** Filters attached (Linux 5.9 and later; undefined before). */
+  filters: number | undefined;
+}
+
+/** A process's seccomp state; undefined if it is gone or /proc does not say. */
+export function seccompStatus(pid: number | 'self' = 'self'): SeccompStatus | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined; // the process exited meanwhile
+  }
+  const mode = /^Seccomp:\s*(\d+)$/m.exec(status);
+  if (!mode) return undefined;
+  const filters = /^Seccomp_filters:\s*(\d+)$/m.exec(status);
+  return { mode: Number(mode[1]), filters: filters ? Number(filters[1]) : undefined };
+}
+
+/**
+ * Whether a worker carries a filter of its own, judged by the supervisor from /proc. A worker
+ * inherits the supervisor's filters (systemd's SystemCallFilter, a container's), so mode 2 alone
+ * proves nothing when the supervisor has filters too: the worker must have more of them. Kernels
+ * before 5.9 do not count filters; there mode 2 with an unfiltered supervisor is the proof.
+ */
+export function hasOwnFilter(worker: SeccompStatus, supervisor: SeccompStatus | undefined): boolean {
+  if (worker.mode !== 2) return false;
+  if (!supervisor || supervisor.mode !== 2) return true;
+  return (
+    worker.filters !== undefined && supervisor.filters !== undefined && worker.filters > supervisor.filters
+  );
+}
+
+/** What a compromised worker would try first; each is denied by the filter. */
+export const PROBE_OPERATIONS = ['socket', 'bind', 'bind-egress', 'exec', 'spawn', 'kill'] as const;
+export type ProbeOperation = (typeof PROBE_OPERATIONS)[number];
+
+const SYS_EXECVE = 59;
+/** The loopback interface's index in every network namespace. */
+const LOOPBACK_IFINDEX = 1;
+const PROBE_PROGRAM = '/bin/true';
+
+/**
+ * Fault injection (mcrd --debug-methods): this process attempts `operation` for real, to prove
+ * in a running worker that the filter refuses it. Returns the outcome as an error to report:
+ * the refusal (a SysError or Node error whose code is the errno name, EPERM under the filter), or
+ * E_NOT_CONFINED when the call went through. The kernel would let an unprivileged process make
+ * each of them (all but bind, see there), so EPERM comes from the filter, not from missing
+ * capabilities:
+ *   socket  a UDP socket;
+ *   bind    re-binds one of its ingress AF_PACKET sockets to the loopback interface (another
+ *           link to read). Without the filter the kernel refuses that too, but only because the
+ *           socket is in a fanout group (EINVAL);
+ *   bind-egress  re-binds one of its raw egress sockets to the loopback interface and every
+ *           protocol: a sniffer on any link of its network namespace, which the kernel allows;
+ *   exec    execve(/bin/true) in place (it would replace the worker, sockets and all);
+ *   spawn   runs /bin/true as a child, as Node does (clone, then execve);
+ *   kill    signal 0 (a permission check that delivers nothing) to `pid`, e.g. another worker
+ *           of the same account.
+ */
+export function attemptDenied(operation: ProbeOperation, pid: number | null): Error {
+  try {
+    switch (operation) {
+      case 'socket':
+        closeFd(openUdpSocket('a probe of the worker filter'));
+        break;
+      case 'bind':
+        bindPacketSocket(packetSocket('ingress'), LOOPBACK_IFINDEX, ETH_P_IP, 'lo');
+        break;
+      case 'bind-egress':
+        bindPacketSocket(packetSocket('egress'), LOOPBACK_IFINDEX, ETH_P_ALL, 'lo');
+        break;
+      case 'exec': {
+        const result = libc.syscall(
+          SYS_EXECVE,
+          'const char *',
+          PROBE_PROGRAM,
+          'const char **',
+          [PROBE_PROGRAM, null],
+          'const char **',
+          [null],
+        ) as number;
+        if (result < 0) throw new SysError(`execve(${PROBE_PROGRAM})`, lastErrno());
+        break;
+      }
+      case 'spawn': {
+        const result = spawnSync(PROBE_PROGRAM);
+        if (result.error) throw result.error;
+        break;
+      }
+      case 'kill':
+        if (pid === null)
+          return Object.assign(new Error('kill needs the pid of its target'), { code: 'E_NO_TARGET' });
+        process.kill(pid, 0);
+        break;
+    }
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+  return Object.assign(new Error(`${operation} went through: this process is not confined`), {
+    code: 'E_NOT_CONFINED',
+  });
+}
+
+/**
+ * One of this process's AF_PACKET sockets: an input's (bound to a protocol) or a raw egress one
+ * (bound with protocol 0, so it receives nothing).
+ */
+function packetSocket(kind: 'ingress' | 'egress'): number {
+  const address = new Uint8Array(32);
+  const length = new Uint32Array(1);
+  for (const name of readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    length[0] = address.byteLength;
+    // Fails with ENOTSOCK for what is not a socket (and EBADF for the directory's own descriptor).
+    if ((libc.getsockname(fd, address, length) as number) < 0) continue;
+    const view = new DataView(address.buffer);
+    if (view.getUint16(0, true) !== AF_PACKET) continue;
+    if ((view.getUint16(2, false) !== 0) === (kind === 'ingress')) return fd;
+  }
+  throw Object.assign(
+    new Error(
+      `this worker holds no ${kind} packet socket: add a rule whose input and raw output are up first`,
+    ),
+    { code: 'E_NO_SOCKET' },
+  );
 }

@@ -12,6 +12,7 @@ import {
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { FdChannel } from '../sys/fd-channel.js';
 import type { ReadableWatch, WatchFault } from '../sys/libc.js';
+import { attemptDenied } from '../sys/seccomp.js';
 import { setTimerSlack } from '../sys/short-sleep.js';
 import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
@@ -151,6 +152,13 @@ export class Worker {
           this.log.warn({ rule: message.id }, 'forgetting a rule on request (fault injection)');
           this.removeRule(message.id);
           break;
+        case 'debug.tryDenied':
+          this.log.warn(
+            { operation: message.operation },
+            'attempting a denied operation on request (fault injection)',
+          );
+          // Its outcome, the refusal's errno (or E_NOT_CONFINED), is reported as this command's error.
+          throw attemptDenied(message.operation, message.pid);
         case 'shutdown':
           this.sendStats(null);
           this.stop(0);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
+import { lookupAccount } from '../../src/sys/privileges.js';
 import { isAlive } from '../helpers/processes.js';
 import { BIN, Topology } from '../helpers/topology.js';
 
@@ -85,7 +86,7 @@ test("a worker that cannot drop its privileges: its reason is mcrd's error, no s
   const topo = new Topology();
   try {
     // A user namespace that maps only root: mcrd holds every capability there, but a worker
-    // cannot switch to nobody (setgroups is denied and uid 65534 is not mapped).
+    // cannot switch to its account, mcr (setgroups is denied and mcr's uid is not mapped).
     const run = runMcrd(
       topo,
       ['unshare', '--user', '--map-root-user'],
@@ -94,7 +95,8 @@ test("a worker that cannot drop its privileges: its reason is mcrd's error, no s
     assert.equal(run.code, 1, run.stderr);
     const line = humanLine(run);
     assert.match(line, /^mcrd: E_WORKER_START: worker \d could not start: /);
-    assert.match(line, /could not switch to user nobody \(uid 65534, gid 65534\)/);
+    const mcr = lookupAccount('mcr')!;
+    assert.match(line, new RegExp(`could not switch to user mcr \\(uid ${mcr.uid}, gid ${mcr.gid}\\)`));
     assert.match(line, /setgroups/);
     assert.match(line, /EPERM/);
     assert.doesNotMatch(line, /see its log lines/);
