@@ -132,7 +132,7 @@ const schemas: Record<WorkerMessage['type'], object> = {
     code,
     message: text,
     // The type of the command that failed (a SupervisorMessage type).
-    subject: { type: 'string', pattern: '^[a-z][a-z.]{0,31}$' },
+    subject: { type: 'string', pattern: '^[a-z][a-zA-Z.]{0,31}$' },
   }),
   fatal: message('fatal', { code, message: text }),
 };

@@ -226,6 +226,11 @@ for (const [what, data, count, reason] of [
       });
       assert.equal(replaced.restarts, 1);
       assert.equal(workers(relay)[1]!.pid, before[1]!.pid, 'the other worker is untouched');
+      // mcrd's log reaches this process through a pipe that is read between awaits: wait for it.
+      await waitFor('the verdict in the log', () =>
+        logLines(relay).some((l) => l.code === 'E_WORKER_MISBEHAVED') ? true : undefined,
+      );
+      await sleep(300); // a second verdict, if there were one, would be in by now
       const verdicts = logLines(relay).filter((l) => l.code === 'E_WORKER_MISBEHAVED');
       assert.equal(verdicts.length, 1, `one verdict, logged once:\n${problems(relay)}`);
       assert.match(verdicts[0]!.msg, reason);
