@@ -53,10 +53,19 @@ const options = new Command('mcrd-worker')
   .requiredOption('--uid <n>')
   .requiredOption('--gid <n>')
   .option('--log-level <level>', 'log level', 'info')
+  .option('--log-format <format>', 'json or text', 'json')
   .parse()
-  .opts<{ workerId: string; cpu: string; user: string; uid: string; gid: string; logLevel: string }>();
+  .opts<{
+    workerId: string;
+    cpu: string;
+    user: string;
+    uid: string;
+    gid: string;
+    logLevel: string;
+    logFormat: 'json' | 'text';
+  }>();
 
-const log = createLogger(options.logLevel, { worker: Number(options.workerId) });
+const log = createLogger(options.logLevel, { worker: Number(options.workerId) }, options.logFormat);
 running.log = log;
 const account = { name: options.user, uid: Number(options.uid), gid: Number(options.gid) };
 startUp(() => pinToCpu(Number(options.cpu)), `could not pin itself to CPU ${options.cpu}`);

@@ -1,17 +1,20 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readConfigFile, type ConfigFile } from '../supervisor/config-file.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
-import {
-  accountSharing,
-  lookupAccount,
-  missingCapabilities,
-  type AccountEntry,
-  type CapabilityName,
-} from '../sys/privileges.js';
 import { seccompSupported } from '../sys/seccomp.js';
-import { createLogger, LOG_LEVELS } from './logger.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import {
+  checkCapabilities,
+  checkRingMemory,
+  DEFAULT_USER,
+  prepareStateDirectory,
+  socketGroupId,
+  workerAccount,
+} from './mcrd-checks.js';
+import { mergeSettings, restartNeeded, type DaemonSettings, type ValueSource } from './mcrd-settings.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 
 const EXIT_RUNTIME = 1;
@@ -29,13 +32,6 @@ const MAX_WORKERS = 256;
  * (the worker aborted). 1 GiB, 256 times the default, keeps well clear of both.
  */
 const MAX_RING_MIB = 1024;
-
-/**
- * Workers get an account of their own: the kernel lets any process of a worker's uid signal it,
- * so an account shared with other services (nobody) lets any of them stop the relay. Packages
- * create it (sysusers.d), scripts/setup.sh does in a checkout.
- */
-const DEFAULT_USER = 'mcr';
 
 const cpus = allowedCpus();
 const defaultWorkers = Math.min(cpus.length, MAX_WORKERS);
@@ -101,6 +97,25 @@ const program = new Command('mcrd')
     0,
   )
   .addOption(new Option('-l, --log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+  .addOption(
+    new Option('--log-format <format>', 'json: one JSON object per line; text: for reading by eye')
+      .choices(LOG_FORMATS)
+      .default('json'),
+  )
+  .option(
+    '-c, --config <file>',
+    'rules and daemon settings from this JSON5 file; SIGHUP (or mcrctl config reload) applies what changed in it',
+  )
+  .option('--check-config <file>', 'check a config file: print every problem in it, then exit 0 (none) or 1')
+  .option(
+    '--state-directory <dir>',
+    'keep the rules added at runtime (mcrctl add) in this directory, so they survive a restart',
+  )
+  .option('--socket-mode <octal>', 'file mode of the control socket (default 0660)', octalMode, 0o660)
+  .option(
+    '--socket-group <group>',
+    "group of the control socket: its members may use mcrctl (default: mcrd's own group)",
+  )
   .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
   .addHelpText(
     'after',
@@ -114,7 +129,7 @@ const program = new Command('mcrd')
       '  SIGTERM, SIGINT, SIGQUIT  stop: workers drained, final counters logged, control socket\n' +
       '                            removed (a second one exits at once)\n' +
       '  SIGXCPU                   the same, on reaching the CPU-time limit; exit status 1\n' +
-      '  SIGHUP                    reload the configuration: nothing to reload yet, logged\n' +
+      '  SIGHUP                    reload the config file: only what changed is applied\n' +
       '  SIGUSR1                   logged and ignored: Node\u2019s inspector stays closed\n' +
       '  SIGUSR2, SIGALRM, SIGVTALRM, SIGIO, SIGPWR, SIGSTKFLT  logged and ignored\n' +
       '  Others keep their default action: SIGPROF (V8\u2019s profiler uses it), SIGTRAP, SIGSYS\n' +
@@ -132,8 +147,10 @@ const program = new Command('mcrd')
   )
   .parse();
 
-const options = program.opts<{
+const flags = program.opts<{
   socket?: string;
+  socketMode: number;
+  socketGroup?: string;
   workers?: number;
   fanout: 'hash' | 'cpu';
   user: string;
@@ -142,9 +159,72 @@ const options = program.opts<{
   batchBudget: number;
   coalesce: number;
   logLevel: string;
+  logFormat: 'json' | 'text';
   debugMethods?: boolean;
   qdiscBypass: boolean;
+  config?: string;
+  checkConfig?: string;
+  stateDirectory?: string;
 }>();
+
+function octalMode(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('expected an octal file mode such as 0660');
+  return parseInt(value, 8);
+}
+
+if (flags.checkConfig !== undefined) checkConfigAndExit(flags.checkConfig);
+
+/** mcrd --check-config FILE: every problem, one per line; exit 0 or 1. Needs no privilege. */
+function checkConfigAndExit(file: string): never {
+  const result = readConfigFile(file);
+  if (result.ok) {
+    const n = result.config.rules.length;
+    process.stdout.write(`${file}: OK, ${n} rule${n === 1 ? '' : 's'}\n`);
+    for (const warning of result.config.warnings) process.stdout.write(`warning: ${warning}\n`);
+    process.exit(0);
+  }
+  for (const problem of result.problems) process.stderr.write(`${problem.message}\n`);
+  process.stderr.write(`mcrd: E_CONFIG_INVALID: ${file} has ${result.problems.length} problem(s)\n`);
+  process.exit(EXIT_RUNTIME);
+}
+
+/** The config file, read before anything else: its settings are part of what mcrd starts with. */
+const configFile = readStartConfig(flags.config);
+
+function readStartConfig(file: string | undefined): ConfigFile | undefined {
+  if (file === undefined) return undefined;
+  const result = readConfigFile(file);
+  if (result.ok) return result.config;
+  for (const problem of result.problems) process.stderr.write(`${problem.message}\n`);
+  process.stderr.write(
+    `mcrd: E_CONFIG_INVALID: ${file} has ${result.problems.length} problem(s); mcrd did not start (mcrd --check-config ${file} lists them)\n`,
+  );
+  process.exit(EXIT_RUNTIME);
+}
+
+const settingSource = (key: keyof DaemonSettings): ValueSource =>
+  program.getOptionValueSource(key) as ValueSource;
+/** In force: the command line over the config file over the defaults. */
+const options = mergeSettings(
+  {
+    socket: flags.socket,
+    socketMode: flags.socketMode,
+    socketGroup: flags.socketGroup,
+    workers: flags.workers,
+    fanout: flags.fanout,
+    user: flags.user,
+    ringSize: flags.ringSize,
+    batchSize: flags.batchSize,
+    batchBudget: flags.batchBudget,
+    coalesce: flags.coalesce,
+    qdiscBypass: flags.qdiscBypass,
+    logLevel: flags.logLevel,
+    logFormat: flags.logFormat,
+    stateDirectory: flags.stateDirectory,
+  },
+  settingSource,
+  configFile?.settings,
+);
 
 function boundedInt(min: number, max: number, why?: string): (value: string) => number {
   return (value) => {
@@ -154,7 +234,7 @@ function boundedInt(min: number, max: number, why?: string): (value: string) => 
   };
 }
 
-const log = createLogger(options.logLevel);
+const log = createLogger(options.logLevel, {}, options.logFormat);
 
 /**
  * What mcrd does with every signal whose default action would end it. A process that dies on a
@@ -167,8 +247,10 @@ const log = createLogger(options.logLevel);
  *   SIGQUIT          - Ctrl-\ asks to quit; a core dump of the supervisor helps nobody.
  *   SIGXCPU          - the CPU-time limit (RLIMIT_CPU) is reached and SIGKILL follows at the hard
  *                      limit; stopping cleanly beats that. Exit status 1: nobody asked for it.
+ * Reload:
+ *   SIGHUP           - the config file (--config) again: only what changed in it is applied; a
+ *                      file with problems changes nothing (logged, each problem named).
  * Logged and ignored:
- *   SIGHUP           - will mean "reload the configuration"; there is none to reload yet.
  *   SIGUSR1          - Node would open its inspector on 127.0.0.1:9229, a debugger any local user
  *                      could connect to and run code as root. A listener keeps it closed (Node 20
  *                      has no --disable-sigusr1). bin/mcrd installs a silent one before any module
@@ -190,7 +272,6 @@ const log = createLogger(options.logLevel);
  */
 const STOP_SIGNALS = { SIGTERM: 0, SIGINT: 0, SIGQUIT: 0, SIGXCPU: 1 } as const;
 const IGNORED_SIGNALS = {
-  SIGHUP: 'SIGHUP asks mcrd to reload its configuration, but there is nothing to reload yet; nothing changed',
   SIGUSR1:
     'SIGUSR1 ignored: mcrd does not open the Node inspector (a debugger port would let any local user run code as root)',
   SIGUSR2: 'SIGUSR2 ignored: it has no meaning to mcrd',
@@ -205,6 +286,14 @@ let supervisor: Supervisor | undefined;
 /** Set by the first stop signal; a stop requested while mcrd starts waits for the start to end. */
 let stopping: { signal: NodeJS.Signals; exitCode: number } | undefined;
 
+process.on('SIGHUP', () => {
+  if (supervisor) supervisor.reload('SIGHUP');
+  else
+    log.warn(
+      { signal: 'SIGHUP' },
+      'SIGHUP while mcrd starts: the config it is starting with is the one just read',
+    );
+});
 for (const [signal, message] of Object.entries(IGNORED_SIGNALS)) {
   process.on(signal, () => log.warn({ signal }, message));
 }
@@ -233,125 +322,10 @@ function stopAndExit(running: Supervisor, exitCode: number): void {
   );
 }
 
-/** A runtime failure mcrd foresees and explains in one sentence: printed without a stack. */
-class StartError extends Error {
-  readonly code: string;
-
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'StartError';
-    this.code = code;
-  }
-}
-
-/** What the supervisor needs each capability for; the error names the missing ones. */
-const NEEDED_CAPABILITIES: Record<CapabilityName, string> = {
-  CAP_NET_RAW: 'CAP_NET_RAW for its AF_PACKET sockets and SO_BINDTODEVICE',
-  CAP_NET_ADMIN: 'CAP_NET_ADMIN for socket buffers beyond the sysctl limits',
-  CAP_SETUID: 'CAP_SETUID',
-  CAP_SETGID: 'CAP_SETGID to start its workers as --user',
-};
-
-/**
- * Checked before anything is opened or spawned: without these, mcrd would start and then fail
- * at the first rule (CAP_NET_RAW, CAP_NET_ADMIN) or lose every worker at start (CAP_SETUID,
- * CAP_SETGID), with a message about a symptom rather than the cause.
- */
-function checkCapabilities(): void {
-  const names = Object.keys(NEEDED_CAPABILITIES) as CapabilityName[];
-  const missing = missingCapabilities(names);
-  if (missing.length === 0) return;
-  throw new StartError(
-    'E_PRIVILEGES',
-    `mcrd lacks ${missing.join(', ')}; it needs ${names.map((n) => NEEDED_CAPABILITIES[n]).join(', ')}. ` +
-      `Run it as root, or grant the capabilities (in a systemd unit: AmbientCapabilities=${names.join(' ')})`,
-  );
-}
-
-/** How to create a worker account, for error messages: a system account, no login, no home. */
-function createAccountCommand(name: string): string {
-  return `useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${name}`;
-}
-
-/**
- * The account workers run as. It must exist, must not be root, and must not be mcrd's own: those
- * are refused. One that other processes are bound to share (nobody, an account people log in
- * as) is allowed with a warning, since every such process can signal the workers.
- */
-function workerAccount(name: string, chosen: boolean): AccountEntry {
-  const account = lookupAccount(name);
-  if (!account && !chosen) {
-    // Not the operator's doing: the host lacks what mcr's packages or setup script create.
-    throw new StartError(
-      'E_NO_WORKER_ACCOUNT',
-      `workers run as the account ${name}, which does not exist on this host. Create it as root, a system account with no login and no home: ${createAccountCommand(name)} (in a checkout scripts/setup.sh does this; packages create it with systemd-sysusers). Or name another account that nothing else runs as with --user`,
-    );
-  }
-  if (!account) {
-    throw new UsageError(
-      'E_UNKNOWN_USER',
-      `--user ${name}: no such user on this host; create it (${createAccountCommand(name)}) or name an existing unprivileged account that nothing else runs as (default ${DEFAULT_USER})`,
-    );
-  }
-  const supervisorUids = [process.getuid!(), process.geteuid!()];
-  switch (accountSharing(account, supervisorUids)) {
-    case 'root':
-      throw new UsageError(
-        'E_PRIVILEGED_USER',
-        `--user ${name} has uid ${account.uid} and gid ${account.gid}: workers must not run as root (uid 0) or with the root group (gid 0), since they handle traffic from the network; name an unprivileged account (default ${DEFAULT_USER})`,
-      );
-    case 'supervisor':
-      throw new UsageError(
-        'E_SHARED_USER',
-        `--user ${name} is the account mcrd itself runs as (uid ${account.uid}): its workers could signal the supervisor and reach every file it owns; give them an account of their own (default ${DEFAULT_USER}) and run mcrd as another`,
-      );
-    case 'overflow':
-      log.warn(
-        { code: 'W_SHARED_USER', user: name, uid: account.uid },
-        `--user ${name}: every other process running as ${name} (uid ${account.uid}, the account services fall back to) can signal the workers and stop the relay; give them an account of their own: the default ${DEFAULT_USER} (${createAccountCommand(DEFAULT_USER)}) or another that nothing else runs as`,
-      );
-      break;
-    case 'login':
-      log.warn(
-        { code: 'W_SHARED_USER', user: name, uid: account.uid },
-        `--user ${name} has a login shell (${account.shell || '/bin/sh'}): whoever logs in as ${name}, and everything they run, can signal the workers and stop the relay; give them an account of their own with no login: the default ${DEFAULT_USER} (${createAccountCommand(DEFAULT_USER)}) or another`,
-      );
-      break;
-    case undefined:
-      break;
-  }
-  return account;
-}
-
-/** MemAvailable from /proc/meminfo, in bytes; undefined if the kernel does not say. */
-function memoryAvailable(): number | undefined {
-  try {
-    const match = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-    return match ? Number(match[1]) * 1024 : undefined;
-  } catch {
-    return undefined; // no /proc/meminfo: the check is a courtesy, the kernel will still refuse
-  }
-}
-
-/**
- * Every worker maps a ring of --ring-size for each input interface, out of locked kernel memory.
- * If one input's rings alone exceed what the host has available, nothing could be relayed.
- */
-function checkRingMemory(ringMiB: number, workers: number): void {
-  const available = memoryAvailable();
-  const needed = ringMiB * 2 ** 20 * workers;
-  if (available === undefined || needed <= available) return;
-  const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);
-  throw new UsageError(
-    'E_RING_MEMORY',
-    `--ring-size ${ringMiB} MiB for each of ${workers} workers is ${gib(needed)} GiB of locked kernel memory per input interface, more than the ${gib(available)} GiB this host has available (MemAvailable); choose a smaller --ring-size or fewer --workers`,
-  );
-}
-
 async function main(): Promise<void> {
   // Bad usage first, then what this host lets mcrd do; nothing is opened or spawned before both.
   const socketPath = socketPathFrom(options.socket);
-  const account = workerAccount(options.user, program.getOptionValueSource('user') !== 'default');
+  const account = workerAccount(options.user, settingSource('user') !== 'default', log);
   const workers = options.workers ?? defaultWorkers;
   checkRingMemory(options.ringSize, workers);
   checkCapabilities();
@@ -368,10 +342,11 @@ async function main(): Promise<void> {
     cpus,
     account,
     fanout: options.fanout,
-    debugMethods: options.debugMethods === true,
+    debugMethods: flags.debugMethods === true,
     qdiscBypass: options.qdiscBypass,
     workerEntry: fileURLToPath(new URL('./mcrd-worker.js', import.meta.url)),
     logLevel: options.logLevel,
+    logFormat: options.logFormat,
     log,
     version: packageVersion(),
     settings: {
@@ -380,6 +355,16 @@ async function main(): Promise<void> {
       batchesPerWakeup: options.batchBudget,
       coalesceUs: options.coalesce,
       statsIntervalMs: 1000,
+    },
+    config: configFile,
+    configPath: flags.config === undefined ? undefined : resolve(flags.config),
+    stateDirectory: prepareStateDirectory(options.stateDirectory),
+    socketAccess: { mode: options.socketMode, gid: socketGroupId(options.socketGroup) },
+    applySettings: (file) => {
+      const next = mergeSettings(options, settingSource, file);
+      // The log level changes at once (unless the command line set it); the rest needs a restart.
+      if (next.logLevel !== log.level && settingSource('logLevel') !== 'cli') log.level = next.logLevel;
+      return restartNeeded(options, next);
     },
   });
   if (stopping) stopAndExit(supervisor, stopping.exitCode);

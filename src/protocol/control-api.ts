@@ -25,6 +25,8 @@ export interface RuleView {
   state: 'active' | 'degraded' | 'down' | 'waiting';
   /** Why it is not simply active, in words; null when it is. */
   reason: string | null;
+  /** Where it came from: the config file, or a control client (kept in the state directory). */
+  origin: 'config' | 'runtime';
   createdAt: string;
 }
 

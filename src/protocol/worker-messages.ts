@@ -104,6 +104,8 @@ export type SupervisorMessage =
    */
   | { type: 'host.addresses'; addresses: number[] }
   | { type: 'stats.request'; requestId: number }
+  /** The worker's log level from now on (mcrctl log-level set). */
+  | { type: 'log.level'; level: string }
   /** Liveness and drift check: the worker answers with the hash of the rules it holds. */
   | { type: 'heartbeat'; seq: number }
   /** Drop every rule (a resync follows with rule.add for each). */

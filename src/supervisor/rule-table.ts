@@ -35,6 +35,8 @@ export class RuleTable {
   private readonly links: Links;
   private readonly log: Logger;
   private readonly stateDirectory: string | undefined;
+  /** While set (batch), changes are not written one by one: the batch writes once at its end. */
+  private batching = false;
 
   constructor(options: RuleTableOptions) {
     this.activation = options.activation;
@@ -96,12 +98,34 @@ export class RuleTable {
     return stored;
   }
 
+  /** Runs several changes and writes the runtime rules once, after them all (a start, a reload). */
+  batch<T>(changes: () => T): T {
+    if (this.batching) return changes();
+    this.batching = true;
+    try {
+      return changes();
+    } finally {
+      this.batching = false;
+      this.persist();
+    }
+  }
+
+  /** Every rule becomes a config rule (they were just saved into the config file). */
+  adopt(): void {
+    for (const stored of this.store.list()) this.store.replace(stored.rule, 'config');
+    this.persist();
+  }
+
   /**
    * Applies the difference a config file makes: rules that go are removed first (freeing inputs
    * and names), then rules that change are updated in place, then new rules are added. Rules the
    * file gives are config rules from here on.
    */
   apply(plan: ReloadPlan): ApplyReport {
+    return this.batch(() => this.applyNow(plan));
+  }
+
+  private applyNow(plan: ReloadPlan): ApplyReport {
     for (const rule of plan.remove) this.remove({ id: rule.id });
     for (const update of plan.update) {
       if (!update.renameOnly) this.activation.update(update.rule, update.previous);
@@ -119,7 +143,6 @@ export class RuleTable {
     }
     for (const id of plan.unchanged) this.store.replace(this.store.find({ id }).rule, 'config');
     for (const rule of plan.add) this.add(rule, 'config', false);
-    this.persist();
     return {
       added: plan.add.map((r) => r.id),
       removed: plan.remove.map((r) => r.id),
@@ -133,7 +156,7 @@ export class RuleTable {
    * change it follows is made: the rule table is right, only its copy on disk is behind.
    */
   private persist(): void {
-    if (this.stateDirectory === undefined) return;
+    if (this.stateDirectory === undefined || this.batching) return;
     const runtime = this.store
       .list()
       .filter((s) => s.origin === 'runtime')

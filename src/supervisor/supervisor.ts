@@ -1,31 +1,24 @@
+import { chmodSync, chownSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { ipv4ToString } from '../packet/ipv4-address.js';
-import type {
-  MethodName,
-  ParamsOf,
-  ResultOf,
-  RuleCounters,
-  RuleStatsView,
-  RuleView,
-  StatsView,
-  WorkerStatsView,
-  WorkerView,
-} from '../protocol/control-api.js';
-import { addRuleCounters, emptyRuleCounters, emptyWorkerCounters } from '../protocol/counters.js';
-import { ControlError, PROTOCOL_VERSION, RPC_INVALID_PARAMS } from '../protocol/json-rpc.js';
-import type { DataPlaneSettings, WorkerStatsReport } from '../protocol/worker-messages.js';
-import { describeInput, describeOutput, type RuleRequest } from '../rules/rule.js';
-import { RuleError } from '../rules/rule-error.js';
+import type { LogLevels, MethodName, ParamsOf, RuleView, WorkerView } from '../protocol/control-api.js';
+import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
+import type { DataPlaneSettings } from '../protocol/worker-messages.js';
+import type { RuleRequest } from '../rules/rule.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
 import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
+import { notifySystemd } from '../sys/systemd-notify.js';
+import type { ConfigFile, ConfigSettings } from './config-file.js';
+import { ConfigService, type ReloadCause } from './config-service.js';
 import { claimSocketPath, ControlServer, type MethodHandler } from './control-server.js';
+import { forgetRule, tryDenied } from './fault-injection.js';
 import { InterfaceMonitor } from './interface-monitor.js';
 import { RuleActivation } from './rule-activation.js';
-import { RuleStore, type StoredRule } from './rule-store.js';
+import type { StoredRule } from './rule-store.js';
+import { RuleTable } from './rule-table.js';
 import { SystemSockets } from './system-sockets.js';
-import { ruleRates, workerRates } from './stats-collector.js';
-import { WorkerPool } from './worker-pool.js';
+import { ruleView, statsView, totalRuleCounters } from './views.js';
+import { WorkerPool, type WorkerSlot } from './worker-pool.js';
 
 export interface SupervisorOptions {
   socketPath: string;
@@ -41,27 +34,38 @@ export interface SupervisorOptions {
   debugMethods: boolean;
   workerEntry: string;
   logLevel: string;
+  logFormat: 'json' | 'text';
   log: Logger;
   version: string;
   settings: DataPlaneSettings;
+  /** The config file (--config), already read and checked; its path for reloads. */
+  config: ConfigFile | undefined;
+  configPath: string | undefined;
+  /** Where runtime rules are kept across restarts (--state-directory). */
+  stateDirectory: string | undefined;
+  /** The control socket's file mode, and its group (undefined: mcrd's own). */
+  socketAccess: { mode: number; gid: number | undefined };
+  /** What a (reloaded) file's settings change that needs a restart; applies what can change now. */
+  applySettings: (settings: ConfigSettings) => string[];
 }
 
 const STATS_TIMEOUT_MS = 2000;
-/** A worker reports a debug.tryDenied attempt at once; this only bounds a worker that hangs. */
-const TRY_DENIED_TIMEOUT_MS = 5000;
 const WORKER_START_TIMEOUT_MS = 10000;
 
 /**
  * mcrd's supervisor: the rule table, every privileged socket, the workers and the control
- * socket. It never touches a packet.
+ * socket. It never touches a packet. The work is done by its parts (RuleTable and
+ * RuleActivation for rules and sockets, ConfigService for files, WorkerPool for workers); this
+ * class starts and stops them and answers the control methods.
  */
 export class Supervisor {
   private readonly options: SupervisorOptions;
   private readonly log: Logger;
-  private readonly store = new RuleStore();
   private readonly interfaces: InterfaceMonitor;
   private readonly sockets: SystemSockets;
   private readonly activation: RuleActivation;
+  private readonly table: RuleTable;
+  private readonly config: ConfigService;
   private readonly pool: WorkerPool;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
@@ -81,6 +85,7 @@ export class Supervisor {
       resyncRules: (id) => this.activation.sendRules(id),
       entry: options.workerEntry,
       logLevel: options.logLevel,
+      logFormat: options.logFormat,
       settings: options.settings,
       log: options.log,
       sync: (id) => this.activation.syncWorker(id),
@@ -95,6 +100,19 @@ export class Supervisor {
       log: options.log,
       ringBytes: options.settings.ringBytes,
     });
+    this.table = new RuleTable({
+      activation: this.activation,
+      links: this.interfaces,
+      log: options.log,
+      stateDirectory: options.stateDirectory,
+    });
+    this.config = new ConfigService({
+      table: this.table,
+      log: options.log,
+      configPath: options.configPath,
+      stateDirectory: options.stateDirectory,
+      applySettings: options.applySettings,
+    });
     this.followInterfaces();
   }
 
@@ -105,25 +123,43 @@ export class Supervisor {
     try {
       await supervisor.interfaces.ready;
       await supervisor.pool.ready(WORKER_START_TIMEOUT_MS);
+      supervisor.config.loadAtStart(options.config);
       supervisor.server = await ControlServer.listen(options.socketPath, supervisor.handlers(), options.log);
+      // Members of the socket's group use mcrctl without root; other local users cannot connect.
+      if (options.socketAccess.gid !== undefined) chownSync(options.socketPath, -1, options.socketAccess.gid);
+      chmodSync(options.socketPath, options.socketAccess.mode);
     } catch (err) {
       await supervisor.pool.stop(1000);
       supervisor.interfaces.close();
+      supervisor.activation.close();
+      supervisor.sockets.closeAll();
       throw err;
     }
+    const rules = supervisor.table.list().length;
     options.log.info(
-      { socket: options.socketPath, workers: options.workers, version: options.version },
+      { socket: options.socketPath, workers: options.workers, rules, version: options.version },
       'mcrd ready',
     );
+    notifySystemd(`READY=1\nSTATUS=serving ${rules} rules`);
     return supervisor;
+  }
+
+  /** SIGHUP: the config file again, only what changed applied; a bad file changes nothing. */
+  reload(cause: ReloadCause): void {
+    try {
+      this.config.reloadFile(cause);
+    } catch (err) {
+      this.log.error({ code: (err as { code?: string }).code }, (err as Error).message);
+    }
   }
 
   /** Stops serving, drains the workers, logs the final counters and releases every socket. */
   async stop(): Promise<void> {
+    notifySystemd('STOPPING=1');
     await this.server?.close();
     const final = await this.pool.collect(STATS_TIMEOUT_MS);
     this.log.info(
-      { rules: this.aggregateRuleCounters(final), workers: final.map((r) => r?.worker ?? null) },
+      { rules: totalRuleCounters(final), workers: final.map((r) => r?.worker ?? null) },
       'final counters',
     );
     await this.pool.stop(3000);
@@ -143,130 +179,72 @@ export class Supervisor {
           uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
         }),
       ],
-      [
-        'version',
-        () => ({ version: this.options.version, protocol: PROTOCOL_VERSION, node: process.version }),
-      ],
+      ['version', (p) => this.version(p as ParamsOf<'version'>)],
       ['rules.add', (p) => ({ rule: this.addRule(p as RuleRequest) })],
       ['rules.remove', (p) => ({ removed: this.removeRule(p as { id?: string; name?: string }) })],
-      ['rules.list', () => ({ rules: this.store.list().map((r) => this.ruleView(r)) })],
+      ['rules.list', () => ({ rules: this.table.list().map((r) => this.ruleView(r)) })],
       ['stats.get', () => this.stats()],
-      ['workers.list', () => ({ workers: this.workerViews() })],
+      ['workers.list', () => ({ workers: this.pool.slots.map((slot) => this.workerView(slot)) })],
+      ['config.show', () => ({ text: this.config.show() })],
+      ['config.save', () => this.config.save()],
+      [
+        'config.load',
+        (p) => {
+          const { text, source, replace } = p as ParamsOf<'config.load'>;
+          return this.config.loadText(text, source, replace === true);
+        },
+      ],
+      ['config.reload', () => this.config.reloadFile('control client')],
+      ['log.get', () => this.logLevels()],
+      ['log.set', (p) => this.setLogLevel(p as ParamsOf<'log.set'>)],
       ...(this.options.debugMethods
         ? ([
-            ['debug.forgetRule', (p: unknown) => this.forgetRule(p as { worker: number; id: string })],
-            ['debug.tryDenied', (p: unknown) => this.tryDenied(p as ParamsOf<'debug.tryDenied'>)],
+            [
+              'debug.forgetRule',
+              (p: unknown) => forgetRule(this.pool, this.table, p as { worker: number; id: string }),
+            ],
+            ['debug.tryDenied', (p: unknown) => tryDenied(this.pool, p as ParamsOf<'debug.tryDenied'>)],
           ] as const)
         : []),
     ]);
   }
-  /** Fault injection (--debug-methods): makes one worker drop a rule behind the supervisor's back. */
-  private forgetRule(params: { worker: number; id: string }): { sent: boolean } {
-    this.store.find({ id: params.id });
-    if (!this.pool.slots[params.worker]) {
-      throw new ControlError('E_WORKER_NOT_FOUND', `no worker ${params.worker}`, {
-        field: 'worker',
-        value: params.worker,
-      });
-    }
-    this.pool.send(params.worker, { type: 'debug.forget', id: params.id });
-    return { sent: true };
-  }
 
-  /**
-   * Fault injection (--debug-methods): one worker attempts an operation its system-call filter
-   * denies and reports the outcome as the command's error (the errno name, or E_NOT_CONFINED).
-   */
-  private tryDenied(params: ParamsOf<'debug.tryDenied'>): Promise<ResultOf<'debug.tryDenied'>> {
-    const { worker: id, operation } = params;
-    const worker = this.pool.slots[id]?.process;
-    if (!worker)
-      throw new ControlError('E_WORKER_NOT_FOUND', `no worker ${id}`, { field: 'worker', value: id });
-    if (operation === 'kill' && params.pid === undefined) {
+  /** The daemon's versions; a client that says it speaks another protocol is told so, clearly. */
+  private version(params: ParamsOf<'version'>): { version: string; protocol: number; node: string } {
+    if (params.protocol !== undefined && params.protocol !== PROTOCOL_VERSION) {
       throw new ControlError(
-        'E_INVALID_PARAMS',
-        'debug.tryDenied: kill needs pid, the process to send signal 0 to',
-        { field: 'pid' },
-        RPC_INVALID_PARAMS,
+        'E_PROTOCOL_MISMATCH',
+        `${params.client ?? 'this client'} speaks control protocol ${params.protocol}, mcrd ${this.options.version} speaks ${PROTOCOL_VERSION}: use the mcrctl that comes with this mcrd`,
+        { field: 'protocol', value: params.protocol },
       );
     }
-    return new Promise((resolve, reject) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        worker.off('failure', onOutcome);
-        worker.off('exit', onExit);
-      };
-      const onOutcome = (message: { code: string; message: string; subject: string }): void => {
-        if (message.subject !== 'debug.tryDenied') return;
-        done();
-        // From the worker: untrusted, kept short.
-        resolve({
-          worker: id,
-          operation,
-          outcome: String(message.code).slice(0, 64),
-          message: String(message.message).slice(0, 500),
-        });
-      };
-      const onExit = (): void => {
-        done();
-        reject(new ControlError('E_WORKER_EXITED', `worker ${id} exited during the attempt (${operation})`));
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new ControlError('E_TIMEOUT', `worker ${id} did not report its attempt (${operation}) within 5 s`),
-        );
-      }, TRY_DENIED_TIMEOUT_MS);
-      worker.on('failure', onOutcome);
-      worker.once('exit', onExit);
-      if (!worker.send({ type: 'debug.tryDenied', operation, pid: params.pid ?? null })) {
-        done();
-        reject(new ControlError('E_WORKER_EXITED', `worker ${id} is not running`));
-      }
-    });
+    return { version: this.options.version, protocol: PROTOCOL_VERSION, node: process.version };
   }
 
   /**
-   * Adds a rule. It becomes active at once if its input is usable, else it waits for it; an
-   * interface that later vanishes puts it back to waiting. Socket errors while activating a new
-   * rule refuse it, so the operator learns of them.
+   * Adds a rule from a control client: kept as a runtime rule (in the state directory, when mcrd
+   * has one). Socket errors refuse it, so the operator learns of them.
    */
   private addRule(request: RuleRequest): RuleView {
-    const rule = validateRule(request);
-    this.store.checkAddable(rule);
-    if (rule.unicastInput && !this.interfaces.hostAddresses().includes(rule.inputGroup)) {
-      const address = ipv4ToString(rule.inputGroup);
-      throw new RuleError(
-        'E_NOT_LOCAL_ADDRESS',
-        'input-group',
-        address,
-        `input-group ${address} is not an address of this host: a unicast input relays traffic sent to this host, so use one of its addresses (ip -4 addr)`,
-      );
-    }
-    this.activation.add(rule);
-    const stored = this.store.add(rule);
-    const view = this.ruleView(stored);
-    this.log.info(
-      {
-        rule: rule.id,
-        name: rule.name,
-        input: describeInput(rule),
-        outputs: rule.outputs.map(describeOutput),
-        state: view.state,
-        reason: view.reason,
-      },
-      'rule added',
-    );
-    return view;
+    return this.ruleView(this.table.add(validateRule(request), 'runtime', true));
   }
 
   private removeRule(selector: { id?: string; name?: string }): RuleView {
-    const stored = this.store.find(selector);
+    const stored = this.table.find(selector);
     const view = this.ruleView(stored);
-    this.activation.remove(stored.rule.id);
-    this.store.remove(stored.rule.id);
-    this.log.info({ rule: stored.rule.id, name: stored.rule.name }, 'rule removed');
+    this.table.remove(selector);
     return view;
+  }
+
+  private logLevels(): LogLevels {
+    return { supervisor: this.log.level, workers: this.pool.logLevel };
+  }
+
+  private setLogLevel(params: ParamsOf<'log.set'>): LogLevels {
+    if (params.component !== 'workers') this.log.level = params.level;
+    if (params.component !== 'supervisor') this.pool.setLogLevel(params.level);
+    this.log.info(this.logLevels(), 'log levels set');
+    return this.logLevels();
   }
 
   /** Every change of an interface re-evaluates the rules, whether it is their input or an output. */
@@ -286,90 +264,30 @@ export class Supervisor {
   }
 
   private ruleView(stored: StoredRule): RuleView {
-    const { rule } = stored;
-    const activation = this.activation.view(rule.id);
-    return {
-      id: rule.id,
-      name: rule.name ?? null,
-      input: {
-        interface: rule.inputInterface,
-        vlan: rule.inputVlan === 0 ? null : rule.inputVlan,
-        group: ipv4ToString(rule.inputGroup),
-        port: rule.inputPort,
-        unicast: rule.unicastInput,
-      },
-      outputs: rule.outputs.map((o, i) => ({
-        group: ipv4ToString(o.group),
-        port: o.port,
-        interface: o.interface ?? null,
-        ttl: o.ttl,
-        ttlFixed: o.ttlFixed,
-        dscp: o.dscp ?? null,
-        mode: o.mode,
-        ...activation.outputs[i]!,
-      })),
-      state: activation.state,
-      reason: activation.reason,
-      createdAt: stored.createdAt.toISOString(),
-    };
+    return ruleView(stored, this.activation.view(stored.rule.id));
   }
 
-  private async stats(): Promise<StatsView> {
+  private async stats() {
     const at = Date.now();
     const reports = await this.pool.collect(STATS_TIMEOUT_MS);
-    let rateInterval = 0;
-    const ruleNow = new Map<string, RuleCounters>();
-    const ruleRate = new Map<string, ReturnType<typeof ruleRates>>();
-    const workers: WorkerStatsView[] = this.pool.slots.map((slot, i) => {
-      const report = reports[i] ?? slot.stats.latest()?.report;
-      const base = slot.stats.baseline(at);
-      const seconds = base ? (at - base.at) / 1000 : 0;
-      rateInterval = Math.max(rateInterval, seconds);
-      for (const [id, counters] of Object.entries(report?.rules ?? {})) {
-        const rates = ruleRates(counters, base?.report.rules[id], seconds);
-        ruleNow.set(id, addRuleCounters(ruleNow.get(id), counters));
-        const sum = ruleRate.get(id);
-        ruleRate.set(id, sum ? addRates(sum, rates) : rates);
-      }
-      const counters = report?.worker ?? emptyWorkerCounters();
-      const health = report?.health ?? null;
-      return {
-        ...this.workerView(slot.id),
-        counters,
-        health,
-        rates: workerRates(counters, base?.report.worker, seconds),
-      };
-    });
-    const rules: RuleStatsView[] = this.store.list().map((stored) => {
-      const counters = ruleNow.get(stored.rule.id) ?? emptyRuleCounters(stored.rule.outputs.length);
-      const rates = ruleRate.get(stored.rule.id) ?? {
-        packetsIn: 0,
-        bytesIn: 0,
-        outputs: stored.rule.outputs.map(() => 0),
-      };
-      return { ...this.ruleView(stored), counters, rates };
-    });
-    return { time: new Date(at).toISOString(), rateInterval, rules, workers };
+    const rules = this.table.list().map((r) => this.ruleView(r));
+    return statsView(at, this.pool.slots, reports, (slot) => this.workerView(slot), rules);
   }
 
-  private workerViews(): WorkerView[] {
-    return this.pool.slots.map((slot) => this.workerView(slot.id));
-  }
-
-  private workerView(id: number): WorkerView {
-    const slot = this.pool.slots[id]!;
+  private workerView(slot: WorkerSlot): WorkerView {
+    const { process: worker } = slot;
     return {
-      id,
-      pid: slot.process.pid,
-      state: slot.process.state,
+      id: slot.id,
+      pid: worker.pid,
+      state: worker.state,
       rules: this.activation.activeCount(),
       inputs: [...this.sockets.inputs()].map((i) => i.name),
-      startedAt: slot.process.startedAt?.toISOString() ?? null,
+      startedAt: worker.startedAt?.toISOString() ?? null,
       restarts: slot.restarts,
       resyncs: slot.resyncs,
-      cpu: slot.process.cpu,
-      user: slot.process.user,
-      confined: this.confined(slot.process.pid, slot.process.state),
+      cpu: worker.cpu,
+      user: worker.user,
+      confined: this.confined(worker.pid, worker.state),
     };
   }
 
@@ -379,24 +297,4 @@ export class Supervisor {
     const status = seccompStatus(pid);
     return status ? hasOwnFilter(status, this.seccomp) : null;
   }
-
-  private aggregateRuleCounters(reports: (WorkerStatsReport | undefined)[]) {
-    const total = new Map<string, RuleCounters>();
-    for (const report of reports) {
-      for (const [id, counters] of Object.entries(report?.rules ?? {}))
-        total.set(id, addRuleCounters(total.get(id), counters));
-    }
-    return Object.fromEntries(total);
-  }
-}
-
-function addRates(
-  a: ReturnType<typeof ruleRates>,
-  b: ReturnType<typeof ruleRates>,
-): ReturnType<typeof ruleRates> {
-  return {
-    packetsIn: a.packetsIn + b.packetsIn,
-    bytesIn: a.bytesIn + b.bytesIn,
-    outputs: a.outputs.map((r, i) => r + (b.outputs[i] ?? 0)),
-  };
 }

@@ -11,7 +11,9 @@ export interface WorkerPoolOptions {
   cpus: number[];
   account: Account;
   entry: string;
+  /** The workers' log level; setLogLevel changes it for running and future workers. */
   logLevel: string;
+  logFormat: 'json' | 'text';
   settings: DataPlaneSettings;
   log: Logger;
   /** Replays the current state (inputs, rules, descriptors) into a worker that just started. */
@@ -44,6 +46,8 @@ export interface WorkerSlot {
  * rules drifted, or that caught up after its rule updates were coalesced, is re-synced.
  */
 export class WorkerPool {
+  /** In force for every worker, and given to new ones at start. */
+  logLevel: string;
   readonly slots: WorkerSlot[] = [];
   private readonly options: WorkerPoolOptions;
   private readonly now: () => number;
@@ -51,6 +55,7 @@ export class WorkerPool {
 
   constructor(options: WorkerPoolOptions) {
     this.options = options;
+    this.logLevel = options.logLevel;
     this.now = options.now ?? (() => performance.now());
     for (let id = 0; id < options.count; id++) {
       const slot: WorkerSlot = {
@@ -106,6 +111,12 @@ export class WorkerPool {
     return Promise.all(this.slots.map((slot) => slot.process.requestStats(timeoutMs)));
   }
 
+  /** Changes the workers' log level at once, and for the workers started later. */
+  setLogLevel(level: string): void {
+    this.logLevel = level;
+    for (const slot of this.slots) this.send(slot.id, { type: 'log.level', level });
+  }
+
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     await Promise.all(this.slots.map((slot) => slot.process.stop(graceMs)));
@@ -113,12 +124,14 @@ export class WorkerPool {
   }
 
   private spawn(id: number): WorkerProcess {
-    const { entry, logLevel, log, settings, cpus, account } = this.options;
+    const { entry, log, settings, cpus, account } = this.options;
+    const logLevel = this.logLevel;
     const cpu = cpus[id % cpus.length]!;
     const worker = new WorkerProcess({
       id,
       entry,
       logLevel,
+      logFormat: this.options.logFormat,
       log,
       cpu,
       account,

@@ -37,6 +37,7 @@ export interface WorkerProcessOptions {
   /** The unprivileged account the worker switches to before it handles a packet. */
   account: Account;
   logLevel: string;
+  logFormat: 'json' | 'text';
   log: Logger;
   /** The hash of the rules the worker should hold now (compared with what it reports). */
   expectedRulesHash: () => string;
@@ -141,7 +142,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       ...['--worker-id', String(options.id), '--cpu', String(options.cpu)],
       ...['--user', options.account.name],
       ...['--uid', String(options.account.uid), '--gid', String(options.account.gid)],
-      ...['--log-level', options.logLevel],
+      ...['--log-level', options.logLevel, '--log-format', options.logFormat],
     ];
     this.child = (options.launch ?? launchNode)(args, theirs);
     closeFd(theirs);

@@ -40,6 +40,7 @@ export const libc = {
   schedGetAffinity: lib.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
   schedSetAffinity: lib.func('int sched_setaffinity(int pid, size_t size, void *mask)'),
   getpwnam: lib.func('void *getpwnam(const char *name)'),
+  getgrnam: lib.func('void *getgrnam(const char *name)'),
   ifNameToIndex: lib.func('unsigned int if_nametoindex(const char *name)'),
   ifIndexToName: lib.func('char *if_indextoname(unsigned int index, _Out_ char *name)'),
 };

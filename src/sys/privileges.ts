@@ -34,6 +34,20 @@ interface PasswdFields {
   pw_shell: string | null;
 }
 
+/** struct group (grp.h): name, password, gid, members. */
+const Group = koffi.struct('mcr_group', {
+  gr_name: 'const char *',
+  gr_passwd: 'const char *',
+  gr_gid: 'uint32_t',
+});
+
+/** A group's id through the C library (NSS sources count), or undefined when there is none. */
+export function lookupGroup(name: string): number | undefined {
+  const entry: unknown = libc.getgrnam(name);
+  if (entry === null) return undefined;
+  return (koffi.decode(entry, Group) as { gr_gid: number }).gr_gid;
+}
+
 /** Looks a user up through the C library (so NSS sources count, not only /etc/passwd). */
 export function lookupAccount(name: string): AccountEntry | undefined {
   const entry: unknown = libc.getpwnam(name);

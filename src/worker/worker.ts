@@ -138,6 +138,9 @@ export class Worker {
           this.hostAddresses.replace(message.addresses);
           this.log.info({ addresses: this.hostAddresses.size }, 'host addresses replaced');
           break;
+        case 'log.level':
+          this.log.level = message.level;
+          break;
         case 'stats.request':
           this.sendStats(message.requestId);
           break;

@@ -53,6 +53,7 @@ function start(): { child: FakeChild; worker: WorkerProcess; logs: { msg: string
     cpu: 0,
     account: { name: 'nobody', uid: 65534, gid: 65534 },
     logLevel: 'info',
+    logFormat: 'json',
     log,
     expectedRulesHash: () => '0123456789abcdef',
     launch: (_args, channelFd) => {
