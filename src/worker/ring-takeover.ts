@@ -1,5 +1,6 @@
 import { cpus } from 'node:os';
 import { TP2_LEN, TP_STATUS_KERNEL, TP_STATUS_USER } from '../sys/rx-ring.js';
+import { Stopwatch } from '../sys/stopwatch.js';
 
 /**
  * Taking over an RX ring that a dead worker left on its socket (a restarted worker is given the
@@ -36,8 +37,10 @@ import { TP2_LEN, TP_STATUS_KERNEL, TP_STATUS_USER } from '../sys/rx-ring.js';
  *     and short holes until `fence` free slots in a row: the run starts after them. The slots
  *     of that gap just before the start are held (a fence): a frame in flight there when the
  *     start was chosen would otherwise become ready behind the reader and be read a whole lap
- *     late. The reader gives the fence back when it comes round to it (the kernel, which cannot
- *     pass a held slot, is exactly there then) and drops any frame found in it.
+ *     late. The reader gives the fence back SETTLE_MS later, or when it comes round to it
+ *     first (the kernel, which cannot pass a held slot, is exactly there then), and drops any
+ *     frame found in it. (Held for a whole lap, it would make the kernel drop, at the end of
+ *     that lap, whatever arrives while the reader catches up.)
  *
  * A frame is thus forwarded only if the kernel wrote it after the ring was frozen and opened,
  * each such frame at most once, in the kernel's order; what is lost on the way is counted
@@ -217,22 +220,36 @@ export class ReadPosition {
   /** Held slots from fenceStart on, released when the cursor reaches fenceStart (0: none). */
   fenceCount = 0;
   private fenceStart = 0;
+  /** Since the fence was put up (made at the first takeover that needs one). */
+  private stopwatch: Stopwatch | undefined;
   private readonly ring: RingSlots;
   /** Where frames dropped here are counted (worker_restart, in the worker's outcome counters). */
   private readonly outcomes: Float64Array;
   private readonly restartCode: number;
+  private readonly settleMs: number;
+  private readonly fenceMs: number;
 
   /**
    * For `ring` as this process found it: set up by itself (`inherited` false: the kernel
    * starts at slot 0) or left by a dead worker (taken over, its frames counted at
-   * `outcomes[restartCode]`).
+   * `outcomes[restartCode]`). `settleMs`, the takeover's wait, and `fenceMs`, how long the
+   * fence stands at most, are SETTLE_MS but for tests whose fake kernel finishes frames itself.
    */
-  constructor(ring: RingSlots, inherited: boolean, outcomes: Float64Array, restartCode: number) {
+  constructor(
+    ring: RingSlots,
+    inherited: boolean,
+    outcomes: Float64Array,
+    restartCode: number,
+    settleMs = SETTLE_MS,
+    fenceMs = SETTLE_MS,
+  ) {
     this.ring = ring;
     this.outcomes = outcomes;
     this.restartCode = restartCode;
+    this.settleMs = settleMs;
+    this.fenceMs = fenceMs;
     if (!inherited || neverWritten(ring)) return;
-    this.outcomes[restartCode]! += takeOver(ring);
+    this.outcomes[restartCode]! += takeOver(ring, settleMs);
     this.unknown = true;
   }
 
@@ -248,19 +265,28 @@ export class ReadPosition {
     const fence = fenceSize(ring.frameCount);
     const start = findRunStart(ring, waiting, fence);
     if (start < 0) {
-      this.outcomes[this.restartCode]! += takeOver(ring);
+      this.outcomes[this.restartCode]! += takeOver(ring, this.settleMs);
       return false;
     }
     this.cursor = start;
     this.fenceStart = start >= fence ? start - fence : start - fence + ring.frameCount;
     this.fenceCount = fence;
     this.unknown = false;
+    this.stopwatch ??= new Stopwatch();
+    this.stopwatch.start();
     return true;
   }
 
-  /** How many slots a batch from the cursor may take, at most `batchSize`: none past the fence. */
+  /**
+   * How many slots a batch from the cursor may take, at most `batchSize`: none past the fence.
+   * The fence goes back once it has stood fenceMs (one clock read per batch while it stands).
+   */
   limit(batchSize: number): number {
     if (this.fenceCount === 0) return batchSize;
+    if (this.stopwatch!.elapsedMs() >= this.fenceMs) {
+      this.releaseFence();
+      return batchSize;
+    }
     const cursor = this.cursor;
     const ahead =
       this.fenceStart >= cursor ? this.fenceStart - cursor : this.fenceStart + this.ring.frameCount - cursor;
@@ -278,9 +304,11 @@ export class ReadPosition {
    */
   moveTo(slot: number): void {
     this.cursor = slot;
-    if (this.fenceCount !== 0 && slot === this.fenceStart) {
-      this.outcomes[this.restartCode]! += releaseSlots(this.ring, this.fenceStart, this.fenceCount);
-      this.fenceCount = 0;
-    }
+    if (this.fenceCount !== 0 && slot === this.fenceStart) this.releaseFence();
+  }
+
+  private releaseFence(): void {
+    this.outcomes[this.restartCode]! += releaseSlots(this.ring, this.fenceStart, this.fenceCount);
+    this.fenceCount = 0;
   }
 }
