@@ -102,8 +102,12 @@ export class RxRing {
   /**
    * Sets up a ring on an AF_PACKET socket and maps it. A socket handed over again after a worker
    * restart still carries the dead worker's ring (setting it up again fails with EBUSY): that ring
-   * is mapped as it is, `inherited` says so, and the caller deals with the frames left in it. If
-   * its geometry differs (the MTU changed), it is torn down and made anew.
+   * is mapped as it is, `inherited` says so, and the caller deals with the frames left in it and
+   * with the kernel's unknown write position (src/worker/ring-takeover.ts). It is kept rather
+   * than made anew because setting a ring up moves the socket to the end of its fanout group,
+   * which sends every flow of a two-worker group to the other worker. If its geometry differs
+   * (never from mcrd, which sends a restarted worker the MTU the ring was made for), it is torn
+   * down and made anew all the same.
    */
   static attach(fd: number, geometry: RingGeometry): RxRing {
     const frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;

@@ -21,6 +21,7 @@ import type { HostAddresses } from './host-addresses.js';
 import { InputRules } from './input-rules.js';
 import type { OutputPath } from './output-path.js';
 import type { ReadinessSource } from './readiness-loop.js';
+import { ReadPosition } from './ring-takeover.js';
 import {
   FrameLog,
   HANDOVER_RELAY_WHOLE,
@@ -61,9 +62,8 @@ export class InputPath {
   /** Outputs with queued copies in the current batch, flushed together. */
   private pending: OutputPath[] = [];
   private pendingCount = 0;
-  private cursor = 0;
-  /** Set while the cursor has not yet met the kernel's write position in an inherited ring. */
-  private positionUnknown = false;
+  /** Where to read the ring: a new ring from slot 0, a dead worker's where the kernel writes. */
+  private position: ReadPosition;
   private watch: ReadableWatch;
   /** During a handover: frames taken from the old ring are fingerprinted here, after the first `handoverIgnore`. */
   private handoverLog: FrameLog | undefined;
@@ -92,10 +92,10 @@ export class InputPath {
     this.hostAddresses = hostAddresses;
     this.readiness = readiness;
     this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes));
-    if (this.ring.inherited) {
-      this.discardInheritedFrames();
-      this.positionUnknown = true;
-    }
+    // A ring a dead worker left on this socket (see ring-takeover.ts): its frames may have been
+    // sent already (the worker died between send and release), so they are dropped and counted
+    // as worker_restart, never forwarded; reading starts where the kernel's next frames do.
+    this.position = new ReadPosition(this.ring, this.ring.inherited, counters.outcomes, WORKER_RESTART);
     // Level-triggered: a drain that stops at its batch budget is called again if frames wait.
     this.watch = readiness.watch(fd, () => this.drain());
   }
@@ -150,12 +150,16 @@ export class InputPath {
     let lastMiss = NO_RULE;
     let lastSource = 0;
     let lastSourceOwn = hostAddresses.has(0);
+    const position = this.position;
+    if (position.unknown && !position.find()) return true;
 
     for (let b = 0; b < this.settings.batchesPerWakeup; b++) {
-      const first = this.cursor;
+      const first = position.cursor;
       let slot = first;
       let taken = 0;
-      while (taken < batchSize) {
+      // A batch stops at a fence (only in a taken-over ring's first lap): one test per batch.
+      const limit = position.fenceCount === 0 ? batchSize : position.limit(batchSize);
+      while (taken < limit) {
         const statusAt = slot * slotWords;
         const status = Atomics.load(words, statusAt);
         if ((status & TP_STATUS_USER) === 0) break;
@@ -271,19 +275,9 @@ export class InputPath {
           rule.ttlExpired++;
         }
       }
-      // A frame at our cursor means the kernel's write position has met ours.
-      if (taken > 0) this.positionUnknown = false;
-      else {
-        // After taking over a ring, our position and the kernel's start out unrelated: the first
-        // frame it writes tells where it is. (Never done otherwise: with several CPUs filling the
-        // ring, a later slot can be ready before an earlier one, and jumping would skip it.)
-        if (this.positionUnknown && this.findWaitingFrame()) {
-          this.positionUnknown = false;
-          b--;
-          continue;
-        }
-        return true;
-      }
+      // Nothing ready at the cursor: caught up. (Never look further: with several CPUs filling
+      // the ring, a later slot can be ready before an earlier one, and jumping would skip it.)
+      if (taken === 0) return true;
       for (let p = 0; p < this.pendingCount; p++) this.pending[p]!.flush();
       this.pendingCount = 0;
       if (this.handoverLog !== undefined) this.logBatch(first, taken);
@@ -292,7 +286,7 @@ export class InputPath {
         Atomics.store(words, release * slotWords, TP_STATUS_KERNEL);
         release = release + 1 === frameCount ? 0 : release + 1;
       }
-      this.cursor = slot;
+      position.moveTo(slot);
       if (taken < batchSize) return true;
     }
     return false;
@@ -322,7 +316,8 @@ export class InputPath {
   handOver(fd: number, mtu: number): HandoverReport {
     const oldRing = this.ring;
     const oldFd = this.fd;
-    const before = waitingRun(oldRing, this.cursor);
+    if (this.position.unknown) this.position.find();
+    const before = this.position.unknown ? 0 : waitingRun(oldRing, this.position.cursor);
     const ring = RxRing.attach(fd, ringGeometryFor(mtu, this.settings.ringBytes));
     let watch: ReadableWatch;
     try {
@@ -343,7 +338,7 @@ export class InputPath {
     } finally {
       this.handoverLog = undefined;
     }
-    const leftInOldRing = caughtUp ? 0 : waitingRun(oldRing, this.cursor);
+    const leftInOldRing = caughtUp ? 0 : waitingRun(oldRing, this.position.cursor);
     const dropsBefore = this.counters.ringDrops;
     this.collectRingDrops();
     const oldRingDrops = this.counters.ringDrops - dropsBefore;
@@ -354,8 +349,7 @@ export class InputPath {
     this.fd = fd;
     this.ring = ring;
     this.watch = watch;
-    this.cursor = 0;
-    this.positionUnknown = false;
+    this.position = new ReadPosition(ring, false, this.counters.outcomes, WORKER_RESTART);
     const plan = planNewRing(tail, ring);
     this.handoverActions = plan.actions;
     this.handoverIndex = 0;
@@ -368,43 +362,6 @@ export class InputPath {
       leftInOldRing,
       oldRingDrops,
     };
-  }
-
-  /**
-   * Releases what a dead worker left in the ring: those frames may have been sent already (the
-   * worker died between send and release), so they are counted as worker_restart drops rather
-   * than forwarded twice.
-   */
-  private discardInheritedFrames(): void {
-    const { words, frameSize, frameCount } = this.ring;
-    for (let slot = 0; slot < frameCount; slot++) {
-      const statusAt = slot * (frameSize >>> 2);
-      if ((Atomics.load(words, statusAt) & TP_STATUS_USER) !== 0) {
-        this.counters.outcomes[WORKER_RESTART]!++;
-        Atomics.store(words, statusAt, TP_STATUS_KERNEL);
-      }
-    }
-  }
-
-  /**
-   * Moves the cursor to the frame the kernel filled first among those waiting. The kernel fills
-   * slots in order, so that is the first waiting slot after a run of free ones.
-   */
-  private findWaitingFrame(): boolean {
-    const frameCount = this.ring.frameCount;
-    for (let i = 1; i <= frameCount; i++) {
-      const slot = (this.cursor + i) % frameCount;
-      const previous = (slot + frameCount - 1) % frameCount;
-      if (this.isWaiting(slot) && !this.isWaiting(previous)) {
-        this.cursor = slot;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private isWaiting(slot: number): boolean {
-    return (Atomics.load(this.ring.words, slot * (this.ring.frameSize >>> 2)) & TP_STATUS_USER) !== 0;
   }
 
   /** Adds the kernel's drop count since the last read (PACKET_STATISTICS resets when read). */
