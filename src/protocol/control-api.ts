@@ -91,7 +91,10 @@ export interface WorkerCounters {
   fragments: number;
   /** Valid frames refused by policy: own_source, ttl_expired, too_many_vlan_tags. */
   filtered: number;
-  /** Frames a dead worker left in a ring, released unprocessed after a restart. */
+  /**
+   * Frames a dead worker left in a ring, and those that arrived before its successor took the
+   * ring over: dropped unprocessed after a restart (never forwarded twice).
+   */
   workerRestart: number;
   /** Every reason in detail; each belongs to exactly one bucket above. */
   dropsByReason: Record<string, number>;
