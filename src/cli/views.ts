@@ -41,9 +41,19 @@ function describeState(state: string, reason: string | null): string {
 export function rulesTable(rules: RuleView[]): string {
   const rows: string[][] = [];
   for (const r of rules) {
-    rows.push([r.id, r.name ?? '-', describeRuleInput(r), '', '', '', describeState(r.state, r.reason)]);
+    rows.push([
+      r.id,
+      r.name ?? '-',
+      r.origin,
+      describeRuleInput(r),
+      '',
+      '',
+      '',
+      describeState(r.state, r.reason),
+    ]);
     for (const o of r.outputs) {
       rows.push([
+        '',
         '',
         '',
         `  ${describeOutputTarget(o)}`,
@@ -54,7 +64,7 @@ export function rulesTable(rules: RuleView[]): string {
       ]);
     }
   }
-  return formatTable(['RULE', 'NAME', 'INPUT / OUTPUTS', 'PATH', 'TTL', 'DSCP', 'STATE'], rows);
+  return formatTable(['RULE', 'NAME', 'FROM', 'INPUT / OUTPUTS', 'PATH', 'TTL', 'DSCP', 'STATE'], rows);
 }
 
 /** name=n pairs of a counter map, or '' when it is empty. */

@@ -1,6 +1,6 @@
 /** JSON-RPC 2.0 as the control socket speaks it: one JSON object per line. */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** A request line longer than this is refused: a control message is small. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 
