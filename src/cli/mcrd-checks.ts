@@ -33,11 +33,12 @@ export class StartError extends Error {
 }
 
 /** What the supervisor needs each capability for; the error names the missing ones. */
-const NEEDED_CAPABILITIES: Record<CapabilityName, string> = {
+const NEEDED_CAPABILITIES: Partial<Record<CapabilityName, string>> = {
   CAP_NET_RAW: 'CAP_NET_RAW for its AF_PACKET sockets and SO_BINDTODEVICE',
   CAP_NET_ADMIN: 'CAP_NET_ADMIN for socket buffers beyond the sysctl limits',
   CAP_SETUID: 'CAP_SETUID',
   CAP_SETGID: 'CAP_SETGID to start its workers as --user',
+  CAP_KILL: 'CAP_KILL to stop workers that run as another account',
 };
 
 /**

@@ -125,9 +125,7 @@ export class Supervisor {
       await supervisor.pool.ready(WORKER_START_TIMEOUT_MS);
       supervisor.config.loadAtStart(options.config);
       supervisor.server = await ControlServer.listen(options.socketPath, supervisor.handlers(), options.log);
-      // Members of the socket's group use mcrctl without root; other local users cannot connect.
-      if (options.socketAccess.gid !== undefined) chownSync(options.socketPath, -1, options.socketAccess.gid);
-      chmodSync(options.socketPath, options.socketAccess.mode);
+      supervisor.setSocketAccess();
     } catch (err) {
       await supervisor.pool.stop(1000);
       supervisor.interfaces.close();
@@ -142,6 +140,23 @@ export class Supervisor {
     );
     notifySystemd(`READY=1\nSTATUS=serving ${rules} rules`);
     return supervisor;
+  }
+
+  /**
+   * Members of the socket's group use mcrctl without root; other local users cannot connect. A
+   * process may give its file to a group it belongs to; to any other it needs CAP_CHOWN.
+   */
+  private setSocketAccess(): void {
+    const { socketPath, socketAccess } = this.options;
+    try {
+      if (socketAccess.gid !== undefined) chownSync(socketPath, -1, socketAccess.gid);
+      chmodSync(socketPath, socketAccess.mode);
+    } catch (err) {
+      throw new ControlError(
+        'E_SOCKET_ACCESS',
+        `cannot give the control socket ${socketPath} mode 0${socketAccess.mode.toString(8)}${socketAccess.gid === undefined ? '' : ` and group ${socketAccess.gid}`}: ${(err as Error).message}; mcrd must belong to that group, or have CAP_CHOWN`,
+      );
+    }
   }
 
   /** SIGHUP: the config file again, only what changed applied; a bad file changes nothing. */

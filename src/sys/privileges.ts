@@ -150,7 +150,14 @@ export function capabilitySets(
 }
 
 /** Bit numbers (linux/capability.h) of the capabilities mcr checks for by name. */
-const CAPABILITY_BITS = { CAP_SETGID: 6, CAP_SETUID: 7, CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 } as const;
+const CAPABILITY_BITS = {
+  CAP_CHOWN: 0,
+  CAP_KILL: 5,
+  CAP_SETGID: 6,
+  CAP_SETUID: 7,
+  CAP_NET_ADMIN: 12,
+  CAP_NET_RAW: 13,
+} as const;
 export type CapabilityName = keyof typeof CAPABILITY_BITS;
 
 /**
