@@ -20,7 +20,10 @@ export const MAX_CLIENTS = 64;
  */
 export const LINE_DEADLINE_MS = 15_000;
 
-/** A method must answer within this long, or the request fails with E_TIMEOUT. */
+/**
+ * A method must answer within this long, or the request fails with E_TIMEOUT. The longest a method
+ * waits on anything is 2 s (stats.get on the workers); 15 s leaves room for a loaded host.
+ */
 export const REQUEST_TIMEOUT_MS = 15_000;
 
 /**

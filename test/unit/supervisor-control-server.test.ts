@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import type { MethodName } from '../../src/protocol/control-api.js';
 import { ClientError, ControlClient } from '../../src/protocol/control-client.js';
 import { MAX_LINE_BYTES } from '../../src/protocol/json-rpc.js';
+import * as limits from '../../src/supervisor/control-limits.js';
 import { ControlServer, type MethodHandler } from '../../src/supervisor/control-server.js';
 import { pingLines } from '../helpers/control-flood.js';
 
@@ -429,4 +430,16 @@ test('200k pipelined requests from one client: the event loop never stalls long,
     other.close();
     await server.close();
   }
+});
+
+test('every limit is documented in docs/CONTROL-PROTOCOL.md', () => {
+  const doc = readFileSync(
+    fileURLToPath(new URL('../../../docs/CONTROL-PROTOCOL.md', import.meta.url)),
+    'utf8',
+  );
+  const names = Object.entries(limits)
+    .filter(([, value]) => typeof value === 'number')
+    .map(([name]) => name);
+  assert.ok(names.length >= 10);
+  for (const name of names) assert.ok(doc.includes(`\`${name}\``), `${name} is in the limits table`);
 });
