@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { WorkerView } from '../../src/protocol/control-api.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import { pingLines } from '../helpers/control-flood.js';
+import { pingLines } from '../unit/control-flood.js';
 import { Lab } from '../helpers/lab.js';
 import { processStatus } from '../helpers/processes.js';
 import { RelayHost } from '../helpers/relay-host.js';
@@ -15,7 +15,7 @@ import { sleep } from '../helpers/topology.js';
 // a crowd of clients that stall mid-line must not lock the operator out, a client that never
 // reads its replies must not grow the daemon, and a flood must not starve the workers' heartbeats.
 
-const FLOOD = fileURLToPath(new URL('../helpers/control-flood.js', import.meta.url));
+const FLOOD = fileURLToPath(new URL('../unit/control-flood.js', import.meta.url));
 
 async function relayIn(lab: Lab, workers: number): Promise<{ relay: RelayHost; pid: number }> {
   const ns = lab.host('relay');

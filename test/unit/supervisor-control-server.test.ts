@@ -13,7 +13,7 @@ import { ClientError, ControlClient } from '../../src/protocol/control-client.js
 import { MAX_LINE_BYTES } from '../../src/protocol/json-rpc.js';
 import * as limits from '../../src/supervisor/control-limits.js';
 import { ControlServer, type MethodHandler } from '../../src/supervisor/control-server.js';
-import { pingLines } from '../helpers/control-flood.js';
+import { pingLines } from './control-flood.js';
 
 // The control socket against clients that misbehave: half lines that never end, requests piped
 // in without reading the replies, over-long lines, more clients than the server takes, floods.
@@ -23,7 +23,7 @@ import { pingLines } from '../helpers/control-flood.js';
 const dir = mkdtempSync(join(tmpdir(), 'mcr-control-server-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const log = pino({ level: 'silent' });
-const FLOOD = fileURLToPath(new URL('../helpers/control-flood.js', import.meta.url));
+const FLOOD = fileURLToPath(new URL('./control-flood.js', import.meta.url));
 let serial = 0;
 
 /** A request that `release()` lets finish, to hold a connection busy. */
