@@ -105,3 +105,43 @@ test('a line over the limit when assembled from chunks overflows', () => {
 test('the limit is counted in bytes', {}, () => {
   assert.equal(new LineSplitter(3).push('éé\n'), 'overflow');
 });
+
+test('take: the lines before an over-long one are kept, and nothing is taken after it', () => {
+  const s = new LineSplitter(16);
+  assert.deepEqual(s.take(`a\nb\n${'x'.repeat(17)}\nc\n`), { lines: ['a', 'b'], overflow: true });
+  assert.deepEqual(s.take('d\n'), { lines: [], overflow: true });
+  assert.equal(s.push('e\n'), 'overflow');
+});
+
+test('partialBytes: the bytes of the line begun, 0 between lines', () => {
+  const s = new LineSplitter(100);
+  assert.equal(s.partialBytes, 0);
+  s.push('{"a":');
+  assert.equal(s.partialBytes, 5);
+  s.push('"é"');
+  assert.equal(s.partialBytes, 9);
+  s.push('}\n');
+  assert.equal(s.partialBytes, 0);
+  s.push('\n\n');
+  assert.equal(s.partialBytes, 0);
+});
+
+test('flush: the line the end of the stream completes, if not blank', () => {
+  const s = new LineSplitter(100);
+  s.push('a\nlast');
+  assert.equal(s.flush(), 'last');
+  assert.equal(s.flush(), undefined);
+  s.push('  ');
+  assert.equal(s.flush(), undefined);
+});
+
+test('a line of the full size fed a byte at a time costs time in proportion to its length', () => {
+  // Each byte used to re-split everything pending: a 1-MiB line so fed took minutes.
+  const size = 1024 * 1024;
+  const s = new LineSplitter(size);
+  const started = performance.now();
+  for (let i = 0; i < size; i++) s.push('x');
+  assert.deepEqual(s.push('\n'), ['x'.repeat(size)]);
+  const ms = performance.now() - started;
+  assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
+});
