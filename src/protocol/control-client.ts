@@ -35,14 +35,22 @@ export class ControlClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly lines = new LineSplitter(MAX_LINE_BYTES);
+  /**
+   * An error mcrd sent about the connection itself (no request id: it is closing it, e.g. a
+   * request line too slow or too long, or the client shed to make room): the reason a pending
+   * request fails, instead of a bare "closed".
+   */
+  private notice: ClientError | undefined;
 
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
-    socket.on('close', () => this.failAll(new ClientError('E_DISCONNECTED', 'mcrd closed the connection')));
+    socket.on('close', () =>
+      this.failAll(this.notice ?? new ClientError('E_DISCONNECTED', 'mcrd closed the connection')),
+    );
     socket.on('error', (err) =>
-      this.failAll(new ClientError('E_DISCONNECTED', `control socket error: ${err.message}`)),
+      this.failAll(this.notice ?? new ClientError('E_DISCONNECTED', `control socket error: ${err.message}`)),
     );
   }
 
@@ -106,6 +114,7 @@ export class ControlClient {
         this.failAll(new ClientError('E_PROTOCOL', 'mcrd sent a line that is not JSON'));
         return;
       }
+      if (response.id === null && 'error' in response) this.notice = ClientError.fromRpc(response.error);
       const waiter = typeof response.id === 'number' ? this.pending.get(response.id) : undefined;
       if (!waiter) continue;
       this.pending.delete(response.id as number);
