@@ -1,10 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ControlClient } from '../protocol/control-client.js';
+import { errorKind } from '../protocol/error-codes.js';
 import { PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import { ConfigInvalid, registerConfigCommands } from './mcrctl-config.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js';
 import { parseOutputList } from '../rules/output-syntax.js';
-import { RuleError } from '../rules/rule-error.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 import { rulesTable, statsText, workersTable } from './views.js';
@@ -226,9 +226,10 @@ function usage(message: string): UsageError {
 
 function fail(err: unknown): number {
   const globals = program.opts<GlobalOptions>();
-  const usageProblem = err instanceof UsageError || err instanceof RuleError;
   const e = err as Error & { code?: string; field?: string };
   const code = e.code ?? 'E_INTERNAL';
+  // Bad usage, whoever found it (mcrctl itself or mcrd): a request that cannot be right as written.
+  const usageProblem = err instanceof UsageError || errorKind(code) === 'usage';
   if (globals.json) {
     const problems = err instanceof ConfigInvalid ? { problems: err.problems } : {};
     const error = { code, message: e.message, field: e.field ?? null, ...problems };

@@ -1,3 +1,4 @@
+import type { ErrorCode } from './error-codes.js';
 import { statSync, type Stats } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -169,7 +170,7 @@ export const MAX_SOCKET_PATH_BYTES = 107;
  * Why `path` cannot name a Unix socket at all, or undefined. Node would take an empty path for a
  * TCP port, and binds or connects to a path longer than the address holds cut short, silently.
  */
-export function socketPathProblem(path: string): { code: string; message: string } | undefined {
+export function socketPathProblem(path: string): { code: ErrorCode; message: string } | undefined {
   if (path === '') return { code: 'E_SOCKET_PATH', message: 'the control socket path is empty' };
   const bytes = Buffer.byteLength(path);
   if (bytes > MAX_SOCKET_PATH_BYTES) {

@@ -1,3 +1,4 @@
+import type { ErrorCode } from './error-codes.js';
 /** JSON-RPC 2.0 as the control socket speaks it: one JSON object per line. */
 
 export const PROTOCOL_VERSION = 2;
@@ -49,8 +50,9 @@ export class ControlError extends Error {
     return this.data.code;
   }
 
+  /** `code`: a registered code, or a failed system call's errno name (see error-codes.ts). */
   constructor(
-    code: string,
+    code: ErrorCode | Uppercase<`E${string}`>,
     message: string,
     details: Omit<RpcErrorData, 'code'> = {},
     rpcCode = RPC_APPLICATION_ERROR,

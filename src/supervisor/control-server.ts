@@ -4,6 +4,9 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { MethodName } from '../protocol/control-api.js';
+import type { ErrorCode } from '../protocol/error-codes.js';
+import { RuleError } from '../rules/rule-error.js';
+import { SysError } from '../sys/errors.js';
 import { nonSocketAt, notADirectoryOnTheWay, socketPathProblem } from '../protocol/control-client.js';
 import { checkParams, isMethodName } from '../protocol/control-schemas.js';
 import {
@@ -422,14 +425,19 @@ function errorResponse(
 }
 
 /** Errors that carry a stable code (ControlError, RuleError, SysError) keep it; others are internal. */
+/**
+ * What a client is told of a failed request: mcr's own errors as they are (a registered code, the
+ * field and value at fault), a failed system call by its errno name; anything else (a Node
+ * error's ERR_* code included) is a bug, reported as E_INTERNAL and logged with its stack.
+ */
 function toControlError(err: unknown): ControlError {
   if (err instanceof ControlError) return err;
   const e = err as { code?: unknown; field?: unknown; value?: unknown; message?: unknown };
-  if (err instanceof Error && typeof e.code === 'string') {
+  if (err instanceof RuleError || err instanceof SysError) {
     const details: Record<string, unknown> = {};
     if (typeof e.field === 'string') details.field = e.field;
     if (e.value !== undefined) details.value = e.value;
-    return new ControlError(e.code, err.message, details);
+    return new ControlError(err.code as ErrorCode, err.message, details);
   }
   return new ControlError(
     'E_INTERNAL',
