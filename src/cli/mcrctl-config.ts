@@ -27,7 +27,7 @@ export class ConfigInvalid extends Error {
 export function registerConfigCommands(program: Command, client: ClientContext): void {
   const config = program
     .command('config')
-    .description('check a config file, show or save the running rules, load a file (hitless)');
+    .description('check a config file, show or save the running rules, load or reload a file (hitless)');
 
   config
     .command('check')
@@ -68,6 +68,14 @@ export function registerConfigCommands(program: Command, client: ClientContext):
       const { text } = await client.call('config.show');
       writeAtomically(file, text);
       client.print({ path: file }, () => `saved the running rules to ${file}`);
+    });
+
+  config
+    .command('reload')
+    .description("apply mcrd's own config file (--config) again, as SIGHUP does; exit 1 if it has problems")
+    .action(async () => {
+      const result = await client.call('config.reload');
+      client.print(result, () => reloadSummary(result));
     });
 
   config

@@ -112,7 +112,7 @@ export const ERROR_CODES = {
     kind: 'connection',
     meaning: 'no permission on the control socket (not root, not in its group)',
   },
-  E_NOT_A_SOCKET: { kind: 'usage', meaning: 'the socket path names something that is not a socket' },
+  E_NOT_A_SOCKET: { kind: 'host', meaning: 'the socket path names something that is not a socket' },
   E_SOCKET_PATH: { kind: 'host', meaning: 'the socket path cannot be used' },
   E_SOCKET_PATH_TOO_LONG: { kind: 'usage', meaning: 'a socket path over the 107 bytes a Unix address holds' },
   E_USAGE: { kind: 'usage', meaning: 'a command line that cannot work (see --help)' },

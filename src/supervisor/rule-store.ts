@@ -76,10 +76,9 @@ export class RuleStore {
     this.byId.delete(id);
   }
 
+  /** In the order the rules were added: a config file's order, then the runtime rules' order. */
   list(): StoredRule[] {
-    return [...this.byId.values()].sort(
-      (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.rule.id.localeCompare(b.rule.id),
-    );
+    return [...this.byId.values()];
   }
 
   get size(): number {

@@ -70,9 +70,9 @@ async function survives(signals: NodeJS.Signals[]): Promise<string> {
   }
 }
 
-test('SIGHUP to mcrd and its workers: logged, nothing to reload yet, nothing changes', async () => {
+test('SIGHUP to mcrd and its workers: mcrd, started without --config, says there is no file to reload; nothing changes', async () => {
   const log = await survives(['SIGHUP']);
-  assert.match(log, /SIGHUP.*nothing to reload/);
+  assert.match(log, /E_NO_CONFIG.*started without --config, so there is no file to reload/);
 });
 
 test('SIGUSR2 to mcrd and its workers: logged and ignored', async () => {

@@ -48,6 +48,9 @@ export class RelayHost {
       if (Date.now() > deadline) throw new Error(`mcrd did not answer within 15 s:\n${daemon.stderr}`);
       await sleep(100);
     }
+    // Its log reaches this process through a pipe read between awaits: have everything it logged
+    // while starting, so tests can look at it.
+    await daemon.waitForStderr('mcrd ready', 5000);
     return host;
   }
 

@@ -24,7 +24,7 @@ test('the standard JSON-RPC 2.0 error codes', () => {
 });
 
 test('protocol constants', () => {
-  assert.equal(PROTOCOL_VERSION, 1);
+  assert.equal(PROTOCOL_VERSION, 2);
   assert.equal(MAX_LINE_BYTES, 1024 * 1024);
 });
 
