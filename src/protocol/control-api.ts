@@ -73,11 +73,12 @@ export interface OutputCounters {
 
 /**
  * Per-worker counters. Every frame the worker takes from a ring ends in exactly one bucket:
- * framesSeen = forwarded + noRule + notIpv4Udp + malformed + fragments + filtered + workerRestart.
+ * framesSeen = forwarded + noRule + notIpv4Udp + malformed + fragments + filtered + unsent +
+ * workerRestart.
  */
 export interface WorkerCounters {
   framesSeen: number;
-  /** Matched a rule and at least one copy was queued. */
+  /** Matched a rule and at least one copy was sent (the kernel took it). */
   forwarded: number;
   /**
    * Reasons no_rule (no rule for this group and port), other_vlan (tagged with a VLAN no rule of
@@ -91,6 +92,11 @@ export interface WorkerCounters {
   fragments: number;
   /** Valid frames refused by policy: own_source, ttl_expired, too_many_vlan_tags. */
   filtered: number;
+  /**
+   * Reason egress_failed: copies were sent to every output that could take one, and the kernel
+   * refused every one (each refusal also in the output's errors, by errno).
+   */
+  unsent: number;
   /**
    * Frames a dead worker left in a ring, and those that arrived before its successor took the
    * ring over: dropped unprocessed after a restart (never forwarded twice).

@@ -65,6 +65,7 @@ const workerCounterNames = [
   'malformed',
   'fragments',
   'filtered',
+  'unsent',
   'workerRestart',
   'egressErrors',
   'ringDrops',

@@ -29,6 +29,8 @@ export class ForwardingRule {
   ownSource = 0;
   ttlExpired = 0;
   noOutput = 0;
+  /** Forwarded frames whose every copy the kernel refused. */
+  egressFailed = 0;
 
   constructor(rule: WorkerRule, outputs: readonly OutputPath[]) {
     this.id = rule.id;
@@ -50,6 +52,7 @@ export class ForwardingRule {
     next.ownSource = this.ownSource;
     next.ttlExpired = this.ttlExpired;
     next.noOutput = this.noOutput;
+    next.egressFailed = this.egressFailed;
     return next;
   }
 
@@ -74,6 +77,7 @@ export class ForwardingRule {
     if (this.ownSource > 0) drops.own_source = this.ownSource;
     if (this.ttlExpired > 0) drops.ttl_expired = this.ttlExpired;
     if (this.noOutput > 0) drops.no_output = this.noOutput;
+    if (this.egressFailed > 0) drops.egress_failed = this.egressFailed;
     return {
       packetsIn: this.packetsIn,
       bytesIn: this.bytesIn,

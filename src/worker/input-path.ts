@@ -32,6 +32,7 @@ import {
   type HandoverReport,
 } from './ring-handover.js';
 import {
+  EGRESS_FAILED,
   FORWARDED,
   NO_OUTPUT,
   NO_RULE,
@@ -62,6 +63,15 @@ export class InputPath {
   /** Outputs with queued copies in the current batch, flushed together. */
   private pending: OutputPath[] = [];
   private pendingCount = 0;
+  /**
+   * The batch's forwarded frames, for the few cases where the kernel refuses copies: by frame
+   * index in the batch, its copies not refused yet; and each forwarded frame's index and rule.
+   * Preallocated: filling them is three stores per forwarded frame.
+   */
+  private readonly copiesLeft: Int32Array;
+  private readonly forwardedFrames: Int32Array;
+  private readonly frameRules: (ForwardingRule | undefined)[];
+  private forwardedCount = 0;
   /** Where to read the ring: a new ring from slot 0, a dead worker's where the kernel writes. */
   private position: ReadPosition;
   private watch: ReadableWatch;
@@ -91,6 +101,9 @@ export class InputPath {
     this.counters = counters;
     this.hostAddresses = hostAddresses;
     this.readiness = readiness;
+    this.copiesLeft = new Int32Array(settings.batchSize);
+    this.forwardedFrames = new Int32Array(settings.batchSize);
+    this.frameRules = new Array<ForwardingRule | undefined>(settings.batchSize).fill(undefined);
     this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes));
     // A ring a dead worker left on this socket (see ring-takeover.ts): its frames may have been
     // sent already (the worker died between send and release), so they are dropped and counted
@@ -250,6 +263,7 @@ export class InputPath {
         const ttlLeft = parsed.ttl - 1;
         const ecn = parsed.ecn;
         const inputTos = (parsed.dscp << 2) | ecn;
+        const frame = taken - 1;
         let copies = 0;
         for (let o = 0; o < live.length; o++) {
           const output = live[o]!;
@@ -266,11 +280,17 @@ export class InputPath {
             parsed.payloadLength,
             ttl,
             dscpBits < 0 ? inputTos : dscpBits | ecn,
+            frame,
           );
           copies++;
         }
-        if (copies > 0) outcomes[FORWARDED]!++;
-        else {
+        if (copies > 0) {
+          // Forwarded, unless the kernel refuses every copy (settled after the flush).
+          outcomes[FORWARDED]!++;
+          this.copiesLeft[frame] = copies;
+          this.frameRules[this.forwardedCount] = rule;
+          this.forwardedFrames[this.forwardedCount++] = frame;
+        } else {
           outcomes[TTL_EXPIRED]!++;
           rule.ttlExpired++;
         }
@@ -278,8 +298,11 @@ export class InputPath {
       // Nothing ready at the cursor: caught up. (Never look further: with several CPUs filling
       // the ring, a later slot can be ready before an earlier one, and jumping would skip it.)
       if (taken === 0) return true;
-      for (let p = 0; p < this.pendingCount; p++) this.pending[p]!.flush();
+      let refused = 0;
+      for (let p = 0; p < this.pendingCount; p++) refused += this.pending[p]!.flush(this.copiesLeft);
       this.pendingCount = 0;
+      if (refused > 0) this.settleRefused();
+      this.forwardedCount = 0;
       if (this.handoverLog !== undefined) this.logBatch(first, taken);
       let release = first;
       for (let i = 0; i < taken; i++) {
@@ -290,6 +313,21 @@ export class InputPath {
       if (taken < batchSize) return true;
     }
     return false;
+  }
+
+  /**
+   * After a flush in which the kernel refused copies: a frame none of whose copies went out was
+   * not forwarded after all; it moves to egress_failed (its rule's too). Runs only in a batch
+   * with refusals: a loop over its forwarded frames.
+   */
+  private settleRefused(): void {
+    const outcomes = this.counters.outcomes;
+    for (let i = 0; i < this.forwardedCount; i++) {
+      if (this.copiesLeft[this.forwardedFrames[i]!]! > 0) continue;
+      outcomes[FORWARDED]!--;
+      outcomes[EGRESS_FAILED]!++;
+      this.frameRules[i]!.egressFailed++;
+    }
   }
 
   /** During a handover: fingerprints a batch of old-ring frames before their slots go back. */

@@ -31,6 +31,8 @@ function rawTemplate(spec: RawEgressSpec): Uint8Array {
 class RawPath {
   fd: number;
   readonly batch: MessageBatch;
+  /** For each message of the batch, which frame of the input's batch it copies. */
+  readonly frames: Int32Array;
   private readonly headers: NativeMemory;
   sums: EgressSums;
   /** Larger payloads would exceed the link MTU: they take the socket path, which fragments. */
@@ -40,6 +42,7 @@ class RawPath {
   constructor(fd: number, template: Uint8Array, mtu: number, capacity: number) {
     this.fd = fd;
     this.batch = new MessageBatch(capacity, 2);
+    this.frames = new Int32Array(capacity);
     this.headers = allocateNative(capacity * HEADER_STRIDE);
     this.sums = { ipFixed: 0, pseudoFixed: 0 };
     this.maxPayload = 0;
@@ -58,7 +61,15 @@ class RawPath {
    * ~30 ns of JS per packet: patch TOS, lengths, id, TTL and checksums; point the second iovec
    * at the payload. TTL and TOS per packet cost the kernel nothing: they are header bytes.
    */
-  queue(ring: Region, payloadOffset: number, payloadLength: number, ttl: number, tos: number): void {
+  queue(
+    ring: Region,
+    payloadOffset: number,
+    payloadLength: number,
+    ttl: number,
+    tos: number,
+    frame: number,
+  ): void {
+    this.frames[this.batch.count] = frame;
     const offset = this.batch.count * HEADER_STRIDE;
     patchEgressHeader(this.headers.bytes, offset, payloadLength, this.nextId, ttl, tos, this.sums);
     this.nextId = (this.nextId + 1) & 0xffff;
@@ -102,6 +113,8 @@ class RawPath {
 class SocketPath {
   fd = -1;
   readonly batch: MessageBatch;
+  /** For each message of the batch, which frame of the input's batch it copies. */
+  readonly frames: Int32Array;
   /** What the socket applies to a copy without options; -1: unknown (every copy says its own). */
   private ttl = -1;
   private tos = -1;
@@ -114,6 +127,7 @@ class SocketPath {
 
   constructor(capacity: number) {
     this.batch = new MessageBatch(capacity, 1, true);
+    this.frames = new Int32Array(capacity);
   }
 
   /** Takes a socket and sets its TTL and TOS to what most copies will carry. */
@@ -126,7 +140,15 @@ class SocketPath {
   }
 
   /** A few word writes; a control message only where the copy differs from the socket. */
-  queue(ring: Region, payloadOffset: number, payloadLength: number, ttl: number, tos: number): void {
+  queue(
+    ring: Region,
+    payloadOffset: number,
+    payloadLength: number,
+    ttl: number,
+    tos: number,
+    frame: number,
+  ): void {
+    this.frames[this.batch.count] = frame;
     const ttlOption = ttl === this.ttl ? 0 : ttl;
     const tosOption = tos === this.tos ? -1 : tos;
     if (ttlOption !== 0 || tosOption >= 0) {
@@ -246,33 +268,49 @@ export class OutputPath {
    * Queues one copy of a payload that lives in the receive ring, at `payloadOffset`, with its
    * TTL (1-255) and TOS byte. Only on an attached output.
    */
-  queue(ring: Region, payloadOffset: number, payloadLength: number, ttl: number, tos: number): void {
+  queue(
+    ring: Region,
+    payloadOffset: number,
+    payloadLength: number,
+    ttl: number,
+    tos: number,
+    frame: number,
+  ): void {
     const raw = this.raw;
     if (raw !== undefined && payloadLength <= raw.maxPayload)
-      raw.queue(ring, payloadOffset, payloadLength, ttl, tos);
-    else this.socket.queue(ring, payloadOffset, payloadLength, ttl, tos);
+      raw.queue(ring, payloadOffset, payloadLength, ttl, tos, frame);
+    else this.socket.queue(ring, payloadOffset, payloadLength, ttl, tos, frame);
   }
 
   /**
    * Sends what is queued: one sendmmsg per path (about 1.4 µs of kernel time per raw copy, 2.4 µs
    * per UDP copy). Never blocks: a copy the kernel refuses (full buffer, link down) is counted
-   * under its errno and the rest are still tried.
+   * under its errno, taken off its frame's copiesLeft, and the rest are still tried. Returns how
+   * many copies were refused.
    */
-  flush(): void {
+  flush(copiesLeft: Int32Array): number {
+    let refused = 0;
     const raw = this.raw;
     if (raw !== undefined && raw.batch.count > 0) {
-      this.rawPackets += this.send(raw.fd, raw.batch);
+      const sent = this.send(raw.fd, raw.batch, raw.frames, copiesLeft);
+      this.rawPackets += sent;
+      refused += raw.batch.count - sent;
       raw.batch.count = 0;
     }
     const socket = this.socket;
     if (socket.batch.count > 0) {
-      this.send(socket.fd, socket.batch);
+      refused += socket.batch.count - this.send(socket.fd, socket.batch, socket.frames, copiesLeft);
       socket.adapt();
       socket.batch.count = 0;
     }
+    return refused;
   }
 
-  private send(fd: number, batch: MessageBatch): number {
+  /**
+   * Sends a batch; a refused copy is counted under its errno and taken off its frame's count of
+   * copies (copiesLeft, by the frame's index in the input's batch). Returns how many were sent.
+   */
+  private send(fd: number, batch: MessageBatch, frames: Int32Array, copiesLeft: Int32Array): number {
     let from = 0;
     let sent = 0;
     while (from < batch.count) {
@@ -287,6 +325,7 @@ export class OutputPath {
       const name = errnoName(errno);
       this.errors[name] = (this.errors[name] ?? 0) + 1;
       this.workerCounters.egressErrors++;
+      copiesLeft[frames[from]!]!--;
       from++;
     }
     this.packets += sent;

@@ -20,16 +20,18 @@ export const OWN_SOURCE = DROP_REASON_COUNT + 4;
 export const TTL_EXPIRED = DROP_REASON_COUNT + 5;
 /** Frames a dead worker left in a ring it shared with us: released unprocessed after a restart. */
 export const WORKER_RESTART = DROP_REASON_COUNT + 6;
+/** Every copy of a forwarded frame was refused by the kernel: it left the relay nowhere. */
+export const EGRESS_FAILED = DROP_REASON_COUNT + 7;
 /**
  * Two or more VLAN tags (QinQ), counting the one the kernel stripped. The same code as the
  * parser's (three inline tags), so one name is one reason in one bucket.
  */
 export const TOO_MANY_VLAN_TAGS = DropReason.TOO_MANY_VLAN_TAGS;
-const OUTCOME_COUNT = DROP_REASON_COUNT + 7;
+const OUTCOME_COUNT = DROP_REASON_COUNT + 8;
 
 /** The buckets of WorkerCounters whose sum is framesSeen. */
 type Bucket =
-  'forwarded' | 'noRule' | 'notIpv4Udp' | 'malformed' | 'fragments' | 'filtered' | 'workerRestart';
+  'forwarded' | 'noRule' | 'notIpv4Udp' | 'malformed' | 'fragments' | 'filtered' | 'unsent' | 'workerRestart';
 
 /** Every parser reason in exactly one bucket: the type demands each name once, no more. */
 const PARSER_BUCKETS: Record<Exclude<keyof typeof DropReason, 'OK'>, Bucket> = {
@@ -57,6 +59,7 @@ const WORKER_OUTCOMES: readonly (readonly [number, string, Bucket])[] = [
   [NO_OUTPUT, 'no_output', 'noRule'],
   [OWN_SOURCE, 'own_source', 'filtered'],
   [TTL_EXPIRED, 'ttl_expired', 'filtered'],
+  [EGRESS_FAILED, 'egress_failed', 'unsent'],
   [WORKER_RESTART, 'worker_restart', 'workerRestart'],
 ];
 
@@ -119,6 +122,7 @@ export class WorkerCounterSet {
       malformed: 0,
       fragments: 0,
       filtered: 0,
+      unsent: 0,
       workerRestart: 0,
     };
     const dropsByReason: Record<string, number> = {};

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 
 import { DropReason } from '../../src/packet/frame.js';
 import {
+  EGRESS_FAILED,
   FORWARDED,
   NO_OUTPUT,
   NO_RULE,
@@ -16,7 +17,16 @@ import {
   WorkerCounterSet,
 } from '../../src/worker/worker-counters.js';
 
-const BUCKETS = ['forwarded', 'noRule', 'notIpv4Udp', 'malformed', 'fragments', 'filtered', 'workerRestart'];
+const BUCKETS = [
+  'forwarded',
+  'noRule',
+  'notIpv4Udp',
+  'malformed',
+  'fragments',
+  'filtered',
+  'unsent',
+  'workerRestart',
+];
 
 test('every outcome code has one name and one bucket', () => {
   const names = OUTCOMES.map((o) => o.name);
@@ -36,6 +46,7 @@ test('every outcome code has one name and one bucket', () => {
   assert.equal(bucketOf(TTL_EXPIRED), 'filtered');
   assert.equal(bucketOf(TOO_MANY_VLAN_TAGS), 'filtered');
   assert.equal(bucketOf(WORKER_RESTART), 'workerRestart');
+  assert.equal(bucketOf(EGRESS_FAILED), 'unsent');
   assert.equal(OUTCOMES[TOO_MANY_VLAN_TAGS]!.name, 'too_many_vlan_tags');
 });
 
@@ -49,10 +60,18 @@ test('snapshot: framesSeen is the sum of the buckets, each reason in detail', ()
   assert.equal(s.framesSeen, total);
   assert.equal(counters.framesSeen, total);
   const buckets =
-    s.forwarded + s.noRule + s.notIpv4Udp + s.malformed + s.fragments + s.filtered + s.workerRestart;
+    s.forwarded +
+    s.noRule +
+    s.notIpv4Udp +
+    s.malformed +
+    s.fragments +
+    s.filtered +
+    s.unsent +
+    s.workerRestart;
   assert.equal(buckets, s.framesSeen);
   assert.equal(s.forwarded, FORWARDED + 1);
   assert.equal(s.workerRestart, WORKER_RESTART + 1);
+  assert.equal(s.unsent, EGRESS_FAILED + 1);
   assert.equal(s.noRule, NO_RULE + 1 + OTHER_VLAN + 1 + NO_OUTPUT + 1);
   assert.equal(s.filtered, OWN_SOURCE + 1 + TTL_EXPIRED + 1 + TOO_MANY_VLAN_TAGS + 1);
   assert.equal(s.dropsByReason.forwarded, undefined, 'forwarded is not a drop');

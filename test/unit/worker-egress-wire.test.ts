@@ -78,8 +78,8 @@ function tests(): void {
 
   /** Queues one copy per (ttl, tos) and flushes them as one batch. */
   function send(output: OutputPath, copies: [number, number][]): void {
-    for (const [ttl, tos] of copies) output.queue(payload.region, 0, 64, ttl, tos);
-    output.flush();
+    copies.forEach(([ttl, tos], frame) => output.queue(payload.region, 0, 64, ttl, tos, frame));
+    output.flush(new Int32Array(copies.length).fill(1));
   }
 
   test('socket path, unicast: every copy as queued; the socket follows a flow that moved', async () => {

@@ -35,9 +35,16 @@ const PORT = 5000;
 /** An output that notes each copy's TTL and TOS, then sends it as usual. */
 class RecordingOutput extends OutputPath {
   readonly copies: { ttl: number; tos: number }[] = [];
-  override queue(ring: Region, payloadOffset: number, payloadLength: number, ttl: number, tos: number): void {
+  override queue(
+    ring: Region,
+    payloadOffset: number,
+    payloadLength: number,
+    ttl: number,
+    tos: number,
+    frame: number,
+  ): void {
     this.copies.push({ ttl, tos });
-    super.queue(ring, payloadOffset, payloadLength, ttl, tos);
+    super.queue(ring, payloadOffset, payloadLength, ttl, tos, frame);
   }
 }
 
