@@ -228,23 +228,24 @@ function measure(name: string, scenario: Scenario): void {
       run(5000); // warm-up: the JIT optimises drain and the outputs' queue and flush
       collectGarbage();
       const before = process.memoryUsage().heapUsed;
-      const batches = 3000;
+      const batches = 12000;
       run(batches);
       const grown = process.memoryUsage().heapUsed - before;
       const packets = batches * SETTINGS.batchSize;
-      const cycles = (8000 * SETTINGS.batchSize) / frames.length;
+      const cycles = ((5000 + batches) * SETTINGS.batchSize) / frames.length;
       for (const [code, perCycle] of scenario.outcomes)
         assert.equal(counters.outcomes[code], perCycle * cycles, `outcome ${code}`);
-      assert.equal(counters.framesSeen, 8000 * SETTINGS.batchSize, 'every frame has one outcome');
+      assert.equal(counters.framesSeen, (5000 + batches) * SETTINGS.batchSize, 'every frame has one outcome');
       const copies = rules.reduce(
         (sum, r) => sum + r.snapshot().outputs.reduce((n, o) => n + o.packets, 0),
         0,
       );
       assert.ok(copies >= counters.forwarded, 'every forwarded frame was sent');
       assert.equal(counters.egressErrors, 0);
-      // One 16-byte heap number per packet would be 3 MB. What remains (0 to ~400 KB from run to
-      // run, as much with the drain left out) is the JIT and the measurement itself.
-      assert.ok(grown < 1024 * 1024, `${grown} bytes of heap for ${packets} packets`);
+      // One 16-byte heap number per packet would be 12 MB. What remains (0 to ~1 MB from run to
+      // run on a loaded machine, as much with the drain left out) is the JIT and the measurement
+      // itself; 2 MB leaves room for that and still catches anything per packet.
+      assert.ok(grown < 2 * 1024 * 1024, `${grown} bytes of heap for ${packets} packets`);
     } finally {
       input.close();
       ring.detach();
