@@ -106,6 +106,9 @@ export class Worker {
   }
 
   private handle(message: SupervisorMessage, fds: number[]): void {
+    // At debug level, what the supervisor asks of this worker (not the periodic traffic).
+    if (message.type !== 'heartbeat' && message.type !== 'stats.request')
+      this.log.debug({ command: message.type, descriptors: fds.length }, 'command from the supervisor');
     try {
       switch (message.type) {
         case 'configure':
