@@ -48,6 +48,10 @@ program
       "default: they keep the input's DSCP",
   )
   .option('--input-vlan <id>', 'the 802.1Q VLAN id (1-4094) the input frames carry (default: untagged)')
+  .option(
+    '--input-source <address>',
+    'take the group from this sender only (joins it source-specific, IGMPv3); other senders of the group are left to other rules',
+  )
   .option('-n, --name <name>', 'a name to refer to the rule by (letters, digits, . _ -)')
   .option('--unicast-input', 'the input address is a unicast address of this host, not a group')
   .addHelpText(
@@ -59,7 +63,8 @@ program
       'Examples:\n' +
       '  mcrctl add -i eth0 -g 239.1.1.1 -p 5000 -o 239.2.2.2:6000:eth1 -n cam1\n' +
       '  mcrctl add -i eth0 --input-vlan 100 -g 239.1.1.2 -p 5000 -o 239.2.2.3:6000:eth1:raw:dscp=ef\n' +
-      '  mcrctl add -i eth0 -g 239.1.1.3 -p 5000 -o 239.2.2.4:6000:eth1:fixed-ttl=8,10.0.9.7:7000',
+      '  mcrctl add -i eth0 -g 239.1.1.3 -p 5000 -o 239.2.2.4:6000:eth1:fixed-ttl=8,10.0.9.7:7000\n' +
+      '  mcrctl add -i eth0 -g 232.1.1.1 -p 5000 --input-source 10.0.1.5 -o 239.2.2.5:6000:eth1',
   )
   .action(
     async (opts: {
@@ -68,6 +73,7 @@ program
       inputPort: string;
       outputs: string;
       inputVlan?: string;
+      inputSource?: string;
       name?: string;
       unicastInput?: boolean;
     }) => {
@@ -77,6 +83,7 @@ program
         inputPort: numberIfDigits(opts.inputPort),
         outputs: parseOutputList(opts.outputs),
         ...(opts.inputVlan !== undefined ? { inputVlan: numberIfDigits(opts.inputVlan) } : {}),
+        ...(opts.inputSource !== undefined ? { inputSource: opts.inputSource } : {}),
         ...(opts.name !== undefined ? { name: opts.name } : {}),
         ...(opts.unicastInput ? { unicastInput: true } : {}),
       };

@@ -10,7 +10,8 @@ const DSCP_BY_VALUE = new Map(Object.entries(DSCP_NAMES).map(([name, value]) => 
 export function describeRuleInput(r: RuleView): string {
   const vlan = r.input.vlan === null ? '' : ` vlan ${r.input.vlan}`;
   const unicast = r.input.unicast ? ' (unicast)' : '';
-  return `${r.input.interface}${vlan} ${r.input.group}:${r.input.port}${unicast}`;
+  const source = r.input.source === null ? '' : ` from ${r.input.source}`;
+  return `${r.input.interface}${vlan} ${r.input.group}:${r.input.port}${source}${unicast}`;
 }
 
 function describeOutputTarget(o: OutputView): string {

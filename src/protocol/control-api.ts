@@ -12,6 +12,8 @@ export interface RuleView {
     interface: string;
     /** 802.1Q VLAN id the input frames carry, or null for untagged traffic. */
     vlan: number | null;
+    /** The one sender taken (source-specific input), or null for any. */
+    source: string | null;
     group: string;
     port: number;
     unicast: boolean;

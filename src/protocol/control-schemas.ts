@@ -38,6 +38,7 @@ const schemas: Record<MethodName, object> = {
       inputGroup: { type: 'string' },
       inputPort: { type: 'integer' },
       inputVlan: { type: 'integer' },
+      inputSource: { type: 'string' },
       unicastInput: { type: 'boolean' },
       outputs: { type: 'array', items: output },
     },

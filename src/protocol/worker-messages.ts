@@ -35,6 +35,8 @@ export interface WorkerRule {
   inputInterface: string;
   /** 802.1Q VLAN id the input frames must carry; 0: untagged (or VLAN id 0) frames only. */
   inputVlan: number;
+  /** A source-specific input's sender (unsigned 32-bit), or 0: any source. */
+  inputSource: number;
   inputGroup: number;
   inputPort: number;
   outputs: WorkerOutput[];

@@ -5,6 +5,7 @@ export interface RuleFingerprint {
   id: string;
   inputInterface: string;
   inputVlan: number;
+  inputSource: number;
   inputGroup: number;
   inputPort: number;
   /** Each output as written (with its options) and whether it has sockets in the worker. */
@@ -19,7 +20,7 @@ export function rulesetHash(rules: Iterable<RuleFingerprint>): string {
   const lines = [...rules]
     .map((r) => {
       const outputs = r.outputs.map((o) => `${o.label}${o.attached ? '' : ' (detached)'}`).join(',');
-      return `${r.id}|${r.inputInterface}|${r.inputVlan}|${r.inputGroup}|${r.inputPort}|${outputs}`;
+      return `${r.id}|${r.inputInterface}|${r.inputVlan}|${r.inputSource}|${r.inputGroup}|${r.inputPort}|${outputs}`;
     })
     .sort();
   return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);

@@ -438,6 +438,7 @@ function workerRule(state: RuleState): WorkerRule {
     id: rule.id,
     inputInterface: rule.inputInterface,
     inputVlan: rule.inputVlan,
+    inputSource: rule.inputSource,
     inputGroup: rule.inputGroup,
     inputPort: rule.inputPort,
     outputs: rule.outputs.map((o, i) => {

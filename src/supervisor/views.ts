@@ -24,6 +24,7 @@ export function ruleView(stored: StoredRule, activation: RuleActivationView): Ru
     input: {
       interface: rule.inputInterface,
       vlan: rule.inputVlan === 0 ? null : rule.inputVlan,
+      source: rule.inputSource === 0 ? null : ipv4ToString(rule.inputSource),
       group: ipv4ToString(rule.inputGroup),
       port: rule.inputPort,
       unicast: rule.unicastInput,

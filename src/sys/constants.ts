@@ -30,6 +30,8 @@ export const IP_MULTICAST_LOOP = 34;
 export const IP_ADD_MEMBERSHIP = 35;
 export const IP_DROP_MEMBERSHIP = 36;
 export const IP_MULTICAST_ALL = 49;
+export const MCAST_JOIN_SOURCE_GROUP = 46;
+export const MCAST_LEAVE_SOURCE_GROUP = 47;
 
 export const SOL_PACKET = 263;
 export const PACKET_RX_RING = 5;

@@ -8,6 +8,8 @@ import {
   IP_ADD_MEMBERSHIP,
   IP_DROP_MEMBERSHIP,
   IP_MULTICAST_ALL,
+  MCAST_JOIN_SOURCE_GROUP,
+  MCAST_LEAVE_SOURCE_GROUP,
   IP_MULTICAST_IF,
   IP_MULTICAST_LOOP,
   IP_MULTICAST_TTL,
@@ -205,6 +207,57 @@ export function maxMembershipsPerSocket(): number {
 /** An ordinary UDP socket, close-on-exec. */
 export function openUdpSocket(purpose: string): number {
   return openSocket(AF_INET, SOCK_DGRAM, 0, purpose);
+}
+
+/**
+ * struct group_source_req (x86-64): the interface index, then the group and the source, each a
+ * sockaddr_storage (128 bytes, 8-aligned) holding a sockaddr_in.
+ */
+function groupSourceRequest(group: number, source: number, ifindex: number): Uint8Array {
+  const buf = new Uint8Array(264);
+  const view = new DataView(buf.buffer);
+  view.setUint32(0, ifindex, true);
+  buf.set(sockaddrIn(group, 0), 8);
+  buf.set(sockaddrIn(source, 0), 136);
+  return buf;
+}
+
+/**
+ * Joins a group for one sender only (IGMPv3 source-specific): the kernel reports INCLUDE(source)
+ * and the interface passes that sender's traffic. A socket that joined the group for any source
+ * cannot also join it for one (EINVAL): source joins live on sockets of their own.
+ */
+export function joinSourceGroup(fd: number, group: number, source: number, ifindex: number): void {
+  setOption(
+    fd,
+    IPPROTO_IP,
+    MCAST_JOIN_SOURCE_GROUP,
+    groupSourceRequest(group, source, ifindex),
+    `MCAST_JOIN_SOURCE_GROUP ifindex ${ifindex}`,
+  );
+}
+
+export function leaveSourceGroup(fd: number, group: number, source: number, ifindex: number): void {
+  setOption(
+    fd,
+    IPPROTO_IP,
+    MCAST_LEAVE_SOURCE_GROUP,
+    groupSourceRequest(group, source, ifindex),
+    `MCAST_LEAVE_SOURCE_GROUP ifindex ${ifindex}`,
+  );
+}
+
+/**
+ * Sources one socket may join for one group (net.ipv4.igmp_max_msf of this network namespace;
+ * the kernel refuses one more with ENOBUFS). 10, the kernel default, when it cannot be read.
+ */
+export function maxSourcesPerGroup(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/ipv4/igmp_max_msf', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : 10;
+  } catch {
+    return 10;
+  }
 }
 
 export function leaveGroup(fd: number, group: number, ifindex: number): void {

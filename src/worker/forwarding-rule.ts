@@ -13,6 +13,8 @@ export class ForwardingRule {
   readonly inputInterface: string;
   /** VLAN id the frames must carry; 0: untagged (or priority-tagged) frames only. */
   readonly vlan: number;
+  /** The sender a source-specific rule takes, as a signed 32-bit number; 0: any sender. */
+  readonly source: number;
   readonly group: number;
   /** The group as a signed 32-bit number: a small integer to V8, so looking it up allocates nothing. */
   readonly groupKey: number;
@@ -36,10 +38,11 @@ export class ForwardingRule {
     this.id = rule.id;
     this.inputInterface = rule.inputInterface;
     this.vlan = rule.inputVlan;
+    this.source = rule.inputSource | 0;
     this.group = rule.inputGroup;
     this.groupKey = groupKey(rule.inputGroup);
     this.port = rule.inputPort;
-    this.key = forwardingKey(rule.inputVlan, rule.inputGroup, rule.inputPort);
+    this.key = forwardingKey(rule.inputVlan, rule.inputGroup, rule.inputPort, rule.inputSource);
     this.outputs = outputs;
     this.refreshLive();
   }
@@ -66,6 +69,7 @@ export class ForwardingRule {
       id: this.id,
       inputInterface: this.inputInterface,
       inputVlan: this.vlan,
+      inputSource: this.source >>> 0,
       inputGroup: this.group,
       inputPort: this.port,
       outputs: this.outputs.map((o) => ({ label: o.label, attached: o.attached })),
@@ -91,9 +95,9 @@ export class ForwardingRule {
   }
 }
 
-/** "100/4009820417/5000": a rule's flow, for maps that are not on the per-packet path. */
-export function forwardingKey(vlan: number, group: number, port: number): string {
-  return `${vlan}/${group >>> 0}/${port}`;
+/** "100/4009820417/5000/0": a rule's flow, for maps that are not on the per-packet path. */
+export function forwardingKey(vlan: number, group: number, port: number, source = 0): string {
+  return `${vlan}/${group >>> 0}/${port}/${source >>> 0}`;
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { ForwardingRule } from './forwarding-rule.js';
 
 /**
- * The rules of one input interface, indexed for the per-frame lookup by (VLAN, group, port):
- * by group first (a group rarely has more than one rule), then a scan of its few rules.
+ * The rules of one input interface, indexed for the per-frame lookup by (VLAN, group, port,
+ * source): by group first (a group rarely has more than one rule), then a scan of its few rules.
+ * A rule for this frame's sender wins over one for any sender (source 0).
  */
 export class InputRules {
   private readonly byKey = new Map<string, ForwardingRule>();
@@ -26,15 +27,21 @@ export class InputRules {
     return this.byKey.size;
   }
 
-  /** The rule for a VLAN (0: untagged), group key (signed 32-bit) and port, or undefined. */
-  find(vlan: number, group: number, port: number): ForwardingRule | undefined {
+  /**
+   * The rule for a VLAN (0: untagged), group key and source (signed 32-bit) and port, or
+   * undefined.
+   */
+  find(vlan: number, group: number, port: number, source: number): ForwardingRule | undefined {
     const list = this.byGroup.get(group);
     if (list === undefined) return undefined;
+    let anySource: ForwardingRule | undefined;
     for (let i = 0; i < list.length; i++) {
       const rule = list[i]!;
-      if (rule.port === port && rule.vlan === vlan) return rule;
+      if (rule.port !== port || rule.vlan !== vlan) continue;
+      if (rule.source === source) return rule;
+      if (rule.source === 0) anySource = rule;
     }
-    return undefined;
+    return anySource;
   }
 
   /** Whether some rule of this input names this VLAN. */

@@ -89,7 +89,7 @@ const limits: QueueLimits = {
 
 const ruleAdd = (id: string): SupervisorMessage => ({
   type: 'rule.add',
-  rule: { id, inputInterface: 'in0', inputVlan: 0, inputGroup: 1, inputPort: 2, outputs: [] },
+  rule: { id, inputInterface: 'in0', inputVlan: 0, inputSource: 0, inputGroup: 1, inputPort: 2, outputs: [] },
 });
 const ruleRemove = (id: string): SupervisorMessage => ({ type: 'rule.remove', id });
 const attach = (name: string): SupervisorMessage => ({

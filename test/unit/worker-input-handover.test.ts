@@ -159,6 +159,7 @@ if (isRoot && !inPrivateNetns) {
         id: 'r',
         inputInterface: 'lo',
         inputVlan: 0,
+        inputSource: 0,
         inputGroup: LOCALHOST,
         inputPort: target.port,
         outputs: [],

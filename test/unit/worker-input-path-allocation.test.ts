@@ -93,7 +93,15 @@ function frame(
 }
 
 function rule(id: string, vlan: number, group: string, outputs: WorkerOutput[]): WorkerRule {
-  return { id, inputInterface: 'test', inputVlan: vlan, inputGroup: ip(group), inputPort: PORT, outputs };
+  return {
+    id,
+    inputInterface: 'test',
+    inputVlan: vlan,
+    inputSource: 0,
+    inputGroup: ip(group),
+    inputPort: PORT,
+    outputs,
+  };
 }
 
 /** Every frame forwarded by the raw path, `flows` groups interleaved: the data path at its plainest. */

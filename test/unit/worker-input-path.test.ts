@@ -89,6 +89,7 @@ function rig(): Rig {
           id,
           inputInterface: 'test',
           inputVlan: vlan,
+          inputSource: 0,
           inputGroup: ip(group),
           inputPort: PORT,
           outputs: specs,

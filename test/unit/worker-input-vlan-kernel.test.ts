@@ -180,6 +180,7 @@ function tests(): void {
             id: `v${vlan}`,
             inputInterface: 'v1',
             inputVlan: vlan,
+            inputSource: 0,
             inputGroup: GROUP,
             inputPort: PORT,
             outputs: [],

@@ -110,7 +110,15 @@ function newWorker(l: Lab): {
   const output = new OutputPath(workerOutput('sink'), SETTINGS.batchSize, counters);
   output.attach(sink.connectedSocket(), undefined);
   const rule = new ForwardingRule(
-    { id: 'r', inputInterface: 'lo', inputVlan: 0, inputGroup: GROUP, inputPort: PORT, outputs: [] },
+    {
+      id: 'r',
+      inputInterface: 'lo',
+      inputVlan: 0,
+      inputSource: 0,
+      inputGroup: GROUP,
+      inputPort: PORT,
+      outputs: [],
+    },
     [output],
   );
   const input = new InputPath(l.fd, 'lo', 1500, SETTINGS, counters, new HostAddresses(), NO_READINESS);

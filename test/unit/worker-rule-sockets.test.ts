@@ -18,7 +18,15 @@ function output(attached: boolean, raw: boolean): WorkerOutput {
 }
 
 function rule(outputs: WorkerOutput[]): WorkerRule {
-  return { id: 'r', inputInterface: 'in0', inputVlan: 0, inputGroup: 1, inputPort: 2, outputs };
+  return {
+    id: 'r',
+    inputInterface: 'in0',
+    inputVlan: 0,
+    inputSource: 0,
+    inputGroup: 1,
+    inputPort: 2,
+    outputs,
+  };
 }
 
 test('UDP sockets of attached outputs in order, then raw sockets of those with an egress spec', () => {
