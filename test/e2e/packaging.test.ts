@@ -3,8 +3,6 @@ import { spawnSync } from 'node:child_process';
 import {
   accessSync,
   appendFileSync,
-  chmodSync,
-  chownSync,
   constants,
   copyFileSync,
   existsSync,
@@ -24,8 +22,15 @@ import type { RuleView, StatsView, WorkerView } from '../../src/protocol/control
 import { groupMembers, TestAccounts } from '../helpers/accounts.js';
 import { processStatus } from '../helpers/processes.js';
 import { expectPackets, receiverReport, send, workerTotals } from '../helpers/relay-host.js';
-import { BIN, ROOT, sleep, Topology, type RunningProcess } from '../helpers/topology.js';
-import { setprivCapability, UnitFile } from '../helpers/unit-file.js';
+import { BIN, ROOT, Topology, type RunningProcess } from '../helpers/topology.js';
+import {
+  asTheUnit,
+  serviceDirectories,
+  startAsTheUnit,
+  unitCommand,
+  type ServicePlaces,
+} from '../helpers/as-the-unit.js';
+import { UnitFile } from '../helpers/unit-file.js';
 
 // mcr as a distribution ships it: the systemd unit, the accounts (sysusers.d), the example config
 // and scripts/install.sh. The unit is checked by systemd's own tools; mcrd is then run the way
@@ -222,23 +227,6 @@ describe('the package: install.sh, the unit, the accounts, the example config', 
   });
 });
 
-/** setpriv options that give a process the unit's account, capabilities and no_new_privs. */
-function asTheUnit(): string[] {
-  const ambient = unit.capabilities('AmbientCapabilities');
-  const bounding = unit.capabilities('CapabilityBoundingSet');
-  const caps = (list: string[]): string => list.map((c) => `+${setprivCapability(c)}`).join(',');
-  return [
-    'setpriv',
-    `--reuid=${unit.get('Service', 'User')}`,
-    `--regid=${unit.get('Service', 'Group')}`,
-    '--init-groups',
-    `--inh-caps=-all,${caps(ambient)}`,
-    `--ambient-caps=-all,${caps(ambient)}`,
-    `--bounding-set=-all,${caps(bounding)}`,
-    ...(unit.get('Service', 'NoNewPrivileges') === 'yes' ? ['--no-new-privs'] : []),
-  ];
-}
-
 /** The capability mask of a list of names (bit numbers from capabilities(7)). */
 function capabilityMask(names: string[]): bigint {
   const bits: Record<string, number> = {
@@ -260,27 +248,13 @@ describe('mcrd run as the unit runs it', () => {
   const operator = `mcrt${process.pid}op`;
   const outsider = `mcrt${process.pid}out`;
   let topo: Topology | undefined;
-  let base = '';
-  let socketPath = '';
-  let configPath = '';
-  let stateDir = '';
+  let places: ServicePlaces | undefined;
   let daemon: RunningProcess | undefined;
-
-  /** The unit's ExecStart with this test's paths for the config, the state and the socket. */
-  function execStart(): string[] {
-    const places: Record<string, string> = {
-      '/etc/mcr/mcr.json5': configPath,
-      '/var/lib/mcr': stateDir,
-      '/run/mcr/mcrd.sock': socketPath,
-    };
-    const [program, ...args] = unit.command();
-    assert.match(program!, /\/bin\/mcrd$/);
-    return [BIN('mcrd'), ...args.map((a) => places[a] ?? a)];
-  }
+  const socket = (): string => places!.socketPath;
 
   function mcrctl(args: string[], as?: string): Run {
     const user = as ? ['setpriv', `--reuid=${as}`, `--regid=${as}`, '--init-groups'] : [];
-    const command = [...user, BIN('mcrctl'), '--socket', socketPath, ...args];
+    const command = [...user, BIN('mcrctl'), '--socket', socket(), ...args];
     return run(command[0]!, command.slice(1));
   }
 
@@ -291,39 +265,13 @@ describe('mcrd run as the unit runs it', () => {
   }
 
   before(async () => {
+    assert.equal(process.getuid!(), 0, 'these tests run as root');
     accounts.applySysusers(SYSUSERS, ['mcr', 'mcrd'], ['mcrctl']);
     accounts.createUser(operator, ['mcrctl']);
     accounts.createUser(outsider);
     topo = new Topology();
-    // The unit's directories: /run/mcr (0755, mcrd's), /var/lib/mcr (0750, mcrd's), /etc/mcr
-    // (root's); the config file is root's and readable.
-    base = mkdtempSync(join(tmpdir(), 'mcr-unit-'));
-    chmodSync(base, 0o755);
-    assert.equal(process.getuid!(), 0, 'these tests run as root');
-    const id = (name: string, flag: '-u' | '-g'): number => Number(run('id', [flag, name]).stdout.trim());
-    const mcrd = { uid: id('mcrd', '-u'), gid: id('mcrd', '-g') };
-    const runtime = join(base, 'run');
-    mkdirSync(runtime, { mode: 0o755 });
-    chownSync(runtime, mcrd.uid, mcrd.gid);
-    stateDir = join(base, 'state');
-    mkdirSync(stateDir, { mode: 0o750 });
-    chownSync(stateDir, mcrd.uid, mcrd.gid);
-    configPath = join(base, 'mcr.json5');
-    copyFileSync(EXAMPLE, configPath);
-    chmodSync(configPath, 0o644);
-    chownSync(configPath, 0, 0);
-    socketPath = join(runtime, 'mcrd.sock');
-
-    const umask = unit.get('Service', 'UMask');
-    const command = [...asTheUnit(), ...execStart()];
-    // sh sets the unit's umask, then becomes setpriv, which becomes mcrd: the pid is mcrd's.
-    daemon = topo.start(topo.relay, 'sh', ['-c', `umask ${umask ?? '0022'} && exec "$@"`, 'sh', ...command]);
-    const deadline = Date.now() + 20000;
-    while (mcrctl(['ping']).code !== 0) {
-      if (daemon.child.exitCode !== null) throw new Error(`mcrd exited at start:\n${daemon.stderr}`);
-      if (Date.now() > deadline) throw new Error(`mcrd did not answer within 20 s:\n${daemon.stderr}`);
-      await sleep(100);
-    }
+    places = serviceDirectories(unit, EXAMPLE);
+    daemon = (await startAsTheUnit(topo, topo.relay, unit, places)).process;
   });
 
   after(() => {
@@ -335,7 +283,7 @@ describe('mcrd run as the unit runs it', () => {
     } catch (err) {
       problems.push(String(err));
     }
-    rmSync(base, { recursive: true, force: true });
+    if (places) rmSync(places.base, { recursive: true, force: true });
     // userdel refuses an account with processes left: wait for mcrd's workers to be gone.
     for (let i = 0; i < 50 && run('pgrep', ['-u', 'mcrd']).code === 0; i++) spawnSync('sleep', ['0.1']);
     try {
@@ -353,7 +301,7 @@ describe('mcrd run as the unit runs it', () => {
       '--bounding-set=-kill',
       BIN('mcrd'),
       '--socket',
-      join(base, 'x.sock'),
+      join(places!.base, 'x.sock'),
     ]);
     assert.equal(r.code, 1, r.stderr);
     const asked = /AmbientCapabilities=([A-Z_ ]+)\)/.exec(r.stderr);
@@ -376,10 +324,10 @@ describe('mcrd run as the unit runs it', () => {
     }
     assert.equal(status.NoNewPrivs, '1');
 
-    const socket = statSync(socketPath);
-    assert.equal(socket.mode & 0o777, 0o660, 'socket mode 0660');
-    assert.equal(String(socket.uid), mcrdUid);
-    assert.equal(String(socket.gid), groupId, 'socket group mcrctl');
+    const file = statSync(socket());
+    assert.equal(file.mode & 0o777, 0o660, 'socket mode 0660');
+    assert.equal(String(file.uid), mcrdUid);
+    assert.equal(String(file.gid), groupId, 'socket group mcrctl');
 
     const workers = json<{ workers: WorkerView[] }>(['workers']).workers;
     assert.ok(workers.length > 0);
@@ -405,7 +353,7 @@ describe('mcrd run as the unit runs it', () => {
     assert.equal(workerTotals(stats).forwarded, 1000);
 
     // The runtime rule is kept in the state directory, not readable by others (UMask=0027).
-    const kept = statSync(join(stateDir, 'runtime-rules.json5'));
+    const kept = statSync(join(places!.stateDir, 'runtime-rules.json5'));
     assert.equal(String(kept.uid), mcrdUid);
     assert.equal(kept.mode & 0o007, 0, 'not world-readable');
   });
@@ -436,14 +384,9 @@ describe('mcrd run as the unit runs it', () => {
   });
 
   it("the unit's ExecReload, run as mcrd, applies the config file and fails on a broken one", () => {
-    const [program, ...args] = unit.command('ExecReload');
-    assert.match(program!, /\/bin\/mcrctl$/);
+    const configPath = places!.configPath;
     const reload = (): Run => {
-      const places: Record<string, string> = {
-        '/etc/mcr/mcr.json5': configPath,
-        '/run/mcr/mcrd.sock': socketPath,
-      };
-      const command = [...asTheUnit(), BIN('mcrctl'), ...args.map((a) => places[a] ?? a)];
+      const command = [...asTheUnit(unit), ...unitCommand(unit, 'ExecReload', places!)];
       return run(command[0]!, command.slice(1));
     };
     const original = readFileSync(configPath, 'utf8');
@@ -476,6 +419,6 @@ describe('mcrd run as the unit runs it', () => {
     const { code, signal } = await daemon!.exited;
     assert.equal(signal, null);
     assert.equal(code, 0, daemon!.stderr.slice(-2000));
-    assert.ok(!existsSync(socketPath));
+    assert.ok(!existsSync(socket()));
   });
 });
