@@ -4,8 +4,9 @@
 #     --bench-tools also ethtool, smcroute and socat (the benchmark's placement and reference
 #     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
 #     it), systemd (systemd-analyze verify and security check the unit, systemd-sysusers makes
-#     the service's accounts) and util-linux (setpriv runs mcrd with the unit's account and
-#     capabilities) to those, since the suite runs the benchmark's smoke mode.
+#     the service's accounts), util-linux (setpriv runs mcrd with the unit's account and
+#     capabilities) and strace (the system calls mcrd makes, against the unit's filter) to
+#     those, since the suite runs the benchmark's smoke mode.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
 #   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
 #     home), when missing: any process of the workers' account can signal them, so they get one
@@ -24,6 +25,7 @@ case "${1:-}" in
     need_tool systemd-analyze systemd
     need_tool systemd-sysusers systemd # the same package; apt-get takes a name twice
     need_tool setpriv util-linux
+    need_tool strace strace
     ;&
   --bench-tools)
     need_tool ethtool ethtool
