@@ -128,10 +128,10 @@ fi
 
 cat <<EOF
 install: done. Next, as root:
-  mcrd --check-config $config                 # after editing its rules
+  mcrd --check-config $config    # after editing its rules for this host
   systemctl daemon-reload && systemctl enable --now mcr
-  usermod -aG mcrctl OPERATOR                 # whoever may use mcrctl (log in again after)
-  journalctl -u mcr                           # what mcrd says
+  usermod -aG mcrctl OPERATOR    # whoever may use mcrctl (from their next login)
+  journalctl -u mcr              # what mcrd says
   mcrctl list
 An upgrade is this script again, then systemctl restart mcr. Uninstalling: $doc/OPERATIONS.md.
 EOF
