@@ -3,7 +3,10 @@
 #   - Debian packages: iproute2 (ip netns, veth) and procps (sysctl), when missing; with
 #     --bench-tools also ethtool, smcroute and socat (the benchmark's placement and reference
 #     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
-#     it) to those, since the suite runs the benchmark's smoke mode.
+#     it), systemd (systemd-analyze verify and security check the unit, systemd-sysusers makes
+#     the service's accounts), util-linux (setpriv runs mcrd with the unit's account and
+#     capabilities) and strace (the system calls mcrd makes, against the unit's filter) to
+#     those, since the suite runs the benchmark's smoke mode.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
 #   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
 #     home), when missing: any process of the workers' account can signal them, so they get one
@@ -17,7 +20,13 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v sysctl >/dev/null 2>&1 || need_apt+=(procps)
 need_tool() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
 case "${1:-}" in
-  --test-tools) need_tool tshark tshark ;&
+  --test-tools)
+    need_tool tshark tshark
+    need_tool systemd-analyze systemd
+    need_tool systemd-sysusers systemd # the same package; apt-get takes a name twice
+    need_tool setpriv util-linux
+    need_tool strace strace
+    ;&
   --bench-tools)
     need_tool ethtool ethtool
     need_tool smcrouted smcroute
