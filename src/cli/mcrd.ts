@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { errorKind, isErrorCode } from '../protocol/error-codes.js';
 import { readConfigFile, type ConfigFile } from '../supervisor/config-file.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
@@ -16,8 +17,17 @@ import {
 } from './mcrd-checks.js';
 import { mergeSettings, restartNeeded, type DaemonSettings, type ValueSource } from './mcrd-settings.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
+import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
+
+endQuietlyWhenReaderLeaves();
 
 const EXIT_RUNTIME = 1;
+/**
+ * sysexits' EX_CONFIG: the config file or the host must change first (a file with problems, a
+ * missing capability, account or directory). A service manager should not retry it; mcr's unit
+ * lists it in RestartPreventExitStatus=.
+ */
+const EXIT_SETUP = 78;
 const EXIT_USAGE = 2;
 
 /**
@@ -40,8 +50,9 @@ const program = new Command('mcrd')
   .description(
     'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
       'control socket that mcrctl talks to. Runs in the foreground; needs root, or CAP_NET_RAW, ' +
-      'CAP_NET_ADMIN, CAP_SETUID and CAP_SETGID (it creates the raw sockets, then runs workers as an ' +
-      'unprivileged user).',
+      'CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID and CAP_KILL (it creates the raw sockets, then runs workers ' +
+      'as an unprivileged user it must be able to stop). Exit status: 0 stopped, 1 failed (may pass), ' +
+      '2 bad usage, 78 the config file or the host must change first.',
   )
   // commander exits 1 on its own usage errors; mcr's programs exit 2 on bad usage.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
@@ -111,7 +122,11 @@ const program = new Command('mcrd')
     '--state-directory <dir>',
     'keep the rules added at runtime (mcrctl add) in this directory, so they survive a restart',
   )
-  .option('--socket-mode <octal>', 'file mode of the control socket (default 0660)', octalMode, 0o660)
+  .addOption(
+    new Option('--socket-mode <octal>', 'file mode of the control socket')
+      .default(0o660, '0660')
+      .argParser(octalMode),
+  )
   .option(
     '--socket-group <group>',
     "group of the control socket: its members may use mcrctl (default: mcrd's own group)",
@@ -199,7 +214,7 @@ function readStartConfig(file: string | undefined): ConfigFile | undefined {
   process.stderr.write(
     `mcrd: E_CONFIG_INVALID: ${file} has ${result.problems.length} problem(s); mcrd did not start (mcrd --check-config ${file} lists them)\n`,
   );
-  process.exit(EXIT_RUNTIME);
+  process.exit(EXIT_SETUP);
 }
 
 const settingSource = (key: keyof DaemonSettings): ValueSource =>
@@ -384,5 +399,16 @@ main().catch((err: unknown) => {
   if (isForeseen(e)) log.fatal({ code: e.code }, e.message);
   else log.fatal({ err: e }, e.message);
   process.stderr.write(`mcrd: ${isForeseen(e) ? `${e.code}: ` : ''}${e.message}\n`);
-  process.exit(e instanceof UsageError ? EXIT_USAGE : EXIT_RUNTIME);
+  process.exit(exitStatusFor(e));
 });
+
+/** 2 for bad usage, 78 for what the file or the host must change first, else 1. */
+function exitStatusFor(e: Error): number {
+  if (e instanceof UsageError) return EXIT_USAGE;
+  const code = (e as { code?: unknown }).code;
+  // An errno from a system call may pass (an interface not up yet): retrying is worth it.
+  if (typeof code !== 'string' || !isErrorCode(code)) return EXIT_RUNTIME;
+  const kind = errorKind(code);
+  if (kind === 'usage') return EXIT_USAGE;
+  return kind === 'config' || kind === 'host' ? EXIT_SETUP : EXIT_RUNTIME;
+}

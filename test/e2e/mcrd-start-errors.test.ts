@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { lookupAccount } from '../../src/sys/privileges.js';
 import { isAlive } from '../helpers/processes.js';
@@ -42,7 +43,7 @@ function assertNothingLeft(topo: Topology, run: Run): void {
   assert.doesNotMatch(run.stderr, /"stack"/, 'no stack trace in the logs');
 }
 
-test('mcrd without root: names every missing capability and what to do, exit 1, nothing started', () => {
+test('mcrd without root: names every missing capability and what to do, exit 78 (not worth a retry), nothing started', () => {
   const topo = new Topology();
   try {
     const run = runMcrd(
@@ -50,7 +51,7 @@ test('mcrd without root: names every missing capability and what to do, exit 1, 
       ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'],
       ['--socket', topo.socketPath, '--workers', '1'],
     );
-    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.code, 78, run.stderr);
     const line = humanLine(run);
     assert.match(line, /^mcrd: E_PRIVILEGES: /);
     for (const cap of ['CAP_NET_RAW', 'CAP_NET_ADMIN', 'CAP_SETUID', 'CAP_SETGID'])
@@ -72,7 +73,7 @@ test('mcrd as root without CAP_NET_RAW and CAP_NET_ADMIN names just those two', 
       ['setpriv', '--inh-caps=-all', '--bounding-set=-net_raw,-net_admin'],
       ['--socket', topo.socketPath, '--workers', '1'],
     );
-    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.code, 78, run.stderr);
     const line = humanLine(run);
     assert.match(line, /^mcrd: E_PRIVILEGES: mcrd lacks CAP_NET_RAW, CAP_NET_ADMIN; /);
     assert.doesNotMatch(run.stderr, /"worker":/, 'no worker was started');
@@ -100,6 +101,24 @@ test("a worker that cannot drop its privileges: its reason is mcrd's error, no s
     assert.match(line, /setgroups/);
     assert.match(line, /EPERM/);
     assert.doesNotMatch(line, /see its log lines/);
+    assertNothingLeft(topo, run);
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('mcrd --config with a file that has problems: each named, exit 78, nothing started', () => {
+  const topo = new Topology();
+  try {
+    const file = join(topo.dir, 'bad.json5');
+    writeFileSync(file, "{ workers: 'two', rules: [{ input: { interface: 'in0', group: '239.1.1.1' } }] }\n");
+    const run = runMcrd(topo, [], ['--socket', topo.socketPath, '--config', file]);
+    rmSync(file);
+    assert.equal(run.code, 78, run.stderr);
+    assert.match(run.stderr, /workers "two" is not a whole number/);
+    assert.match(run.stderr, /input.port is missing/);
+    assert.match(run.stderr, /outputs is missing/);
+    assert.match(humanLine(run), /^mcrd: E_CONFIG_INVALID: .*3 problem\(s\); mcrd did not start/);
     assertNothingLeft(topo, run);
   } finally {
     topo.destroy();

@@ -143,7 +143,7 @@ describe('the package: install.sh, the unit, the accounts, the example config', 
     const app = at('usr/lib/mcr');
     const check = run(process.execPath, [join(app, 'bin/mcrd'), '--check-config', at('etc/mcr/mcr.json5')]);
     assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, /OK, 3 rules/);
+    assert.match(check.stdout, /OK, 4 rules/);
     for (const tool of ['mcrctl', 'mcrgen']) {
       const help = run(process.execPath, [join(app, 'bin', tool), '--help']);
       assert.equal(help.code, 0, `${tool} --help: ${help.stderr}`);
@@ -303,7 +303,7 @@ describe('mcrd run as the unit runs it', () => {
       '--socket',
       join(places!.base, 'x.sock'),
     ]);
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 78, r.stderr);
     const asked = /AmbientCapabilities=([A-Z_ ]+)\)/.exec(r.stderr);
     assert.ok(asked, `mcrd names the capabilities a unit should grant:\n${r.stderr}`);
     const wanted = asked[1]!.trim().split(' ').sort();
@@ -338,7 +338,7 @@ describe('mcrd run as the unit runs it', () => {
     }
     // The example's rules wait for interfaces this namespace does not have.
     const fromConfig = json<{ rules: RuleView[] }>(['list']).rules;
-    assert.equal(fromConfig.length, 3);
+    assert.equal(fromConfig.length, 4);
     for (const rule of fromConfig) assert.equal(rule.state, 'waiting', `${rule.name}: ${rule.reason}`);
 
     const added = mcrctl(['add', '-i', 'in0', '-g', '239.1.1.1', '-p', '5000', '-o', '239.2.2.2:6000:out0']);
@@ -398,10 +398,10 @@ describe('mcrd run as the unit runs it', () => {
     writeFileSync(configPath, withRule);
     const applied = reload();
     assert.equal(applied.code, 0, applied.stderr);
-    assert.match(applied.stdout, /added 1, removed 0, changed 0, unchanged 3/);
+    assert.match(applied.stdout, /added 1, removed 0, changed 0, unchanged 4/);
     const names = (): string[] => json<{ rules: RuleView[] }>(['list']).rules.map((r) => r.name ?? r.id);
     assert.ok(names().includes('reloaded'));
-    assert.ok(names().length >= 6, 'runtime rules stay');
+    assert.ok(names().length >= 7, 'runtime rules stay');
 
     writeFileSync(
       configPath,

@@ -43,7 +43,7 @@ test('mcrd refuses a socket path that is a directory or a regular file, and leav
     const directory = join(topo.dir, 'a-directory');
     mkdirSync(directory);
     let r = mcrd(topo, ['--socket', directory]);
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 78, r.stderr);
     assertClear(r, 'mcrd', 'E_NOT_A_SOCKET', /a-directory is a directory, not a socket/);
     assert.doesNotMatch(r.stderr, /stale/);
     assert.deepEqual(readdirSync(directory), []);
@@ -52,7 +52,7 @@ test('mcrd refuses a socket path that is a directory or a regular file, and leav
     const file = join(topo.dir, 'a-file');
     writeFileSync(file, 'precious');
     r = mcrd(topo, ['--socket', file]);
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 78, r.stderr);
     assertClear(r, 'mcrd', 'E_NOT_A_SOCKET', /a-file is a regular file, not a socket/);
     assert.equal(readFileSync(file, 'utf8'), 'precious', 'the file is untouched');
   } finally {
@@ -64,7 +64,7 @@ test("mcrd creates only the socket's own directory; a missing one above it is an
   const topo = new Topology();
   try {
     const r = mcrd(topo, ['--socket', join(topo.dir, 'typo', 'mcr', 'mcrd.sock')]);
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 78, r.stderr);
     assertClear(r, 'mcrd', 'E_SOCKET_PATH', /typo does not exist/);
     assert.deepEqual(readdirSync(topo.dir), [], 'no directory was created');
     assert.doesNotMatch(r.stderr, /"worker":/, 'no worker was started');

@@ -92,7 +92,7 @@ test('workers run as their own account, mcr, by default: its uid and gid, no oth
   }
 });
 
-test('mcrd without the mcr account: says how to create it or choose another, exit 1, nothing started', () => {
+test('mcrd without the mcr account: says how to create it or choose another, exit 78, nothing started', () => {
   const topo = new Topology();
   // The account is not removed (it may be in use): mcrd runs in a mount namespace of its own whose
   // /etc/passwd is a copy without it.
@@ -106,7 +106,7 @@ test('mcrd without the mcr account: says how to create it or choose another, exi
       'mount --bind "$1" /etc/passwd && exec "$2" --socket "$3" --workers 1',
       ...['sh', passwd, BIN('mcrd'), topo.socketPath],
     ]);
-    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.code, 78, r.stderr);
     const line = humanLine(r);
     assert.match(line, /^mcrd: E_NO_WORKER_ACCOUNT: workers run as the account mcr, which does not exist/);
     assert.match(line, /useradd --system .*mcr/, 'says how to create it');
