@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { MethodName, ParamsOf, ReloadResult, ResultOf } from '../protocol/control-api.js';
 import { readConfigFile, type ConfigProblem } from '../supervisor/config-file.js';
 import { UsageError } from './package-info.js';
@@ -8,6 +8,11 @@ import { UsageError } from './package-info.js';
 export interface ClientContext {
   call<M extends MethodName>(method: M, params?: ParamsOf<M>): Promise<ResultOf<M>>;
   print(json: unknown, text: () => string): void;
+}
+
+/** mcrctl config save FILE could not write FILE. */
+export class ConfigWriteFailed extends Error {
+  readonly code = 'E_CONFIG_WRITE';
 }
 
 /** A config file that has problems: mcrctl prints each, one per line, and exits 1. */
@@ -114,6 +119,14 @@ export function reloadSummary(r: ReloadResult): string {
 function writeAtomically(file: string, text: string): void {
   if (file === '') throw new UsageError('E_USAGE', 'the file name is empty');
   const temporary = `${file}.new-${process.pid}`;
-  writeFileSync(temporary, text, { mode: existsSync(file) ? undefined : 0o644 });
-  renameSync(temporary, file);
+  try {
+    writeFileSync(temporary, text, { mode: existsSync(file) ? undefined : 0o644 });
+    renameSync(temporary, file);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
+    throw new ConfigWriteFailed(
+      `cannot write ${file} (${reason}): choose a file in a directory you may write to`,
+    );
+  }
 }

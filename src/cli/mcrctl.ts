@@ -8,6 +8,9 @@ import { parseOutputList } from '../rules/output-syntax.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 import { rulesTable, statsText, workersTable } from './views.js';
+import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
+
+endQuietlyWhenReaderLeaves();
 
 interface GlobalOptions {
   socket?: string;
@@ -242,7 +245,9 @@ function fail(err: unknown): number {
     const error = { code, message: e.message, field: e.field ?? null, ...problems };
     process.stdout.write(`${JSON.stringify({ error }, null, 2)}\n`);
   } else {
-    process.stderr.write(`mcrctl: ${code}: ${e.message}\n`);
+    // A failed system call's message starts with its errno name, which is already the code.
+    const message = e.message.startsWith(`${code}: `) ? e.message.slice(code.length + 2) : e.message;
+    process.stderr.write(`mcrctl: ${code}: ${message}\n`);
   }
   return usageProblem ? 2 : 1;
 }

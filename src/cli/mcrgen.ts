@@ -13,6 +13,9 @@ import { formatRecvText, formatSendText } from '../gen/report.js';
 import { Sender } from '../gen/sender.js';
 import { SysError } from '../sys/errors.js';
 import { interfaceIndex } from '../sys/interfaces.js';
+import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
+
+endQuietlyWhenReaderLeaves();
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;

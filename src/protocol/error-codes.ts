@@ -82,6 +82,7 @@ export const ERROR_CODES = {
   E_CONFIG_MISSING: { kind: 'config', meaning: 'a required key is missing' },
   E_CONFIG_VALUE: { kind: 'config', meaning: 'a value of the wrong type or out of range' },
   E_CONFIG_INVALID: { kind: 'config', meaning: 'a file with problems (each listed): nothing was changed' },
+  E_CONFIG_WRITE: { kind: 'host', meaning: 'the config file cannot be written there (nothing was changed)' },
   E_NO_CONFIG: {
     kind: 'conflict',
     meaning: 'mcrd was started without --config: nothing to reload or save to',

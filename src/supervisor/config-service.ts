@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ReloadResult } from '../protocol/control-api.js';
 import { ControlError } from '../protocol/json-rpc.js';
@@ -127,16 +127,25 @@ export class ConfigService {
     }
     const rules = this.rules();
     const temporary = `${this.configPath}.new-${process.pid}`;
-    writeFileSync(
-      temporary,
-      renderRules(
-        rules,
-        `Saved by mcrd (pid ${process.pid}), ${new Date().toISOString()}; the previous file is ${this.configPath}.bak.\nDaemon settings given by the previous file were not kept: add them again above rules.`,
-      ),
-      { mode: 0o640 },
-    );
-    if (existsSync(this.configPath)) copyFileSync(this.configPath, `${this.configPath}.bak`);
-    renameSync(temporary, this.configPath);
+    try {
+      writeFileSync(
+        temporary,
+        renderRules(
+          rules,
+          `Saved by mcrd (pid ${process.pid}), ${new Date().toISOString()}; the previous file is ${this.configPath}.bak.\nDaemon settings given by the previous file were not kept: add them again above rules.`,
+        ),
+        { mode: 0o640 },
+      );
+      if (existsSync(this.configPath)) copyFileSync(this.configPath, `${this.configPath}.bak`);
+      renameSync(temporary, this.configPath);
+    } catch (err) {
+      rmSync(temporary, { force: true });
+      const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
+      throw new ControlError(
+        'E_CONFIG_WRITE',
+        `mcrd cannot write ${this.configPath} (${reason}); as a service its config directory is not its own, on purpose: run mcrctl config save FILE to write the rules to a file of yours, and copy it over as root`,
+      );
+    }
     this.table.adopt();
     this.log.info({ path: this.configPath, rules: rules.length }, 'running rules saved to the config file');
     return { path: this.configPath, rules: rules.length };

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ReloadResult, RuleView } from '../../src/protocol/control-api.js';
@@ -243,4 +244,44 @@ test('a Rust-MCR-shaped file with comments, trailing commas and a unicast input 
   } finally {
     topo.destroy();
   }
+});
+
+test('config save where nothing can be written: E_CONFIG_WRITE naming the file and what to do; nothing left behind', async () => {
+  const topo = new Topology({ net: 85 });
+  try {
+    const etc = join(topo.dir, 'etc');
+    mkdirSync(etc);
+    const config = join(etc, 'mcr.json5');
+    writeFileSync(config, document([rule('from-file', '239.1.1.1', ['239.2.2.1'])]));
+    const relay = await RelayHost.start(topo, ['--workers', '1', '--config', config]);
+    // Its directory gone, mcrd (root here) cannot write the file, as mcrd under the unit cannot
+    // write /etc/mcr.
+    rmSync(etc, { recursive: true });
+    const bySupervisor = relay.mcrctl(['config', 'save']);
+    assert.equal(bySupervisor.code, 1);
+    assert.match(
+      bySupervisor.stderr,
+      /^mcrctl: E_CONFIG_WRITE: mcrd cannot write .*mcr\.json5 \(ENOENT\);.*mcrctl config save FILE/,
+    );
+
+    const byClient = relay.mcrctl(['config', 'save', join(etc, 'copy.json5')]);
+    assert.equal(byClient.code, 1);
+    assert.match(
+      byClient.stderr,
+      /^mcrctl: E_CONFIG_WRITE: cannot write .*copy\.json5 \(ENOENT\): choose a file/,
+    );
+    assert.doesNotMatch(byClient.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(list(relay).length, 1, 'the rules are as they were');
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('--help into a pipe whose reader has already gone ends quietly', () => {
+  // `true` exits before the program writes: its write fails with EPIPE.
+  const programs = ['mcrctl', 'mcrgen', 'mcrd'] as const;
+  const r = spawnSync('sh', ['-c', programs.map((p) => `${BIN(p)} --help | true`).join('; ')], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.stderr, '', 'no EPIPE stack trace');
 });
