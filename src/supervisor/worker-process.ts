@@ -404,5 +404,27 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 
 /** Runs the worker entry with this Node binary, its channel end as fd 3. */
 function launchNode(args: string[], channelFd: number): WorkerChild {
-  return spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', channelFd] });
+  return spawn(process.execPath, args, {
+    stdio: ['ignore', 'inherit', 'inherit', channelFd],
+    env: workerEnvironment(),
+  });
+}
+
+/**
+ * mcrd's environment without what systemd gave mcrd alone: a worker has no business telling
+ * systemd the service is ready or reloading (NotifyAccess=main would ignore it; better it cannot).
+ */
+function workerEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of [
+    'NOTIFY_SOCKET',
+    'WATCHDOG_USEC',
+    'WATCHDOG_PID',
+    'LISTEN_FDS',
+    'LISTEN_PID',
+    'LISTEN_FDNAMES',
+  ]) {
+    delete env[name];
+  }
+  return env;
 }
