@@ -51,8 +51,7 @@ const program = new Command('mcrd')
     'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
       'control socket that mcrctl talks to. Runs in the foreground; needs root, or CAP_NET_RAW, ' +
       'CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID and CAP_KILL (it creates the raw sockets, then runs workers ' +
-      'as an unprivileged user it must be able to stop). Exit status: 0 stopped, 1 failed (may pass), ' +
-      '2 bad usage, 78 the config file or the host must change first.',
+      'as an unprivileged user it must be able to stop).',
   )
   // commander exits 1 on its own usage errors; mcr's programs exit 2 on bad usage.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
@@ -153,11 +152,13 @@ const program = new Command('mcrd')
       '  SIGTERM or SIGXCPU ends one and the supervisor starts another.\n\n' +
       'Exit status:\n' +
       '  0  stopped cleanly by SIGTERM, SIGINT or SIGQUIT; --help, --version\n' +
-      `  1  runtime error: missing capabilities, no ${DEFAULT_USER} account (the default --user), the socket\n` +
-      '     path is taken or unusable, a worker could not start, a system call failed; a stop on\n' +
-      '     SIGXCPU or a second stop signal\n' +
+      '  1  runtime error, which may pass: another mcrd serves the socket, a worker could not start,\n' +
+      '     a system call failed; a stop on SIGXCPU or a second stop signal\n' +
       "  2  bad usage: an unknown option, a value out of range, --user unknown, privileged or mcrd's\n" +
-      '     own, an empty or too long socket path, rings larger than the memory this host has available\n\n' +
+      '     own, an empty or too long socket path, rings larger than the memory this host has available\n' +
+      `  78 the file or the host must change first (EX_CONFIG; not worth a retry): a config file\n` +
+      `     with problems, missing capabilities, no ${DEFAULT_USER} account (the default --user), an\n` +
+      '     unusable socket path or state directory\n\n' +
       'Example:\n  mcrd --socket /run/mcr/mcrd.sock --workers 2 --log-level info',
   )
   .parse();
