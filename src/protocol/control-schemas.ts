@@ -101,6 +101,11 @@ const validators = new Map<string, ValidateFunction>(
   Object.entries(schemas).map(([method, schema]) => [method, ajv.compile(schema)]),
 );
 
+/** Every method mcrd serves (docs/CONTROL-PROTOCOL.md lists each; a test keeps it so). */
+export function methodNames(): MethodName[] {
+  return Object.keys(schemas) as MethodName[];
+}
+
 export function isMethodName(name: string): name is MethodName {
   return validators.has(name);
 }
