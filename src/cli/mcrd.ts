@@ -163,25 +163,10 @@ const program = new Command('mcrd')
   )
   .parse();
 
-const flags = program.opts<{
-  socket?: string;
-  socketMode: number;
-  socketGroup?: string;
-  workers?: number;
-  fanout: 'hash' | 'cpu';
-  user: string;
-  ringSize: number;
-  batchSize: number;
-  batchBudget: number;
-  coalesce: number;
-  logLevel: string;
-  logFormat: 'json' | 'text';
-  debugMethods?: boolean;
-  qdiscBypass: boolean;
-  config?: string;
-  checkConfig?: string;
-  stateDirectory?: string;
-}>();
+/** The command line: each daemon setting (absent ones undefined), and what only it can say. */
+const flags = program.opts<
+  DaemonSettings & { debugMethods?: boolean; config?: string; checkConfig?: string }
+>();
 
 function octalMode(value: string): number {
   if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('expected an octal file mode such as 0660');
@@ -221,26 +206,7 @@ function readStartConfig(file: string | undefined): ConfigFile | undefined {
 const settingSource = (key: keyof DaemonSettings): ValueSource =>
   program.getOptionValueSource(key) as ValueSource;
 /** In force: the command line over the config file over the defaults. */
-const options = mergeSettings(
-  {
-    socket: flags.socket,
-    socketMode: flags.socketMode,
-    socketGroup: flags.socketGroup,
-    workers: flags.workers,
-    fanout: flags.fanout,
-    user: flags.user,
-    ringSize: flags.ringSize,
-    batchSize: flags.batchSize,
-    batchBudget: flags.batchBudget,
-    coalesce: flags.coalesce,
-    qdiscBypass: flags.qdiscBypass,
-    logLevel: flags.logLevel,
-    logFormat: flags.logFormat,
-    stateDirectory: flags.stateDirectory,
-  },
-  settingSource,
-  configFile?.settings,
-);
+const options = mergeSettings(flags, settingSource, configFile?.settings);
 
 function boundedInt(min: number, max: number, why?: string): (value: string) => number {
   return (value) => {

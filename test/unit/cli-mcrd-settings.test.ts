@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  mergeSettings,
+  restartNeeded,
+  type DaemonSettings,
+  type ValueSource,
+} from '../../src/cli/mcrd-settings.js';
+
+const defaults: DaemonSettings = {
+  socket: undefined,
+  socketMode: 0o660,
+  socketGroup: undefined,
+  workers: undefined,
+  fanout: 'hash',
+  user: 'mcr',
+  ringSize: 4,
+  batchSize: 64,
+  batchBudget: 16,
+  coalesce: 0,
+  qdiscBypass: true,
+  logLevel: 'info',
+  logFormat: 'json',
+  stateDirectory: undefined,
+};
+
+const fromCommandLine =
+  (...keys: (keyof DaemonSettings)[]) =>
+  (key: keyof DaemonSettings): ValueSource =>
+    keys.includes(key) ? 'cli' : 'default';
+
+test('the command line wins over the config file, which wins over the defaults', () => {
+  const flags = { ...defaults, workers: 2, logLevel: 'debug' };
+  const merged = mergeSettings(flags, fromCommandLine('workers', 'logLevel'), {
+    workers: 8,
+    logLevel: 'warn',
+    socketMode: 0o640,
+    ringSizeMiB: 16,
+    stateDirectory: '/var/lib/mcr',
+  });
+  assert.equal(merged.workers, 2, 'given on the command line');
+  assert.equal(merged.logLevel, 'debug', 'given on the command line');
+  assert.equal(merged.socketMode, 0o640, 'from the file, over the default');
+  assert.equal(merged.ringSize, 16);
+  assert.equal(merged.stateDirectory, '/var/lib/mcr');
+  assert.equal(merged.batchSize, 64, 'neither: the default');
+});
+
+test('without a config file the command line and defaults stand as they are', () => {
+  assert.deepEqual(mergeSettings(defaults, fromCommandLine(), undefined), defaults);
+});
+
+test('a reload names the settings only a restart applies, in the file’s words; the log level is not one', () => {
+  const next = { ...defaults, workers: 4, socketMode: 0o640, logLevel: 'debug' };
+  assert.deepEqual(restartNeeded({ ...defaults, workers: 2 }, next), [
+    'workers 2 → 4',
+    'socket.mode 0660 → 0640',
+  ]);
+  assert.deepEqual(restartNeeded(defaults, { ...defaults, workers: 3 }), ['workers unset → 3']);
+  assert.deepEqual(restartNeeded(defaults, defaults), []);
+});
