@@ -53,8 +53,8 @@ test('without a config file the command line and defaults stand as they are', ()
 test('a reload names the settings only a restart applies, in the file’s words; the log level is not one', () => {
   const next = { ...defaults, workers: 4, socketMode: 0o640, logLevel: 'debug' };
   assert.deepEqual(restartNeeded({ ...defaults, workers: 2 }, next), [
-    'workers 2 → 4',
     'socket.mode 0660 → 0640',
+    'workers 2 → 4',
   ]);
   assert.deepEqual(restartNeeded(defaults, { ...defaults, workers: 3 }), ['workers unset → 3']);
   assert.deepEqual(restartNeeded(defaults, defaults), []);
