@@ -1,5 +1,5 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -7,7 +7,6 @@ import type { MethodName } from '../protocol/control-api.js';
 import type { ErrorCode } from '../protocol/error-codes.js';
 import { RuleError } from '../rules/rule-error.js';
 import { SysError } from '../sys/errors.js';
-import { nonSocketAt, notADirectoryOnTheWay, socketPathProblem } from '../protocol/control-client.js';
 import { checkParams, isMethodName } from '../protocol/control-schemas.js';
 import {
   asRequest,
@@ -20,9 +19,9 @@ import {
   type RpcResponse,
 } from '../protocol/json-rpc.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
-import { errnoMessage } from '../sys/errors.js';
 import { ControlConnection, type ConnectionHost, type Reply } from './control-connection.js';
 import { CONTROL_LIMITS, duration, type ControlLimits } from './control-limits.js';
+import { claimSocketPath, socketPathError } from './socket-path.js';
 
 export type MethodHandler = (params: unknown) => Promise<unknown> | unknown;
 
@@ -109,11 +108,13 @@ export class ControlServer {
       mkdirSync(dirname(path), { mode: 0o755 });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code !== 'EEXIST') throw pathError(path, e, `create ${dirname(path)} for the control socket`);
+      if (e.code !== 'EEXIST')
+        throw socketPathError(path, e, `create ${dirname(path)} for the control socket`);
     }
     const server = new ControlServer(path, handlers, log, { ...CONTROL_LIMITS, ...limits });
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: NodeJS.ErrnoException): void => reject(pathError(path, err, `listen on ${path}`));
+      const fail = (err: NodeJS.ErrnoException): void =>
+        reject(socketPathError(path, err, `listen on ${path}`));
       server.server.once('error', fail);
       server.server.listen(path, () => {
         server.server.off('error', fail);
@@ -464,73 +465,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
       },
     );
   });
-}
-
-/**
- * Makes `path` free for mcrd's control socket. Only a socket file nobody answers on is stale (left
- * by a crash) and is removed; a live one belongs to another mcrd, and anything else (a directory,
- * a file, a link) is someone's and is left alone: each of those is an error that says what is
- * there. Checked before any worker or socket exists.
- */
-export async function claimSocketPath(path: string): Promise<void> {
-  const problem = socketPathProblem(path);
-  if (problem) throw new ControlError(problem.code, problem.message);
-  try {
-    lstatSync(path);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code !== 'ENOENT') throw pathError(path, e);
-    // mcrd creates the socket's own directory (/run/mcr on a fresh /run), nothing above it: a
-    // missing directory higher up is more likely a typo than a wish.
-    const above = dirname(dirname(path));
-    if (!existsSync(dirname(path)) && !existsSync(above)) {
-      throw new ControlError(
-        'E_SOCKET_PATH',
-        `cannot use ${path} as the control socket: ${above} does not exist; mcrd creates only the socket's own directory (${dirname(path)}). Create ${above} or choose another --socket`,
-      );
-    }
-    return;
-  }
-  const what = nonSocketAt(path, lstatSync);
-  if (what !== undefined) {
-    throw new ControlError(
-      'E_NOT_A_SOCKET',
-      `${path} is ${what}, not a socket; mcrd replaces only a socket nobody answers on. Remove it if it is not needed, or choose another --socket`,
-    );
-  }
-  const answer = await new Promise<'live' | 'stale' | 'absent' | NodeJS.ErrnoException>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve('live');
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      resolve(err.code === 'ENOENT' ? 'absent' : err.code === 'ECONNREFUSED' ? 'stale' : err),
-    );
-  });
-  if (typeof answer === 'object') throw pathError(path, answer);
-  if (answer === 'live') {
-    throw new ControlError(
-      'E_ALREADY_RUNNING',
-      `another mcrd is already serving ${path}; stop it first or choose another --socket`,
-    );
-  }
-  if (answer === 'stale') unlinkSync(path);
-}
-
-/** A failed look at, or use of, the socket path, in the operator's terms rather than Node's. */
-function pathError(
-  path: string,
-  err: NodeJS.ErrnoException,
-  doing = `use ${path} as the control socket`,
-): ControlError {
-  const why =
-    err.code === 'ENOTDIR'
-      ? notADirectoryOnTheWay(path)
-      : err.code === 'EACCES'
-        ? 'permission denied (mcrd runs as root, or needs write access to the directory)'
-        : typeof err.errno === 'number' && err.code !== undefined
-          ? `${err.code} (${errnoMessage(-err.errno)})`
-          : err.message;
-  return new ControlError('E_SOCKET_PATH', `cannot ${doing}: ${why}`);
 }

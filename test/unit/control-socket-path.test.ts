@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEFAULT_SOCKET, socketPathFrom } from '../../src/cli/package-info.js';
 import { ClientError, ControlClient } from '../../src/protocol/control-client.js';
-import { claimSocketPath } from '../../src/supervisor/control-server.js';
+import { claimSocketPath } from '../../src/supervisor/socket-path.js';
 
 // Where the control socket is, and what mcrd and mcrctl say when the path cannot work: only a
 // socket file nobody answers on is stale and may be replaced; anything else is named.
