@@ -227,6 +227,47 @@ export interface ControlMethods {
   };
 }
 
+/**
+ * What happened in mcrd, as `mcrctl events` shows it and the log records it. `type` is stable
+ * (scripts match on it); `message` is the same thing in a sentence.
+ */
+export interface McrEvent {
+  /** ISO 8601, when mcrd saw it. */
+  time: string;
+  type: McrEventType;
+  /** For rule changes: a config file (its path) or a control client (`client N`), or mcrd itself. */
+  cause: string | null;
+  rule: { id: string; name: string | null } | null;
+  worker: number | null;
+  interface: string | null;
+  message: string;
+}
+
+export type McrEventType =
+  | 'rule.added'
+  | 'rule.removed'
+  | 'rule.updated'
+  | 'rule.state'
+  | 'config.reloaded'
+  | 'worker.started'
+  | 'worker.exited'
+  | 'worker.restarted'
+  | 'worker.resynced'
+  | 'interface.changed'
+  | 'flow.started'
+  | 'flow.stopped';
+
+/**
+ * Notifications mcrd sends on a stream a request opened, each `{"jsonrpc": "2.0", "method":
+ * TOPIC, "params": {"stream": ID, …}}`. A client that reads too slowly is told how many items
+ * it missed (stream.lost) before the next one; a stream ends with stream.end.
+ */
+export interface StreamNotifications {
+  event: { stream: number; event: McrEvent };
+  'stream.lost': { stream: number; lost: number };
+  'stream.end': { stream: number; reason: string; lost: number };
+}
+
 export type MethodName = keyof ControlMethods;
 export type ParamsOf<M extends MethodName> = ControlMethods[M]['params'];
 export type ResultOf<M extends MethodName> = ControlMethods[M]['result'];

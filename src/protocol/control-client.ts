@@ -2,7 +2,7 @@ import type { ErrorCode } from './error-codes.js';
 import { statSync, type Stats } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { MethodName, ParamsOf, ResultOf } from './control-api.js';
+import type { MethodName, ParamsOf, ResultOf, StreamNotifications } from './control-api.js';
 import { MAX_LINE_BYTES, type RpcErrorObject, type RpcResponse } from './json-rpc.js';
 import { LineSplitter } from './line-splitter.js';
 
@@ -42,6 +42,8 @@ export class ControlClient {
    * request fails, instead of a bare "closed".
    */
   private notice: ClientError | undefined;
+  /** Who gets the notifications of the streams this client opened (events, traces). */
+  private notified: NotificationHandler | undefined;
 
   private constructor(socket: Socket) {
     this.socket = socket;
@@ -100,6 +102,20 @@ export class ControlClient {
     this.socket.end();
   }
 
+  /**
+   * Where notifications go: items of the streams this client's requests opened, then each
+   * stream's end. Set it before the request that opens one: items may follow its reply at once.
+   */
+  onNotification(handler: NotificationHandler): void {
+    this.notified = handler;
+  }
+
+  /** Resolves when mcrd closes the connection (or it fails). */
+  closed(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.socket.once('close', () => resolve()));
+  }
+
   private onData(chunk: string): void {
     const lines = this.lines.push(chunk);
     if (lines === 'overflow') {
@@ -115,6 +131,10 @@ export class ControlClient {
         this.failAll(new ClientError('E_PROTOCOL', 'mcrd sent a line that is not JSON'));
         return;
       }
+      if (isNotification(response)) {
+        this.notified?.(response);
+        continue;
+      }
       if (response.id === null && 'error' in response) this.notice = ClientError.fromRpc(response.error);
       const waiter = typeof response.id === 'number' ? this.pending.get(response.id) : undefined;
       if (!waiter) continue;
@@ -129,6 +149,17 @@ export class ControlClient {
     this.pending.clear();
   }
 }
+
+/** A line from mcrd without an id and with a method: a stream's notification. */
+function isNotification(line: unknown): line is StreamNotification {
+  return typeof line === 'object' && line !== null && 'method' in line && !('id' in line);
+}
+
+export type StreamNotification = {
+  [T in keyof StreamNotifications]: { jsonrpc: '2.0'; method: T; params: StreamNotifications[T] };
+}[keyof StreamNotifications];
+
+export type NotificationHandler = (notification: StreamNotification) => void;
 
 function connectError(path: string, err: NodeJS.ErrnoException): ClientError {
   switch (err.code) {

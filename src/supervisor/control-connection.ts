@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { MAX_LINE_BYTES, RPC_INVALID_REQUEST } from '../protocol/json-rpc.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import { duration, type ControlLimits } from './control-limits.js';
+import { ControlStream, type StreamSink } from './control-stream.js';
 
 /** The reply to one request line, serialised with its newline; none for a notification. */
 export type Reply = string | undefined;
@@ -11,8 +12,13 @@ export type Reply = string | undefined;
 export interface ConnectionHost {
   readonly limits: ControlLimits;
   readonly log: Logger;
-  /** Answers one request line; never throws nor rejects (a failure is an error reply). */
-  answer(line: string): Reply | Promise<Reply>;
+  /**
+   * Answers one request line; never throws nor rejects (a failure is an error reply). A method
+   * may open streams on `connection` while it answers.
+   */
+  answer(line: string, connection: ControlConnection): Reply | Promise<Reply>;
+  /** A number for a new stream, unique on this server. */
+  nextStreamId(): number;
   /** The connection has a request it can answer now: give it a turn. */
   ready(connection: ControlConnection): void;
   /** The socket is closed. */
@@ -23,6 +29,7 @@ export interface ConnectionHost {
 
 /** What a connection holds, for ControlServer.usage(). */
 export interface ConnectionUsage {
+  streams: number;
   queuedRequests: number;
   queuedRequestBytes: number;
   partialBytes: number;
@@ -66,6 +73,14 @@ export class ControlConnection {
   private lineTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** Streams open on this connection, and those opened by the request being answered. */
+  private readonly streams = new Set<ControlStream>();
+  private opening: ControlStream[] = [];
+  private readonly sink: StreamSink = {
+    canPush: () => this.canPush(),
+    push: (line) => this.sendLine(line),
+    ended: (stream) => this.streamEnded(stream),
+  };
 
   constructor(socket: Socket, id: number, host: ConnectionHost) {
     this.socket = socket;
@@ -104,10 +119,11 @@ export class ControlConnection {
     return this.unflushed > 0 ? 'left its replies unread' : 'stalled mid-request';
   }
 
-  /** How long it has been idle: nothing half-sent, nothing to answer, no reply pending. */
+  /** How long it has been idle: nothing half-sent, nothing to answer, no reply pending, no stream. */
   idleFor(now: number): number | undefined {
     const idle =
       this.state === 'open' &&
+      this.streams.size === 0 &&
       this.lines.partialBytes === 0 &&
       this.head >= this.queue.length &&
       !this.busy &&
@@ -115,8 +131,20 @@ export class ControlConnection {
     return idle ? now - this.lastActive : undefined;
   }
 
+  /**
+   * Opens a stream of notifications to this client (for the request being answered: its items
+   * follow that request's reply). It ends when its source ends it or the connection goes.
+   */
+  openStream<T extends ControlStream['topic']>(topic: T): ControlStream<T> {
+    const stream = new ControlStream(this.host.nextStreamId(), topic, this.sink);
+    this.streams.add(stream);
+    this.opening.push(stream);
+    return stream;
+  }
+
   usage(): ConnectionUsage {
     return {
+      streams: this.streams.size,
       queuedRequests: this.queue.length - this.head,
       queuedRequestBytes: this.queuedBytes,
       partialBytes: this.lines.partialBytes,
@@ -137,7 +165,7 @@ export class ControlConnection {
       this.head = 0;
     }
     this.queuedBytes -= line.length;
-    const reply = this.host.answer(line);
+    const reply = this.host.answer(line, this);
     if (typeof reply === 'object') {
       this.busy = true;
       void reply.then(
@@ -170,6 +198,7 @@ export class ControlConnection {
   /** Tears it down at once (the server is stopping, or a closing one must make room). */
   destroy(): void {
     this.state = 'closing';
+    this.abandonStreams();
     this.socket.destroy();
   }
 
@@ -249,6 +278,12 @@ export class ControlConnection {
   }
 
   private send(reply: Reply): void {
+    this.sendLine(reply);
+    // The streams this request opened start after its reply (a notification has none).
+    for (const stream of this.opening.splice(0)) stream.release();
+  }
+
+  private sendLine(reply: Reply): void {
     if (reply === undefined || this.closing) return;
     const now = Date.now();
     this.lastActive = now;
@@ -267,6 +302,9 @@ export class ControlConnection {
 
   private answered(): void {
     if (this.state === 'finishing' && this.head >= this.queue.length && !this.busy) {
+      // A client that closed its side is gone as far as anyone can tell (a peer that shut down
+      // writing and one that exited look alike until a write fails): its streams end here.
+      for (const stream of [...this.streams]) stream.end('the client closed the connection');
       if (this.parting === undefined) this.end();
       else this.close(this.parting);
     } else this.flow();
@@ -277,6 +315,25 @@ export class ControlConnection {
     this.blockedSince = undefined;
     this.answered();
     if (this.canStep()) this.host.ready(this);
+  }
+
+  /** One more stream line may be buffered: the client takes what it is sent. */
+  private canPush(): boolean {
+    return (
+      (this.state === 'open' || this.state === 'finishing') &&
+      this.socket.writableLength < this.limits.streamBufferBytes
+    );
+  }
+
+  private streamEnded(stream: ControlStream): void {
+    this.streams.delete(stream);
+    const opening = this.opening.indexOf(stream);
+    if (opening >= 0) this.opening.splice(opening, 1);
+  }
+
+  /** Nothing more can be sent: every stream is over. */
+  private abandonStreams(): void {
+    for (const stream of [...this.streams]) stream.abandon();
   }
 
   private replyStalled(): void {
@@ -340,6 +397,7 @@ export class ControlConnection {
 
   private stop(): void {
     this.state = 'closing';
+    this.abandonStreams();
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;
@@ -358,6 +416,7 @@ export class ControlConnection {
 
   private gone(): void {
     this.state = 'closed';
+    this.abandonStreams();
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;

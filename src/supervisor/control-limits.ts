@@ -43,6 +43,13 @@ export const REPLY_STALL_MS = 15_000;
 export const REPLY_BUFFER_BYTES = 64 * 1024;
 
 /**
+ * Stream notifications (events, a trace) buffered in mcrd for one client. Beyond it items are
+ * counted as lost and the client is told how many, rather than mcrd holding more: a subscriber
+ * that reads slowly sees gaps it can count, never a daemon that grows. About 1000 items.
+ */
+export const STREAM_BUFFER_BYTES = 256 * 1024;
+
+/**
  * Requests read from one client and not yet answered. mcrctl sends one at a time; 32 lets a
  * script pipeline usefully. At this count, or at MAX_QUEUED_BYTES of request text, mcrd stops
  * reading that client until it has answered them; the last read (at most 64 KiB) is still taken.
@@ -102,6 +109,7 @@ export interface ControlLimits {
   requestTimeoutMs: number;
   replyStallMs: number;
   replyBufferBytes: number;
+  streamBufferBytes: number;
   maxQueuedRequests: number;
   maxQueuedBytes: number;
   shedStalledAfterMs: number;
@@ -120,6 +128,7 @@ export const CONTROL_LIMITS: Readonly<ControlLimits> = Object.freeze({
   requestTimeoutMs: REQUEST_TIMEOUT_MS,
   replyStallMs: REPLY_STALL_MS,
   replyBufferBytes: REPLY_BUFFER_BYTES,
+  streamBufferBytes: STREAM_BUFFER_BYTES,
   maxQueuedRequests: MAX_QUEUED_REQUESTS,
   maxQueuedBytes: MAX_QUEUED_BYTES,
   shedStalledAfterMs: SHED_STALLED_AFTER_MS,

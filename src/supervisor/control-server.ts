@@ -20,10 +20,19 @@ import {
 } from '../protocol/json-rpc.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import { ControlConnection, type ConnectionHost, type Reply } from './control-connection.js';
+import type { ControlStream } from './control-stream.js';
 import { CONTROL_LIMITS, duration, type ControlLimits } from './control-limits.js';
 import { claimSocketPath, socketPathError } from './socket-path.js';
 
-export type MethodHandler = (params: unknown) => Promise<unknown> | unknown;
+export type MethodHandler = (params: unknown, caller: ControlCaller) => Promise<unknown> | unknown;
+
+/** Who sent a request, for the methods that stream to it. */
+export interface ControlCaller {
+  /** The connection's number, as the logs show it. */
+  readonly client: number;
+  /** Opens a stream of notifications to this client; its items follow the reply. */
+  openStream<T extends ControlStream['topic']>(topic: T): ControlStream<T>;
+}
 
 /** What the control socket holds now, summed over its clients (for tests and diagnostics). */
 export interface ControlUsage {
@@ -36,6 +45,8 @@ export interface ControlUsage {
   partialBytes: number;
   /** Replies buffered in mcrd, not yet taken by the kernel. */
   replyBytes: number;
+  /** Streams open (events, traces). */
+  streams: number;
   /** Read from every client since the server started. */
   bytesRead: number;
 }
@@ -63,6 +74,7 @@ export class ControlServer {
   private readonly turns = new Set<ControlConnection>();
   private pumping = false;
   private nextId = 1;
+  private nextStreamId = 1;
   private bytesReadBefore = 0;
   private refusedUnlogged = 0;
   private refusalLoggedAt = -Infinity;
@@ -81,7 +93,8 @@ export class ControlServer {
     this.host = {
       limits,
       log,
-      answer: (line) => this.answer(line),
+      answer: (line, connection) => this.answer(line, connection),
+      nextStreamId: () => this.nextStreamId++,
       ready: (client) => this.ready(client),
       closed: (client) => this.closed(client),
       notice: (code, message, rpcCode) => this.notice(code, message, rpcCode),
@@ -145,6 +158,7 @@ export class ControlServer {
       queuedRequestBytes: 0,
       partialBytes: 0,
       replyBytes: 0,
+      streams: 0,
       bytesRead: this.bytesReadBefore,
     };
     for (const client of this.clients) {
@@ -153,6 +167,7 @@ export class ControlServer {
       usage.queuedRequestBytes += u.queuedRequestBytes;
       usage.partialBytes += u.partialBytes;
       usage.replyBytes += u.replyBytes;
+      usage.streams += u.streams;
       usage.bytesRead += client.socket.bytesRead;
     }
     for (const client of this.leaving) usage.bytesRead += client.socket.bytesRead;
@@ -179,7 +194,7 @@ export class ControlServer {
     return `${JSON.stringify(errorResponse(null, rpcCode, message, code))}\n`;
   }
 
-  private answer(line: string): Reply | Promise<Reply> {
+  private answer(line: string, connection: ControlConnection): Reply | Promise<Reply> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -192,7 +207,7 @@ export class ControlServer {
     }
     const id = request.id ?? null;
     const notification = !('id' in request);
-    const response = this.dispatch(id, request.method, request.params);
+    const response = this.dispatch(id, request.method, request.params, connection);
     if (response instanceof Promise) return response.then((r) => (notification ? undefined : this.encode(r)));
     return notification ? undefined : this.encode(response);
   }
@@ -345,6 +360,7 @@ export class ControlServer {
     id: string | number | null,
     method: string,
     params: unknown,
+    connection: ControlConnection,
   ): RpcResponse | Promise<RpcResponse> {
     const handler = isMethodName(method) ? this.handlers.get(method) : undefined;
     if (!isMethodName(method) || handler === undefined) {
@@ -355,17 +371,31 @@ export class ControlServer {
         'E_UNKNOWN_METHOD',
       );
     }
+    // Streams a failed request opened never start.
+    const opened: ControlStream[] = [];
+    const caller: ControlCaller = {
+      client: connection.id,
+      openStream: (topic) => {
+        const stream = connection.openStream(topic);
+        opened.push(stream);
+        return stream;
+      },
+    };
+    const failed = (err: unknown): RpcResponse => {
+      for (const stream of opened) stream.abandon();
+      return this.failure(id, method, err);
+    };
     let result: unknown;
     try {
-      result = handler(checkParams(method, params));
+      result = handler(checkParams(method, params), caller);
     } catch (err) {
-      return this.failure(id, method, err);
+      return failed(err);
     }
     // Most methods answer at once; only those that wait (on workers) cost a promise and a timer.
     if (!(result instanceof Promise)) return { jsonrpc: '2.0', id, result };
     return withTimeout(result, this.limits.requestTimeoutMs, method).then(
       (value): RpcResponse => ({ jsonrpc: '2.0', id, result: value }),
-      (err: unknown) => this.failure(id, method, err),
+      failed,
     );
   }
 
