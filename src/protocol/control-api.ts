@@ -61,10 +61,14 @@ export interface RuleCounters {
   drops: Record<string, number>;
   /** Per output, in the rule's output order. */
   outputs: OutputCounters[];
+  /** When the last frame that matched the rule arrived (ISO 8601, wall clock); null before the first. */
+  lastPacketAt: string | null;
 }
 
 export interface OutputCounters {
   packets: number;
+  /** UDP payload bytes of the copies sent. */
+  bytes: number;
   /** Of these, sent on the raw path. */
   raw: number;
   /** Copies the kernel refused (by errno name, e.g. ENOBUFS). */
@@ -121,11 +125,31 @@ export interface WorkerProcessHealth {
   gcMaxPauseMs: number;
   /** Collections that paused longer than 1 ms (diff two snapshots to judge a steady-state window). */
   gcPausesOver1Ms: number;
+  /** CPU time the process used since it started (user + system), in seconds. */
+  cpuSeconds: number;
 }
 
 export interface RuleStatsView extends RuleView {
+  /** Kept by mcrd across worker restarts and reloads: they never go backwards. */
   counters: RuleCounters;
-  rates: { packetsIn: number; bytesIn: number; outputs: number[] };
+  /**
+   * Per second over the last rate interval, on a monotonic clock (0 within two intervals of a
+   * stream stopping): input packets and bytes, and per output (rule order) packets and bytes.
+   */
+  rates: { packetsIn: number; bytesIn: number; outputs: number[]; outputBytes: number[] };
+}
+
+/** What the kernel counted on an interface mcr uses (/sys/class/net/IF/statistics), since it appeared. */
+export interface InterfaceStatsView {
+  name: string;
+  rxPackets: number;
+  /** Received but dropped by the kernel (no buffer, a full backlog, …). */
+  rxDropped: number;
+  /** Dropped by the device before the kernel saw them (rx_missed_errors; 0 where the driver does not count). */
+  rxMissed: number;
+  txPackets: number;
+  txDropped: number;
+  txErrors: number;
 }
 
 export interface WorkerView {
@@ -153,7 +177,8 @@ export interface WorkerStatsView extends WorkerView {
   counters: WorkerCounters;
   /** Null until the worker has reported. */
   health: WorkerProcessHealth | null;
-  rates: { framesSeen: number; forwarded: number };
+  /** Frames per second, and the share of one CPU the process used (0-1) over the rate interval. */
+  rates: { framesSeen: number; forwarded: number; cpu: number };
 }
 
 export interface StatsView {
@@ -162,6 +187,8 @@ export interface StatsView {
   rateInterval: number;
   rules: RuleStatsView[];
   workers: WorkerStatsView[];
+  /** The kernel's own counters for every interface a rule uses (inputs and outputs). */
+  interfaces: InterfaceStatsView[];
 }
 
 /** What a config load or reload changed, and what it could not. */

@@ -43,7 +43,14 @@ export function emptyRuleCounters(outputs: number): RuleCounters {
     packetsIn: 0,
     bytesIn: 0,
     drops: {},
-    outputs: Array.from({ length: outputs }, () => ({ packets: 0, raw: 0, errors: {}, ttlExpired: 0 })),
+    outputs: Array.from({ length: outputs }, () => ({
+      packets: 0,
+      bytes: 0,
+      raw: 0,
+      errors: {},
+      ttlExpired: 0,
+    })),
+    lastPacketAt: null,
   };
 }
 
@@ -58,11 +65,13 @@ export function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): R
       const other = b.outputs[i];
       return {
         packets: o.packets + (other?.packets ?? 0),
+        bytes: o.bytes + (other?.bytes ?? 0),
         raw: o.raw + (other?.raw ?? 0),
         errors: addByName(o.errors, other?.errors ?? {}),
         ttlExpired: o.ttlExpired + (other?.ttlExpired ?? 0),
       };
     }),
+    lastPacketAt: later(base.lastPacketAt, b.lastPacketAt),
   };
 }
 
@@ -71,4 +80,11 @@ function addByName(a: Record<string, number>, b: Record<string, number>): Record
   const sum = { ...a };
   for (const [name, n] of Object.entries(b)) sum[name] = (sum[name] ?? 0) + n;
   return sum;
+}
+
+/** The later of two ISO 8601 times (null: none). */
+function later(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a >= b ? a : b;
 }

@@ -41,19 +41,26 @@ const errnoCounts = countsBy('^E[A-Z0-9]{1,31}$', 64);
 const outputCounters = {
   type: 'object',
   additionalProperties: false,
-  required: ['packets', 'raw', 'errors', 'ttlExpired'],
-  properties: { packets: counter, raw: counter, errors: errnoCounts, ttlExpired: counter },
+  required: ['packets', 'bytes', 'raw', 'errors', 'ttlExpired'],
+  properties: { packets: counter, bytes: counter, raw: counter, errors: errnoCounts, ttlExpired: counter },
 };
 
 const ruleCounters = {
   type: 'object',
   additionalProperties: false,
-  required: ['packetsIn', 'bytesIn', 'drops', 'outputs'],
+  required: ['packetsIn', 'bytesIn', 'drops', 'outputs', 'lastPacketAt'],
   properties: {
     packetsIn: counter,
     bytesIn: counter,
     drops: reasonCounts,
     outputs: { type: 'array', maxItems: MAX_OUTPUTS_PER_RULE, items: outputCounters },
+    // An ISO 8601 time as Date.prototype.toISOString writes it.
+    lastPacketAt: {
+      anyOf: [
+        { type: 'null' },
+        { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' },
+      ],
+    },
   },
 };
 
@@ -84,13 +91,14 @@ const workerCounters = {
 const health = {
   type: 'object',
   additionalProperties: false,
-  required: ['rssBytes', 'gcCount', 'gcTotalMs', 'gcMaxPauseMs', 'gcPausesOver1Ms'],
+  required: ['rssBytes', 'gcCount', 'gcTotalMs', 'gcMaxPauseMs', 'gcPausesOver1Ms', 'cpuSeconds'],
   properties: {
     rssBytes: counter,
     gcCount: counter,
     gcTotalMs: milliseconds,
     gcMaxPauseMs: milliseconds,
     gcPausesOver1Ms: counter,
+    cpuSeconds: { type: 'number', minimum: 0, maximum: 1e12 },
   },
 };
 

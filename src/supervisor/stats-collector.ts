@@ -1,4 +1,4 @@
-import type { RuleCounters, WorkerCounters } from '../protocol/control-api.js';
+import type { RuleCounters } from '../protocol/control-api.js';
 import type { WorkerStatsReport } from '../protocol/worker-messages.js';
 
 export interface StatsSample {
@@ -50,12 +50,18 @@ export function ruleRates(now: RuleCounters, before: RuleCounters | undefined, s
     packetsIn: rate(now.packetsIn, before?.packetsIn, seconds),
     bytesIn: rate(now.bytesIn, before?.bytesIn, seconds),
     outputs: now.outputs.map((o, i) => rate(o.packets, before?.outputs[i]?.packets, seconds)),
+    outputBytes: now.outputs.map((o, i) => rate(o.bytes, before?.outputs[i]?.bytes, seconds)),
   };
 }
 
-export function workerRates(now: WorkerCounters, before: WorkerCounters | undefined, seconds: number) {
+export function workerRates(
+  now: WorkerStatsReport | undefined,
+  before: WorkerStatsReport | undefined,
+  seconds: number,
+) {
   return {
-    framesSeen: rate(now.framesSeen, before?.framesSeen, seconds),
-    forwarded: rate(now.forwarded, before?.forwarded, seconds),
+    framesSeen: rate(now?.worker.framesSeen ?? 0, before?.worker.framesSeen, seconds),
+    forwarded: rate(now?.worker.forwarded ?? 0, before?.worker.forwarded, seconds),
+    cpu: rate(now?.health.cpuSeconds ?? 0, before?.health.cpuSeconds, seconds),
   };
 }

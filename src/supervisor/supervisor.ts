@@ -18,6 +18,7 @@ import { RuleActivation } from './rule-activation.js';
 import type { StoredRule } from './rule-store.js';
 import { RuleTable } from './rule-table.js';
 import { SystemSockets } from './system-sockets.js';
+import { interfaceStatistics } from './interface-statistics.js';
 import { ruleView, statsView, totalRuleCounters } from './views.js';
 import { WorkerPool, type WorkerSlot } from './worker-pool.js';
 
@@ -287,7 +288,15 @@ export class Supervisor {
     const at = Date.now();
     const reports = await this.pool.collect(STATS_TIMEOUT_MS);
     const rules = this.table.list().map((r) => this.ruleView(r));
-    return statsView(at, this.pool.slots, reports, (slot) => this.workerView(slot), rules);
+    const interfaces = interfaceStatistics(
+      this.table
+        .list()
+        .flatMap(({ rule }) => [
+          rule.inputInterface,
+          ...rule.outputs.flatMap((o) => (o.interface === undefined ? [] : [o.interface])),
+        ]),
+    );
+    return statsView(at, this.pool.slots, reports, (slot) => this.workerView(slot), rules, interfaces);
   }
 
   private workerView(slot: WorkerSlot): WorkerView {

@@ -1,5 +1,6 @@
 import { ipv4ToString } from '../packet/ipv4-address.js';
 import type {
+  InterfaceStatsView,
   RuleCounters,
   RuleStatsView,
   RuleView,
@@ -58,6 +59,7 @@ export function statsView(
   reports: readonly (WorkerStatsReport | undefined)[],
   workerView: (slot: WorkerSlot) => WorkerView,
   rules: readonly RuleView[],
+  interfaces: InterfaceStatsView[],
 ): StatsView {
   let rateInterval = 0;
   const ruleNow = new Map<string, RuleCounters>();
@@ -78,15 +80,20 @@ export function statsView(
       ...workerView(slot),
       counters,
       health: report?.health ?? null,
-      rates: workerRates(counters, base?.report.worker, seconds),
+      rates: workerRates(report, base?.report, seconds),
     };
   });
   const ruleStats: RuleStatsView[] = rules.map((view) => ({
     ...view,
     counters: ruleNow.get(view.id) ?? emptyRuleCounters(view.outputs.length),
-    rates: ruleRate.get(view.id) ?? { packetsIn: 0, bytesIn: 0, outputs: view.outputs.map(() => 0) },
+    rates: ruleRate.get(view.id) ?? {
+      packetsIn: 0,
+      bytesIn: 0,
+      outputs: view.outputs.map(() => 0),
+      outputBytes: view.outputs.map(() => 0),
+    },
   }));
-  return { time: new Date(at).toISOString(), rateInterval, rules: ruleStats, workers };
+  return { time: new Date(at).toISOString(), rateInterval, rules: ruleStats, workers, interfaces };
 }
 
 /** Every rule's counters summed over the workers' reports (the final counters, at stop). */
@@ -106,5 +113,6 @@ function addRates(a: Rates, b: Rates): Rates {
     packetsIn: a.packetsIn + b.packetsIn,
     bytesIn: a.bytesIn + b.bytesIn,
     outputs: a.outputs.map((r, i) => r + (b.outputs[i] ?? 0)),
+    outputBytes: a.outputBytes.map((r, i) => r + (b.outputBytes[i] ?? 0)),
   };
 }

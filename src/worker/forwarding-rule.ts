@@ -27,6 +27,8 @@ export class ForwardingRule {
   live: OutputPath[] = [];
   packetsIn = 0;
   bytesIn = 0;
+  /** When the last matched frame was taken (ms since the epoch, to the wakeup); 0: none yet. */
+  lastPacketAt = 0;
   /** Matched frames not relayed at all, by reason (RuleCounters.drops). */
   ownSource = 0;
   ttlExpired = 0;
@@ -52,6 +54,7 @@ export class ForwardingRule {
     const next = new ForwardingRule(rule, outputs);
     next.packetsIn = this.packetsIn;
     next.bytesIn = this.bytesIn;
+    next.lastPacketAt = this.lastPacketAt;
     next.ownSource = this.ownSource;
     next.ttlExpired = this.ttlExpired;
     next.noOutput = this.noOutput;
@@ -87,6 +90,7 @@ export class ForwardingRule {
       bytesIn: this.bytesIn,
       drops,
       outputs: this.outputs.map((o) => o.snapshot()),
+      lastPacketAt: this.lastPacketAt === 0 ? null : new Date(this.lastPacketAt).toISOString(),
     };
   }
 

@@ -166,6 +166,8 @@ export class InputPath {
     let lastSourceOwn = hostAddresses.has(0);
     const position = this.position;
     if (position.unknown && !position.find()) return true;
+    // The rules' last-packet time, to the wakeup (one clock read per drain, a store per frame).
+    const now = Date.now();
 
     for (let b = 0; b < this.settings.batchesPerWakeup; b++) {
       const first = position.cursor;
@@ -242,6 +244,7 @@ export class InputPath {
         }
         rule.packetsIn++;
         rule.bytesIn += parsed.payloadLength;
+        rule.lastPacketAt = now;
         // A frame from one of this host's addresses is a loop: never relay it, whatever its TTL.
         // One Set lookup (~5 ns) when the source differs from the previous frame's, else none.
         if (source !== lastSource) {

@@ -31,8 +31,9 @@ function rawTemplate(spec: RawEgressSpec): Uint8Array {
 class RawPath {
   fd: number;
   readonly batch: MessageBatch;
-  /** For each message of the batch, which frame of the input's batch it copies. */
+  /** For each message of the batch, which frame of the input's batch it copies, and its payload length. */
   readonly frames: Int32Array;
+  readonly lengths: Int32Array;
   private readonly headers: NativeMemory;
   sums: EgressSums;
   /** Larger payloads would exceed the link MTU: they take the socket path, which fragments. */
@@ -43,6 +44,7 @@ class RawPath {
     this.fd = fd;
     this.batch = new MessageBatch(capacity, 2);
     this.frames = new Int32Array(capacity);
+    this.lengths = new Int32Array(capacity);
     this.headers = allocateNative(capacity * HEADER_STRIDE);
     this.sums = { ipFixed: 0, pseudoFixed: 0 };
     this.maxPayload = 0;
@@ -70,6 +72,7 @@ class RawPath {
     frame: number,
   ): void {
     this.frames[this.batch.count] = frame;
+    this.lengths[this.batch.count] = payloadLength;
     const offset = this.batch.count * HEADER_STRIDE;
     patchEgressHeader(this.headers.bytes, offset, payloadLength, this.nextId, ttl, tos, this.sums);
     this.nextId = (this.nextId + 1) & 0xffff;
@@ -113,8 +116,9 @@ class RawPath {
 class SocketPath {
   fd = -1;
   readonly batch: MessageBatch;
-  /** For each message of the batch, which frame of the input's batch it copies. */
+  /** For each message of the batch, which frame of the input's batch it copies, and its payload length. */
   readonly frames: Int32Array;
+  readonly lengths: Int32Array;
   /** What the socket applies to a copy without options; -1: unknown (every copy says its own). */
   private ttl = -1;
   private tos = -1;
@@ -128,6 +132,7 @@ class SocketPath {
   constructor(capacity: number) {
     this.batch = new MessageBatch(capacity, 1, true);
     this.frames = new Int32Array(capacity);
+    this.lengths = new Int32Array(capacity);
   }
 
   /** Takes a socket and sets its TTL and TOS to what most copies will carry. */
@@ -149,6 +154,7 @@ class SocketPath {
     frame: number,
   ): void {
     this.frames[this.batch.count] = frame;
+    this.lengths[this.batch.count] = payloadLength;
     const ttlOption = ttl === this.ttl ? 0 : ttl;
     const tosOption = tos === this.tos ? -1 : tos;
     if (ttlOption !== 0 || tosOption >= 0) {
@@ -208,6 +214,8 @@ export class OutputPath {
   /** The output's DSCP shifted into the TOS byte, or -1 to keep the input's. */
   readonly dscpBits: number;
   packets = 0;
+  /** UDP payload bytes of the copies sent. */
+  bytes = 0;
   rawPackets = 0;
   /** Copies not sent because their TTL would have been 0. */
   ttlExpired = 0;
@@ -292,14 +300,15 @@ export class OutputPath {
     let refused = 0;
     const raw = this.raw;
     if (raw !== undefined && raw.batch.count > 0) {
-      const sent = this.send(raw.fd, raw.batch, raw.frames, copiesLeft);
+      const sent = this.send(raw.fd, raw.batch, raw.frames, raw.lengths, copiesLeft);
       this.rawPackets += sent;
       refused += raw.batch.count - sent;
       raw.batch.count = 0;
     }
     const socket = this.socket;
     if (socket.batch.count > 0) {
-      refused += socket.batch.count - this.send(socket.fd, socket.batch, socket.frames, copiesLeft);
+      refused +=
+        socket.batch.count - this.send(socket.fd, socket.batch, socket.frames, socket.lengths, copiesLeft);
       socket.adapt();
       socket.batch.count = 0;
     }
@@ -310,14 +319,21 @@ export class OutputPath {
    * Sends a batch; a refused copy is counted under its errno and taken off its frame's count of
    * copies (copiesLeft, by the frame's index in the input's batch). Returns how many were sent.
    */
-  private send(fd: number, batch: MessageBatch, frames: Int32Array, copiesLeft: Int32Array): number {
+  private send(
+    fd: number,
+    batch: MessageBatch,
+    frames: Int32Array,
+    lengths: Int32Array,
+    copiesLeft: Int32Array,
+  ): number {
     let from = 0;
     let sent = 0;
+    let bytes = 0;
     while (from < batch.count) {
       const n = batch.send(fd, from, MSG_DONTWAIT);
       if (n > 0) {
         sent += n;
-        from += n;
+        for (const end = from + n; from < end; from++) bytes += lengths[from]!;
         continue;
       }
       const errno = -n;
@@ -329,12 +345,14 @@ export class OutputPath {
       from++;
     }
     this.packets += sent;
+    this.bytes += bytes;
     return sent;
   }
 
   snapshot(): OutputCounters {
     return {
       packets: this.packets,
+      bytes: this.bytes,
       raw: this.rawPackets,
       errors: { ...this.errors },
       ttlExpired: this.ttlExpired,

@@ -31,10 +31,15 @@ export class ProcessHealth {
       gcTotalMs: this.totalMs,
       gcMaxPauseMs: this.maxMs,
       gcPausesOver1Ms: this.over1Ms,
+      cpuSeconds: cpuSeconds(process.cpuUsage()),
     };
   }
 
   stop(): void {
     this.observer.disconnect();
   }
+}
+
+function cpuSeconds(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1e6;
 }

@@ -29,7 +29,14 @@ function report(): WorkerStatsReport {
   return {
     // The worker's own counters, as it makes them.
     worker: new WorkerCounterSet().snapshot(),
-    health: { rssBytes: 50_000_000, gcCount: 2, gcTotalMs: 3.5, gcMaxPauseMs: 2.25, gcPausesOver1Ms: 1 },
+    health: {
+      rssBytes: 50_000_000,
+      gcCount: 2,
+      gcTotalMs: 3.5,
+      gcMaxPauseMs: 2.25,
+      gcPausesOver1Ms: 1,
+      cpuSeconds: 0.5,
+    },
     rules: { 'r-0123456789ab': rule },
   };
 }

@@ -15,13 +15,14 @@ function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): Ru
     packetsIn,
     bytesIn,
     drops: {},
-    outputs: outputs.map((packets) => ({ packets, raw: 0, errors: {}, ttlExpired: 0 })),
+    outputs: outputs.map((packets) => ({ packets, bytes: packets * 100, raw: 0, errors: {}, ttlExpired: 0 })),
+    lastPacketAt: null,
   };
 }
 
-function report(framesSeen: number): WorkerStatsReport {
-  const health = { rssBytes: 0, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0, gcPausesOver1Ms: 0 };
-  return { worker: worker(framesSeen, framesSeen), health, rules: {} };
+function report(framesSeen: number, forwarded = framesSeen, cpuSeconds = 0): WorkerStatsReport {
+  const health = { rssBytes: 0, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0, gcPausesOver1Ms: 0, cpuSeconds };
+  return { worker: worker(framesSeen, forwarded), health, rules: {} };
 }
 
 // ---------------------------------------------------------------- rate
@@ -50,7 +51,12 @@ test('rate is 0 for a zero or negative interval', () => {
 test('ruleRates gives packets, bytes and per-output rates', () => {
   const now = ruleCounters(1100, 110_000, [1100, 550]);
   const before = ruleCounters(100, 10_000, [100, 50]);
-  assert.deepEqual(ruleRates(now, before, 2), { packetsIn: 500, bytesIn: 50_000, outputs: [500, 250] });
+  assert.deepEqual(ruleRates(now, before, 2), {
+    packetsIn: 500,
+    bytesIn: 50_000,
+    outputs: [500, 250],
+    outputBytes: [50_000, 25_000],
+  });
 });
 
 test('ruleRates without a baseline is all zeros, one per output', () => {
@@ -58,17 +64,18 @@ test('ruleRates without a baseline is all zeros, one per output', () => {
     packetsIn: 0,
     bytesIn: 0,
     outputs: [0, 0, 0],
+    outputBytes: [0, 0, 0],
   });
 });
 
 test('ruleRates gives 0 for an output the baseline did not have', () => {
   const r = ruleRates(ruleCounters(20, 2000, [20, 5]), ruleCounters(10, 1000, [10]), 1);
-  assert.deepEqual(r, { packetsIn: 10, bytesIn: 1000, outputs: [10, 0] });
+  assert.deepEqual(r, { packetsIn: 10, bytesIn: 1000, outputs: [10, 0], outputBytes: [1000, 0] });
 });
 
 test('ruleRates gives 0 for a counter that went backwards, per counter', () => {
   const r = ruleRates(ruleCounters(5, 3000, [5, 30]), ruleCounters(10, 1000, [10, 10]), 1);
-  assert.deepEqual(r, { packetsIn: 0, bytesIn: 2000, outputs: [0, 20] });
+  assert.deepEqual(r, { packetsIn: 0, bytesIn: 2000, outputs: [0, 20], outputBytes: [0, 2000] });
 });
 
 test('ruleRates with zero seconds is all zeros', () => {
@@ -76,19 +83,22 @@ test('ruleRates with zero seconds is all zeros', () => {
     packetsIn: 0,
     bytesIn: 0,
     outputs: [0],
+    outputBytes: [0],
   });
 });
 
-test('workerRates gives frames seen and forwarded per second', () => {
-  assert.deepEqual(workerRates(worker(3000, 2000), worker(1000, 1000), 4), {
+test('workerRates gives frames seen and forwarded per second, and the share of a CPU', () => {
+  assert.deepEqual(workerRates(report(3000, 2000, 3), report(1000, 1000, 1), 4), {
     framesSeen: 500,
     forwarded: 250,
+    cpu: 0.5,
   });
 });
 
 test('workerRates without a baseline or across a restart is 0', () => {
-  assert.deepEqual(workerRates(worker(3000, 2000), undefined, 1), { framesSeen: 0, forwarded: 0 });
-  assert.deepEqual(workerRates(worker(10, 10), worker(1000, 900), 1), { framesSeen: 0, forwarded: 0 });
+  const zero = { framesSeen: 0, forwarded: 0, cpu: 0 };
+  assert.deepEqual(workerRates(report(3000, 2000), undefined, 1), zero);
+  assert.deepEqual(workerRates(report(10, 10), report(1000, 900), 1), zero);
 });
 
 // ---------------------------------------------------------------- StatsCollector
@@ -176,8 +186,9 @@ test('baseline and rates together: a worker at 1000 frames/s', () => {
   const base = c.baseline(at)!;
   const seconds = (at - base.at) / 1000;
   assert.equal(base.at, 3000);
-  assert.deepEqual(workerRates(worker(3500, 3500), base.report.worker, seconds), {
+  assert.deepEqual(workerRates(report(3500, 3500), base.report, seconds), {
     framesSeen: 1000,
     forwarded: 1000,
+    cpu: 0,
   });
 });

@@ -67,7 +67,7 @@ function start(): { child: FakeChild; worker: WorkerProcess; logs: { msg: string
 
 const report = (): WorkerStatsReport => ({
   worker: emptyWorkerCounters(),
-  health: { rssBytes: 1, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0, gcPausesOver1Ms: 0 },
+  health: { rssBytes: 1, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0, gcPausesOver1Ms: 0, cpuSeconds: 0 },
   rules: {},
 });
 
