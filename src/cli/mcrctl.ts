@@ -3,6 +3,7 @@ import { ControlClient } from '../protocol/control-client.js';
 import { errorKind } from '../protocol/error-codes.js';
 import { PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import { ConfigInvalid, registerConfigCommands } from './mcrctl-config.js';
+import { registerEventsCommand } from './mcrctl-events.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js';
 import { parseOutputList } from '../rules/output-syntax.js';
 import { validateRule } from '../rules/validate-rule.js';
@@ -29,7 +30,7 @@ const program = new Command('mcrctl')
       'Examples:\n' +
       '  mcrctl add --input-interface eth0 --input-group 239.1.1.1 --input-port 5000 \\\n' +
       '             --outputs 239.2.2.2:6000:eth1,10.0.9.7:7000:eth2 --name cam1\n' +
-      '  mcrctl list\n  mcrctl stats\n  mcrctl remove --name cam1',
+      '  mcrctl list\n  mcrctl stats\n  mcrctl events\n  mcrctl remove --name cam1',
   );
 
 program
@@ -196,6 +197,14 @@ program
 registerConfigCommands(program, {
   call: (method, params) => call(method, params),
   print: (json, text) => print(json, text),
+});
+
+registerEventsCommand(program, {
+  connect: async () => {
+    await connect();
+    return client!;
+  },
+  json: () => program.opts<GlobalOptions>().json === true,
 });
 
 /** Digits become a number; anything else goes on as typed, for validation to name it. */

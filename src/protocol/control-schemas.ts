@@ -68,6 +68,18 @@ const schemas: Record<MethodName, object> = {
   },
   'config.reload': empty,
   'log.get': empty,
+  'events.subscribe': {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      types: {
+        type: 'array',
+        maxItems: 32,
+        items: { type: 'string', pattern: '^[a-z]+(\\.[a-z]+)?$', maxLength: 32 },
+      },
+      last: { type: 'integer', minimum: 0, maximum: 1000 },
+    },
+  },
   'log.set': {
     type: 'object',
     additionalProperties: false,

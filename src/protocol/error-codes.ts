@@ -102,6 +102,11 @@ export const ERROR_CODES = {
     kind: 'connection',
     meaning: 'every client slot is taken by clients that are working',
   },
+  E_TOO_MANY_SUBSCRIBERS: {
+    kind: 'connection',
+    meaning: 'as many clients follow the events as mcrd serves at once',
+  },
+  E_UNKNOWN_EVENT_TYPE: { kind: 'usage', meaning: 'not an event type (see mcrctl events --help)' },
   E_CLIENT_SHED: { kind: 'connection', meaning: 'a stalled or idle client closed to make room for another' },
   E_TIMEOUT: { kind: 'connection', meaning: 'no answer in time' },
   E_PROTOCOL: { kind: 'connection', meaning: 'mcrd sent something that is not the protocol' },

@@ -14,6 +14,7 @@ import {
 } from './config-file.js';
 import { renderRules } from './config-render.js';
 import { planReload } from './reload-plan.js';
+import type { RuleChangeEvents } from './rule-events.js';
 import type { RuleTable } from './rule-table.js';
 import { readRuntimeRules } from './state-file.js';
 
@@ -28,10 +29,9 @@ export interface ConfigServiceOptions {
    * applying what can change at once (the log level).
    */
   applySettings: (settings: ConfigSettings) => string[];
+  /** What a load or reload changed is an event (config.applied); who asked, its cause. */
+  events: Pick<RuleChangeEvents, 'configApplied'>;
 }
-
-/** Who asked for a reload, for the log and the events. */
-export type ReloadCause = 'SIGHUP' | 'control client';
 
 /**
  * The config file and the state directory: rules from both at start, hitless reloads (only the
@@ -43,6 +43,7 @@ export class ConfigService {
   private readonly configPath: string | undefined;
   private readonly stateDirectory: string | undefined;
   private readonly applySettings: (settings: ConfigSettings) => string[];
+  private readonly events: Pick<RuleChangeEvents, 'configApplied'>;
 
   constructor(options: ConfigServiceOptions) {
     this.table = options.table;
@@ -50,6 +51,7 @@ export class ConfigService {
     this.configPath = options.configPath;
     this.stateDirectory = options.stateDirectory;
     this.applySettings = options.applySettings;
+    this.events = options.events;
   }
 
   /**
@@ -84,7 +86,7 @@ export class ConfigService {
   }
 
   /** SIGHUP, mcrctl config reload: the config file again, only its difference applied. */
-  reloadFile(cause: ReloadCause): ReloadResult {
+  reloadFile(): ReloadResult {
     if (this.configPath === undefined) {
       throw new ControlError(
         'E_NO_CONFIG',
@@ -95,7 +97,7 @@ export class ConfigService {
     try {
       const read = readConfigFile(this.configPath);
       if (!read.ok) throw invalid(this.configPath, read.problems);
-      return this.apply(read.config, this.configPath, false, cause);
+      return this.apply(read.config, this.configPath, false);
     } finally {
       notifySystemd('READY=1\nSTATUS=serving');
     }
@@ -105,7 +107,7 @@ export class ConfigService {
   loadText(text: string, source: string, replace: boolean): ReloadResult {
     const parsed = parseConfig(text, source);
     if (!parsed.ok) throw invalid(source, parsed.problems);
-    return this.apply(parsed.config, source, replace, 'control client');
+    return this.apply(parsed.config, source, replace);
   }
 
   /** Every running rule as a config document. */
@@ -155,24 +157,13 @@ export class ConfigService {
     return this.table.list().map((s) => s.rule);
   }
 
-  private apply(config: ConfigFile, source: string, replace: boolean, cause: ReloadCause): ReloadResult {
+  private apply(config: ConfigFile, source: string, replace: boolean): ReloadResult {
     const desired = config.rules.map((r) => validateRule(r));
     const plan = planReload(this.table.running(), desired, replace);
     const report = this.table.apply(plan);
     const needsRestart = this.applySettings(config.settings);
     const result: ReloadResult = { source, ...report, warnings: config.warnings, needsRestart };
-    this.log.info(
-      {
-        cause,
-        source,
-        added: report.added,
-        removed: report.removed,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        needsRestart,
-      },
-      'config applied',
-    );
+    this.events.configApplied(result);
     return result;
   }
 }

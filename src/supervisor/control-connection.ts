@@ -4,6 +4,8 @@ import { MAX_LINE_BYTES, RPC_INVALID_REQUEST } from '../protocol/json-rpc.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import { duration, type ControlLimits } from './control-limits.js';
 import { ControlStream, type StreamSink } from './control-stream.js';
+import { controlPeer } from './control-peer.js';
+import type { PeerCredentials } from '../sys/peer-credentials.js';
 
 /** The reply to one request line, serialised with its newline; none for a notification. */
 export type Reply = string | undefined;
@@ -47,6 +49,8 @@ export class ControlConnection {
   readonly socket: Socket;
   /** For the logs. */
   readonly id: number;
+  /** The process that connected, as the kernel recorded it (null if it did not say). */
+  readonly peer: PeerCredentials | null;
   private readonly host: ConnectionHost;
   private readonly limits: ControlLimits;
   private readonly lines = new LineSplitter(MAX_LINE_BYTES);
@@ -85,6 +89,7 @@ export class ControlConnection {
   constructor(socket: Socket, id: number, host: ConnectionHost) {
     this.socket = socket;
     this.id = id;
+    this.peer = controlPeer(socket);
     this.host = host;
     this.limits = host.limits;
     this.lastHeard = this.lastActive = Date.now();

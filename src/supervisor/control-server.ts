@@ -30,6 +30,8 @@ export type MethodHandler = (params: unknown, caller: ControlCaller) => Promise<
 export interface ControlCaller {
   /** The connection's number, as the logs show it. */
   readonly client: number;
+  /** The process that connected (SO_PEERCRED), null if the kernel did not say. */
+  readonly peer: { pid: number; uid: number } | null;
   /** Opens a stream of notifications to this client; its items follow the reply. */
   openStream<T extends ControlStream['topic']>(topic: T): ControlStream<T>;
 }
@@ -375,6 +377,7 @@ export class ControlServer {
     const opened: ControlStream[] = [];
     const caller: ControlCaller = {
       client: connection.id,
+      peer: connection.peer,
       openStream: (topic) => {
         const stream = connection.openStream(topic);
         opened.push(stream);

@@ -21,8 +21,8 @@ export interface InterfaceMonitorEvents {
   vanished: [name: string];
   /** It went up or down (administratively or by carrier). */
   link: [state: InterfaceState];
-  /** Its IPv4 addresses changed. */
-  addresses: [state: InterfaceState];
+  /** Its IPv4 addresses changed: `address` came (added) or went. */
+  addresses: [state: InterfaceState, address: number, added: boolean];
   /** Its MTU changed. */
   mtu: [state: InterfaceState];
 }
@@ -90,7 +90,7 @@ export class InterfaceMonitor extends EventEmitter<InterfaceMonitorEvents> {
         if (event.deleted === had) {
           if (event.deleted) state.addresses.delete(event.address);
           else state.addresses.add(event.address);
-          this.emit('addresses', state);
+          this.emit('addresses', state, event.address, !event.deleted);
         }
         break;
       }

@@ -291,7 +291,8 @@ export class RuleActivation {
     if (inputProblem(this.links, state.rule, false) !== null) return;
     try {
       this.activate(state, false);
-      this.log.info({ rule: state.rule.id, name: state.rule.name }, `rule active: ${why}`);
+      // The rule.state event says it to the operator.
+      this.log.debug({ rule: state.rule.id, name: state.rule.name }, `rule active: ${why}`);
     } catch (err) {
       state.failure = `its input could not be opened: ${(err as Error).message}`;
       this.log.error({ err, rule: state.rule.id }, 'rule could not be activated; it keeps waiting');
@@ -317,7 +318,7 @@ export class RuleActivation {
     const why = inputProblem(this.links, rule, true);
     if (why !== null) {
       this.deactivate(state);
-      this.log.warn({ rule: rule.id, name: rule.name, why }, 'rule is waiting again');
+      this.log.debug({ rule: rule.id, name: rule.name, why }, 'rule is waiting again');
       return;
     }
     rule.outputs.forEach((output, i) => {

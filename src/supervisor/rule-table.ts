@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { ipv4ToString } from '../packet/ipv4-address.js';
-import { describeInput, describeOutput, type Rule } from '../rules/rule.js';
+import type { Rule } from '../rules/rule.js';
 import { RuleError } from '../rules/rule-error.js';
 import type { Links } from './links.js';
 import type { ReloadPlan, RuleOrigin, RunningRule } from './reload-plan.js';
 import type { RuleActivation } from './rule-activation.js';
+import type { RuleChangeEvents } from './rule-events.js';
 import { RuleStore, type StoredRule } from './rule-store.js';
 import { writeRuntimeRules } from './state-file.js';
 
@@ -23,6 +24,8 @@ export interface RuleTableOptions {
   log: Logger;
   /** Where runtime rules are kept across restarts; undefined: they are not. */
   stateDirectory: string | undefined;
+  /** Each change is an event (and so a log line). */
+  events: RuleChangeEvents;
 }
 
 /**
@@ -35,6 +38,7 @@ export class RuleTable {
   private readonly links: Links;
   private readonly log: Logger;
   private readonly stateDirectory: string | undefined;
+  private readonly events: RuleChangeEvents;
   /** While set (batch), changes are not written one by one: the batch writes once at its end. */
   private batching = false;
 
@@ -43,6 +47,7 @@ export class RuleTable {
     this.links = options.links;
     this.log = options.log;
     this.stateDirectory = options.stateDirectory;
+    this.events = options.events;
   }
 
   list(): StoredRule[] {
@@ -75,16 +80,7 @@ export class RuleTable {
     }
     this.activation.add(rule, strict);
     const stored = this.store.add(rule, origin);
-    this.log.info(
-      {
-        rule: rule.id,
-        name: rule.name,
-        origin,
-        input: describeInput(rule),
-        outputs: rule.outputs.map(describeOutput),
-      },
-      'rule added',
-    );
+    this.events.ruleAdded(stored);
     if (origin === 'runtime') this.persist();
     return stored;
   }
@@ -93,7 +89,7 @@ export class RuleTable {
     const stored = this.store.find(selector);
     this.activation.remove(stored.rule.id);
     this.store.remove(stored.rule.id);
-    this.log.info({ rule: stored.rule.id, name: stored.rule.name, origin: stored.origin }, 'rule removed');
+    this.events.ruleRemoved(stored);
     if (stored.origin === 'runtime') this.persist();
     return stored;
   }
@@ -129,17 +125,7 @@ export class RuleTable {
     for (const rule of plan.remove) this.remove({ id: rule.id });
     for (const update of plan.update) {
       if (!update.renameOnly) this.activation.update(update.rule, update.previous);
-      this.store.replace(update.rule, 'config');
-      this.log.info(
-        {
-          rule: update.rule.id,
-          name: update.rule.name,
-          outputs: update.rule.outputs.map(describeOutput),
-          kept: update.previous.filter((i) => i >= 0).length,
-          removed: update.removedOutputs,
-        },
-        update.renameOnly ? 'rule renamed' : 'rule outputs changed',
-      );
+      this.events.ruleUpdated(this.store.replace(update.rule, 'config'), update.renameOnly);
     }
     for (const id of plan.unchanged) this.store.replace(this.store.find({ id }).rule, 'config');
     for (const rule of plan.add) this.add(rule, 'config', false);

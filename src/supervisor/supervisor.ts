@@ -9,14 +9,16 @@ import type { Account } from '../sys/privileges.js';
 import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
 import { notifySystemd } from '../sys/systemd-notify.js';
 import type { ConfigFile, ConfigSettings } from './config-file.js';
-import { ConfigService, type ReloadCause } from './config-service.js';
+import { ConfigService } from './config-service.js';
 import { ControlServer, type MethodHandler } from './control-server.js';
 import { claimSocketPath } from './socket-path.js';
 import { forgetRule, tryDenied } from './fault-injection.js';
 import { InterfaceMonitor } from './interface-monitor.js';
-import { RuleActivation } from './rule-activation.js';
+import { RuleActivation, type LinkChange } from './rule-activation.js';
 import type { StoredRule } from './rule-store.js';
+import { clientCause, linkCause, signalCause } from './rule-events.js';
 import { RuleTable } from './rule-table.js';
+import { clientOf, SupervisorEvents } from './supervisor-events.js';
 import { SystemSockets } from './system-sockets.js';
 import { interfaceStatistics } from './interface-statistics.js';
 import { ruleView, statsView, totalRuleCounters } from './views.js';
@@ -69,6 +71,7 @@ export class Supervisor {
   private readonly table: RuleTable;
   private readonly config: ConfigService;
   private readonly pool: WorkerPool;
+  private readonly events: SupervisorEvents;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
@@ -79,6 +82,16 @@ export class Supervisor {
     this.log = options.log;
     this.sockets = new SystemSockets(options.log, options.workers, options.fanout, options.qdiscBypass);
     this.interfaces = new InterfaceMonitor(options.log);
+    this.events = new SupervisorEvents({
+      log: options.log,
+      rules: () => this.table.list(),
+      view: (id) => this.activation.view(id),
+      ruleCounters: () =>
+        this.pool.slots.flatMap((s) => {
+          const report = s.stats.latest()?.report;
+          return report ? [{ worker: s.id, rules: report.rules }] : [];
+        }),
+    });
     this.pool = new WorkerPool({
       count: options.workers,
       cpus: options.cpus,
@@ -91,6 +104,7 @@ export class Supervisor {
       settings: options.settings,
       log: options.log,
       sync: (id) => this.activation.syncWorker(id),
+      events: this.events.workers,
     });
     this.activation = new RuleActivation({
       links: this.interfaces,
@@ -107,6 +121,7 @@ export class Supervisor {
       links: this.interfaces,
       log: options.log,
       stateDirectory: options.stateDirectory,
+      events: this.events.rules,
     });
     this.config = new ConfigService({
       table: this.table,
@@ -114,6 +129,7 @@ export class Supervisor {
       configPath: options.configPath,
       stateDirectory: options.stateDirectory,
       applySettings: options.applySettings,
+      events: this.events.rules,
     });
     this.followInterfaces();
   }
@@ -125,10 +141,14 @@ export class Supervisor {
     try {
       await supervisor.interfaces.ready;
       await supervisor.pool.ready(WORKER_START_TIMEOUT_MS);
-      supervisor.config.loadAtStart(options.config);
+      supervisor.events.rules.atStart(options.configPath, options.stateDirectory, () =>
+        supervisor.config.loadAtStart(options.config),
+      );
       supervisor.server = await ControlServer.listen(options.socketPath, supervisor.handlers(), options.log);
       supervisor.setSocketAccess();
+      supervisor.events.start();
     } catch (err) {
+      supervisor.events.stop();
       await supervisor.pool.stop(1000);
       supervisor.interfaces.close();
       supervisor.activation.close();
@@ -162,9 +182,11 @@ export class Supervisor {
   }
 
   /** SIGHUP: the config file again, only what changed applied; a bad file changes nothing. */
-  reload(cause: ReloadCause): void {
+  reload(signal: string): void {
     try {
-      this.config.reloadFile(cause);
+      this.events.rules.because(signalCause(signal, this.options.configPath ?? null), () =>
+        this.config.reloadFile(),
+      );
     } catch (err) {
       this.log.error({ code: (err as { code?: string }).code }, (err as Error).message);
     }
@@ -173,6 +195,7 @@ export class Supervisor {
   /** Stops serving, drains the workers, logs the final counters and releases every socket. */
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
+    this.events.stop();
     await this.server?.close();
     const final = await this.pool.collect(STATS_TIMEOUT_MS);
     this.log.info(
@@ -197,8 +220,20 @@ export class Supervisor {
         }),
       ],
       ['version', (p) => this.version(p as ParamsOf<'version'>)],
-      ['rules.add', (p) => ({ rule: this.addRule(p as RuleRequest) })],
-      ['rules.remove', (p) => ({ removed: this.removeRule(p as { id?: string; name?: string }) })],
+      [
+        'rules.add',
+        (p, caller) =>
+          this.events.rules.because(clientCause('control-client', clientOf(caller)), () => ({
+            rule: this.addRule(p as RuleRequest),
+          })),
+      ],
+      [
+        'rules.remove',
+        (p, caller) =>
+          this.events.rules.because(clientCause('control-client', clientOf(caller)), () => ({
+            removed: this.removeRule(p as { id?: string; name?: string }),
+          })),
+      ],
       ['rules.list', () => ({ rules: this.table.list().map((r) => this.ruleView(r)) })],
       ['stats.get', () => this.stats()],
       ['workers.list', () => ({ workers: this.pool.slots.map((slot) => this.workerView(slot)) })],
@@ -206,12 +241,22 @@ export class Supervisor {
       ['config.save', () => this.config.save()],
       [
         'config.load',
-        (p) => {
+        (p, caller) => {
           const { text, source, replace } = p as ParamsOf<'config.load'>;
-          return this.config.loadText(text, source, replace === true);
+          return this.events.rules.because(clientCause('config-load', clientOf(caller), source), () =>
+            this.config.loadText(text, source, replace === true),
+          );
         },
       ],
-      ['config.reload', () => this.config.reloadFile('control client')],
+      [
+        'config.reload',
+        (_p, caller) =>
+          this.events.rules.because(
+            clientCause('config-reload', clientOf(caller), this.options.configPath ?? null),
+            () => this.config.reloadFile(),
+          ),
+      ],
+      ['events.subscribe', (p, caller) => this.events.subscribe(p as ParamsOf<'events.subscribe'>, caller)],
       ['log.get', () => this.logLevels()],
       ['log.set', (p) => this.setLogLevel(p as ParamsOf<'log.set'>)],
       ...(this.options.debugMethods
@@ -264,19 +309,34 @@ export class Supervisor {
     return this.logLevels();
   }
 
-  /** Every change of an interface re-evaluates the rules, whether it is their input or an output. */
+  /**
+   * Every change of an interface is an event, and re-evaluates the rules, whether it is their
+   * input or an output (the rule states it moves are events caused by it).
+   */
   private followInterfaces(): void {
-    this.interfaces.on('appeared', (state) => this.activation.linkChanged(state.name, 'appeared'));
-    this.interfaces.on('vanished', (name) => this.activation.linkChanged(name, 'vanished'));
-    this.interfaces.on('link', (state) => {
-      const level = state.running ? 'info' : 'warn';
-      this.log[level]({ interface: state.name, up: state.up, running: state.running }, 'link state changed');
-      this.activation.linkChanged(state.name, 'link');
+    const { interfaces, activation } = this;
+    const { rules, interfaces: events } = this.events;
+    const changed = (name: string, change: LinkChange): void =>
+      rules.because(linkCause(name), () => activation.linkChanged(name, change));
+    interfaces.on('appeared', (state) => {
+      events.appeared(state);
+      changed(state.name, 'appeared');
     });
-    this.interfaces.on('addresses', (state) => this.activation.linkChanged(state.name, 'addresses'));
-    this.interfaces.on('mtu', (state) => {
-      this.log.info({ interface: state.name, mtu: state.mtu }, 'MTU changed');
-      this.activation.linkChanged(state.name, 'mtu');
+    interfaces.on('vanished', (name) => {
+      events.vanished(name);
+      changed(name, 'vanished');
+    });
+    interfaces.on('link', (state) => {
+      events.link(state);
+      changed(state.name, 'link');
+    });
+    interfaces.on('addresses', (state, address, added) => {
+      events.address(state, address, added);
+      changed(state.name, 'addresses');
+    });
+    interfaces.on('mtu', (state) => {
+      events.mtu(state);
+      changed(state.name, 'mtu');
     });
   }
 

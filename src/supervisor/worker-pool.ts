@@ -3,6 +3,7 @@ import type { DataPlaneSettings, SupervisorMessage, WorkerStatsReport } from '..
 import type { Account } from '../sys/privileges.js';
 import { restartDelay, type RestartHistory } from './restart-policy.js';
 import { StatsCollector } from './stats-collector.js';
+import type { WorkerLifeEvents } from './worker-events.js';
 import { WorkerProcess, type WorkerLauncher } from './worker-process.js';
 
 export interface WorkerPoolOptions {
@@ -21,6 +22,8 @@ export interface WorkerPoolOptions {
   /** Re-sends every rule to a worker whose rules drifted (after a rules.reset). */
   resyncRules: (workerId: number) => void;
   expectedRulesHash: () => string;
+  /** Starts, exits, restarts and re-syncs are events (and so log lines). */
+  events: WorkerLifeEvents;
   /** How worker processes are started (by default: this Node binary runs `entry`). */
   launch?: WorkerLauncher;
   /** A monotonic clock in ms; performance.now by default. */
@@ -151,21 +154,19 @@ export class WorkerPool {
     return worker;
   }
 
-  /** A worker's first heartbeat answer: if it replaced one that died, the slot has recovered. */
+  /** A worker's first heartbeat answer: it runs; if it replaced one that died, the slot has recovered. */
   private onAlive(id: number, worker: WorkerProcess): void {
     const slot = this.slots[id];
-    if (slot?.process !== worker || slot.downSince === undefined) return;
-    const downMs = Math.round(this.now() - slot.downSince);
+    if (slot?.process !== worker) return;
+    const downMs = slot.downSince === undefined ? null : Math.round(this.now() - slot.downSince);
     slot.downSince = undefined;
-    this.options.log.info(
-      { worker: id, pid: worker.pid, downMs, restarts: slot.restarts },
-      'worker recovered',
-    );
+    this.options.events.workerUp(id, worker.pid, slot.restarts, downMs);
   }
 
   /** Rule updates were coalesced while the worker was behind; it has caught up: send them whole. */
   private onCaughtUp(id: number): void {
-    this.options.log.info({ worker: id }, 'worker caught up on its channel; re-sending its rules');
+    const slot = this.slots[id]!;
+    this.options.events.workerResynced(id, slot.process.pid, slot.restarts, 'caught-up');
     this.send(id, { type: 'rules.reset' });
     this.options.resyncRules(id);
   }
@@ -173,10 +174,8 @@ export class WorkerPool {
   private onDrift(id: number, held: string, expected: string): void {
     const slot = this.slots[id]!;
     slot.resyncs++;
-    this.options.log.warn(
-      { worker: id, held, expected, resyncs: slot.resyncs },
-      "worker rules drifted from the supervisor's; re-syncing",
-    );
+    this.options.log.debug({ worker: id, held, expected, resyncs: slot.resyncs }, 'worker rules hashes');
+    this.options.events.workerResynced(id, slot.process.pid, slot.restarts, 'drift');
     this.send(id, { type: 'rules.reset' });
     this.options.resyncRules(id);
   }
@@ -200,20 +199,18 @@ export class WorkerPool {
       replaced: worker.replacedFor !== undefined,
     });
     slot.history = history;
-    this.options.log.error(
-      {
-        worker: id,
-        pid: worker.pid,
-        code,
-        signal,
-        reason: worker.replacedFor ?? worker.startFailure,
-        death: kind,
-        restartInMs: delayMs,
-        startFailuresInARow: history.startFailures,
-        failuresInARow: history.laterFailures,
-      },
-      'worker exited unexpectedly; restarting',
+    this.options.log.debug(
+      { worker: id, startFailuresInARow: history.startFailures, failuresInARow: history.laterFailures },
+      'worker restart backoff',
     );
+    this.options.events.workerExited(id, slot.restarts, {
+      pid: worker.pid,
+      code,
+      signal,
+      reason: worker.replacedFor ?? worker.startFailure ?? null,
+      death: kind,
+      restartInMs: delayMs,
+    });
     setTimeout(() => {
       if (this.stopping) return;
       slot.restarts++;

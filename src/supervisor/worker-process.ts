@@ -367,7 +367,8 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
           this.now(),
         );
         this.heartbeatTimer = setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS);
-        this.log.info({ workerPid: message.pid }, 'worker ready');
+        // The event worker.started (or worker.restarted) follows its first heartbeat answer.
+        this.log.debug({ workerPid: message.pid }, 'worker ready');
         this.emit('ready');
         break;
       case 'heartbeat': {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { WorkerView } from '../../src/protocol/control-api.js';
+import type { McrEvent, WorkerView } from '../../src/protocol/control-api.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { waitFor } from '../helpers/processes.js';
 import type { RecvReport } from '../../src/gen/report.js';
@@ -173,7 +173,10 @@ test('15 workers killed at 1/s: each is back, answering heartbeats, well under a
     );
     // The daemon's own clock: from the exit it saw to the new worker's first heartbeat answer.
     const lines = logLines(relay);
-    const recoveries = lines.filter((l) => l.msg === 'worker recovered').map((l) => Number(l.downMs));
+    const recoveries = lines
+      .map((l) => l.event as McrEvent | undefined)
+      .filter((e) => e?.type === 'worker.restarted')
+      .map((e) => e!.worker!.downMs!);
     console.log(`kill storm: recoveries (ms) ${recoveries.join(', ')}`);
     assert.equal(recoveries.length, kills, `one recovery per kill:\n${relay.daemon.stderr.slice(-4000)}`);
     for (const ms of recoveries) assert.ok(ms < 1000, `a worker was down ${ms} ms`);

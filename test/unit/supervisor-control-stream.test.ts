@@ -22,12 +22,24 @@ let serial = 0;
 
 function event(n: number): McrEvent {
   return {
+    seq: n,
     time: new Date(0).toISOString(),
     type: 'rule.added',
     cause: null,
-    rule: { id: `r-${n}`, name: null },
+    rule: {
+      id: `r-${n}`,
+      name: null,
+      input: 'in0 239.1.1.1:5000',
+      outputs: [],
+      origin: 'runtime',
+      state: 'active',
+      reason: null,
+      previousState: null,
+    },
     worker: null,
     interface: null,
+    flow: null,
+    config: null,
     message: `event ${n} ${'x'.repeat(200)}`,
   };
 }

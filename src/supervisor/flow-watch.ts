@@ -1,0 +1,115 @@
+import type { EventRule } from '../protocol/control-api.js';
+import type { EventBus } from './event-bus.js';
+import { label } from './rule-events.js';
+
+/** How often the supervisor looks at every rule's input counter. */
+export const FLOW_SAMPLE_MS = 1000;
+/**
+ * A flow is stopped after this long without a new input packet. Workers report their counters
+ * every second, so a flowing rule's counter can look still for one sample; three seconds is
+ * quick enough for a person and never fooled by that.
+ */
+export const FLOW_STOPPED_AFTER_MS = 3000;
+
+interface FlowState {
+  total: number;
+  flowing: boolean;
+  /** When the counter last moved (monotonic ms); undefined before the first packet. */
+  movedAt: number | undefined;
+}
+
+/**
+ * Tells when a stream starts or stops flowing on a rule, from the rule's input packet counter
+ * sampled every FLOW_SAMPLE_MS on a monotonic clock: flow.started when it moves after standing
+ * still (or for the first time), flow.stopped when it has not moved for FLOW_STOPPED_AFTER_MS.
+ */
+export class FlowWatch {
+  private readonly bus: EventBus;
+  private readonly now: () => number;
+  private readonly stoppedAfterMs: number;
+  private readonly flows = new Map<string, FlowState>();
+
+  constructor(
+    bus: EventBus,
+    now: () => number = () => performance.now(),
+    stoppedAfterMs = FLOW_STOPPED_AFTER_MS,
+  ) {
+    this.bus = bus;
+    this.now = now;
+    this.stoppedAfterMs = stoppedAfterMs;
+  }
+
+  /** One look at every rule; `packetsIn`: each rule's input packets so far (never going back). */
+  sample(rules: readonly EventRule[], packetsIn: (id: string) => number): void {
+    const at = this.now();
+    const present = new Set<string>();
+    for (const rule of rules) {
+      present.add(rule.id);
+      const total = packetsIn(rule.id);
+      // A new rule's counter starts at zero: packets it already has are a flow starting.
+      const flow = this.flows.get(rule.id) ?? { total: 0, flowing: false, movedAt: undefined };
+      this.flows.set(rule.id, flow);
+      if (total > flow.total) {
+        if (!flow.flowing) {
+          const idleSeconds = flow.movedAt === undefined ? null : seconds(at - flow.movedAt);
+          this.bus.publish({
+            type: 'flow.started',
+            rule,
+            flow: { packets: total - flow.total, idleSeconds },
+            message: `${label(rule)}: packets arriving on ${rule.input} (${total - flow.total} since the last look${idleSeconds === null ? '' : `, after ${idleSeconds} s without`})`,
+          });
+        }
+        flow.flowing = true;
+        flow.total = total;
+        flow.movedAt = at;
+      } else if (flow.flowing && at - flow.movedAt! >= this.stoppedAfterMs) {
+        flow.flowing = false;
+        const idleSeconds = seconds(at - flow.movedAt!);
+        this.bus.publish({
+          type: 'flow.stopped',
+          rule,
+          flow: { packets: total, idleSeconds },
+          message: `${label(rule)}: no packet on ${rule.input} for ${idleSeconds} s (${total} in all)`,
+        });
+      }
+    }
+    // A rule that is gone says so itself (rule.removed).
+    for (const id of this.flows.keys()) if (!present.has(id)) this.flows.delete(id);
+  }
+}
+
+/**
+ * Each rule's input packets summed over the workers, never going back: a worker's counters that
+ * start again from zero (a new process) add what they count from there.
+ */
+export class InputPacketTotals {
+  private readonly totals = new Map<string, number>();
+  /** Per worker slot, the counter last seen per rule. */
+  private readonly seen = new Map<number, Map<string, number>>();
+
+  add(worker: number, rules: Readonly<Record<string, { packetsIn: number }>>): void {
+    let last = this.seen.get(worker);
+    if (!last) this.seen.set(worker, (last = new Map()));
+    for (const [id, counters] of Object.entries(rules)) {
+      const before = last.get(id) ?? 0;
+      const now = counters.packetsIn;
+      const moved = now >= before ? now - before : now;
+      last.set(id, now);
+      if (moved > 0) this.totals.set(id, (this.totals.get(id) ?? 0) + moved);
+    }
+  }
+
+  get(id: string): number {
+    return this.totals.get(id) ?? 0;
+  }
+
+  /** A removed rule's count goes; one added again for the same input starts from zero. */
+  keepOnly(ids: ReadonlySet<string>): void {
+    for (const id of this.totals.keys()) if (!ids.has(id)) this.totals.delete(id);
+    for (const last of this.seen.values()) for (const id of last.keys()) if (!ids.has(id)) last.delete(id);
+  }
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10;
+}
