@@ -11,6 +11,9 @@ export const FLOW_SAMPLE_MS = 1000;
  */
 export const FLOW_STOPPED_AFTER_MS = 3000;
 
+/** An interval timer may fire a little early by the monotonic clock (libuv rounds to whole ms). */
+const TIMER_SLACK_MS = 50;
+
 interface FlowState {
   total: number;
   flowing: boolean;
@@ -62,7 +65,7 @@ export class FlowWatch {
         flow.flowing = true;
         flow.total = total;
         flow.movedAt = at;
-      } else if (flow.flowing && at - flow.movedAt! >= this.stoppedAfterMs) {
+      } else if (flow.flowing && at - flow.movedAt! >= this.stoppedAfterMs - TIMER_SLACK_MS) {
         flow.flowing = false;
         const idleSeconds = seconds(at - flow.movedAt!);
         this.bus.publish({
@@ -110,6 +113,7 @@ export class InputPacketTotals {
   }
 }
 
+/** Whole seconds: the samples are a second apart, finer would be noise. */
 function seconds(ms: number): number {
-  return Math.round(ms / 100) / 10;
+  return Math.round(ms / 1000);
 }

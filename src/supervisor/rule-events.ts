@@ -121,7 +121,7 @@ export class RuleEvents implements RuleChangeEvents {
       type: 'config.applied',
       cause,
       config: { added, removed, updated, unchanged, needsRestart },
-      message: `${result.source} by ${describeCause(cause)}: config applied, ${added.length} added, ${removed.length} removed, ${updated.length} updated, ${unchanged} unchanged${needsRestart.length > 0 ? `; needs a restart of mcrd: ${needsRestart.join(', ')}` : ''}`,
+      message: `config applied by ${describeCause(cause)}: ${added.length} added, ${removed.length} removed, ${updated.length} updated, ${unchanged} unchanged${needsRestart.length > 0 ? `; needs a restart of mcrd: ${needsRestart.join(', ')}` : ''}`,
     });
   }
 
@@ -143,7 +143,7 @@ export class RuleEvents implements RuleChangeEvents {
         type: 'rule.state',
         cause,
         rule,
-        message: `${label(rule)} ${last.state} -> ${stateText(rule)}${cause ? ` after ${describeCause(cause)}` : ''}`,
+        message: `${label(rule)} ${last.state === view.state ? 'still' : `${last.state} ->`} ${stateText(rule)}${cause ? ` after ${describeCause(cause)}` : ''}`,
       });
     }
   }

@@ -48,7 +48,7 @@ export class WorkerEvents implements WorkerLifeEvents {
     this.bus.publish({
       type: 'worker.exited',
       worker: section(id, pid, restarts, { code, signal, reason, death, restartInMs }),
-      message: `worker ${id} pid ${pid} ${how}${reason ? ` (${reason})` : ''}; ${death} death, restarting ${restartInMs === 0 ? 'now' : `in ${restartInMs} ms`}`,
+      message: `worker ${id} pid ${pid} ${how}${reason ? ` (${reason})` : ''}; restarting ${restartInMs === 0 ? 'now' : `in ${restartInMs} ms`}${death === 'start-up' ? ' (it died while starting: backing off)' : ''}`,
     });
   }
 

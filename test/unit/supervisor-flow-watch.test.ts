@@ -64,7 +64,10 @@ test('no packet, no event; the first packets start a flow; a flow that keeps mov
   assert.equal(events[0]!.type, 'flow.started');
   assert.deepEqual(events[0]!.flow, { packets: 120, idleSeconds: null });
   assert.deepEqual(events[0]!.rule, rule('r-1'));
-  assert.equal(events[0]!.message, 'r-1 (cam1): packets arriving on in0 239.1.1.1:5000 (120 since the last look)');
+  assert.equal(
+    events[0]!.message,
+    'r-1 (cam1): packets arriving on in0 239.1.1.1:5000 (120 since the last look)',
+  );
   for (let n = 2; n <= 10; n++) step({ 'r-1': 120 * n });
   assert.equal(events.length, 1);
 });
@@ -106,7 +109,20 @@ test('the stop is measured on the clock, not counted in samples: a late sample a
     events.map((e) => [e.type, e.flow?.idleSeconds]),
     [
       ['flow.started', null],
-      ['flow.stopped', 3.5],
+      ['flow.stopped', 4],
+    ],
+  );
+});
+
+test('an interval timer firing a few ms early does not put the stop off by a whole sample', () => {
+  const { events, step } = setup();
+  step({ 'r-1': 10 });
+  for (let n = 0; n < 3; n++) step({ 'r-1': 10 }, FLOW_SAMPLE_MS - 3);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.flow?.idleSeconds]),
+    [
+      ['flow.started', null],
+      ['flow.stopped', 3],
     ],
   );
 });

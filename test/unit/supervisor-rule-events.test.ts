@@ -31,7 +31,12 @@ function setup() {
     rules: () => [...table.values()],
     view: (id) => views.get(id)!,
   });
-  const add = (name: string, port: number, origin: 'config' | 'runtime', state: RuleActivationView): StoredRule => {
+  const add = (
+    name: string,
+    port: number,
+    origin: 'config' | 'runtime',
+    state: RuleActivationView,
+  ): StoredRule => {
     const rule = validateRule({
       name,
       inputInterface: 'in0',
@@ -56,11 +61,19 @@ const client = { id: 3, pid: 4242, uid: 0 };
 
 test('a rule added by a control client names the client by pid and uid, and what the rule is', () => {
   const { rules, events, add } = setup();
-  const stored = rules.because(clientCause('control-client', client), () => add('video', 5000, 'runtime', active));
+  const stored = rules.because(clientCause('control-client', client), () =>
+    add('video', 5000, 'runtime', active),
+  );
   assert.equal(events.length, 1);
   const [added] = events;
   assert.equal(added!.type, 'rule.added');
-  assert.deepEqual(added!.cause, { by: 'control-client', source: null, client, signal: null, interface: null });
+  assert.deepEqual(added!.cause, {
+    by: 'control-client',
+    source: null,
+    client,
+    signal: null,
+    interface: null,
+  });
   assert.deepEqual(added!.rule, {
     id: stored.rule.id,
     name: 'video',
@@ -109,7 +122,13 @@ test('a state that moves during a change is published once the change is done, w
   const moved = events[1]!;
   assert.equal(moved.type, 'rule.state');
   assert.deepEqual(
-    [moved.rule?.previousState, moved.rule?.state, moved.rule?.reason, moved.cause?.by, moved.cause?.interface],
+    [
+      moved.rule?.previousState,
+      moved.rule?.state,
+      moved.rule?.reason,
+      moved.cause?.by,
+      moved.cause?.interface,
+    ],
     ['active', 'degraded', 'out1 is down', 'link-change', 'out1'],
   );
   assert.equal(moved.message, `${id} (video) active -> degraded (out1 is down) after a change of out1`);
@@ -122,6 +141,10 @@ test('a state that moves during a change is published once the change is done, w
   );
   assert.equal(events.length, 3);
   assert.equal(events[2]!.rule?.previousState, 'degraded');
+  assert.equal(
+    events[2]!.message,
+    `${id} (video) still degraded (out0 is down; out1 is down) after a change of out0`,
+  );
 });
 
 test('removed and updated rules carry their cause; a removed rule says the state it was in and is forgotten', () => {
@@ -168,13 +191,19 @@ test('a config applied says what it changed and who asked', () => {
   });
   assert.equal(
     events[0]!.message,
-    'new.json5 by config load of new.json5 by control client 9: config applied, 1 added, 0 removed, 2 updated, 4 unchanged; needs a restart of mcrd: workers 2 → 4',
+    'config applied by config load of new.json5 by control client 9: 1 added, 0 removed, 2 updated, 4 unchanged; needs a restart of mcrd: workers 2 → 4',
   );
 });
 
 test('causes in words', () => {
-  assert.equal(describeCause(signalCause('SIGHUP', '/etc/mcr/mcr.json5')), 'config reload of /etc/mcr/mcr.json5 (SIGHUP)');
-  assert.equal(describeCause(clientCause('control-client', { id: 2, pid: null, uid: null })), 'control client 2');
+  assert.equal(
+    describeCause(signalCause('SIGHUP', '/etc/mcr/mcr.json5')),
+    'config reload of /etc/mcr/mcr.json5 (SIGHUP)',
+  );
+  assert.equal(
+    describeCause(clientCause('control-client', { id: 2, pid: null, uid: null })),
+    'control client 2',
+  );
   assert.equal(describeCause(linkCause('eth1')), 'a change of eth1');
   assert.equal(describeCause(null), 'mcrd');
 });
