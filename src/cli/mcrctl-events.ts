@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { McrEvent } from '../protocol/control-api.js';
 import { ClientError, type ControlClient, type StreamNotification } from '../protocol/control-client.js';
+import { EVENT_TYPES } from '../supervisor/event-bus.js';
 import { UsageError } from './package-info.js';
 
 /** What mcrctl events needs of mcrctl: a connection that said its protocol, and --json. */
@@ -9,10 +10,15 @@ export interface EventsContext {
   json(): boolean;
 }
 
-const TYPES_HELP =
-  'rule.added, rule.removed, rule.updated, rule.state, config.applied, worker.started, ' +
-  'worker.exited, worker.restarted, worker.resynced, interface.appeared, interface.vanished, ' +
-  'interface.up, interface.down, interface.address, interface.mtu, flow.started, flow.stopped';
+/** The types, a family per line, for --help. */
+function typesHelp(): string {
+  const families = new Map<string, string[]>();
+  for (const type of EVENT_TYPES) {
+    const family = type.split('.')[0]!;
+    families.set(family, [...(families.get(family) ?? []), type]);
+  }
+  return [...families.values()].map((types) => `  ${types.join(', ')}`).join('\n');
+}
 
 /** mcrctl events [--types LIST] [--last N] */
 export function registerEventsCommand(program: Command, context: EventsContext): void {
@@ -31,7 +37,7 @@ export function registerEventsCommand(program: Command, context: EventsContext):
       `\nOne line per event: its time, type and what happened (with --json, the event object, one per\n` +
         `line). It runs until Ctrl-C (exit 0) or until mcrd goes away (exit 1, saying so). Events this\n` +
         `terminal could not take in time are counted and reported, never held by mcrd.\n\n` +
-        `Types: ${TYPES_HELP}.\n\n` +
+        `Types:\n${typesHelp()}\n\n` +
         'Examples:\n  mcrctl events\n  mcrctl events --last 50 --types rule,worker\n  mcrctl --json events | jq .type',
     )
     .action(async (opts: { types?: string; last?: string }) => {
