@@ -42,18 +42,25 @@ export class FlowWatch {
     this.stoppedAfterMs = stoppedAfterMs;
   }
 
-  /** One look at every rule; `packetsIn`: each rule's input packets so far (never going back). */
-  sample(rules: readonly EventRule[], packetsIn: (id: string) => number): void {
+  /**
+   * One look at every rule (`ids`); `packetsIn`: each rule's input packets so far (never going
+   * back); `describe`: a rule for its event (only called for one).
+   */
+  sample(
+    ids: readonly string[],
+    packetsIn: (id: string) => number,
+    describe: (id: string) => EventRule | undefined,
+  ): void {
     const at = this.now();
-    const present = new Set<string>();
-    for (const rule of rules) {
-      present.add(rule.id);
-      const total = packetsIn(rule.id);
+    const present = new Set(ids);
+    for (const id of ids) {
+      const total = packetsIn(id);
       // A new rule's counter starts at zero: packets it already has are a flow starting.
-      const flow = this.flows.get(rule.id) ?? { total: 0, flowing: false, movedAt: undefined };
-      this.flows.set(rule.id, flow);
+      const flow = this.flows.get(id) ?? { total: 0, flowing: false, movedAt: undefined };
+      this.flows.set(id, flow);
       if (total > flow.total) {
-        if (!flow.flowing) {
+        const rule = flow.flowing ? undefined : describe(id);
+        if (rule) {
           const idleSeconds = flow.movedAt === undefined ? null : seconds(at - flow.movedAt);
           this.bus.publish({
             type: 'flow.started',
@@ -68,12 +75,14 @@ export class FlowWatch {
       } else if (flow.flowing && at - flow.movedAt! >= this.stoppedAfterMs - TIMER_SLACK_MS) {
         flow.flowing = false;
         const idleSeconds = seconds(at - flow.movedAt!);
-        this.bus.publish({
-          type: 'flow.stopped',
-          rule,
-          flow: { packets: total, idleSeconds },
-          message: `${label(rule)}: no packet on ${rule.input} for ${idleSeconds} s (${total} in all)`,
-        });
+        const rule = describe(id);
+        if (rule)
+          this.bus.publish({
+            type: 'flow.stopped',
+            rule,
+            flow: { packets: total, idleSeconds },
+            message: `${label(rule)}: no packet on ${rule.input} for ${idleSeconds} s (${total} in all)`,
+          });
       }
     }
     // A rule that is gone says so itself (rule.removed).

@@ -33,14 +33,18 @@ const AT_START: EventCause = {
 /**
  * Rule changes as events, each with its cause: whoever runs a change does it inside
  * `because(cause, …)`, and every rule.* event published meanwhile carries that cause. After the
- * outermost change, every rule's state is compared with the last one published and each that
- * moved (active, degraded, down, waiting, or only its reason) gets a rule.state event.
+ * outermost change, the state of each rule it may have moved (every rule after a link change,
+ * else the rules it added or updated: a rule's state depends on the links and on itself alone)
+ * is compared with the last one published, and each that moved (active, degraded, down,
+ * waiting, or only its reason) gets a rule.state event. So adding rule after rule stays linear.
  */
 export class RuleEvents implements RuleChangeEvents {
   private readonly bus: EventBus;
   private readonly rules: () => StoredRule[];
   private readonly view: (id: string) => RuleActivationView;
   private cause: EventCause | null = null;
+  /** Rules the change under way added or updated. */
+  private readonly touched = new Set<string>();
   /** The state and reason last published per rule. */
   private readonly known = new Map<string, { state: RuleView['state']; reason: string | null }>();
   private startFiles: { config: string | null; state: string | null } = { config: null, state: null };
@@ -59,9 +63,10 @@ export class RuleEvents implements RuleChangeEvents {
       return change();
     } finally {
       try {
-        this.publishStates();
+        this.publishStates(cause.by === 'link-change' ? undefined : this.touched);
       } finally {
         this.cause = null;
+        this.touched.clear();
       }
     }
   }
@@ -76,6 +81,7 @@ export class RuleEvents implements RuleChangeEvents {
   }
 
   ruleAdded(stored: StoredRule): void {
+    this.touched.add(stored.rule.id);
     const view = this.view(stored.rule.id);
     this.known.set(stored.rule.id, { state: view.state, reason: view.reason });
     const rule = eventRule(stored, view, null);
@@ -103,6 +109,7 @@ export class RuleEvents implements RuleChangeEvents {
   }
 
   ruleUpdated(stored: StoredRule, renameOnly: boolean): void {
+    this.touched.add(stored.rule.id);
     const rule = eventRule(stored, this.view(stored.rule.id), null);
     const cause = this.causeFor(stored);
     const what = renameOnly ? 'renamed' : `outputs now ${rule.outputs.join(', ')}`;
@@ -125,18 +132,30 @@ export class RuleEvents implements RuleChangeEvents {
     });
   }
 
-  /** Every rule as events describe it, now. */
-  current(): EventRule[] {
-    return this.rules().map((stored) => eventRule(stored, this.view(stored.rule.id), null));
+  /** The ids of every rule now. */
+  ids(): string[] {
+    return this.rules().map((stored) => stored.rule.id);
   }
 
-  /** Publishes rule.state for every rule whose state or reason moved since it was last published. */
-  publishStates(): void {
-    for (const stored of this.rules()) {
-      const view = this.view(stored.rule.id);
-      const last = this.known.get(stored.rule.id);
-      if (last === undefined || (last.state === view.state && last.reason === view.reason)) continue;
-      this.known.set(stored.rule.id, { state: view.state, reason: view.reason });
+  /** A rule as events describe it, now; undefined once it is gone. */
+  describe(id: string): EventRule | undefined {
+    const stored = this.rules().find((s) => s.rule.id === id);
+    return stored && eventRule(stored, this.view(id), null);
+  }
+
+  /**
+   * Publishes rule.state for each of the rules `ids` (all when undefined) whose state or reason
+   * moved since it was last published.
+   */
+  publishStates(ids: Iterable<string> = this.ids()): void {
+    for (const id of ids) {
+      const last = this.known.get(id);
+      if (last === undefined) continue;
+      const view = this.view(id);
+      if (last.state === view.state && last.reason === view.reason) continue;
+      const stored = this.rules().find((s) => s.rule.id === id);
+      if (!stored) continue;
+      this.known.set(id, { state: view.state, reason: view.reason });
       const rule = eventRule(stored, view, last.state);
       const cause = this.cause ?? null;
       this.bus.publish({

@@ -61,9 +61,13 @@ export class SupervisorEvents {
 
   private sampleFlows(): void {
     for (const { worker, rules } of this.ruleCounters()) this.totals.add(worker, rules);
-    const rules = this.rules.current();
-    this.totals.keepOnly(new Set(rules.map((r) => r.id)));
-    this.flows.sample(rules, (id) => this.totals.get(id));
+    const ids = this.rules.ids();
+    this.totals.keepOnly(new Set(ids));
+    this.flows.sample(
+      ids,
+      (id) => this.totals.get(id),
+      (id) => this.rules.describe(id),
+    );
   }
 }
 

@@ -45,7 +45,11 @@ function setup() {
   const step = (values: Record<string, number>, ms = FLOW_SAMPLE_MS): void => {
     for (const [id, n] of Object.entries(values)) counters.set(id, n);
     now += ms;
-    watch.sample(rules, (id) => counters.get(id) ?? 0);
+    watch.sample(
+      rules.map((r) => r.id),
+      (id) => counters.get(id) ?? 0,
+      (id) => rules.find((r) => r.id === id),
+    );
   };
   return {
     events,

@@ -26,10 +26,14 @@ function setup() {
   );
   const table = new Map<string, StoredRule>();
   const views = new Map<string, RuleActivationView>();
+  const looked: string[] = [];
   const rules = new RuleEvents({
     bus,
     rules: () => [...table.values()],
-    view: (id) => views.get(id)!,
+    view: (id) => {
+      looked.push(id);
+      return views.get(id)!;
+    },
   });
   const add = (
     name: string,
@@ -53,7 +57,7 @@ function setup() {
     rules.ruleAdded(stored);
     return stored;
   };
-  return { rules, events, table, views, add };
+  return { rules, events, table, views, add, looked };
 }
 
 const active: RuleActivationView = { state: 'active', reason: null, outputs: [] };
@@ -193,6 +197,24 @@ test('a config applied says what it changed and who asked', () => {
     events[0]!.message,
     'config applied by config load of new.json5 by control client 9: 1 added, 0 removed, 2 updated, 4 unchanged; needs a restart of mcrd: workers 2 → 4',
   );
+});
+
+test('a rule added or removed by a client looks at no other rule: adding rule after rule stays linear; a link change looks at them all', () => {
+  const { rules, add, looked, table } = setup();
+  const first = rules.because(clientCause('control-client', client), () => add('a', 5000, 'runtime', active));
+  looked.length = 0;
+  const second = rules.because(clientCause('control-client', client), () =>
+    add('b', 5001, 'runtime', active),
+  );
+  assert.deepEqual(new Set(looked), new Set([second.rule.id]));
+  looked.length = 0;
+  rules.because(clientCause('control-client', client), () => {
+    table.delete(first.rule.id);
+    rules.ruleRemoved(first);
+  });
+  assert.deepEqual(looked, []);
+  rules.because(linkCause('out0'), () => undefined);
+  assert.deepEqual(looked, [second.rule.id]);
 });
 
 test('causes in words', () => {
