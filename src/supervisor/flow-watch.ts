@@ -95,30 +95,28 @@ export class FlowWatch {
  * start again from zero (a new process) add what they count from there.
  */
 export class InputPacketTotals {
-  private readonly totals = new Map<string, number>();
-  /** Per worker slot, the counter last seen per rule. */
-  private readonly seen = new Map<number, Map<string, number>>();
+  /** Per rule: its total, and the counter last seen from each worker (by worker id). */
+  private readonly rules = new Map<string, { total: number; seen: number[] }>();
 
   add(worker: number, rules: Readonly<Record<string, { packetsIn: number }>>): void {
-    let last = this.seen.get(worker);
-    if (!last) this.seen.set(worker, (last = new Map()));
-    for (const [id, counters] of Object.entries(rules)) {
-      const before = last.get(id) ?? 0;
-      const now = counters.packetsIn;
-      const moved = now >= before ? now - before : now;
-      last.set(id, now);
-      if (moved > 0) this.totals.set(id, (this.totals.get(id) ?? 0) + moved);
+    // for…in and one map lookup per rule: this runs for every rule of every worker each second.
+    for (const id in rules) {
+      const now = rules[id]!.packetsIn;
+      let entry = this.rules.get(id);
+      if (entry === undefined) this.rules.set(id, (entry = { total: 0, seen: [] }));
+      const before = entry.seen[worker] ?? 0;
+      entry.seen[worker] = now;
+      entry.total += now >= before ? now - before : now;
     }
   }
 
   get(id: string): number {
-    return this.totals.get(id) ?? 0;
+    return this.rules.get(id)?.total ?? 0;
   }
 
   /** A removed rule's count goes; one added again for the same input starts from zero. */
   keepOnly(ids: ReadonlySet<string>): void {
-    for (const id of this.totals.keys()) if (!ids.has(id)) this.totals.delete(id);
-    for (const last of this.seen.values()) for (const id of last.keys()) if (!ids.has(id)) last.delete(id);
+    for (const id of this.rules.keys()) if (!ids.has(id)) this.rules.delete(id);
   }
 }
 
