@@ -142,8 +142,10 @@ function levelOf(event: McrEvent): Level {
       return 'error';
     case 'interface.down':
     case 'interface.vanished':
-    case 'worker.resynced':
       return 'warn';
+    case 'worker.resynced':
+      // Drift is a fault; catching up after a burst of rule changes is the design working.
+      return event.worker?.resync === 'drift' ? 'warn' : 'info';
     case 'rule.state':
       return event.rule?.state === 'active' ? 'info' : 'warn';
     default:

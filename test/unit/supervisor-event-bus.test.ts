@@ -102,6 +102,44 @@ test('an event is numbered, stamped, every section present (null when it does no
   assert.equal(lines[1]!.level, 30);
 });
 
+test('the log level says how much an event matters', async () => {
+  const { log, lines } = capturedLog();
+  const bus = new EventBus(log);
+  const worker = (resync: 'drift' | 'caught-up') => ({
+    id: 0,
+    pid: 7,
+    code: null,
+    signal: null,
+    reason: null,
+    death: null,
+    restartInMs: null,
+    downMs: null,
+    restarts: 0,
+    resync,
+  });
+  const rule = (state: 'active' | 'down') => ({
+    id: 'r-1',
+    name: null,
+    input: 'in0 239.1.1.1:5000',
+    outputs: [],
+    origin: 'config' as const,
+    state,
+    reason: null,
+    previousState: null,
+  });
+  bus.publish({ type: 'worker.resynced', worker: worker('drift'), message: '' });
+  bus.publish({ type: 'worker.resynced', worker: worker('caught-up'), message: '' });
+  bus.publish({ type: 'rule.state', rule: rule('down'), message: '' });
+  bus.publish({ type: 'rule.state', rule: rule('active'), message: '' });
+  bus.publish({ type: 'interface.down', message: '' });
+  bus.publish({ type: 'flow.stopped', message: '' });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(
+    lines.map((l) => l.level),
+    [40, 30, 40, 30, 40, 30],
+  );
+});
+
 test('a subscriber gets only the types it asked for: whole families or single types', () => {
   const bus = new EventBus(pino({ level: 'silent' }));
   const all = new FakeStream();
