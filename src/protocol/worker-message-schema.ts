@@ -45,10 +45,29 @@ const outputCounters = {
   properties: { packets: counter, bytes: counter, raw: counter, errors: errnoCounts, ttlExpired: counter },
 };
 
+/** control-api.ts RtpCounters: every field a counter, no other key. */
+const rtpCounterNames = [
+  'packets',
+  'notRtp',
+  'lost',
+  'gaps',
+  'duplicates',
+  'reordered',
+  'ssrcChanges',
+  'resyncs',
+] as const;
+
+const rtpCounters = {
+  type: 'object',
+  additionalProperties: false,
+  required: rtpCounterNames,
+  properties: Object.fromEntries(rtpCounterNames.map((name) => [name, counter])),
+};
+
 const ruleCounters = {
   type: 'object',
   additionalProperties: false,
-  required: ['packetsIn', 'bytesIn', 'drops', 'outputs', 'lastPacketAt'],
+  required: ['packetsIn', 'bytesIn', 'drops', 'outputs', 'lastPacketAt', 'rtp'],
   properties: {
     packetsIn: counter,
     bytesIn: counter,
@@ -61,6 +80,8 @@ const ruleCounters = {
         { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' },
       ],
     },
+    // Null for a rule without the rtp option.
+    rtp: { anyOf: [{ type: 'null' }, rtpCounters] },
   },
 };
 

@@ -8,7 +8,12 @@ import type {
   WorkerStatsView,
   WorkerView,
 } from '../protocol/control-api.js';
-import { addRuleCounters, emptyRuleCounters, emptyWorkerCounters } from '../protocol/counters.js';
+import {
+  addRuleCounters,
+  emptyRtpCounters,
+  emptyRuleCounters,
+  emptyWorkerCounters,
+} from '../protocol/counters.js';
 import type { WorkerStatsReport } from '../protocol/worker-messages.js';
 import type { RuleActivationView } from './rule-activation.js';
 import type { StoredRule } from './rule-store.js';
@@ -29,6 +34,7 @@ export function ruleView(stored: StoredRule, activation: RuleActivationView): Ru
       group: ipv4ToString(rule.inputGroup),
       port: rule.inputPort,
       unicast: rule.unicastInput,
+      rtp: rule.rtp,
     },
     outputs: rule.outputs.map((o, i) => ({
       group: ipv4ToString(o.group),
@@ -85,7 +91,7 @@ export function statsView(
   });
   const ruleStats: RuleStatsView[] = rules.map((view) => ({
     ...view,
-    counters: ruleNow.get(view.id) ?? emptyRuleCounters(view.outputs.length),
+    counters: withRtpOption(ruleNow.get(view.id) ?? emptyRuleCounters(view.outputs.length), view.input.rtp),
     rates: ruleRate.get(view.id) ?? {
       packetsIn: 0,
       bytesIn: 0,
@@ -106,6 +112,12 @@ export function totalRuleCounters(
       total.set(id, addRuleCounters(total.get(id), counters));
   }
   return Object.fromEntries(total);
+}
+
+/** RTP counters as the rule's option says: null without it (a report older than the change may have them). */
+function withRtpOption(counters: RuleCounters, rtp: boolean): RuleCounters {
+  if (rtp) return counters.rtp === null ? { ...counters, rtp: emptyRtpCounters() } : counters;
+  return counters.rtp === null ? counters : { ...counters, rtp: null };
 }
 
 function addRates(a: Rates, b: Rates): Rates {

@@ -2,6 +2,7 @@ import type { RuleCounters } from '../protocol/control-api.js';
 import type { WorkerRule } from '../protocol/worker-messages.js';
 import type { RuleFingerprint } from '../rules/ruleset-hash.js';
 import type { OutputPath } from './output-path.js';
+import { RtpHealth } from './rtp-health.js';
 
 /**
  * A rule compiled for the hot path: its input key, its counters, every output (attached or not:
@@ -35,6 +36,8 @@ export class ForwardingRule {
   noOutput = 0;
   /** Forwarded frames whose every copy the kernel refused. */
   egressFailed = 0;
+  /** The RTP stream health of the input, for a rule with the rtp option; null: not counted. */
+  rtp: RtpHealth | null;
 
   constructor(rule: WorkerRule, outputs: readonly OutputPath[]) {
     this.id = rule.id;
@@ -46,6 +49,7 @@ export class ForwardingRule {
     this.port = rule.inputPort;
     this.key = forwardingKey(rule.inputVlan, rule.inputGroup, rule.inputPort, rule.inputSource);
     this.outputs = outputs;
+    this.rtp = rule.rtp === true ? new RtpHealth() : null;
     this.refreshLive();
   }
 
@@ -59,6 +63,8 @@ export class ForwardingRule {
     next.ttlExpired = this.ttlExpired;
     next.noOutput = this.noOutput;
     next.egressFailed = this.egressFailed;
+    // The stream goes on: its sequence state and counters too, while the option stays on.
+    if (rule.rtp === true && this.rtp !== null) next.rtp = this.rtp;
     return next;
   }
 
@@ -75,6 +81,7 @@ export class ForwardingRule {
       inputSource: this.source >>> 0,
       inputGroup: this.group,
       inputPort: this.port,
+      rtp: this.rtp !== null,
       outputs: this.outputs.map((o) => ({ label: o.label, attached: o.attached })),
     };
   }
@@ -91,6 +98,7 @@ export class ForwardingRule {
       drops,
       outputs: this.outputs.map((o) => o.snapshot()),
       lastPacketAt: this.lastPacketAt === 0 ? null : new Date(this.lastPacketAt).toISOString(),
+      rtp: this.rtp === null ? null : this.rtp.counters.snapshot(),
     };
   }
 

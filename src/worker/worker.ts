@@ -314,6 +314,9 @@ export class Worker {
   private sendStats(requestId: number | null): void {
     for (const input of this.inputs.values()) input.collectRingDrops();
     const rules: Record<string, RuleCounters> = {};
+    // RTP holes that have waited long enough are judged lost here, off the data path.
+    const now = Date.now();
+    for (const rule of this.rules.values()) rule.rtp?.settle(now);
     for (const [id, rule] of this.rules) rules[id] = rule.snapshot();
     const report = { worker: this.counters.snapshot(), health: this.health.snapshot(), rules };
     this.send({ type: 'stats', requestId, report });

@@ -213,3 +213,35 @@ test('error and fatal: codes are stable codes, texts are bounded', () => {
   for (const code of ['EPERM', 'ERR_INVALID_ARG_TYPE', 'E_WORKER'])
     assert.ok(parseWorkerMessage(bytes({ ...good.error, code })).ok, code);
 });
+
+test("stats: a rule's RTP counters are null or every counter, bounded, nothing else", () => {
+  const withRtp = (rtp: unknown): Record<string, unknown> =>
+    edited(good.stats, (m) => {
+      ((m.report as WorkerStatsReport).rules['r-0123456789ab'] as unknown as Record<string, unknown>).rtp = rtp;
+    });
+  const counts = {
+    packets: 10,
+    notRtp: 1,
+    lost: 2,
+    gaps: 1,
+    duplicates: 0,
+    reordered: 3,
+    ssrcChanges: 0,
+    resyncs: 0,
+  };
+  assert.ok(parseWorkerMessage(bytes(withRtp(counts))).ok);
+  assert.ok(parseWorkerMessage(bytes(withRtp(null))).ok);
+  const at = /^stats: \/report\/rules\/r-0123456789ab\/rtp/;
+  refused(withRtp({ ...counts, lost: -1 }), at);
+  refused(withRtp({ ...counts, gaps: 1.5 }), at);
+  refused(withRtp({ ...counts, reordered: Number.MAX_SAFE_INTEGER + 2 }), at);
+  refused(withRtp({ ...counts, jitter: 1 }), at);
+  refused(withRtp({ packets: 1 }), at);
+  refused(withRtp(7), at);
+  refused(
+    edited(good.stats, (m) => {
+      delete ((m.report as WorkerStatsReport).rules['r-0123456789ab'] as unknown as Record<string, unknown>).rtp;
+    }),
+    /lacks rtp/,
+  );
+});
