@@ -93,7 +93,10 @@ export class RtpHealth {
     c[PACKETS]!++;
     const seq = (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
     const ssrc =
-      (bytes[offset + 8]! << 24) | (bytes[offset + 9]! << 16) | (bytes[offset + 10]! << 8) | bytes[offset + 11]!;
+      (bytes[offset + 8]! << 24) |
+      (bytes[offset + 9]! << 16) |
+      (bytes[offset + 10]! << 8) |
+      bytes[offset + 11]!;
     if (ssrc !== this.ssrc || !this.started) {
       this.newSender(seq, ssrc);
       return;

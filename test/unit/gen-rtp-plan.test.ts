@@ -3,9 +3,19 @@ import assert from 'node:assert/strict';
 
 import { RtpSequencePlan, writeRtpHeader, type RtpPlanOptions } from '../../src/gen/rtp-plan.js';
 
-const plain: RtpPlanOptions = { firstSequence: 0, gaps: [], skipEvery: 0, duplicateEvery: 0, reorderEvery: 0 };
+const plain: RtpPlanOptions = {
+  firstSequence: 0,
+  gaps: [],
+  skipEvery: 0,
+  duplicateEvery: 0,
+  reorderEvery: 0,
+};
 
-function sequence(options: Partial<RtpPlanOptions>, count: number, limit = count): { seqs: number[]; plan: RtpSequencePlan } {
+function sequence(
+  options: Partial<RtpPlanOptions>,
+  count: number,
+  limit = count,
+): { seqs: number[]; plan: RtpSequencePlan } {
   const plan = new RtpSequencePlan({ ...plain, ...options }, limit);
   return { seqs: Array.from({ length: count }, () => plan.next()), plan };
 }
@@ -26,7 +36,15 @@ test('numbers are extended past 65535; the wire carries their low 16 bits', () =
 });
 
 test('listed gaps skip numbers before the packet named', () => {
-  const { seqs, plan } = sequence({ gaps: [{ at: 2, size: 1 }, { at: 4, size: 3 }] }, 6);
+  const { seqs, plan } = sequence(
+    {
+      gaps: [
+        { at: 2, size: 1 },
+        { at: 4, size: 3 },
+      ],
+    },
+    6,
+  );
   assert.deepEqual(seqs, [0, 1, 3, 4, 8, 9]);
   assert.deepEqual(plan.injected(), { gaps: 2, lost: 4, duplicates: 0, reordered: 0 });
 });
@@ -53,10 +71,7 @@ test('reorder-every sends every Nth packet after the next one', () => {
 });
 
 test('all at once: a late packet may be duplicated, and a gap may sit between the pair', () => {
-  const { seqs, plan } = sequence(
-    { reorderEvery: 4, duplicateEvery: 4, gaps: [{ at: 4, size: 2 }] },
-    12,
-  );
+  const { seqs, plan } = sequence({ reorderEvery: 4, duplicateEvery: 4, gaps: [{ at: 4, size: 2 }] }, 12);
   // Packet 3 goes late and twice; 2 numbers are skipped before packet 4 (which then is 6).
   assert.deepEqual(seqs, [0, 1, 2, 6, 3, 3, 7, 8, 10, 9, 9, 11]);
   assert.deepEqual(plan.injected(), { gaps: 1, lost: 2, duplicates: 2, reordered: 2 });
@@ -72,7 +87,17 @@ test('near the end: no pair or duplicate that would not fit in the count', () =>
 });
 
 test('a run cut between a pair (no count): the late packet that never went out is lost', () => {
-  const { seqs, plan } = sequence({ reorderEvery: 3, gaps: [{ at: 2, size: 1 }, { at: 3, size: 2 }] }, 3, Infinity);
+  const { seqs, plan } = sequence(
+    {
+      reorderEvery: 3,
+      gaps: [
+        { at: 2, size: 1 },
+        { at: 3, size: 2 },
+      ],
+    },
+    3,
+    Infinity,
+  );
   // Packet 2 (number 3) should follow packet 3 (number 6); the run stops after number 6.
   assert.deepEqual(seqs, [0, 1, 6]);
   // Numbers 2, 3, 4, 5 were never sent: one gap of 4.
@@ -89,8 +114,5 @@ test('a packet is not sent late past a gap of 100 or more (it would be lost to a
 test('the RTP header: version 2, payload type, sequence, timestamp, SSRC, big-endian', () => {
   const bytes = new Uint8Array(14);
   writeRtpHeader(bytes, 2, 33, 0xbeef, 0x01020304, 0xa1b2c3d4);
-  assert.deepEqual(
-    [...bytes],
-    [0, 0, 0x80, 33, 0xbe, 0xef, 1, 2, 3, 4, 0xa1, 0xb2, 0xc3, 0xd4],
-  );
+  assert.deepEqual([...bytes], [0, 0, 0x80, 33, 0xbe, 0xef, 1, 2, 3, 4, 0xa1, 0xb2, 0xc3, 0xd4]);
 });

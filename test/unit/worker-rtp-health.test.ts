@@ -136,13 +136,23 @@ test('reordering next to a gap: only the numbers that never came are lost', () =
 
 test('a packet late by up to the window size minus one is late, not lost', () => {
   const late = 500;
-  const seqs = [...range(0, late), ...range(late + 1, late + RTP_WINDOW), late, ...range(late + RTP_WINDOW, 900)];
+  const seqs = [
+    ...range(0, late),
+    ...range(late + 1, late + RTP_WINDOW),
+    late,
+    ...range(late + RTP_WINDOW, 900),
+  ];
   expectCounts(run(seqs), { packets: 900, reordered: 1 });
 });
 
 test('a packet later than the window was lost; when it comes it counts late too', () => {
   const late = 500;
-  const seqs = [...range(0, late), ...range(late + 1, late + RTP_WINDOW + 5), late, ...range(late + RTP_WINDOW + 5, 900)];
+  const seqs = [
+    ...range(0, late),
+    ...range(late + 1, late + RTP_WINDOW + 5),
+    late,
+    ...range(late + RTP_WINDOW + 5, 900),
+  ];
   expectCounts(run(seqs), { packets: 900, lost: 1, gaps: 1, reordered: 1 });
 });
 

@@ -22,7 +22,13 @@ import { inPrivateNetns, isRoot, rerunInPrivateNetns } from './private-netns.js'
 // sink on loopback.
 
 const ip = (text: string): number => parseIpv4(text)!;
-const SETTINGS = { ringBytes: 1 << 20, batchSize: 64, batchesPerWakeup: 16, coalesceUs: 0, statsIntervalMs: 1000 };
+const SETTINGS = {
+  ringBytes: 1 << 20,
+  batchSize: 64,
+  batchesPerWakeup: 16,
+  coalesceUs: 0,
+  statsIntervalMs: 1000,
+};
 const PORT = 5004;
 
 function rtpPayload(seq: number): Uint8Array {
@@ -110,7 +116,10 @@ function tests(): void {
       // Turning the option off drops the state; on again starts afresh.
       const off = withRtp.withOutputs(spec('a', '239.1.1.1', false), withRtp.outputs);
       assert.equal(off.rtp, null);
-      assert.deepEqual(off.withOutputs(spec('a', '239.1.1.1', true), off.outputs).rtp!.counters.snapshot().packets, 0);
+      assert.deepEqual(
+        off.withOutputs(spec('a', '239.1.1.1', true), off.outputs).rtp!.counters.snapshot().packets,
+        0,
+      );
       assert.equal(off.fingerprint().rtp, false);
       assert.equal(withRtp.fingerprint().rtp, true);
     } finally {
