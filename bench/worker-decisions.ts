@@ -2,7 +2,7 @@
 // rule lookup, source check, TTL per output, RTP stream health), on frames that end before anything
 // is sent, so no kernel send cost hides them. The figures back the cost comments in src/worker/input-path.ts.
 //
-// Usage (root, for the AF_PACKET ring): node dist/bench/worker-decisions.js [--rounds N]
+// Usage (root, for the AF_PACKET ring): node dist/bench/worker-decisions.js [--rounds N] [--only TEXT]
 // The ring's socket is never bound and nothing is sent: no traffic anywhere.
 import { buildUdpFrame } from '../src/packet/build.js';
 import { parseIpv4 } from '../src/packet/ipv4-address.js';
@@ -245,7 +245,9 @@ const rounds = argument('--rounds', 5);
 const cpus = allowedCpus();
 pinToCpu(cpus[cpus.length - 1]!);
 console.log(`InputPath.drain, batches of ${SETTINGS.batchSize}, ns per frame (median of ${rounds}, range):`);
-for (const c of CASES) {
+// --only TEXT: the cases whose label has TEXT (e.g. --only no_output, to compare rtp off and on).
+const only = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.indexOf('--only') + 1]! : '';
+for (const c of CASES.filter((k) => k.label.includes(only))) {
   const samples = Array.from({ length: rounds }, () => measure(c, 20000)).sort((a, b) => a - b);
   const median = samples[Math.floor(samples.length / 2)]!;
   console.log(

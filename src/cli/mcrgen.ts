@@ -155,7 +155,10 @@ function buildProgram(): Command {
     .option('--source-port <port>', 'UDP source port to send from (default: any free port)')
     .option('--rtp', 'payloads start with an RTP header, numbered in sequence (the probe follows it)')
     .option('--rtp-first-sequence <n>', 'with --rtp: the first sequence number, 0-65535 (default: random)')
-    .option('--rtp-gaps <list>', 'with --rtp: PACKET[:SIZE],...: skip SIZE (default 1) numbers before each PACKET')
+    .option(
+      '--rtp-gaps <list>',
+      'with --rtp: PACKET[:SIZE],...: skip SIZE (default 1) numbers before each PACKET',
+    )
     .option('--rtp-skip-every <n>', 'with --rtp: skip one sequence number before every Nth packet')
     .option('--rtp-duplicate-every <n>', 'with --rtp: send every Nth packet twice')
     .option('--rtp-reorder-every <n>', 'with --rtp: send every Nth packet (N ≥ 2) after the next one')

@@ -137,8 +137,14 @@ function parseRtpOptions(raw: RawOptions): RtpPlanOptions | undefined {
     integerOption(raw, key, field, min, 1_000_000, 'packets') ?? 0;
   return {
     firstSequence:
-      integerOption(raw, 'rtpFirstSequence', '--rtp-first-sequence', 0, 65535, '(a 16-bit sequence number)') ??
-      randomSequence(),
+      integerOption(
+        raw,
+        'rtpFirstSequence',
+        '--rtp-first-sequence',
+        0,
+        65535,
+        '(a 16-bit sequence number)',
+      ) ?? randomSequence(),
     gaps: parseRtpGaps(raw['rtpGaps']),
     skipEvery: every('rtpSkipEvery', '--rtp-skip-every', 1),
     duplicateEvery: every('rtpDuplicateEvery', '--rtp-duplicate-every', 1),

@@ -273,7 +273,14 @@ export class Sender {
         const number = plan.next();
         const timestamp = (this.rtpTimestampBase + number * this.rtpTimestampStep) % 0x1_0000_0000;
         writeRtpHeader(memory.bytes, at, RTP_PAYLOAD_TYPE, number & 0xffff, timestamp, this.streamId);
-        writeProbe(memory.bytes, at + RTP_HEADER_BYTES, size - RTP_HEADER_BYTES, this.streamId, this.nextSeq + i, timeUs);
+        writeProbe(
+          memory.bytes,
+          at + RTP_HEADER_BYTES,
+          size - RTP_HEADER_BYTES,
+          this.streamId,
+          this.nextSeq + i,
+          timeUs,
+        );
         batch.add(memory.region, at, size);
       }
     } else if (destinations === undefined) {

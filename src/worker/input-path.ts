@@ -145,8 +145,8 @@ export class InputPath {
    * From the rule lookup on, the rule counts the frame in packetsIn/bytesIn.
    * Costs (bench/worker-decisions.ts, this 2-vCPU VM, medians): a frame that ends before any
    * copy, parse and slot hand-back included, about 60 ns; the VLAN check about 2 ns of that; a
-   * source that changes every frame +5 ns; TTL and TOS about 1.3 ns per output; a rule's RTP
-   * health (rtp option) RTP_COST_NS ns per frame, nothing measurable for rules without it.
+   * source that changes every frame +5 ns; TTL and TOS about 1.3 ns per output; RTP stream health
+   * (a rule with the rtp option) about 7 ns, nothing measurable for rules without it.
    */
   drain(): boolean {
     const { words, halfWords, bytes, frameSize, frameCount, region } = this.ring;

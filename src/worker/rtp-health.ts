@@ -97,6 +97,24 @@ export class RtpHealth {
       (bytes[offset + 9]! << 16) |
       (bytes[offset + 10]! << 8) |
       bytes[offset + 11]!;
+    // The distance from the highest number, -32768..32767: 16-bit arithmetic handles wrap-around.
+    const delta = (((seq - this.highest) & 0xffff) << 16) >> 16;
+    if (delta === 1 && ssrc === this.ssrc && this.probation < 0 && this.started) {
+      // The common case: the next number, from the same sender.
+      const next = this.highest + 1;
+      const slot = next & MASK;
+      if (this.slots[slot] === MISSING) this.judgeLost(next - RTP_WINDOW);
+      this.slots[slot] = RECEIVED;
+      this.highest = next;
+      if (this.advanced < RTP_WINDOW) this.advanced++;
+      return;
+    }
+    this.observeOther(seq, ssrc, delta);
+  }
+
+  /** Everything but the next number from the same sender. */
+  private observeOther(seq: number, ssrc: number, delta: number): void {
+    const c = this.c;
     if (ssrc !== this.ssrc || !this.started) {
       this.newSender(seq, ssrc);
       return;
@@ -113,16 +131,9 @@ export class RtpHealth {
       this.probation = -1;
       c[REORDERED]!++;
     }
-    // The distance from the highest number, -32768..32767: 16-bit arithmetic handles wrap-around.
-    const delta = (((seq - this.highest) & 0xffff) << 16) >> 16;
     if (delta === 1) {
-      // The common case: the next number.
-      const next = this.highest + 1;
-      const slot = next & MASK;
-      if (this.slots[slot] === MISSING) this.judgeLost(next - RTP_WINDOW);
-      this.slots[slot] = RECEIVED;
-      this.highest = next;
-      if (this.advanced < RTP_WINDOW) this.advanced++;
+      this.advance(1);
+      this.slots[seq & MASK] = RECEIVED;
       return;
     }
     if (delta > 1) {
@@ -177,7 +188,7 @@ export class RtpHealth {
     this.advanced = 0;
   }
 
-  /** Moves the window `delta` (2..RTP_MAX_DROPOUT) ahead; numbers leaving it still missing are lost. */
+  /** Moves the window `delta` (1..RTP_MAX_DROPOUT) ahead; numbers leaving it still missing are lost. */
   private advance(delta: number): void {
     const slots = this.slots;
     const from = this.highest;

@@ -253,9 +253,17 @@ test('send --rtp: the sequence options, checked; absent without --rtp', () => {
   const first = parseSendOptions({ ...send, rtp: true }, resolve).rtp!.firstSequence;
   assert.ok(Number.isInteger(first) && first >= 0 && first <= 65535, 'a random first number');
   for (const gaps of ['0', '5,5', '9,3', '10:0', '10:1001', 'x', '10:', '']) {
-    rejects(() => parseSendOptions({ ...send, rtp: true, rtpGaps: gaps }, resolve), '--rtp-gaps', /PACKET\[:SIZE\]/);
+    rejects(
+      () => parseSendOptions({ ...send, rtp: true, rtpGaps: gaps }, resolve),
+      '--rtp-gaps',
+      /PACKET\[:SIZE\]/,
+    );
   }
-  rejects(() => parseSendOptions({ ...send, rtpGaps: '5' }, resolve), '--rtp-gaps', /only applies with --rtp/);
+  rejects(
+    () => parseSendOptions({ ...send, rtpGaps: '5' }, resolve),
+    '--rtp-gaps',
+    /only applies with --rtp/,
+  );
   rejects(
     () => parseSendOptions({ ...send, rtp: true, rtpReorderEvery: '1' }, resolve),
     '--rtp-reorder-every',

@@ -104,7 +104,7 @@ test('send report text', () => {
     sendErrors: { ENOBUFS: 1 },
     boundToDevice: false,
     sendBufferBytes: 1,
-      rtp: null,
+    rtp: null,
   };
   const text = formatSendText(report);
   assert.match(text, /10 packets of 1316 bytes to 239\.9\.9\.9:5000 via va/);

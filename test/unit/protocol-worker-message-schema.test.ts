@@ -217,7 +217,8 @@ test('error and fatal: codes are stable codes, texts are bounded', () => {
 test("stats: a rule's RTP counters are null or every counter, bounded, nothing else", () => {
   const withRtp = (rtp: unknown): Record<string, unknown> =>
     edited(good.stats, (m) => {
-      ((m.report as WorkerStatsReport).rules['r-0123456789ab'] as unknown as Record<string, unknown>).rtp = rtp;
+      ((m.report as WorkerStatsReport).rules['r-0123456789ab'] as unknown as Record<string, unknown>).rtp =
+        rtp;
     });
   const counts = {
     packets: 10,
@@ -240,7 +241,8 @@ test("stats: a rule's RTP counters are null or every counter, bounded, nothing e
   refused(withRtp(7), at);
   refused(
     edited(good.stats, (m) => {
-      delete ((m.report as WorkerStatsReport).rules['r-0123456789ab'] as unknown as Record<string, unknown>).rtp;
+      delete ((m.report as WorkerStatsReport).rules['r-0123456789ab'] as unknown as Record<string, unknown>)
+        .rtp;
     }),
     /lacks rtp/,
   );
