@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 import type { RtpCounters } from '../../src/protocol/control-api.js';
 import {
@@ -256,4 +258,43 @@ test('randomised streams: the counts equal what was done to them', () => {
     }
     expectCounts(run(seqs), { packets: seqs.length, lost, gaps, duplicates, reordered });
   }
+});
+
+test('observe allocates nothing per packet once warm, gaps, late packets and duplicates included', () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  // One lap of 4,096 payloads back to back: in order, with a gap, a swapped pair and a duplicate
+  // every 64; each lap starts the numbers again (a jump back: a resync).
+  const lap = 4096;
+  const bytes = new Uint8Array(lap * 16);
+  let seq = 0;
+  for (let i = 0; i < lap; i++) {
+    const at = i * 16;
+    const k = i % 64;
+    const n = k === 10 ? ++seq : k === 20 ? seq + 1 : k === 21 ? seq - 1 : k === 30 ? seq - 1 : seq;
+    if (k !== 30) seq++;
+    bytes[at] = 0x80;
+    bytes[at + 2] = (n >>> 8) & 0xff;
+    bytes[at + 3] = n & 0xff;
+    bytes[at + 11] = 9;
+  }
+  const health = new RtpHealth();
+  const run = (laps: number): void => {
+    for (let l = 0; l < laps; l++) for (let i = 0; i < lap; i++) health.observe(bytes, i * 16, 16);
+  };
+  run(200);
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  run(500);
+  const grown = process.memoryUsage().heapUsed - before;
+  settled(health); // the last lap's last holes
+  const c = health.counters.snapshot();
+  assert.equal(c.packets, 700 * lap);
+  assert.deepEqual(
+    [c.lost, c.gaps, c.reordered, c.duplicates, c.resyncs],
+    [700 * 64, 700 * 64, 700 * 64, 700 * 64, 699],
+    'one of each per 64 payloads, and a resync per lap',
+  );
+  // One 16-byte heap number per payload would be 32 MB; 2 MB is the JIT and the measurement.
+  assert.ok(grown < 2 * 1024 * 1024, `${grown} bytes of heap for ${500 * lap} payloads`);
 });
