@@ -167,8 +167,8 @@ export class RtpHealth {
   /**
    * Judges lost the numbers that have been missing since the last settle, at least RTP_SETTLE_MS
    * ago (a quiet or slow stream's holes do not wait for 128 newer numbers), and a packet far
-   * behind that nothing followed. Called on the worker's stats timer; cheap (one pass over the
-   * window), never per packet.
+   * behind that nothing followed. Called on the worker's stats timer with a monotonic time in
+   * ms; cheap (one pass over the window), never per packet.
    */
   settle(now: number): void {
     if (now - this.settledAt < RTP_SETTLE_MS) return;

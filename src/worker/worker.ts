@@ -314,8 +314,9 @@ export class Worker {
   private sendStats(requestId: number | null): void {
     for (const input of this.inputs.values()) input.collectRingDrops();
     const rules: Record<string, RuleCounters> = {};
-    // RTP holes that have waited long enough are judged lost here, off the data path.
-    const now = Date.now();
+    // RTP holes that have waited long enough are judged lost here, off the data path (on the
+    // monotonic clock: a wall-clock step must not hold or hurry the judgement).
+    const now = performance.now();
     for (const rule of this.rules.values()) rule.rtp?.settle(now);
     for (const [id, rule] of this.rules) rules[id] = rule.snapshot();
     const report = { worker: this.counters.snapshot(), health: this.health.snapshot(), rules };

@@ -33,6 +33,9 @@ function sendRtp(topo: Topology, group: string, port: number, count: number, ext
     '--interface',
     'eth0',
     '--json',
+    // One source port for every run: one flow, which the fanout keeps on one worker (a new
+    // source port could land on the other worker, which would see a new stream there).
+    ...['--source-port', '40000'],
     ...[
       '--group',
       group,
@@ -110,7 +113,7 @@ test('RTP stream health: the gaps, duplicates and late packets the sender inject
     assert.match(text, new RegExp(`${withRtp.id}\\s+cam-rtp\\s+3000\\s+16\\s+4\\s+11\\s+7\\s+0\\s+0\\s+0`));
 
     // Payloads that are not RTP (plain probes start with "MCR1": version 1) are counted as such;
-    // a new sender (another SSRC, starting anywhere) is an SSRC change, not a gap.
+    // a new sender (another SSRC, starting anywhere) on the same flow is an SSRC change, not a gap.
     sendRtp(topo, '239.1.1.1', 5004, 50, []);
     sendRtp(topo, '239.1.1.1', 5004, 100, ['--rtp', '--rtp-first-sequence', '12', '--stream-id', '77']);
     // The rule without the option relays RTP like anything else, and counts none.
