@@ -42,8 +42,18 @@ import {
   TOO_MANY_VLAN_TAGS,
   TTL_EXPIRED,
   WORKER_RESTART,
-  type WorkerCounterSet,
-} from './worker-counters.js';
+} from '../packet/frame-outcomes.js';
+import {
+  OUTPUT_TTL_EXPIRED,
+  RULE_BYTES_IN,
+  RULE_EGRESS_FAILED,
+  RULE_LAST_PACKET_AT,
+  RULE_NO_OUTPUT,
+  RULE_OWN_SOURCE,
+  RULE_PACKETS_IN,
+  RULE_TTL_EXPIRED,
+} from '../protocol/counter-layout.js';
+import type { WorkerCounterSet } from './worker-counters.js';
 
 /**
  * The data path of one input interface: its RX ring, the rules keyed by (VLAN, group, port), and
@@ -242,9 +252,11 @@ export class InputPath {
           outcomes[lastMiss]!++;
           continue;
         }
-        rule.packetsIn++;
-        rule.bytesIn += parsed.payloadLength;
-        rule.lastPacketAt = now;
+        // The rule's cells in the region the supervisor reads: plain typed-array adds.
+        const counts = rule.counters;
+        counts[RULE_PACKETS_IN]!++;
+        counts[RULE_BYTES_IN]! += parsed.payloadLength;
+        counts[RULE_LAST_PACKET_AT] = now;
         // A frame from one of this host's addresses is a loop: never relay it, whatever its TTL.
         // One Set lookup (~5 ns) when the source differs from the previous frame's, else none.
         if (source !== lastSource) {
@@ -253,13 +265,13 @@ export class InputPath {
         }
         if (lastSourceOwn) {
           outcomes[OWN_SOURCE]!++;
-          rule.ownSource++;
+          counts[RULE_OWN_SOURCE]!++;
           continue;
         }
         const live = rule.live;
         if (live.length === 0) {
           outcomes[NO_OUTPUT]!++;
-          rule.noOutput++;
+          counts[RULE_NO_OUTPUT]!++;
           continue;
         }
         // Per copy, as a router would: TTL one less than the input's (capped by the output),
@@ -274,7 +286,7 @@ export class InputPath {
           const output = live[o]!;
           const ttl = output.ttlFixed || output.ttl < ttlLeft ? output.ttl : ttlLeft;
           if (ttl <= 0) {
-            output.ttlExpired++;
+            output.counters[OUTPUT_TTL_EXPIRED]!++;
             continue;
           }
           const dscpBits = output.dscpBits;
@@ -297,7 +309,7 @@ export class InputPath {
           this.forwardedFrames[this.forwardedCount++] = frame;
         } else {
           outcomes[TTL_EXPIRED]!++;
-          rule.ttlExpired++;
+          counts[RULE_TTL_EXPIRED]!++;
         }
       }
       // Nothing ready at the cursor: caught up. (Never look further: with several CPUs filling
@@ -331,7 +343,7 @@ export class InputPath {
       if (this.copiesLeft[this.forwardedFrames[i]!]! > 0) continue;
       outcomes[FORWARDED]!--;
       outcomes[EGRESS_FAILED]!++;
-      this.frameRules[i]!.egressFailed++;
+      this.frameRules[i]!.counters[RULE_EGRESS_FAILED]!++;
     }
   }
 
