@@ -1,4 +1,16 @@
 import type { RtpCounters } from '../protocol/control-api.js';
+import { rtpCountersAt } from '../protocol/counter-cells.js';
+import {
+  RTP_CELLS,
+  RTP_DUPLICATES as DUPLICATES,
+  RTP_GAPS as GAPS,
+  RTP_LOST as LOST,
+  RTP_NOT_RTP as NOT_RTP,
+  RTP_PACKETS as PACKETS,
+  RTP_REORDERED as REORDERED,
+  RTP_RESYNCS as RESYNCS,
+  RTP_SSRC_CHANGES as SSRC_CHANGES,
+} from '../protocol/counter-layout.js';
 
 // RTP stream health of one rule in one worker: each matched payload is read as an RTP header
 // (RFC 3550: version 2, sequence number, SSRC) and its sequence number judged against the ones
@@ -22,41 +34,22 @@ const MISSING = 0;
 const RECEIVED = 1;
 const JUDGED_LOST = 2;
 
-/** Counter indexes in RtpCounterSet.values. */
-const PACKETS = 0;
-const NOT_RTP = 1;
-const LOST = 2;
-const GAPS = 3;
-const DUPLICATES = 4;
-const REORDERED = 5;
-const SSRC_CHANGES = 6;
-const RESYNCS = 7;
-const COUNTER_COUNT = 8;
-
 /**
- * The counters alone, in a typed array indexed by the constants above: counting allocates
- * nothing, and the array can live wherever counters are kept (a shared region).
+ * The counters alone, in cells indexed as counter-layout.ts RTP_* says: counting allocates
+ * nothing, and the cells are a rule's RTP cells in the region the supervisor reads (private
+ * memory in tests).
  */
 export class RtpCounterSet {
   readonly values: Float64Array;
 
-  constructor(values: Float64Array = new Float64Array(COUNTER_COUNT)) {
-    if (values.length < COUNTER_COUNT) throw new Error(`RTP counters need ${COUNTER_COUNT} slots`);
+  constructor(values: Float64Array = new Float64Array(RTP_CELLS)) {
+    if (values.length < RTP_CELLS) throw new Error(`RTP counters need ${RTP_CELLS} cells`);
     this.values = values;
   }
 
+  /** What they say (the supervisor's decoding of the same cells). */
   snapshot(): RtpCounters {
-    const v = this.values;
-    return {
-      packets: v[PACKETS]!,
-      notRtp: v[NOT_RTP]!,
-      lost: v[LOST]!,
-      gaps: v[GAPS]!,
-      duplicates: v[DUPLICATES]!,
-      reordered: v[REORDERED]!,
-      ssrcChanges: v[SSRC_CHANGES]!,
-      resyncs: v[RESYNCS]!,
-    };
+    return rtpCountersAt(this.values, 0);
   }
 }
 

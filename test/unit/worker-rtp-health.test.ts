@@ -221,7 +221,7 @@ test('counters live in the array given (for a shared region)', () => {
   const health = new RtpHealth(new RtpCounterSet(values));
   feed(health, [0, 1, 3]);
   assert.equal(values[0], 3);
-  assert.throws(() => new RtpCounterSet(new Float64Array(4)), /8 slots/);
+  assert.throws(() => new RtpCounterSet(new Float64Array(4)), /8 cells/);
 });
 
 test('randomised streams: the counts equal what was done to them', () => {
