@@ -7,6 +7,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js'
 import { parseOutputList } from '../rules/output-syntax.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
+import { registerTraceCommand } from './mcrctl-trace.js';
 import { rulesTable, statsText, workersTable } from './views.js';
 import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
 
@@ -18,7 +19,7 @@ interface GlobalOptions {
 }
 
 const program = new Command('mcrctl')
-  .description('Control a running mcrd: add and remove relay rules, show counters and workers.')
+  .description('Control a running mcrd: add and remove relay rules, show counters and workers, trace packets.')
   .version(packageVersion(), '-V, --client-version', 'print the version of this mcrctl')
   .option('-s, --socket <path>', `mcrd control socket (default: $MCR_SOCKET or ${DEFAULT_SOCKET})`)
   .option('-j, --json', "print the daemon's answer as JSON instead of tables")
@@ -29,7 +30,7 @@ const program = new Command('mcrctl')
       'Examples:\n' +
       '  mcrctl add --input-interface eth0 --input-group 239.1.1.1 --input-port 5000 \\\n' +
       '             --outputs 239.2.2.2:6000:eth1,10.0.9.7:7000:eth2 --name cam1\n' +
-      '  mcrctl list\n  mcrctl stats\n  mcrctl remove --name cam1',
+      '  mcrctl list\n  mcrctl stats\n  mcrctl trace --rule cam1\n  mcrctl remove --name cam1',
   );
 
 program
@@ -198,6 +199,14 @@ registerConfigCommands(program, {
   print: (json, text) => print(json, text),
 });
 
+registerTraceCommand(program, {
+  connect: async () => {
+    await connect();
+    return client!;
+  },
+  json: () => program.opts<GlobalOptions>().json === true,
+});
+
 /** Digits become a number; anything else goes on as typed, for validation to name it. */
 function numberIfDigits(text: string): number {
   return (/^\d{1,9}$/.test(text) ? Number(text) : text) as number;
@@ -255,7 +264,8 @@ function fail(err: unknown): number {
 async function main(): Promise<number> {
   try {
     await program.parseAsync();
-    return 0;
+    // A command may set its own status (mcrctl trace: how its stream ended).
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed the message (or help/version); map its outcome to our exit codes.

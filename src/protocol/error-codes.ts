@@ -138,6 +138,10 @@ export const ERROR_CODES = {
   E_WORKER_BEHIND: { kind: 'worker', meaning: 'a worker fell too far behind its commands and was replaced' },
   E_WORKER_CHANNEL: { kind: 'worker', meaning: "a worker's channel failed" },
   E_WORKER_HANDLER: { kind: 'worker', meaning: "a worker's event handler kept failing and was stopped" },
+  E_TRACE_LIMIT: {
+    kind: 'conflict',
+    meaning: 'as many traces run as mcrd allows: wait for one to end',
+  },
   E_WORKER_NOT_FOUND: { kind: 'usage', meaning: 'no worker with this number (debug methods)' },
   E_WORKER_EXITED: { kind: 'worker', meaning: 'the worker exited during the request (debug methods)' },
   E_NOT_CONFINED: { kind: 'worker', meaning: 'a denied operation went through: the worker is not confined' },

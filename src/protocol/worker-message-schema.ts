@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { MAX_OUTPUTS_PER_RULE } from '../rules/rule.js';
+import { traceEndedProperties, traceRecordsProperties } from './trace-schema.js';
 import type { WorkerMessage } from './worker-messages.js';
 
 // What a worker sends its supervisor is untrusted input (DESIGN.md, trust boundaries): a worker
@@ -144,6 +145,8 @@ const schemas: Record<WorkerMessage['type'], object> = {
     subject: { type: 'string', pattern: '^[a-z][a-zA-Z.]{0,31}$' },
   }),
   fatal: message('fatal', { code, message: text }),
+  'trace.records': message('trace.records', traceRecordsProperties),
+  'trace.ended': message('trace.ended', traceEndedProperties),
 };
 
 const ajv = new Ajv({ allErrors: false, strict: true });

@@ -1,9 +1,16 @@
 import { chmodSync, chownSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { LogLevels, MethodName, ParamsOf, RuleView, WorkerView } from '../protocol/control-api.js';
+import type {
+  LogLevels,
+  MethodName,
+  ParamsOf,
+  RuleView,
+  TraceParams,
+  WorkerView,
+} from '../protocol/control-api.js';
 import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings } from '../protocol/worker-messages.js';
-import type { RuleRequest } from '../rules/rule.js';
+import type { Rule, RuleRequest } from '../rules/rule.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
 import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
@@ -19,6 +26,7 @@ import type { StoredRule } from './rule-store.js';
 import { RuleTable } from './rule-table.js';
 import { SystemSockets } from './system-sockets.js';
 import { interfaceStatistics } from './interface-statistics.js';
+import { TraceService } from './trace-service.js';
 import { ruleView, statsView, totalRuleCounters } from './views.js';
 import { WorkerPool, type WorkerSlot } from './worker-pool.js';
 
@@ -69,6 +77,7 @@ export class Supervisor {
   private readonly table: RuleTable;
   private readonly config: ConfigService;
   private readonly pool: WorkerPool;
+  private readonly traces: TraceService;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
@@ -90,7 +99,11 @@ export class Supervisor {
       logFormat: options.logFormat,
       settings: options.settings,
       log: options.log,
-      sync: (id) => this.activation.syncWorker(id),
+      sync: (id) => {
+        this.activation.syncWorker(id);
+        const slot = this.pool.slots[id];
+        if (slot) this.traces.workerStarted(id, slot.process);
+      },
     });
     this.activation = new RuleActivation({
       links: this.interfaces,
@@ -114,6 +127,11 @@ export class Supervisor {
       configPath: options.configPath,
       stateDirectory: options.stateDirectory,
       applySettings: options.applySettings,
+    });
+    this.traces = new TraceService({
+      findRule: (selector) => this.findRule(selector),
+      workers: () => this.pool.slots.map((slot) => ({ id: slot.id, process: slot.process })),
+      log: options.log,
     });
     this.followInterfaces();
   }
@@ -173,6 +191,7 @@ export class Supervisor {
   /** Stops serving, drains the workers, logs the final counters and releases every socket. */
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
+    this.traces.close();
     await this.server?.close();
     const final = await this.pool.collect(STATS_TIMEOUT_MS);
     this.log.info(
@@ -214,6 +233,8 @@ export class Supervisor {
       ['config.reload', () => this.config.reloadFile('control client')],
       ['log.get', () => this.logLevels()],
       ['log.set', (p) => this.setLogLevel(p as ParamsOf<'log.set'>)],
+      ['trace.start', (p, caller) => this.traces.start(p as TraceParams, caller)],
+      ['trace.list', () => ({ traces: this.traces.list() })],
       ...(this.options.debugMethods
         ? ([
             [
@@ -251,6 +272,15 @@ export class Supervisor {
     const view = this.ruleView(stored);
     this.table.remove(selector);
     return view;
+  }
+
+  /** A rule by id (r-…) or name, or undefined (a trace's rule, looked up again as it runs). */
+  private findRule(selector: string): Rule | undefined {
+    try {
+      return this.table.find(/^r-[0-9a-f]{12}$/.test(selector) ? { id: selector } : { name: selector }).rule;
+    } catch {
+      return undefined;
+    }
   }
 
   private logLevels(): LogLevels {
