@@ -105,11 +105,10 @@ async function runTrace(params: TraceParams, context: TraceContext): Promise<num
     trace.rule !== null
       ? `rule ${trace.rule.id}${trace.rule.name !== null ? ` (${trace.rule.name})` : ''} on ${trace.interface}`
       : [trace.interface, trace.group, trace.port].filter((p) => p !== null).join(':');
-  if (!json) {
-    process.stderr.write(
-      `tracing ${what}${trace.dropsOnly ? ', drops only' : ''}: up to ${trace.count} packets or ${trace.timeoutSeconds} s\n`,
-    );
-  }
+  // On stderr, as tcpdump says what it listens on: stdout has only the packets.
+  process.stderr.write(
+    `tracing ${what}${trace.dropsOnly ? ', drops only' : ''}: up to ${trace.count} packets or ${trace.timeoutSeconds} s\n`,
+  );
   const stop = (): void => client.close();
   process.once('SIGINT', stop);
   await done;

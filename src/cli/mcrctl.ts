@@ -19,7 +19,9 @@ interface GlobalOptions {
 }
 
 const program = new Command('mcrctl')
-  .description('Control a running mcrd: add and remove relay rules, show counters and workers, trace packets.')
+  .description(
+    'Control a running mcrd: add and remove relay rules, show counters and workers, trace packets.',
+  )
   .version(packageVersion(), '-V, --client-version', 'print the version of this mcrctl')
   .option('-s, --socket <path>', `mcrd control socket (default: $MCR_SOCKET or ${DEFAULT_SOCKET})`)
   .option('-j, --json', "print the daemon's answer as JSON instead of tables")

@@ -91,7 +91,10 @@ const schemas: Record<MethodName, object> = {
       dropsOnly: { type: 'boolean' },
     },
     // A rule, or an interface (with a group and port optionally); what they name is checked by mcrd.
-    oneOf: [{ required: ['rule'] }, { required: ['interface'] }],
+    oneOf: [
+      { required: ['rule'], properties: { rule: true } },
+      { required: ['interface'], properties: { interface: true } },
+    ],
   },
   'trace.list': empty,
   'debug.forgetRule': {

@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { TracedPacket, TraceView } from '../../src/protocol/control-api.js';
+import { RelayHost, workerTotals } from '../helpers/relay-host.js';
+import { frameArgs } from '../helpers/send-frames.js';
+import { BIN, ROOT, RunningProcess, sleep, Topology } from '../helpers/topology.js';
+
+// mcrctl trace against the real mcrd, two workers, with hand-made traffic of known content: each
+// frame's decision is shown exactly (the rule and both copies, no rule, malformed), the trace
+// stops after its count, --drops-only shows only drops, tracing changes no forwarding counter,
+// and a trace whose client is killed stops in every worker (a new trace can take its place).
+
+const topo = new Topology({ outputLinks: 2, net: 63 });
+after(() => topo.destroy());
+const started: RunningProcess[] = [];
+after(() => {
+  for (const p of started) p.child.kill('SIGKILL');
+});
+
+const GROUP = '239.1.1.1';
+const OTHER = '239.1.1.9';
+const PORT = 5000;
+
+/** mcrctl trace in the background (the socket is a file: no namespace needed). */
+async function startTrace(relay: RelayHost, args: string[]): Promise<RunningProcess> {
+  const child = spawn(BIN('mcrctl'), ['--socket', relay.socketPath, 'trace', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const trace = new RunningProcess(child);
+  started.push(trace);
+  await trace.waitForStderr('tracing ');
+  // The workers read trace.start on their channel within a few milliseconds.
+  await sleep(300);
+  return trace;
+}
+
+/** Good frames from the sender to GROUP (or another group), sent as the test's own frames. */
+function sendFrames(group: string, count: number, size = 100): void {
+  const r = topo.exec(topo.sender, process.execPath, [
+    join(ROOT, 'dist/test/helpers/send-frames.js'),
+    ...['eth0', group, String(PORT), String(count)],
+    ...frameArgs({ src: topo.senderAddress(), size, ttl: 64 }),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** Frames with a broken IPv4 header checksum (10.90.1.1 > GROUP, as inject-frames makes them). */
+function sendMalformed(count: number): void {
+  const r = topo.exec(topo.sender, process.execPath, [
+    join(ROOT, 'dist/test/helpers/inject-frames.js'),
+    ...['eth0', GROUP, String(PORT), 'bad-checksum', String(count)],
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+function packets(trace: RunningProcess): TracedPacket[] {
+  return trace.stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as TracedPacket);
+}
+
+async function traces(relay: RelayHost): Promise<TraceView[]> {
+  const r = await import('../../src/protocol/control-client.js').then(async ({ ControlClient }) => {
+    const client = await ControlClient.open(relay.socketPath);
+    try {
+      return await client.call('trace.list');
+    } finally {
+      client.close();
+    }
+  });
+  return r.traces;
+}
+
+test('mcrctl trace shows each decision, stops after its count, and changes no counter', async () => {
+  const relay = await RelayHost.start(topo, ['--workers', '2']);
+  const rule = relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0,239.2.2.2:6000:out1:socket', ['-n', 'video']);
+  await sleep(500);
+  const before = workerTotals(relay.stats());
+
+  // Everything on in0: 3 relayed, 2 to a group without a rule, 2 with a broken header.
+  const all = await startTrace(relay, ['--input', 'in0', '--count', '7', '--json', '--timeout', '20']);
+  const drops = await startTrace(relay, ['--input', 'in0', '--drops-only', '--count', '4', '--json']);
+  const video = await startTrace(relay, ['--rule', 'video', '--count', '3']);
+  sendFrames(GROUP, 3);
+  sendFrames(OTHER, 2);
+  sendMalformed(2);
+
+  const done = await all.exited;
+  assert.equal(done.code, 0, all.stderr);
+  const seen = packets(all);
+  assert.equal(seen.length, 7, 'it stopped after its count');
+  assert.deepEqual(
+    seen.map((p) => [p.outcome, p.group, p.port, p.rule?.name ?? null]),
+    [
+      ['forwarded', GROUP, PORT, 'video'],
+      ['forwarded', GROUP, PORT, 'video'],
+      ['forwarded', GROUP, PORT, 'video'],
+      ['no_rule', OTHER, PORT, null],
+      ['no_rule', OTHER, PORT, null],
+      ['bad_ipv4_checksum', null, null, null],
+      ['bad_ipv4_checksum', null, null, null],
+    ],
+  );
+  const relayed = seen[0]!;
+  assert.equal(relayed.interface, 'in0');
+  assert.equal(relayed.source, topo.senderAddress());
+  assert.equal(relayed.sourcePort, 40000);
+  assert.equal(relayed.length, 100);
+  assert.equal(relayed.ttl, 64);
+  assert.equal(relayed.rule?.id, rule.id);
+  assert.deepEqual(
+    relayed.copies.map((c) => [c.destination, c.interface, c.status, c.path, c.errno]),
+    [
+      ['239.2.2.1:6000', 'out0', 'sent', 'raw', null],
+      ['239.2.2.2:6000', 'out1', 'sent', 'socket', null],
+    ],
+  );
+  assert.match(relayed.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  assert.deepEqual(seen[3]!.copies, []);
+  assert.equal(seen[5]!.frameLength, 142, 'a malformed frame shows its length');
+
+  assert.equal((await drops.exited).code, 0, drops.stderr);
+  assert.deepEqual(
+    packets(drops).map((p) => p.outcome),
+    ['no_rule', 'no_rule', 'bad_ipv4_checksum', 'bad_ipv4_checksum'],
+    'drops only',
+  );
+
+  assert.equal((await video.exited).code, 0, video.stderr);
+  const lines = video.stdout.trim().split('\n');
+  assert.equal(lines.length, 3);
+  for (const line of lines) {
+    assert.match(
+      line,
+      new RegExp(
+        `^\\d\\d:\\d\\d:\\d\\d\\.\\d{6} in0 ${topo.senderAddress().replace(/\./g, '\\.')}:40000 > 239\\.1\\.1\\.1:5000 len 100 ttl 64 rule ${rule.id} \\(video\\) -> 239\\.2\\.2\\.1:6000 out0 raw, 239\\.2\\.2\\.2:6000 out1 socket$`,
+      ),
+    );
+  }
+  process.stdout.write(`# ${lines[0]}\n`);
+
+  // The forwarding counters: exactly what was sent, traced or not.
+  const stats = await relay.statsAfter((s) => workerTotals(s).framesSeen - before.framesSeen >= 7);
+  const w = workerTotals(stats);
+  assert.equal(w.forwarded - before.forwarded, 3);
+  assert.equal(w.noRule - before.noRule, 2);
+  assert.equal(w.malformed - before.malformed, 2);
+  const counters = stats.rules.find((r) => r.name === 'video')!.counters;
+  assert.equal(counters.packetsIn, 3);
+  assert.deepEqual(
+    counters.outputs.map((o) => o.packets),
+    [3, 3],
+  );
+  await relay.stop();
+});
+
+test('a trace runs till its timeout, and stops in every worker when its client is killed', async () => {
+  const relay = await RelayHost.start(topo, ['--workers', '2']);
+  relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0', ['-n', 'video']);
+  const quiet = await startTrace(relay, ['--rule', 'video', '--timeout', '1']);
+  const ended = await quiet.exited;
+  assert.equal(ended.code, 0);
+  assert.match(quiet.stderr, /timed out after 1 s: 0 of 20 packets seen/);
+
+  // Four at once is the most; the fifth is told so.
+  const running = [];
+  for (let i = 0; i < 4; i++) running.push(await startTrace(relay, ['--rule', 'video', '--count', '1000']));
+  const fifth = relay.mcrctl(['trace', '--rule', 'video']);
+  assert.equal(fifth.code, 1);
+  assert.match(fifth.stderr, /E_TRACE_LIMIT/);
+  let listed = await traces(relay);
+  assert.equal(listed.length, 4);
+  assert.ok(
+    listed.every((t) => t.state === 'running' && t.workersTracing === 2),
+    JSON.stringify(listed),
+  );
+
+  for (const trace of running) trace.child.kill('SIGKILL');
+  const deadline = Date.now() + 5000;
+  while ((listed = await traces(relay)).length > 0 && Date.now() < deadline) await sleep(50);
+  assert.deepEqual(listed, [], 'every worker said it stopped tracing');
+
+  // And tracing again works, counting from zero.
+  const again = await startTrace(relay, ['--rule', 'video', '--count', '5', '--json']);
+  sendFrames(GROUP, 5);
+  assert.equal((await again.exited).code, 0, again.stderr);
+  assert.equal(packets(again).length, 5);
+  const stats = relay.stats();
+  assert.equal(stats.rules[0]!.counters.packetsIn, 5);
+  await relay.stop();
+});
