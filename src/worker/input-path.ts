@@ -158,8 +158,9 @@ export class InputPath {
    * Tracing (input-trace.ts) hooks in at three points, each behind one test of `trace`, a local
    * read once per drain and undefined unless a trace takes this input: per frame, as it is taken
    * (the previous frame's outcome is then in the counters); per batch, before the flush and after
-   * it. Off, that is one predictable branch per frame and nothing allocated (bench/trace-cost.ts
-   * measures it: see docs/PERFORMANCE.md).
+   * it. Off, that is one predictable branch per frame and nothing allocated: bench/trace-cost.ts
+   * measured drain within 1 ns per frame of the code before tracing existed (55 ns no_rule, 62 ns
+   * ttl_expired); on, +40-180 ns per frame (docs/PERFORMANCE.md, Tracing).
    */
   drain(): boolean {
     const { words, halfWords, bytes, frameSize, frameCount, region } = this.ring;

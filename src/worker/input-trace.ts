@@ -123,9 +123,15 @@ export class InputTrace {
     if (this.open) this.settle(outcomes);
     const { words, halfWords, bytes, frameSize } = ring;
     const p = this.parsed;
+    // Rule traces take only frames a rule matched: the others need no decoding.
+    const rulesOnly = this.sessions.every((s) => s.selection.rule !== null);
     for (let frame = 0; frame < this.count; frame++) {
       const outcome = this.outcomeOf[frame]!;
       if (outcome < 0) continue;
+      // Only these outcomes come after drain's lookup found a rule; the same lookup finds it.
+      const matched =
+        outcome === FORWARDED || outcome === OWN_SOURCE || outcome === NO_OUTPUT || outcome === TTL_EXPIRED;
+      if (rulesOnly && !matched) continue;
       const slotStart = this.slots[frame]! * frameSize;
       const status = words[slotStart >>> 2]!;
       const length = words[(slotStart + TP2_LEN) >>> 2]!;
@@ -149,9 +155,6 @@ export class InputTrace {
       else if (l2 && p.vlanCount > 0) vlan = p.vlanId;
       const group = l3 ? p.dstAddr : -1;
       const port = l4 ? p.dstPort : -1;
-      // Only these outcomes come after drain's lookup found a rule; the same lookup finds it.
-      const matched =
-        outcome === FORWARDED || outcome === OWN_SOURCE || outcome === NO_OUTPUT || outcome === TTL_EXPIRED;
       const rule = matched ? rules.find(vlan, p.dstAddr | 0, p.dstPort, p.srcAddr | 0) : undefined;
       for (const session of this.sessions) {
         // A drops-only trace's forwarded frames are still to be settled (most stay forwarded and
