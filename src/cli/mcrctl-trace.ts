@@ -107,13 +107,13 @@ async function runTrace(params: TraceParams, context: TraceContext): Promise<num
       : [trace.interface, trace.group, trace.port].filter((p) => p !== null).join(':');
   // On stderr, as tcpdump says what it listens on: stdout has only the packets.
   process.stderr.write(
-    `tracing ${what}${trace.dropsOnly ? ', drops only' : ''}: up to ${trace.count} packets or ${trace.timeoutSeconds} s\n`,
+    `tracing ${what}${trace.dropsOnly ? ', drops only' : ''}: up to ${plural(trace.count, 'packet')} or ${trace.timeoutSeconds} s\n`,
   );
   const stop = (): void => client.close();
   process.once('SIGINT', stop);
   await done;
   process.removeListener('SIGINT', stop);
-  const summary = `${shown} of ${trace.count} packet${trace.count === 1 ? '' : 's'} seen`;
+  const summary = `${shown} of ${plural(trace.count, 'packet')} seen`;
   if (ended === undefined) {
     process.stderr.write(`mcrctl: trace ended: ${summary}\n`);
     return 0;
@@ -125,6 +125,10 @@ async function runTrace(params: TraceParams, context: TraceContext): Promise<num
   }
   process.stderr.write(`mcrctl: trace ended (${ended.reason}): ${summary}\n`);
   return 1;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function wholeNumber(text: string, option: string, min: number, max: number): number {
