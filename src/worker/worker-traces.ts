@@ -8,8 +8,12 @@ import { InputTrace, MAX_WORKER_TRACES, TraceSession } from './input-trace.js';
  * buffer (TRACE_BUFFER_RECORDS) holds what a busy flow brings in the meantime.
  */
 const FLUSH_INTERVAL_MS = 50;
-/** Messages per trace per flush at most: a trace never fills the channel the heartbeats share. */
-const MESSAGES_PER_FLUSH = 4;
+/**
+ * Messages per trace per flush at most (of MAX_TRACE_RECORDS_PER_MESSAGE records): up to 10,000
+ * records a second, and a trace never fills the channel the heartbeats share (trySend: what does
+ * not fit waits for the next flush).
+ */
+const MESSAGES_PER_FLUSH = 16;
 
 interface Sender {
   /** Sends without waiting; false when the channel is full (tried again at the next flush). */

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { TracedPacket, TraceView } from '../../src/protocol/control-api.js';
-import { RelayHost, workerTotals } from '../helpers/relay-host.js';
+import { expectPackets, receiverReport, RelayHost, send, workerTotals } from '../helpers/relay-host.js';
 import { frameArgs } from '../helpers/send-frames.js';
 import { BIN, ROOT, RunningProcess, sleep, Topology } from '../helpers/topology.js';
 
@@ -191,5 +191,46 @@ test('a trace runs till its timeout, and stops in every worker when its client i
   assert.equal(packets(again).length, 5);
   const stats = relay.stats();
   assert.equal(stats.rules[0]!.counters.packetsIn, 5);
+  await relay.stop();
+});
+
+test('a flow forwards exactly the same with a trace recording every packet as without one', async () => {
+  const relay = await RelayHost.start(topo, ['--workers', '2']);
+  relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0,239.2.2.2:6000:out1:socket', ['-n', 'video']);
+  const flow = { rate: 2000, size: 200, count: 2000 };
+  const trial = async (traced: boolean): Promise<{ forwarded: number; outputs: number[]; shown: number }> => {
+    const before = relay.stats();
+    const trace = traced
+      ? await startTrace(relay, ['--rule', 'video', '--count', '2000', '--json'])
+      : undefined;
+    const receivers = [
+      await expectPackets(topo, 'eth0', '239.2.2.1', 6000, flow.count),
+      await expectPackets(topo, 'eth1', '239.2.2.2', 6000, flow.count),
+    ];
+    send(topo, GROUP, PORT, flow);
+    for (const r of receivers) assert.equal((await receiverReport(r)).code, 0, r.stderr);
+    const after = await relay.statsAfter(
+      (s) => s.rules[0]!.counters.packetsIn - before.rules[0]!.counters.packetsIn >= flow.count,
+    );
+    let shown = 0;
+    if (trace) {
+      assert.equal((await trace.exited).code, 0, trace.stderr);
+      const seen = packets(trace);
+      assert.ok(seen.every((p) => p.outcome === 'forwarded' && p.copies.every((c) => c.status === 'sent')));
+      shown = seen.length;
+      assert.doesNotMatch(trace.stderr, /not recorded|lost/);
+    }
+    return {
+      forwarded: workerTotals(after).forwarded - workerTotals(before).forwarded,
+      outputs: after.rules[0]!.counters.outputs.map(
+        (o, i) => o.packets - before.rules[0]!.counters.outputs[i]!.packets,
+      ),
+      shown,
+    };
+  };
+  const plain = await trial(false);
+  const traced = await trial(true);
+  assert.deepEqual(plain, { forwarded: flow.count, outputs: [flow.count, flow.count], shown: 0 });
+  assert.deepEqual(traced, { forwarded: flow.count, outputs: [flow.count, flow.count], shown: flow.count });
   await relay.stop();
 });
