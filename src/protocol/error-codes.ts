@@ -138,6 +138,10 @@ export const ERROR_CODES = {
   E_WORKER_BEHIND: { kind: 'worker', meaning: 'a worker fell too far behind its commands and was replaced' },
   E_WORKER_CHANNEL: { kind: 'worker', meaning: "a worker's channel failed" },
   E_WORKER_HANDLER: { kind: 'worker', meaning: "a worker's event handler kept failing and was stopped" },
+  E_NOT_AN_INPUT: {
+    kind: 'conflict',
+    meaning: 'no rule takes its input from this interface: mcrd does not receive on it',
+  },
   E_TRACE_LIMIT: {
     kind: 'conflict',
     meaning: 'as many traces run as mcrd allows: wait for one to end',

@@ -130,6 +130,7 @@ export class Supervisor {
     });
     this.traces = new TraceService({
       findRule: (selector) => this.findRule(selector),
+      isInput: (name) => this.table.list().some(({ rule }) => rule.inputInterface === name),
       workers: () => this.pool.slots.map((slot) => ({ id: slot.id, process: slot.process })),
       log: options.log,
     });

@@ -20,6 +20,8 @@ const RULE_CHECK_MS = 250;
 export interface TraceHost {
   /** The rule with this id or name, or undefined. */
   findRule(selector: string): Rule | undefined;
+  /** Whether some rule takes its input from this interface (mcrd receives only on those). */
+  isInput(interfaceName: string): boolean;
   /** The worker processes now, by worker id. */
   workers(): { id: number; process: WorkerProcess }[];
   log: Logger;
@@ -183,6 +185,13 @@ export class TraceService {
       };
     }
     const name = validateInterfaceName(params.interface, 'interface');
+    if (!this.host.isInput(name)) {
+      throw new ControlError(
+        'E_NOT_AN_INPUT',
+        `no rule takes its input from ${name}, so mcrd does not receive on it: nothing to trace (see mcrctl list)`,
+        { field: 'interface', value: name },
+      );
+    }
     let group: number | null = null;
     if (params.group !== undefined) {
       const parsed = parseIpv4(params.group);

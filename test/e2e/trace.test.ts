@@ -172,6 +172,9 @@ test('a trace runs till its timeout, and stops in every worker when its client i
   const fifth = relay.mcrctl(['trace', '--rule', 'video']);
   assert.equal(fifth.code, 1);
   assert.match(fifth.stderr, /E_TRACE_LIMIT/);
+  const nowhere = relay.mcrctl(['trace', '--input', 'out0']);
+  assert.equal(nowhere.code, 1);
+  assert.match(nowhere.stderr, /E_NOT_AN_INPUT: no rule takes its input from out0/);
   let listed = await traces(relay);
   assert.equal(listed.length, 4);
   assert.ok(

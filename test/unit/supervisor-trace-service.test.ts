@@ -107,6 +107,7 @@ function setup(): Setup {
   };
   const service = new TraceService({
     findRule: (selector) => rules.get(selector),
+    isInput: (name) => name === 'in0',
     workers: () => workers.map((w, id) => ({ id, process: w as unknown as WorkerProcess })),
     log: pino({ level: 'silent' }),
   });
@@ -212,5 +213,7 @@ test('a restarted worker is asked for what is still missing; a fifth trace is re
   assert.throws(() => s.service.start({ interface: 'in0', group: '239.1' }, s.caller), {
     code: 'E_INVALID_ADDRESS',
   });
+  assert.throws(() => s.service.start({ interface: 'in1' }, s.caller), { code: 'E_NOT_AN_INPUT' });
+  assert.throws(() => s.service.start({ interface: 'in0:1' }, s.caller), { code: 'E_INVALID_INTERFACE' });
   s.service.close();
 });
