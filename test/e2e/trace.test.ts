@@ -158,7 +158,7 @@ test('mcrctl trace shows each decision, stops after its count, and changes no co
   await relay.stop();
 });
 
-test('a trace runs till its timeout, and stops in every worker when its client is killed', async () => {
+test('a trace ends at its timeout, when its rule is removed, and in every worker when its client is killed', async () => {
   const relay = await RelayHost.start(topo, ['--workers', '2']);
   relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0', ['-n', 'video']);
   const quiet = await startTrace(relay, ['--rule', 'video', '--timeout', '1']);
@@ -186,6 +186,13 @@ test('a trace runs till its timeout, and stops in every worker when its client i
   const deadline = Date.now() + 5000;
   while ((listed = await traces(relay)).length > 0 && Date.now() < deadline) await sleep(50);
   assert.deepEqual(listed, [], 'every worker said it stopped tracing');
+
+  // Removing the traced rule ends its trace.
+  const orphan = await startTrace(relay, ['--rule', 'video', '--count', '5']);
+  relay.mcrctl(['remove', '--name', 'video']);
+  assert.equal((await orphan.exited).code, 1);
+  assert.match(orphan.stderr, /trace ended \(rule removed\): 0 of 5 packets seen/);
+  relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0', ['-n', 'video']);
 
   // And tracing again works, counting from zero.
   const again = await startTrace(relay, ['--rule', 'video', '--count', '5', '--json']);
