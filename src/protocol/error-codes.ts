@@ -140,11 +140,11 @@ export const ERROR_CODES = {
   E_WORKER_HANDLER: { kind: 'worker', meaning: "a worker's event handler kept failing and was stopped" },
   E_NOT_AN_INPUT: {
     kind: 'conflict',
-    meaning: 'no rule takes its input from this interface: mcrd does not receive on it',
+    meaning: 'a trace of an interface no rule takes its input from',
   },
   E_TRACE_LIMIT: {
     kind: 'conflict',
-    meaning: 'as many traces run as mcrd allows: wait for one to end',
+    meaning: 'as many traces run as mcrd allows (4): wait for one to end',
   },
   E_WORKER_NOT_FOUND: { kind: 'usage', meaning: 'no worker with this number (debug methods)' },
   E_WORKER_EXITED: { kind: 'worker', meaning: 'the worker exited during the request (debug methods)' },
