@@ -19,9 +19,7 @@ interface GlobalOptions {
 }
 
 const program = new Command('mcrctl')
-  .description(
-    'Control a running mcrd: add and remove relay rules, show counters and workers, trace packets.',
-  )
+  .description('Control a running mcrd: add and remove relay rules, show counters and workers.')
   .version(packageVersion(), '-V, --client-version', 'print the version of this mcrctl')
   .option('-s, --socket <path>', `mcrd control socket (default: $MCR_SOCKET or ${DEFAULT_SOCKET})`)
   .option('-j, --json', "print the daemon's answer as JSON instead of tables")
@@ -32,7 +30,7 @@ const program = new Command('mcrctl')
       'Examples:\n' +
       '  mcrctl add --input-interface eth0 --input-group 239.1.1.1 --input-port 5000 \\\n' +
       '             --outputs 239.2.2.2:6000:eth1,10.0.9.7:7000:eth2 --name cam1\n' +
-      '  mcrctl list\n  mcrctl stats\n  mcrctl trace --rule cam1\n  mcrctl remove --name cam1',
+      '  mcrctl list\n  mcrctl stats\n  mcrctl remove --name cam1',
   );
 
 program
