@@ -124,7 +124,8 @@ export class InputTrace {
     const { words, halfWords, bytes, frameSize } = ring;
     const p = this.parsed;
     // Rule traces take only frames a rule matched: the others need no decoding.
-    const rulesOnly = this.sessions.every((s) => s.selection.rule !== null);
+    let rulesOnly = true;
+    for (const session of this.sessions) if (session.selection.rule === null) rulesOnly = false;
     for (let frame = 0; frame < this.count; frame++) {
       const outcome = this.outcomeOf[frame]!;
       if (outcome < 0) continue;
