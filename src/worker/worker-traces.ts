@@ -48,6 +48,8 @@ export class WorkerTraces {
   start(trace: number, selection: TraceSelection, count: number, dropsOnly: boolean): void {
     if (this.sessions.has(trace)) throw new Error(`trace ${trace} is running already`);
     if (this.sessions.size >= MAX_WORKER_TRACES) {
+      // Said ended at once, so the supervisor does not wait for this trace to stop here.
+      this.sender.send({ type: 'trace.ended', trace, reason: 'stopped' });
       throw Object.assign(new Error(`this worker runs ${MAX_WORKER_TRACES} traces already`), {
         code: 'E_TRACE_LIMIT',
       });
