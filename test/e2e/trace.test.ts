@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type { TracedPacket, TraceView } from '../../src/protocol/control-api.js';
+import type { TracedPacket, TraceView, WorkerView } from '../../src/protocol/control-api.js';
 import { expectPackets, receiverReport, RelayHost, send, workerTotals } from '../helpers/relay-host.js';
 import { frameArgs } from '../helpers/send-frames.js';
 import { BIN, ROOT, RunningProcess, sleep, Topology } from '../helpers/topology.js';
@@ -242,5 +242,41 @@ test('a flow forwards exactly the same with a trace recording every packet as wi
   const traced = await trial(true);
   assert.deepEqual(plain, { forwarded: flow.count, outputs: [flow.count, flow.count], shown: 0 });
   assert.deepEqual(traced, { forwarded: flow.count, outputs: [flow.count, flow.count], shown: flow.count });
+  await relay.stop();
+});
+
+test('a worker restarted during a trace is asked to trace too, for what is still missing', async () => {
+  const relay = await RelayHost.start(topo, ['--workers', '2']);
+  relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0', ['-n', 'video']);
+  const trace = await startTrace(relay, ['--rule', 'video', '--count', '6', '--json']);
+  sendFrames(GROUP, 2);
+  for (let waited = 0; (await traces(relay))[0]?.shown !== 2; waited += 50) {
+    assert.ok(waited < 5000, 'the first two are shown');
+    await sleep(50);
+  }
+  const before = relay.mcrctlJson<{ workers: WorkerView[] }>(['workers']).workers;
+  // mcrd's own workers, started by this test: SIGKILL both; the supervisor restarts them at once.
+  for (const w of before) process.kill(w.pid!, 'SIGKILL');
+  const deadline = Date.now() + 10_000;
+  let listed: TraceView[] = [];
+  for (;;) {
+    const workers = relay.mcrctlJson<{ workers: WorkerView[] }>(['workers']).workers;
+    listed = await traces(relay);
+    const restarted = workers.every((w) => w.restarts === 1 && w.state === 'running');
+    if ((restarted && listed[0]?.workersTracing === 2) || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  assert.deepEqual(
+    listed.map((t) => [t.state, t.workersTracing]),
+    [['running', 2]],
+    'both new workers trace',
+  );
+  await sleep(300);
+  sendFrames(GROUP, 4);
+  assert.equal((await trace.exited).code, 0, trace.stderr);
+  assert.deepEqual(
+    packets(trace).map((p) => p.outcome),
+    Array.from({ length: 6 }, () => 'forwarded'),
+  );
   await relay.stop();
 });
