@@ -1,14 +1,16 @@
 import { Option, type Command } from 'commander';
-import type { TraceParams } from '../protocol/control-api.js';
+import type { TraceParams, TraceView } from '../protocol/control-api.js';
 import type { ControlClient, StreamNotification } from '../protocol/control-client.js';
 import { MAX_TRACE_COUNT, MAX_TRACE_SECONDS } from '../protocol/trace.js';
 import { UsageError } from './package-info.js';
+import { formatTable } from './table.js';
 import { traceLine } from './trace-line.js';
 
-/** What the trace command needs of mcrctl: its connection to mcrd, and whether to print JSON. */
+/** What the trace commands need of mcrctl: its connection to mcrd, and how to print. */
 export interface TraceContext {
   connect(): Promise<ControlClient>;
   json(): boolean;
+  print(json: unknown, text: () => string): void;
 }
 
 interface TraceOptions {
@@ -51,6 +53,37 @@ export function registerTraceCommand(program: Command, context: TraceContext): v
     .action(async (opts: TraceOptions) => {
       process.exitCode = await runTrace(traceParams(opts), context);
     });
+
+  program
+    .command('traces')
+    .description('list the traces running (at most 4 at once), and those still stopping in a worker')
+    .action(async () => {
+      const client = await context.connect();
+      const { traces } = await client.call('trace.list');
+      context.print({ traces }, () => (traces.length === 0 ? 'no traces' : tracesTable(traces)));
+    });
+}
+
+function tracesTable(traces: TraceView[]): string {
+  return formatTable(
+    ['ID', 'CLIENT', 'TRACES', 'SHOWN', 'STARTED', 'STATE', 'WORKERS'],
+    traces.map((t) => [
+      String(t.id),
+      String(t.client),
+      traceSubject(t) + (t.dropsOnly ? ', drops only' : ''),
+      `${t.shown}/${t.count}`,
+      t.startedAt,
+      t.state,
+      String(t.workersTracing),
+    ]),
+  );
+}
+
+/** "rule r-… (cam1) on eth0", or "eth0:239.1.1.1:5000". */
+function traceSubject(trace: TraceView): string {
+  return trace.rule !== null
+    ? `rule ${trace.rule.id}${trace.rule.name !== null ? ` (${trace.rule.name})` : ''} on ${trace.interface}`
+    : [trace.interface, trace.group, trace.port].filter((p) => p !== null).join(':');
 }
 
 /** The request, from the options (checked here: a trace that cannot run is bad usage). */
@@ -101,10 +134,7 @@ async function runTrace(params: TraceParams, context: TraceContext): Promise<num
     void client.closed().then(() => resolve());
   });
   const { trace } = await client.call('trace.start', params);
-  const what =
-    trace.rule !== null
-      ? `rule ${trace.rule.id}${trace.rule.name !== null ? ` (${trace.rule.name})` : ''} on ${trace.interface}`
-      : [trace.interface, trace.group, trace.port].filter((p) => p !== null).join(':');
+  const what = traceSubject(trace);
   // On stderr, as tcpdump says what it listens on: stdout has only the packets.
   process.stderr.write(
     `tracing ${what}${trace.dropsOnly ? ', drops only' : ''}: up to ${plural(trace.count, 'packet')} or ${trace.timeoutSeconds} s\n`,

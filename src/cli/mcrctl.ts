@@ -205,6 +205,7 @@ registerTraceCommand(program, {
     return client!;
   },
   json: () => program.opts<GlobalOptions>().json === true,
+  print: (json, text) => print(json, text),
 });
 
 /** Digits become a number; anything else goes on as typed, for validation to name it. */

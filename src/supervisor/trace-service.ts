@@ -67,7 +67,7 @@ export class TraceService {
     if (this.traces.size >= MAX_CONCURRENT_TRACES) {
       throw new ControlError(
         'E_TRACE_LIMIT',
-        `${this.traces.size} traces run already, the most mcrd allows at once; wait for one to end (mcrctl trace stops after its count or timeout)`,
+        `${this.traces.size} traces run already, the most mcrd allows at once; wait for one to end (mcrctl traces lists them; each stops after its count or timeout)`,
       );
     }
     const stream = caller.openStream('trace');

@@ -63,16 +63,9 @@ function packets(trace: RunningProcess): TracedPacket[] {
     .map((line) => JSON.parse(line) as TracedPacket);
 }
 
-async function traces(relay: RelayHost): Promise<TraceView[]> {
-  const r = await import('../../src/protocol/control-client.js').then(async ({ ControlClient }) => {
-    const client = await ControlClient.open(relay.socketPath);
-    try {
-      return await client.call('trace.list');
-    } finally {
-      client.close();
-    }
-  });
-  return r.traces;
+/** The traces mcrd lists (mcrctl traces): running, or stopping until every worker said it stopped. */
+function traces(relay: RelayHost): TraceView[] {
+  return relay.mcrctlJson<{ traces: TraceView[] }>(['traces']).traces;
 }
 
 test('mcrctl trace shows each decision, stops after its count, and changes no counter', async () => {
@@ -175,16 +168,23 @@ test('a trace ends at its timeout, when its rule is removed, and in every worker
   const nowhere = relay.mcrctl(['trace', '--input', 'out0']);
   assert.equal(nowhere.code, 1);
   assert.match(nowhere.stderr, /E_NOT_AN_INPUT: no rule takes its input from out0/);
-  let listed = await traces(relay);
+  let listed = traces(relay);
   assert.equal(listed.length, 4);
   assert.ok(
     listed.every((t) => t.state === 'running' && t.workersTracing === 2),
     JSON.stringify(listed),
   );
+  const table = relay.mcrctl(['traces']).stdout;
+  assert.match(table, /^ID +CLIENT +TRACES +SHOWN +STARTED +STATE +WORKERS$/m);
+  assert.equal(
+    table.match(/rule r-[0-9a-f]{12} \(video\) on in0 +0\/1000 .* running +2$/gm)?.length,
+    4,
+    table,
+  );
 
   for (const trace of running) trace.child.kill('SIGKILL');
   const deadline = Date.now() + 5000;
-  while ((listed = await traces(relay)).length > 0 && Date.now() < deadline) await sleep(50);
+  while ((listed = traces(relay)).length > 0 && Date.now() < deadline) await sleep(50);
   assert.deepEqual(listed, [], 'every worker said it stopped tracing');
 
   // Removing the traced rule ends its trace.
@@ -250,7 +250,7 @@ test('a worker restarted during a trace is asked to trace too, for what is still
   relay.addRule(GROUP, PORT, '239.2.2.1:6000:out0', ['-n', 'video']);
   const trace = await startTrace(relay, ['--rule', 'video', '--count', '6', '--json']);
   sendFrames(GROUP, 2);
-  for (let waited = 0; (await traces(relay))[0]?.shown !== 2; waited += 50) {
+  for (let waited = 0; traces(relay)[0]?.shown !== 2; waited += 50) {
     assert.ok(waited < 5000, 'the first two are shown');
     await sleep(50);
   }
@@ -261,7 +261,7 @@ test('a worker restarted during a trace is asked to trace too, for what is still
   let listed: TraceView[] = [];
   for (;;) {
     const workers = relay.mcrctlJson<{ workers: WorkerView[] }>(['workers']).workers;
-    listed = await traces(relay);
+    listed = traces(relay);
     const restarted = workers.every((w) => w.restarts === 1 && w.state === 'running');
     if ((restarted && listed[0]?.workersTracing === 2) || Date.now() > deadline) break;
     await sleep(100);
