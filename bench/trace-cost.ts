@@ -1,6 +1,8 @@
 // Micro-benchmark: what tracing costs the worker's data path, in ns per frame of InputPath.drain,
 // on frames that end before anything is sent (so no kernel send cost hides it):
-//   off         no trace takes this input (the usual state: `trace` is undefined in drain)
+//   off         no trace takes this input (the usual state: `trace` is undefined in drain), in a
+//               copy of the data path that never traced
+//   off, traced before  the same, in the copy the "on" variants run (a worker after a trace)
 //   on, idle    a trace of another rule of this input runs: each frame's outcome is read and the
 //               frame decoded, none recorded
 //   on, record  a trace takes every frame: each is decoded and written into its buffer
@@ -59,9 +61,13 @@ const THIS_BUILD: Build = {
   HostAddresses: hostAddresses.HostAddresses,
 };
 
-async function loadBuild(dir: string): Promise<Build> {
+/**
+ * The data path's classes from the build in `dir`, as a copy of their own (`copy` makes the module
+ * URLs unique): V8 optimises drain() per copy, from what that copy alone has run.
+ */
+async function loadBuild(dir: string, copy: string): Promise<Build> {
   const load = async <T>(file: string): Promise<T> =>
-    (await import(pathToFileURL(resolve(dir, 'dist/src/worker', file)).href)) as T;
+    (await import(`${pathToFileURL(resolve(dir, 'dist/src/worker', file)).href}?${copy}`)) as T;
   return {
     InputPath: (await load<typeof inputPath>('input-path.js')).InputPath,
     ForwardingRule: (await load<typeof forwardingRule>('forwarding-rule.js')).ForwardingRule,
@@ -71,7 +77,7 @@ async function loadBuild(dir: string): Promise<Build> {
   };
 }
 
-type Mode = 'before' | 'off' | 'on, idle' | 'on, record';
+type Mode = 'before' | 'off' | 'off, traced before' | 'on, idle' | 'on, record';
 
 interface Case {
   label: string;
@@ -191,15 +197,27 @@ async function main(): Promise<void> {
   const samples = Number(argument('--samples') ?? 100);
   const batches = Number(argument('--batches') ?? 500);
   const beforeDir = argument('--before');
-  const before = beforeDir === undefined ? undefined : await loadBuild(beforeDir);
+  const before = beforeDir === undefined ? undefined : await loadBuild(beforeDir, 'before');
+  // "off": a copy of this build's data path that never traced, as in a worker no trace has
+  // reached. "off, traced before": the copy the "on" variants run, whose drain() V8 optimised
+  // with tracing taken (a worker after a trace ended).
+  const untraced = await loadBuild(resolve(import.meta.dirname, '..', '..'), 'untraced');
   const cpus = allowedCpus();
   pinToCpu(cpus[cpus.length - 1]!);
-  const modes: Mode[] = [...(before ? (['before'] as const) : []), 'off', 'on, idle', 'on, record'];
+  const modes: Mode[] = [
+    ...(before ? (['before'] as const) : []),
+    'off',
+    'off, traced before',
+    'on, idle',
+    'on, record',
+  ];
+  const buildOf = (mode: Mode): Build =>
+    mode === 'before' ? before! : mode === 'off' ? untraced : THIS_BUILD;
   console.log(
     `InputPath.drain, batches of ${SETTINGS.batchSize}, ns per frame: min and median of ${samples} samples of ${batches} batches, interleaved`,
   );
   for (const c of CASES) {
-    const rigs = modes.map((mode) => rig(c, mode, mode === 'before' ? before! : THIS_BUILD));
+    const rigs = modes.map((mode) => rig(c, mode, buildOf(mode)));
     for (const r of rigs) r.run(2000); // warm up: optimised code before the first sample
     const taken = modes.map((): number[] => []);
     // Each round starts with the next variant: none always runs right after the same neighbour.
