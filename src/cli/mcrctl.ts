@@ -8,6 +8,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js'
 import { parseOutputList } from '../rules/output-syntax.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
+import { registerTraceCommand } from './mcrctl-trace.js';
 import { rulesTable, statsText, workersTable } from './views.js';
 import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
 
@@ -30,7 +31,7 @@ const program = new Command('mcrctl')
       'Examples:\n' +
       '  mcrctl add --input-interface eth0 --input-group 239.1.1.1 --input-port 5000 \\\n' +
       '             --outputs 239.2.2.2:6000:eth1,10.0.9.7:7000:eth2 --name cam1\n' +
-      '  mcrctl list\n  mcrctl stats\n  mcrctl events\n  mcrctl remove --name cam1',
+      '  mcrctl list\n  mcrctl stats\n  mcrctl remove --name cam1',
   );
 
 program
@@ -58,6 +59,10 @@ program
   )
   .option('-n, --name <name>', 'a name to refer to the rule by (letters, digits, . _ -)')
   .option('--unicast-input', 'the input address is a unicast address of this host, not a group')
+  .option(
+    '--rtp',
+    'the input payload is RTP: count its stream health (lost and late packets, gaps, duplicates, SSRC changes) in mcrctl stats',
+  )
   .addHelpText(
     'after',
     '\nLoops: a copy leaves with a lower TTL than its input had, a packet whose TTL would reach 0 is\n' +
@@ -68,7 +73,8 @@ program
       '  mcrctl add -i eth0 -g 239.1.1.1 -p 5000 -o 239.2.2.2:6000:eth1 -n cam1\n' +
       '  mcrctl add -i eth0 --input-vlan 100 -g 239.1.1.2 -p 5000 -o 239.2.2.3:6000:eth1:raw:dscp=ef\n' +
       '  mcrctl add -i eth0 -g 239.1.1.3 -p 5000 -o 239.2.2.4:6000:eth1:fixed-ttl=8,10.0.9.7:7000\n' +
-      '  mcrctl add -i eth0 -g 232.1.1.1 -p 5000 --input-source 10.0.1.5 -o 239.2.2.5:6000:eth1',
+      '  mcrctl add -i eth0 -g 232.1.1.1 -p 5000 --input-source 10.0.1.5 -o 239.2.2.5:6000:eth1\n' +
+      '  mcrctl add -i eth0 -g 239.1.1.4 -p 5004 --rtp -o 239.2.2.6:6000:eth1',
   )
   .action(
     async (opts: {
@@ -80,6 +86,7 @@ program
       inputSource?: string;
       name?: string;
       unicastInput?: boolean;
+      rtp?: boolean;
     }) => {
       const params: ParamsOf<'rules.add'> = {
         inputInterface: opts.inputInterface,
@@ -90,6 +97,7 @@ program
         ...(opts.inputSource !== undefined ? { inputSource: opts.inputSource } : {}),
         ...(opts.name !== undefined ? { name: opts.name } : {}),
         ...(opts.unicastInput ? { unicastInput: true } : {}),
+        ...(opts.rtp ? { rtp: true } : {}),
       };
       // Checked here first: a rule that cannot be valid is bad usage (exit 2), whoever finds it.
       validateRule(params);
@@ -125,7 +133,9 @@ program
 
 program
   .command('stats')
-  .description('show per-rule and per-worker counters with rates')
+  .description(
+    'show per-rule and per-worker counters with rates, and the RTP stream health of rules with --rtp',
+  )
   .action(async () => {
     const stats = await call('stats.get');
     print(stats, () => statsText(stats));
@@ -199,6 +209,15 @@ registerConfigCommands(program, {
   print: (json, text) => print(json, text),
 });
 
+registerTraceCommand(program, {
+  connect: async () => {
+    await connect();
+    return client!;
+  },
+  json: () => program.opts<GlobalOptions>().json === true,
+  print: (json, text) => print(json, text),
+});
+
 registerEventsCommand(program, {
   connect: async () => {
     await connect();
@@ -264,7 +283,8 @@ function fail(err: unknown): number {
 async function main(): Promise<number> {
   try {
     await program.parseAsync();
-    return 0;
+    // A command may set its own status (mcrctl trace: how its stream ended).
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed the message (or help/version); map its outcome to our exit codes.

@@ -17,6 +17,8 @@ export interface RuleView {
     group: string;
     port: number;
     unicast: boolean;
+    /** The payload is read as RTP and its stream health counted (counters.rtp). */
+    rtp: boolean;
   };
   outputs: OutputView[];
   /**
@@ -63,6 +65,31 @@ export interface RuleCounters {
   outputs: OutputCounters[];
   /** When the last frame that matched the rule arrived (ISO 8601, wall clock); null before the first. */
   lastPacketAt: string | null;
+  /** Stream health of the rule's RTP payload (see RtpCounters); null when the rule has no rtp option. */
+  rtp: RtpCounters | null;
+}
+
+/**
+ * A rule's input payloads read as RTP (RFC 3550), counted per rule over every frame that matched
+ * it. How holes, lateness and jumps are judged: docs/RTP-HEALTH.md.
+ */
+export interface RtpCounters {
+  /** Payloads with an RTP version 2 header (12 bytes or more). */
+  packets: number;
+  /** Payloads that are not RTP: shorter than 12 bytes, or another version. */
+  notRtp: number;
+  /** Sequence numbers that never arrived: the sum of the gaps' sizes. */
+  lost: number;
+  /** Gaps: runs of consecutive lost sequence numbers. */
+  gaps: number;
+  /** Packets whose sequence number had already arrived. */
+  duplicates: number;
+  /** Late packets: they arrived after a later sequence number had (not duplicates). */
+  reordered: number;
+  /** A new sender (SSRC) took over the stream; its sequence starts afresh (not a gap). */
+  ssrcChanges: number;
+  /** The sequence jumped (over 3,000 ahead, or over 127 behind and went on from there): started afresh, not a gap. */
+  resyncs: number;
 }
 
 export interface OutputCounters {
@@ -104,8 +131,9 @@ export interface WorkerCounters {
    */
   unsent: number;
   /**
-   * Frames a dead worker left in a ring, and those that arrived before its successor took the
-   * ring over: dropped unprocessed after a restart (never forwarded twice).
+   * Frames a dead worker left in a ring without counting them, and those that arrived before its
+   * successor took the ring over: dropped unprocessed after a restart (never forwarded twice).
+   * A frame the dead worker had counted is not counted again.
    */
   workerRestart: number;
   /** Every reason in detail; each belongs to exactly one bucket above. */
@@ -250,6 +278,14 @@ export interface ControlMethods {
   };
   /** Sets the level of one component, or of both when none is named; in force at once. */
   'log.set': { params: { level: string; component?: 'supervisor' | 'workers' }; result: LogLevels };
+  /**
+   * Starts a trace (mcrctl trace) and opens a stream of `trace` notifications, one per traced
+   * frame, which ends (stream.end) when `count` frames were shown, after `timeout` seconds, when
+   * the traced rule is removed, or with the connection; the workers stop tracing then.
+   */
+  'trace.start': { params: TraceParams; result: { stream: number; trace: TraceView } };
+  /** The traces running, and those whose workers have not yet said they stopped. */
+  'trace.list': { params: Record<string, never>; result: { traces: TraceView[] } };
   /** Only with mcrd --debug-methods: fault injection for tests. */
   'debug.forgetRule': { params: { worker: number; id: string }; result: { sent: boolean } };
   /**
@@ -338,6 +374,8 @@ export interface EventRule {
   /** Per output, in the rule's order, as mcrctl add -o writes it: "239.2.2.2:6000:eth1". */
   outputs: string[];
   origin: 'config' | 'runtime';
+  /** Its stream's RTP health is watched (the rule's rtp option). */
+  rtp: boolean;
   state: RuleView['state'];
   reason: string | null;
   /** rule.state: the state before; else null. */
@@ -404,8 +442,81 @@ export interface EventConfig {
  */
 export interface StreamNotifications {
   event: { stream: number; event: McrEvent };
+  /**
+   * One traced frame (packet), or null when the item only reports `missed`: frames the trace
+   * took that a worker could not record since the last item (its buffer was full).
+   */
+  trace: { stream: number; packet: TracedPacket | null; missed: number };
   'stream.lost': { stream: number; lost: number };
   'stream.end': { stream: number; reason: string; lost: number };
+}
+
+/** What trace.start takes: a rule (id or name), or an input interface with an optional group and port. */
+export interface TraceParams {
+  rule?: string;
+  interface?: string;
+  group?: string;
+  port?: number;
+  /** Frames to show before the trace stops by itself (default 20). */
+  count?: number;
+  /** Seconds before it stops by itself (default 30). */
+  timeout?: number;
+  /** Only frames that were dropped (any reason but forwarded). */
+  dropsOnly?: boolean;
+}
+
+export interface TraceView {
+  id: number;
+  /** The client (connection number) that runs it. */
+  client: number;
+  rule: { id: string; name: string | null } | null;
+  interface: string;
+  group: string | null;
+  port: number | null;
+  count: number;
+  timeoutSeconds: number;
+  dropsOnly: boolean;
+  /** Frames shown so far. */
+  shown: number;
+  startedAt: string;
+  /** running; stopping: its stream ended, some workers have not yet said they stopped. */
+  state: 'running' | 'stopping';
+  /** Workers still tracing for it. */
+  workersTracing: number;
+}
+
+/** One traced frame, as `mcrctl trace` shows it. */
+export interface TracedPacket {
+  /** When the kernel received it: ISO 8601 with microseconds. */
+  time: string;
+  worker: number;
+  interface: string;
+  /** The 802.1Q VLAN id, or null when untagged. Null fields below: the parser could not read them. */
+  vlan: number | null;
+  source: string | null;
+  sourcePort: number | null;
+  group: string | null;
+  port: number | null;
+  ttl: number | null;
+  /** UDP payload bytes. */
+  length: number | null;
+  frameLength: number;
+  /** forwarded, or the drop reason (no_rule, bad_ipv4_checksum, ttl_expired, egress_failed, …). */
+  outcome: string;
+  rule: { id: string; name: string | null } | null;
+  /** Per output of the rule, in rule order: what became of its copy. */
+  copies: TracedCopy[];
+}
+
+export interface TracedCopy {
+  output: number;
+  /** The output's destination, GROUP:PORT, and interface (null when the kernel routes it). */
+  destination: string;
+  interface: string | null;
+  /** sent, refused (errno), ttl_expired (not sent: TTL would be 0), detached (the output had no sockets). */
+  status: 'sent' | 'refused' | 'ttl_expired' | 'detached';
+  path: 'raw' | 'socket' | null;
+  errno: string | null;
 }
 
 export type MethodName = keyof ControlMethods;

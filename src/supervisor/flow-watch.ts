@@ -2,12 +2,10 @@ import type { EventRule } from '../protocol/control-api.js';
 import type { EventBus } from './event-bus.js';
 import { label } from './rule-events.js';
 
-/** How often the supervisor looks at every rule's input counter. */
-export const FLOW_SAMPLE_MS = 1000;
 /**
- * A flow is stopped after this long without a new input packet. Workers report their counters
- * every second, so a flowing rule's counter can look still for one sample; three seconds is
- * quick enough for a person and never fooled by that.
+ * A flow is stopped after this long without a new input packet. The supervisor samples the
+ * counters once a second (its timer may fire a little early or late), so three seconds is quick
+ * enough for a person and never fooled by a sample that comes just before a packet.
  */
 export const FLOW_STOPPED_AFTER_MS = 3000;
 
@@ -23,7 +21,7 @@ interface FlowState {
 
 /**
  * Tells when a stream starts or stops flowing on a rule, from the rule's input packet counter
- * sampled every FLOW_SAMPLE_MS on a monotonic clock: flow.started when it moves after standing
+ * (kept by the supervisor across worker restarts) at each counter sample, on a monotonic clock: flow.started when it moves after standing
  * still (or for the first time), flow.stopped when it has not moved for FLOW_STOPPED_AFTER_MS.
  */
 export class FlowWatch {
@@ -87,36 +85,6 @@ export class FlowWatch {
     }
     // A rule that is gone says so itself (rule.removed).
     for (const id of this.flows.keys()) if (!present.has(id)) this.flows.delete(id);
-  }
-}
-
-/**
- * Each rule's input packets summed over the workers, never going back: a worker's counters that
- * start again from zero (a new process) add what they count from there.
- */
-export class InputPacketTotals {
-  /** Per rule: its total, and the counter last seen from each worker (by worker id). */
-  private readonly rules = new Map<string, { total: number; seen: number[] }>();
-
-  add(worker: number, rules: Readonly<Record<string, { packetsIn: number }>>): void {
-    // for…in and one map lookup per rule: this runs for every rule of every worker each second.
-    for (const id in rules) {
-      const now = rules[id]!.packetsIn;
-      let entry = this.rules.get(id);
-      if (entry === undefined) this.rules.set(id, (entry = { total: 0, seen: [] }));
-      const before = entry.seen[worker] ?? 0;
-      entry.seen[worker] = now;
-      entry.total += now >= before ? now - before : now;
-    }
-  }
-
-  get(id: string): number {
-    return this.rules.get(id)?.total ?? 0;
-  }
-
-  /** A removed rule's count goes; one added again for the same input starts from zero. */
-  keepOnly(ids: ReadonlySet<string>): void {
-    for (const id of this.rules.keys()) if (!ids.has(id)) this.rules.delete(id);
   }
 }
 

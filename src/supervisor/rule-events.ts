@@ -112,7 +112,9 @@ export class RuleEvents implements RuleChangeEvents {
     this.touched.add(stored.rule.id);
     const rule = eventRule(stored, this.view(stored.rule.id), null);
     const cause = this.causeFor(stored);
-    const what = renameOnly ? 'renamed' : `outputs now ${rule.outputs.join(', ')}`;
+    const what = renameOnly
+      ? 'renamed'
+      : `outputs or options changed, now ${rule.outputs.join(', ')}${rule.rtp ? ' (rtp)' : ''}`;
     this.bus.publish({
       type: 'rule.updated',
       cause,
@@ -232,6 +234,7 @@ function eventRule(
     input: describeInput(rule),
     outputs: rule.outputs.map((o) => `${describeOutput(o)}`),
     origin: stored.origin,
+    rtp: rule.rtp,
     state: view.state,
     reason: view.reason,
     previousState,

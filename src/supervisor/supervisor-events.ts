@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { EventClient, ParamsOf, ResultOf } from '../protocol/control-api.js';
 import { EventBus } from './event-bus.js';
 import type { ControlCaller } from './control-server.js';
-import { FLOW_SAMPLE_MS, FlowWatch, InputPacketTotals } from './flow-watch.js';
+import { FlowWatch } from './flow-watch.js';
 import { InterfaceEvents } from './interface-events.js';
 import type { RuleActivationView } from './rule-activation.js';
 import { RuleEvents } from './rule-events.js';
@@ -14,8 +14,6 @@ export interface SupervisorEventsOptions {
   /** Every rule now, and how it stands. */
   rules: () => StoredRule[];
   view: (id: string) => RuleActivationView;
-  /** Each worker's latest per-rule counters (its last report), by worker id. */
-  ruleCounters: () => Iterable<{ worker: number; rules: Record<string, { packetsIn: number }> }>;
 }
 
 /**
@@ -28,9 +26,6 @@ export class SupervisorEvents {
   readonly workers: WorkerEvents;
   readonly interfaces: InterfaceEvents;
   private readonly flows: FlowWatch;
-  private readonly totals = new InputPacketTotals();
-  private readonly ruleCounters: SupervisorEventsOptions['ruleCounters'];
-  private timer: NodeJS.Timeout | undefined;
 
   constructor(options: SupervisorEventsOptions) {
     this.bus = new EventBus(options.log);
@@ -38,14 +33,23 @@ export class SupervisorEvents {
     this.workers = new WorkerEvents(this.bus);
     this.interfaces = new InterfaceEvents(this.bus);
     this.flows = new FlowWatch(this.bus);
-    this.ruleCounters = options.ruleCounters;
   }
 
-  /** mcrd is up: interface changes are news from now on, and flows are watched. */
+  /** mcrd is up: interface changes are news from now on. */
   start(): void {
     this.interfaces.follow();
-    this.timer = setInterval(() => this.sampleFlows(), FLOW_SAMPLE_MS);
-    this.timer.unref();
+  }
+
+  /**
+   * The supervisor sampled the counters (every FLOW_SAMPLE_MS): each rule's input packets, kept
+   * across worker restarts, tell whether its stream flows.
+   */
+  sampled(rules: ReadonlyMap<string, { packetsIn: number }>): void {
+    this.flows.sample(
+      this.rules.ids(),
+      (id) => rules.get(id)?.packetsIn ?? 0,
+      (id) => this.rules.describe(id),
+    );
   }
 
   /** events.subscribe: a stream of events to the caller. */
@@ -55,19 +59,7 @@ export class SupervisorEvents {
   }
 
   stop(): void {
-    clearInterval(this.timer);
     this.bus.close('mcrd is stopping');
-  }
-
-  private sampleFlows(): void {
-    for (const { worker, rules } of this.ruleCounters()) this.totals.add(worker, rules);
-    const ids = this.rules.ids();
-    this.totals.keepOnly(new Set(ids));
-    this.flows.sample(
-      ids,
-      (id) => this.totals.get(id),
-      (id) => this.rules.describe(id),
-    );
   }
 }
 

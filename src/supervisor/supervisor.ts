@@ -1,9 +1,16 @@
 import { chmodSync, chownSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { LogLevels, MethodName, ParamsOf, RuleView, WorkerView } from '../protocol/control-api.js';
+import type {
+  LogLevels,
+  MethodName,
+  ParamsOf,
+  RuleView,
+  TraceParams,
+  WorkerView,
+} from '../protocol/control-api.js';
 import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings } from '../protocol/worker-messages.js';
-import type { RuleRequest } from '../rules/rule.js';
+import type { Rule, RuleRequest } from '../rules/rule.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
 import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
@@ -11,6 +18,7 @@ import { notifySystemd } from '../sys/systemd-notify.js';
 import type { ConfigFile, ConfigSettings } from './config-file.js';
 import { ConfigService } from './config-service.js';
 import { ControlServer, type MethodHandler } from './control-server.js';
+import { CounterStore } from './counter-store.js';
 import { claimSocketPath } from './socket-path.js';
 import { forgetRule, tryDenied } from './fault-injection.js';
 import { InterfaceMonitor } from './interface-monitor.js';
@@ -21,7 +29,9 @@ import { RuleTable } from './rule-table.js';
 import { clientOf, SupervisorEvents } from './supervisor-events.js';
 import { SystemSockets } from './system-sockets.js';
 import { interfaceStatistics } from './interface-statistics.js';
-import { ruleView, statsView, totalRuleCounters } from './views.js';
+import { StatsCollector, type CounterSample } from './stats-collector.js';
+import { TraceService } from './trace-service.js';
+import { ruleView, statsView } from './views.js';
 import { WorkerPool, type WorkerSlot } from './worker-pool.js';
 
 export interface SupervisorOptions {
@@ -53,8 +63,9 @@ export interface SupervisorOptions {
   applySettings: (settings: ConfigSettings) => string[];
 }
 
-const STATS_TIMEOUT_MS = 2000;
 const WORKER_START_TIMEOUT_MS = 10000;
+/** How often the counters are sampled for rates (a rate covers the last interval or so). */
+const SAMPLE_INTERVAL_MS = 1000;
 
 /**
  * mcrd's supervisor: the rule table, every privileged socket, the workers and the control
@@ -72,6 +83,10 @@ export class Supervisor {
   private readonly config: ConfigService;
   private readonly pool: WorkerPool;
   private readonly events: SupervisorEvents;
+  private readonly counters: CounterStore;
+  private readonly samples = new StatsCollector();
+  private sampleTimer: NodeJS.Timeout | undefined;
+  private readonly traces: TraceService;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
@@ -80,17 +95,14 @@ export class Supervisor {
   private constructor(options: SupervisorOptions) {
     this.options = options;
     this.log = options.log;
+    // First: it is the one part here that can fail, and it holds nothing else yet.
+    this.counters = new CounterStore(options.workers, options.log);
     this.sockets = new SystemSockets(options.log, options.workers, options.fanout, options.qdiscBypass);
     this.interfaces = new InterfaceMonitor(options.log);
     this.events = new SupervisorEvents({
       log: options.log,
       rules: () => this.table.list(),
       view: (id) => this.activation.view(id),
-      ruleCounters: () =>
-        this.pool.slots.flatMap((s) => {
-          const report = s.stats.latest()?.report;
-          return report ? [{ worker: s.id, rules: report.rules }] : [];
-        }),
     });
     this.pool = new WorkerPool({
       count: options.workers,
@@ -102,12 +114,18 @@ export class Supervisor {
       logLevel: options.logLevel,
       logFormat: options.logFormat,
       settings: options.settings,
+      counterRegion: (id) => this.counters.fd(id),
       log: options.log,
-      sync: (id) => this.activation.syncWorker(id),
       events: this.events.workers,
+      sync: (id) => {
+        this.activation.syncWorker(id);
+        const slot = this.pool.slots[id];
+        if (slot) this.traces.workerStarted(id, slot.process);
+      },
     });
     this.activation = new RuleActivation({
       links: this.interfaces,
+      counters: this.counters,
       sockets: this.sockets,
       workers: {
         ids: () => this.pool.slots.map((s) => s.id),
@@ -131,6 +149,12 @@ export class Supervisor {
       applySettings: options.applySettings,
       events: this.events.rules,
     });
+    this.traces = new TraceService({
+      findRule: (selector) => this.findRule(selector),
+      isInput: (name) => this.table.list().some(({ rule }) => rule.inputInterface === name),
+      workers: () => this.pool.slots.map((slot) => ({ id: slot.id, process: slot.process })),
+      log: options.log,
+    });
     this.followInterfaces();
   }
 
@@ -153,8 +177,15 @@ export class Supervisor {
       supervisor.interfaces.close();
       supervisor.activation.close();
       supervisor.sockets.closeAll();
+      supervisor.counters.close();
       throw err;
     }
+    supervisor.sampleTimer = setInterval(() => {
+      const sample = supervisor.sample();
+      supervisor.samples.record(sample);
+      supervisor.events.sampled(sample.rules);
+    }, SAMPLE_INTERVAL_MS);
+    supervisor.sampleTimer.unref();
     const rules = supervisor.table.list().length;
     options.log.info(
       { socket: options.socketPath, workers: options.workers, rules, version: options.version },
@@ -196,16 +227,20 @@ export class Supervisor {
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
     this.events.stop();
+    this.traces.close();
     await this.server?.close();
-    const final = await this.pool.collect(STATS_TIMEOUT_MS);
+    clearInterval(this.sampleTimer);
+    await this.pool.stop(3000);
+    // The workers are gone: their counters are final.
+    const final = this.sample();
     this.log.info(
-      { rules: totalRuleCounters(final), workers: final.map((r) => r?.worker ?? null) },
+      { rules: Object.fromEntries(final.rules), workers: final.workers.map((w) => w.counters) },
       'final counters',
     );
-    await this.pool.stop(3000);
     this.interfaces.close();
     this.activation.close();
     this.sockets.closeAll();
+    this.counters.close();
     this.log.info('mcrd stopped');
   }
 
@@ -259,6 +294,8 @@ export class Supervisor {
       ['events.subscribe', (p, caller) => this.events.subscribe(p as ParamsOf<'events.subscribe'>, caller)],
       ['log.get', () => this.logLevels()],
       ['log.set', (p) => this.setLogLevel(p as ParamsOf<'log.set'>)],
+      ['trace.start', (p, caller) => this.traces.start(p as TraceParams, caller)],
+      ['trace.list', () => ({ traces: this.traces.list() })],
       ...(this.options.debugMethods
         ? ([
             [
@@ -296,6 +333,15 @@ export class Supervisor {
     const view = this.ruleView(stored);
     this.table.remove(selector);
     return view;
+  }
+
+  /** A rule by id (r-…) or name, or undefined (a trace's rule, looked up again as it runs). */
+  private findRule(selector: string): Rule | undefined {
+    try {
+      return this.table.find(/^r-[0-9a-f]{12}$/.test(selector) ? { id: selector } : { name: selector }).rule;
+    } catch {
+      return undefined;
+    }
   }
 
   private logLevels(): LogLevels {
@@ -344,9 +390,25 @@ export class Supervisor {
     return ruleView(stored, this.activation.view(stored.rule.id));
   }
 
-  private async stats() {
-    const at = Date.now();
-    const reports = await this.pool.collect(STATS_TIMEOUT_MS);
+  /** Every worker's and every rule's counters now, read from the counter regions. */
+  private sample(): CounterSample {
+    return {
+      at: performance.now(),
+      workers: this.pool.slots.map((slot) => ({
+        counters: this.counters.worker(slot.id),
+        cpuSeconds: slot.health?.cpuSeconds ?? null,
+      })),
+      rules: new Map(
+        this.table
+          .list()
+          .map(({ rule }) => [rule.id, this.counters.rule(this.activation.counterSlots(rule.id), rule.rtp)]),
+      ),
+    };
+  }
+
+  /** Counters and rates, read now: it waits on no worker, so a stalled one cannot hold it up. */
+  private stats() {
+    const now = this.sample();
     const rules = this.table.list().map((r) => this.ruleView(r));
     const interfaces = interfaceStatistics(
       this.table
@@ -356,7 +418,8 @@ export class Supervisor {
           ...rule.outputs.flatMap((o) => (o.interface === undefined ? [] : [o.interface])),
         ]),
     );
-    return statsView(at, this.pool.slots, reports, (slot) => this.workerView(slot), rules, interfaces);
+    const base = this.samples.baseline(now.at);
+    return statsView(now, base, this.pool.slots, (slot) => this.workerView(slot), rules, interfaces);
   }
 
   private workerView(slot: WorkerSlot): WorkerView {

@@ -3,20 +3,27 @@ import type { WorkerMessage } from '../protocol/worker-messages.js';
 /**
  * What one worker process may say, and when: the order of the conversation, on top of the shape
  * of each message (worker-message-schema.ts). A worker says `ready` once, first, with its own pid;
- * `fatal` only before that; it answers only heartbeats and stats requests that were sent to it,
+ * `fatal` only before that; it answers only heartbeats that were sent to it,
  * each once, in the order they were sent (the channel keeps order and the worker answers each as
  * it reads it). A message that breaks this is refused with the reason, and the supervisor
  * replaces the worker: it is broken or compromised either way.
  *
- * Numbers are counted, not remembered one by one, so a worker cannot make this grow.
+ * Traces: a worker sends records only for a trace it was asked to run, no more in all than the
+ * count it was asked for, and nothing after it said the trace ended.
+ *
+ * Numbers are counted, not remembered one by one, so a worker cannot make this grow (the traces
+ * remembered are those the supervisor started, at most MAX_TRACES_REMEMBERED).
  */
+/** Traces remembered per worker: far more than run at once (an honest worker ends each one). */
+const MAX_TRACES_REMEMBERED = 64;
+
 export class WorkerConversation {
   private readonly pid: number | null;
   private ready = false;
   private heartbeatsSent = 0;
   private heartbeatsAnswered = 0;
-  private requestsSent = 0;
-  private requestsAnswered = 0;
+  /** Traces this worker was asked to run and has not said ended: records it may still send. */
+  private readonly traces = new Map<number, number>();
 
   /** `pid`: the process id the worker must report (null if the spawn gave none). */
   constructor(pid: number | null) {
@@ -32,9 +39,10 @@ export class WorkerConversation {
     return ++this.heartbeatsSent;
   }
 
-  /** The next stats request's id, counted as asked. */
-  nextStatsRequest(): number {
-    return ++this.requestsSent;
+  /** The worker is asked to run trace `id` and record at most `count` frames. */
+  traceStarted(id: number, count: number): void {
+    this.traces.set(id, count);
+    if (this.traces.size > MAX_TRACES_REMEMBERED) this.traces.delete(this.traces.keys().next().value!);
   }
 
   /** Undefined when the message is in order (and takes it into account), else why it is not. */
@@ -55,15 +63,20 @@ export class WorkerConversation {
         }
         this.heartbeatsAnswered = message.seq;
         return undefined;
-      case 'stats':
-        // A report of its own (null) comes on the worker's timer; a numbered one answers a request.
-        if (message.requestId === null) return undefined;
-        if (message.requestId <= this.requestsAnswered || message.requestId > this.requestsSent) {
-          return `answered stats request ${message.requestId}, but the requests waiting for an answer are ${range(this.requestsAnswered, this.requestsSent)}`;
-        }
-        this.requestsAnswered = message.requestId;
-        return undefined;
+      case 'health': // on the worker's own timer
       case 'error':
+        return undefined;
+      case 'trace.records': {
+        const left = this.traces.get(message.trace);
+        if (left === undefined) return `sent records for trace ${message.trace}, which it is not running`;
+        if (message.records.length > left)
+          return `sent ${message.records.length} records for trace ${message.trace}, but only ${left} more were asked for`;
+        this.traces.set(message.trace, left - message.records.length);
+        return undefined;
+      }
+      case 'trace.ended':
+        if (!this.traces.delete(message.trace))
+          return `said trace ${message.trace} ended, which it is not running`;
         return undefined;
     }
   }

@@ -102,6 +102,7 @@ test('mcrctl events: rule changes with their cause, flows, a worker restart, a l
       input: 'in0 239.1.1.1:5000',
       outputs: ['239.2.2.2:6000:out0'],
       origin: 'runtime',
+      rtp: false,
       state: 'active',
       reason: null,
       previousState: null,

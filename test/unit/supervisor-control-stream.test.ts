@@ -32,6 +32,7 @@ function event(n: number): McrEvent {
       input: 'in0 239.1.1.1:5000',
       outputs: [],
       origin: 'runtime',
+      rtp: false,
       state: 'active',
       reason: null,
       previousState: null,

@@ -123,6 +123,7 @@ test('the log level says how much an event matters', async () => {
     input: 'in0 239.1.1.1:5000',
     outputs: [],
     origin: 'config' as const,
+    rtp: false,
     state,
     reason: null,
     previousState: null,

@@ -84,6 +84,7 @@ test('a rule added by a control client names the client by pid and uid, and what
     input: 'in0 239.1.1.1:5000',
     outputs: ['239.2.2.2:6000:out0', '239.2.2.3:6000:out1'],
     origin: 'runtime',
+    rtp: false,
     state: 'active',
     reason: null,
     previousState: null,
@@ -169,7 +170,7 @@ test('removed and updated rules carry their cause; a removed rule says the state
   assert.equal(events[2]!.rule?.state, 'down');
   assert.match(
     events[1]!.message,
-    /by config reload of \/etc\/mcr\/mcr\.json5 by control client pid 4242 uid 0: outputs now 239\.2\.2\.2:6000:out0, 239\.2\.2\.3:6000:out1$/,
+    /by config reload of \/etc\/mcr\/mcr\.json5 by control client pid 4242 uid 0: outputs or options changed, now 239\.2\.2\.2:6000:out0, 239\.2\.2\.3:6000:out1$/,
   );
 });
 
