@@ -129,6 +129,10 @@ export const ERROR_CODES = {
   E_SOCKET_ACCESS: { kind: 'host', meaning: "the control socket's mode or group could not be set" },
   E_STATE_DIRECTORY: { kind: 'host', meaning: 'the state directory cannot be made or written' },
   E_RING_MEMORY: { kind: 'usage', meaning: 'rings larger than the memory this host has available' },
+  E_METRICS_LISTEN: {
+    kind: 'host',
+    meaning: 'the metrics endpoint cannot listen there (address in use, not this host’s)',
+  },
 
   // Workers.
   E_WORKER: { kind: 'worker', meaning: 'a worker could not carry out a command (it says why)' },

@@ -14,6 +14,9 @@ import { ControlServer, type MethodHandler } from './control-server.js';
 import { claimSocketPath } from './socket-path.js';
 import { forgetRule, tryDenied } from './fault-injection.js';
 import { InterfaceMonitor } from './interface-monitor.js';
+import type { MetricsAddress } from './metrics-address.js';
+import { MetricsExposition } from './metrics-exposition.js';
+import { MetricsServer } from './metrics-server.js';
 import { RuleActivation } from './rule-activation.js';
 import type { StoredRule } from './rule-store.js';
 import { RuleTable } from './rule-table.js';
@@ -49,6 +52,8 @@ export interface SupervisorOptions {
   socketAccess: { mode: number; gid: number | undefined };
   /** What a (reloaded) file's settings change that needs a restart; applies what can change now. */
   applySettings: (settings: ConfigSettings) => string[];
+  /** Where to serve Prometheus metrics (--metrics-listen, metrics.listen); undefined: nowhere. */
+  metrics?: MetricsAddress | undefined;
 }
 
 const STATS_TIMEOUT_MS = 2000;
@@ -70,6 +75,7 @@ export class Supervisor {
   private readonly config: ConfigService;
   private readonly pool: WorkerPool;
   private server: ControlServer | undefined;
+  private metrics: MetricsServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
   private readonly seccomp = seccompStatus();
@@ -121,14 +127,37 @@ export class Supervisor {
   static async start(options: SupervisorOptions): Promise<Supervisor> {
     // Refuse early, before any worker or socket exists, if another mcrd serves this path.
     await claimSocketPath(options.socketPath);
-    const supervisor = new Supervisor(options);
+    // Bound before any worker starts, so an address in use stops mcrd with nothing to undo;
+    // scrapes before the rules are loaded are answered 503.
+    let serving: Supervisor | undefined;
+    const metrics =
+      options.metrics === undefined
+        ? undefined
+        : await MetricsServer.listen(
+            options.metrics,
+            new MetricsExposition({
+              version: options.version,
+              stats: () => (serving ? serving.stats() : Promise.reject(new Error('mcrd is still starting'))),
+            }),
+            options.log,
+          );
+    let supervisor: Supervisor;
+    try {
+      supervisor = new Supervisor(options);
+    } catch (err) {
+      await metrics?.close();
+      throw err;
+    }
+    supervisor.metrics = metrics;
     try {
       await supervisor.interfaces.ready;
       await supervisor.pool.ready(WORKER_START_TIMEOUT_MS);
       supervisor.config.loadAtStart(options.config);
+      serving = supervisor;
       supervisor.server = await ControlServer.listen(options.socketPath, supervisor.handlers(), options.log);
       supervisor.setSocketAccess();
     } catch (err) {
+      await metrics?.close();
       await supervisor.pool.stop(1000);
       supervisor.interfaces.close();
       supervisor.activation.close();
@@ -173,6 +202,7 @@ export class Supervisor {
   /** Stops serving, drains the workers, logs the final counters and releases every socket. */
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
+    await this.metrics?.close();
     await this.server?.close();
     const final = await this.pool.collect(STATS_TIMEOUT_MS);
     this.log.info(
