@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type {
   InterfaceStatsView,
   RuleStatsView,
@@ -6,6 +6,7 @@ import type {
   WorkerCounters,
   WorkerStatsView,
 } from '../protocol/control-api.js';
+import { SnapshotCounter, SnapshotGauge, type SnapshotMetric } from './metrics-snapshot.js';
 
 /**
  * mcr's metric families and how a stats snapshot fills them. Names follow Prometheus'
@@ -61,16 +62,8 @@ const INTERFACE_COUNTERS: readonly (readonly [string, keyof Omit<InterfaceStatsV
   ['transmit_errors_total', 'txErrors', 'Transmit errors the interface counted.'],
 ];
 
-type Labels<N extends string> = Partial<Record<N, string | number>>;
-
-/** A counter mirrored from mcrd's own: set, not incremented. Values that cannot be counts are left out. */
-function setCounter<N extends string>(metric: Counter<N>, labels: Labels<N>, value: number): void {
-  if (Number.isFinite(value) && value >= 0) metric.inc(labels, value);
-}
-
 export class MetricFamilies {
-  private readonly counters: Counter<string>[] = [];
-  private readonly gauges: Gauge<string>[] = [];
+  private readonly all: SnapshotMetric<string>[] = [];
 
   private readonly buildInfo;
   private readonly collectionSeconds;
@@ -101,17 +94,25 @@ export class MetricFamilies {
   private readonly workerGcPause;
   private readonly workerGcMaxPause;
   private readonly workerGcLongPauses;
-  private readonly interfaceCounters: Counter<'interface'>[];
+  private readonly interfaceCounters: SnapshotCounter<'interface'>[];
 
   constructor(registry: Registry) {
-    const counter = <N extends string>(name: string, help: string, labelNames: readonly N[]): Counter<N> => {
-      const c = new Counter<N>({ name, help, labelNames, registers: [registry] });
-      this.counters.push(c as Counter<string>);
+    const counter = <N extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly N[],
+    ): SnapshotCounter<N> => {
+      const c = new SnapshotCounter<N>(registry, name, help, labelNames);
+      this.all.push(c as SnapshotMetric<string>);
       return c;
     };
-    const gauge = <N extends string>(name: string, help: string, labelNames: readonly N[]): Gauge<N> => {
-      const g = new Gauge<N>({ name, help, labelNames, registers: [registry] });
-      this.gauges.push(g as Gauge<string>);
+    const gauge = <N extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly N[],
+    ): SnapshotGauge<N> => {
+      const g = new SnapshotGauge<N>(registry, name, help, labelNames);
+      this.all.push(g as SnapshotMetric<string>);
       return g;
     };
     this.buildInfo = gauge('mcr_build_info', 'Always 1: the version of mcrd and of Node.js it runs on.', [
@@ -269,15 +270,14 @@ export class MetricFamilies {
 
   /** Replaces every value with those of `view`. Synchronous, so no scrape sees half of it. */
   fill(view: StatsView, build: { version: string; node: string }, collectionSeconds: number): void {
-    for (const c of this.counters) c.reset();
-    for (const g of this.gauges) g.reset();
-    this.buildInfo.set(build, 1);
-    this.collectionSeconds.set(collectionSeconds);
+    for (const metric of this.all) metric.clear();
+    this.buildInfo.put(build, 1);
+    this.collectionSeconds.put({}, collectionSeconds);
     for (const rule of view.rules) this.fillRule(rule);
     for (const worker of view.workers) this.fillWorker(worker);
     for (const statistics of view.interfaces) {
       INTERFACE_COUNTERS.forEach(([, field], i) =>
-        setCounter(this.interfaceCounters[i]!, { interface: statistics.name }, statistics[field]),
+        this.interfaceCounters[i]!.put({ interface: statistics.name }, statistics[field]),
       );
     }
   }
@@ -291,7 +291,7 @@ export class MetricFamilies {
       input_port: rule.input.port,
     };
     const { counters } = rule;
-    this.ruleInfo.set(
+    this.ruleInfo.put(
       {
         ...labels,
         input_vlan: rule.input.vlan ?? '',
@@ -300,15 +300,15 @@ export class MetricFamilies {
       },
       1,
     );
-    for (const state of RULE_STATES) this.ruleState.set({ ...labels, state }, rule.state === state ? 1 : 0);
-    setCounter(this.ruleReceivedPackets, labels, counters.packetsIn);
-    setCounter(this.ruleReceivedBytes, labels, counters.bytesIn);
+    for (const state of RULE_STATES) this.ruleState.put({ ...labels, state }, rule.state === state ? 1 : 0);
+    this.ruleReceivedPackets.put(labels, counters.packetsIn);
+    this.ruleReceivedBytes.put(labels, counters.bytesIn);
     const drops: Record<string, number> = Object.fromEntries(RULE_DROP_REASONS.map((r) => [r, 0]));
     for (const [reason, n] of Object.entries(counters.drops)) drops[reason] = n;
-    for (const [reason, n] of Object.entries(drops)) setCounter(this.ruleDropped, { ...labels, reason }, n);
+    for (const [reason, n] of Object.entries(drops)) this.ruleDropped.put({ ...labels, reason }, n);
     if (counters.lastPacketAt !== null) {
       const at = Date.parse(counters.lastPacketAt);
-      if (Number.isFinite(at)) this.ruleLastPacket.set(labels, at / 1000);
+      if (Number.isFinite(at)) this.ruleLastPacket.put(labels, at / 1000);
     }
     rule.outputs.forEach((output, i) => {
       const outputLabels = {
@@ -319,44 +319,44 @@ export class MetricFamilies {
         output_interface: output.interface ?? '',
       };
       for (const state of OUTPUT_STATES)
-        this.outputState.set({ ...outputLabels, state }, output.state === state ? 1 : 0);
+        this.outputState.put({ ...outputLabels, state }, output.state === state ? 1 : 0);
       for (const path of OUTPUT_PATHS)
-        this.outputPath.set({ ...outputLabels, path }, output.path === path ? 1 : 0);
+        this.outputPath.put({ ...outputLabels, path }, output.path === path ? 1 : 0);
       const sent = counters.outputs[i];
       if (sent === undefined) return;
-      setCounter(this.outputSentPackets, { ...outputLabels, path: 'raw' }, sent.raw);
-      setCounter(this.outputSentPackets, { ...outputLabels, path: 'socket' }, sent.packets - sent.raw);
-      setCounter(this.outputSentBytes, outputLabels, sent.bytes);
-      setCounter(this.outputTtlExpired, outputLabels, sent.ttlExpired);
+      this.outputSentPackets.put({ ...outputLabels, path: 'raw' }, sent.raw);
+      this.outputSentPackets.put({ ...outputLabels, path: 'socket' }, sent.packets - sent.raw);
+      this.outputSentBytes.put(outputLabels, sent.bytes);
+      this.outputTtlExpired.put(outputLabels, sent.ttlExpired);
       for (const [errno, n] of Object.entries(sent.errors))
-        setCounter(this.outputSendErrors, { ...outputLabels, errno }, n);
+        this.outputSendErrors.put({ ...outputLabels, errno }, n);
     });
   }
 
   private fillWorker(worker: WorkerStatsView): void {
     const labels = { worker: worker.id };
     for (const state of WORKER_STATES)
-      this.workerState.set({ ...labels, state }, worker.state === state ? 1 : 0);
+      this.workerState.put({ ...labels, state }, worker.state === state ? 1 : 0);
     if (worker.startedAt !== null && worker.state !== 'stopped') {
       const at = Date.parse(worker.startedAt);
-      if (Number.isFinite(at)) this.workerStartTime.set(labels, at / 1000);
+      if (Number.isFinite(at)) this.workerStartTime.put(labels, at / 1000);
     }
     const { counters, health } = worker;
-    setCounter(this.workerFramesSeen, labels, counters.framesSeen);
+    this.workerFramesSeen.put(labels, counters.framesSeen);
     for (const [outcome, field] of WORKER_OUTCOMES)
-      setCounter(this.workerFrames, { ...labels, outcome }, counters[field] as number);
+      this.workerFrames.put({ ...labels, outcome }, counters[field] as number);
     for (const [reason, n] of Object.entries(counters.dropsByReason))
-      setCounter(this.workerDropped, { ...labels, reason }, n);
-    setCounter(this.workerEgressErrors, labels, counters.egressErrors);
-    setCounter(this.workerRingDropped, labels, counters.ringDrops);
-    setCounter(this.workerRestarts, labels, worker.restarts);
-    setCounter(this.workerResyncs, labels, worker.resyncs);
+      this.workerDropped.put({ ...labels, reason }, n);
+    this.workerEgressErrors.put(labels, counters.egressErrors);
+    this.workerRingDropped.put(labels, counters.ringDrops);
+    this.workerRestarts.put(labels, worker.restarts);
+    this.workerResyncs.put(labels, worker.resyncs);
     if (health === null) return;
-    this.workerMemory.set(labels, health.rssBytes);
-    setCounter(this.workerCpu, labels, health.cpuSeconds);
-    setCounter(this.workerGcCollections, labels, health.gcCount);
-    setCounter(this.workerGcPause, labels, health.gcTotalMs / 1000);
-    this.workerGcMaxPause.set(labels, health.gcMaxPauseMs / 1000);
-    setCounter(this.workerGcLongPauses, labels, health.gcPausesOver1Ms);
+    this.workerMemory.put(labels, health.rssBytes);
+    this.workerCpu.put(labels, health.cpuSeconds);
+    this.workerGcCollections.put(labels, health.gcCount);
+    this.workerGcPause.put(labels, health.gcTotalMs / 1000);
+    this.workerGcMaxPause.put(labels, health.gcMaxPauseMs / 1000);
+    this.workerGcLongPauses.put(labels, health.gcPausesOver1Ms);
   }
 }
