@@ -131,7 +131,7 @@ export const ERROR_CODES = {
   E_RING_MEMORY: { kind: 'usage', meaning: 'rings larger than the memory this host has available' },
   E_METRICS_LISTEN: {
     kind: 'host',
-    meaning: 'the metrics endpoint cannot listen there (address in use, not this host’s)',
+    meaning: 'the metrics address is in use, or not one of this host’s',
   },
 
   // Workers.

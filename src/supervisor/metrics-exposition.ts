@@ -44,7 +44,9 @@ export class MetricsExposition {
     this.options = options;
     this.families = new MetricFamilies(this.registry);
     if (options.processMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry });
+      // The event-loop delay monitor wakes the supervisor at this period for as long as mcrd runs;
+      // prom-client's 10 ms would be 100 wakeups a second on CPUs the workers are pinned to.
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
       for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
     }
   }
