@@ -8,7 +8,7 @@
 // Usage (root): node dist/bench/scrape-cost.js [--rate PPS] [--count N] [--rules N] [--rounds N]
 //               [--interval S] [--workers N]
 // It builds its own namespaces (the test topology: sender, relay, receiver) and removes them.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { expectPackets, receiverReport, RelayHost } from '../test/helpers/relay-host.js';
@@ -45,6 +45,15 @@ interface Trial {
   scraping: boolean;
   lost: number;
   scrapes: Scrapes | undefined;
+  /** CPU time used during the trial, in seconds: mcrd's supervisor, and its workers together. */
+  supervisorCpu: number;
+  workersCpu: number;
+}
+
+/** User and system CPU time of a process so far, in seconds (/proc/PID/stat, 100 ticks a second). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Runs in the relay's namespace: GET /metrics every interval; on SIGTERM, what it measured. */
@@ -75,7 +84,10 @@ function document(): string {
 }
 
 /** One flow of `count` packets through the running relay, with or without the scraper. */
-async function trial(topo: Topology, scraping: boolean): Promise<Trial> {
+async function trial(topo: Topology, relay: RelayHost, scraping: boolean): Promise<Trial> {
+  const supervisor = relay.daemon.child.pid!;
+  const workerPids = relay.stats().workers.flatMap((w) => (w.pid === null ? [] : [w.pid]));
+  const workersCpu = (): number => workerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const recv = await expectPackets(topo, 'eth0', '239.2.2.1', 5000, count);
   const scraper = scraping
     ? topo.start(topo.relay, process.execPath, [
@@ -86,11 +98,15 @@ async function trial(topo: Topology, scraping: boolean): Promise<Trial> {
       ])
     : undefined;
   await scraper?.waitForStderr('scraping');
+  const supervisorBefore = cpuSeconds(supervisor);
+  const workersBefore = workersCpu();
   const sender = topo.start(topo.sender, BIN('mcrgen'), [
     ...['send', '--interface', 'eth0', '--group', '239.1.1.1', '--port', '5000'],
     ...['--rate', String(rate), '--size', '200', '--count', String(count)],
   ]);
   await sender.exited;
+  const supervisorCpu = cpuSeconds(supervisor) - supervisorBefore;
+  const workersSpent = workersCpu() - workersBefore;
   let scrapes: Scrapes | undefined;
   if (scraper) {
     scraper.child.kill('SIGTERM');
@@ -98,7 +114,7 @@ async function trial(topo: Topology, scraping: boolean): Promise<Trial> {
     scrapes = JSON.parse(scraper.stdout) as Scrapes;
   }
   const { report } = await receiverReport(recv);
-  return { scraping, lost: count - report.totals.unique, scrapes };
+  return { scraping, lost: count - report.totals.unique, scrapes, supervisorCpu, workersCpu: workersSpent };
 }
 
 process.stdout.write(
@@ -118,14 +134,15 @@ try {
   ]);
   for (let round = 0; round < rounds; round++) {
     for (const scraping of round % 2 === 0 ? [false, true] : [true, false]) {
-      const t = await trial(topo, scraping);
+      const t = await trial(topo, relay, scraping);
       trials.push(t);
       const s = t.scrapes;
       const scrapeText = s
         ? `; ${s.scrapes} scrapes (${s.failed} failed) of ${(s.bytes / 1024).toFixed(0)} KiB, mean ${s.meanMs.toFixed(1)} ms, max ${s.maxMs.toFixed(1)} ms`
         : '';
       process.stdout.write(
-        `  round ${round + 1}: ${scraping ? 'scraping   ' : 'no scraping'}: ${t.lost} lost (${((t.lost / count) * 100).toFixed(3)} %)${scrapeText}\n`,
+        `  round ${round + 1}: ${scraping ? 'scraping   ' : 'no scraping'}: ${t.lost} lost (${((t.lost / count) * 100).toFixed(3)} %); ` +
+          `CPU: supervisor ${ms(t.supervisorCpu)} ms, workers ${ms(t.workersCpu)} ms${scrapeText}\n`,
       );
       await sleep(200);
     }
@@ -134,8 +151,15 @@ try {
 } finally {
   topo.destroy();
 }
-const lost = (scraping: boolean): number =>
-  trials.filter((t) => t.scraping === scraping).reduce((sum, t) => sum + t.lost, 0);
+const total = (scraping: boolean, of: (t: Trial) => number): number =>
+  trials.filter((t) => t.scraping === scraping).reduce((sum, t) => sum + of(t), 0);
+const scrapeCount = trials.reduce((sum, t) => sum + (t.scrapes?.scrapes ?? 0), 0);
 process.stdout.write(
-  `total lost without scraping: ${lost(false)}; with a scrape every ${intervalSeconds} s: ${lost(true)} (of ${count * rounds} each)\n`,
+  `total lost without scraping: ${total(false, (t) => t.lost)}; with a scrape every ${intervalSeconds} s: ${total(true, (t) => t.lost)} (of ${count * rounds} each)\n` +
+    `supervisor CPU per scrape: ${scrapeCount > 0 ? ms((total(true, (t) => t.supervisorCpu) - total(false, (t) => t.supervisorCpu)) / scrapeCount) : '-'} ms; ` +
+    `workers' CPU per scrape: ${scrapeCount > 0 ? ms((total(true, (t) => t.workersCpu) - total(false, (t) => t.workersCpu)) / scrapeCount) : '-'} ms (the difference between the two kinds of trial, over the scrapes)\n`,
 );
+
+function ms(seconds: number): string {
+  return (seconds * 1000).toFixed(0);
+}
