@@ -22,7 +22,17 @@ export interface MetricsExpositionOptions {
    * process_… and nodejs_…). Off in tests that compare the exposition exactly.
    */
   processMetrics?: boolean;
+  /** A finished collection's text is served again for this long (default REUSE_MS). */
+  reuseMs?: number;
 }
+
+/**
+ * However many clients scrape, and however fast, mcrd collects at most four times a second: the
+ * endpoint is reachable by whoever can reach its address, and a collection costs the supervisor
+ * (and every worker) CPU that forwarding shares. Prometheus scrapes seconds apart, so it always
+ * gets a fresh collection.
+ */
+export const REUSE_MS = 250;
 
 /**
  * The text a scrape of /metrics returns. The supervisor's counters are collected when a scrape
@@ -39,6 +49,7 @@ export class MetricsExposition {
   private readonly families: MetricFamilies;
   private readonly options: MetricsExpositionOptions;
   private inflight: Promise<string> | undefined;
+  private last: { text: string; at: number } | undefined;
 
   constructor(options: MetricsExpositionOptions) {
     this.options = options;
@@ -56,9 +67,21 @@ export class MetricsExposition {
     return this.registry.contentType;
   }
 
-  /** The exposition; one collection for all the scrapes that ask while it runs. */
+  /** The exposition; one collection for all the scrapes that ask while it runs, or just after. */
   render(): Promise<string> {
-    this.inflight ??= this.collect().finally(() => (this.inflight = undefined));
+    const reuseMs = this.options.reuseMs ?? REUSE_MS;
+    if (this.last && performance.now() - this.last.at < reuseMs) return Promise.resolve(this.last.text);
+    this.inflight ??= this.collect().then(
+      (text) => {
+        this.inflight = undefined;
+        this.last = { text, at: performance.now() };
+        return text;
+      },
+      (err: unknown) => {
+        this.inflight = undefined;
+        throw err;
+      },
+    );
     return this.inflight;
   }
 

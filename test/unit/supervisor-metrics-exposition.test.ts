@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RuleStatsView, StatsView, WorkerStatsView } from '../../src/protocol/control-api.js';
-import { MetricsExposition } from '../../src/supervisor/metrics-exposition.js';
+import { MetricsExposition, REUSE_MS } from '../../src/supervisor/metrics-exposition.js';
 import { parseExposition, type Sample } from '../helpers/exposition.js';
 
 function rule(overrides: Partial<RuleStatsView> = {}): RuleStatsView {
@@ -114,8 +114,8 @@ function view(rules: RuleStatsView[] = [rule()]): StatsView {
   };
 }
 
-function exposition(stats: () => Promise<StatsView>): MetricsExposition {
-  return new MetricsExposition({ stats, version: '0.1.0', processMetrics: false });
+function exposition(stats: () => Promise<StatsView>, reuseMs = 0): MetricsExposition {
+  return new MetricsExposition({ stats, version: '0.1.0', processMetrics: false, reuseMs });
 }
 
 function find(samples: Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
@@ -284,6 +284,21 @@ test('scrapes that arrive while a collection runs share it; the next scrape coll
   release!();
   await next;
   assert.equal(calls, 2);
+});
+
+test('scrapes right after a collection are served its text: at most four collections a second', async () => {
+  let calls = 0;
+  const metrics = exposition(async () => {
+    calls++;
+    return view();
+  }, 150);
+  const first = await metrics.render();
+  for (let i = 0; i < 20; i++) assert.equal(await metrics.render(), first);
+  assert.equal(calls, 1);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await metrics.render();
+  assert.equal(calls, 2);
+  assert.equal(REUSE_MS, 250);
 });
 
 test('a failed collection fails the scrapes that shared it, and the next one tries again', async () => {
