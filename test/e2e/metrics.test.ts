@@ -190,3 +190,29 @@ test('an address in use stops mcrd at start (78); a reload that moves metrics.li
     topo.destroy();
   }
 });
+
+test('the scrape-cost benchmark runs both kinds of trial and reports them', () => {
+  // Its figures are not judged here (benchmarks print, tests do not time); that it works is.
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(ROOT, 'dist/bench/scrape-cost.js'),
+      ...['--rate', '2000', '--count', '5000', '--rounds', '1', '--rules', '3', '--interval', '0.5'],
+    ],
+    { encoding: 'utf8', timeout: 120000 },
+  );
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /round 1: no scraping: \d+ lost .*; CPU: supervisor \d+ ms, workers \d+ ms\n/);
+  const scraping = /round 1: scraping {3}: \d+ lost .*; (\d+) scrapes \((\d+) failed\) of (\d+) KiB/.exec(
+    r.stdout,
+  );
+  assert.ok(scraping, r.stdout);
+  assert.ok(Number(scraping[1]) >= 2, 'the scraper scraped');
+  assert.equal(scraping[2], '0', 'every scrape answered');
+  assert.ok(Number(scraping[3]) > 10, 'a whole exposition each time');
+  assert.match(
+    r.stdout,
+    /total lost without scraping: \d+; with a scrape every 0\.5 s: \d+ \(of 5000 each\)/,
+  );
+  assert.match(r.stdout, /supervisor CPU per scrape: -?\d+ ms/);
+});
