@@ -104,8 +104,9 @@ export interface WorkerCounters {
    */
   unsent: number;
   /**
-   * Frames a dead worker left in a ring, and those that arrived before its successor took the
-   * ring over: dropped unprocessed after a restart (never forwarded twice).
+   * Frames a dead worker left in a ring without counting them, and those that arrived before its
+   * successor took the ring over: dropped unprocessed after a restart (never forwarded twice).
+   * A frame the dead worker had counted is not counted again.
    */
   workerRestart: number;
   /** Every reason in detail; each belongs to exactly one bucket above. */

@@ -14,8 +14,8 @@ const MISNAMED_DEFAULTS = [
 ];
 
 export interface MetricsExpositionOptions {
-  /** The supervisor's stats snapshot, as stats.get answers it. */
-  stats: () => Promise<StatsView>;
+  /** The supervisor's stats snapshot, as stats.get answers it (a throw fails the scrape). */
+  stats: () => StatsView | Promise<StatsView>;
   version: string;
   /**
    * The supervisor's own process metrics (prom-client's defaults, under their standard names
