@@ -7,8 +7,8 @@ type Values<N extends string> = { labels: Labels<N>; value: number }[];
  * prom-client metrics whose series are a snapshot's, replaced as a whole on every scrape. They
  * hand their list to the registry as it is: prom-client's own bookkeeping (a hash of every
  * label set, an entry per series kept between scrapes) is what a scrape of mirrored counters
- * does not need, and it was most of the scrape's CPU (measured: 10 ms of 12 for 51 rules).
- * The registry still names, escapes and formats every series.
+ * does not need, and it cost a third of the rendering (measured: 10-12 ms down to 7-8.5 ms
+ * for 51 rules of two outputs). The registry still names, escapes and formats every series.
  */
 export interface SnapshotMetric<N extends string> {
   /** One series of the next scrape. */
