@@ -11,7 +11,7 @@ import type { MetricsExposition } from './metrics-exposition.js';
  * no body, and nothing is held open for long.
  */
 export const METRICS_LIMITS = {
-  /** Connections open at once; more are closed by the kernel-facing side at accept. */
+  /** Connections open at once; more are closed as soon as they are accepted. */
   maxConnections: 16,
   /** Bytes of request line and headers. */
   maxHeaderBytes: 8192,
@@ -22,7 +22,11 @@ export const METRICS_LIMITS = {
   keepAliveTimeoutMs: 5000,
   /** Requests one connection may make before it is closed (Prometheus reconnects). */
   maxRequestsPerSocket: 1000,
-} as const;
+  /** How often the timeouts above are checked (Node's default, 30 s, would let them run long). */
+  checkIntervalMs: 1000,
+};
+
+export type MetricsLimits = typeof METRICS_LIMITS;
 
 const INDEX_PAGE = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>mcr metrics</title></head>
@@ -41,25 +45,35 @@ export class MetricsServer {
   private readonly exposition: MetricsExposition;
   private readonly log: Logger;
 
-  private constructor(address: MetricsAddress, exposition: MetricsExposition, log: Logger) {
+  private constructor(
+    address: MetricsAddress,
+    exposition: MetricsExposition,
+    log: Logger,
+    limits: MetricsLimits,
+  ) {
     this.address = address;
     this.exposition = exposition;
     this.log = log;
     this.server = createServer(
       {
-        maxHeaderSize: METRICS_LIMITS.maxHeaderBytes,
-        headersTimeout: METRICS_LIMITS.headersTimeoutMs,
-        requestTimeout: METRICS_LIMITS.requestTimeoutMs,
-        keepAliveTimeout: METRICS_LIMITS.keepAliveTimeoutMs,
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        connectionsCheckingInterval: limits.checkIntervalMs,
       },
       (request, response) => this.answer(request, response),
     );
-    this.server.maxConnections = METRICS_LIMITS.maxConnections;
-    this.server.maxRequestsPerSocket = METRICS_LIMITS.maxRequestsPerSocket;
+    this.server.maxConnections = limits.maxConnections;
+    this.server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
     // Malformed requests, oversize headers, timeouts: answered if the socket can still take it.
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       const status =
-        err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : '400 Bad Request';
       if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
     });
@@ -73,8 +87,9 @@ export class MetricsServer {
     address: MetricsAddress,
     exposition: MetricsExposition,
     log: Logger,
+    limits: MetricsLimits = METRICS_LIMITS,
   ): Promise<MetricsServer> {
-    const metrics = new MetricsServer(address, exposition, log);
+    const metrics = new MetricsServer(address, exposition, log, limits);
     await new Promise<void>((resolve, reject) => {
       const failed = (err: NodeJS.ErrnoException): void => reject(listenError(address, err));
       metrics.server.once('error', failed);

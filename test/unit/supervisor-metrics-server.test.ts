@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import pino from 'pino';
 import type { StatsView } from '../../src/protocol/control-api.js';
 import { MetricsExposition } from '../../src/supervisor/metrics-exposition.js';
-import { MetricsServer } from '../../src/supervisor/metrics-server.js';
+import { METRICS_LIMITS, MetricsServer } from '../../src/supervisor/metrics-server.js';
 
 const log = pino({ level: 'silent' });
 const EMPTY: StatsView = {
@@ -135,5 +135,84 @@ test('an address in use is E_METRICS_LISTEN, naming the address and what to chan
     );
   } finally {
     holder.close();
+  }
+});
+
+/** Resolves with how long the connection stayed open (ms), and what it was sent. */
+function openConnection(
+  port: number,
+  send = '',
+): { closed: Promise<{ ms: number; answer: string }>; end(): void } {
+  const started = Date.now();
+  const socket = connect(port, '127.0.0.1');
+  let answer = '';
+  socket.setEncoding('utf8').on('data', (d: string) => (answer += d));
+  socket.on('error', () => undefined);
+  if (send) socket.write(send);
+  return {
+    closed: new Promise((resolve) => socket.on('close', () => resolve({ ms: Date.now() - started, answer }))),
+    end: () => socket.destroy(),
+  };
+}
+
+test('connections beyond the limit are closed at once; the endpoint serves again when they go', async () => {
+  const exposition = new MetricsExposition({
+    stats: async () => EMPTY,
+    version: '0.1.0',
+    processMetrics: false,
+  });
+  const server = await MetricsServer.listen(
+    { host: '127.0.0.1', port: 0, text: '127.0.0.1:0' },
+    exposition,
+    log,
+    {
+      ...METRICS_LIMITS,
+      maxConnections: 2,
+    },
+  );
+  try {
+    const held = [openConnection(server.port), openConnection(server.port)];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const extra = openConnection(server.port);
+    const { ms, answer } = await extra.closed;
+    assert.ok(ms < 1000, `closed after ${ms} ms`);
+    assert.equal(answer, '');
+    for (const h of held) h.end();
+    await Promise.all(held.map((h) => h.closed));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const r = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    assert.equal(r.status, 200);
+    await r.text();
+  } finally {
+    await server.close();
+  }
+});
+
+test('a client that sends nothing, or never finishes its request, is closed when its time is up', async () => {
+  const exposition = new MetricsExposition({
+    stats: async () => EMPTY,
+    version: '0.1.0',
+    processMetrics: false,
+  });
+  const server = await MetricsServer.listen(
+    { host: '127.0.0.1', port: 0, text: '127.0.0.1:0' },
+    exposition,
+    log,
+    {
+      ...METRICS_LIMITS,
+      headersTimeoutMs: 300,
+      requestTimeoutMs: 600,
+      keepAliveTimeoutMs: 300,
+      checkIntervalMs: 100,
+    },
+  );
+  try {
+    const silent = openConnection(server.port);
+    const slow = openConnection(server.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    for (const { ms } of await Promise.all([silent.closed, slow.closed]))
+      assert.ok(ms < 3000, `closed after ${ms} ms`);
+    assert.match((await slow.closed).answer, /^HTTP\/1\.1 408 /);
+  } finally {
+    await server.close();
   }
 });
