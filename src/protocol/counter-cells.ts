@@ -1,4 +1,4 @@
-import type { OutputCounters, RuleCounters, WorkerCounters } from './control-api.js';
+import type { OutputCounters, RtpCounters, RuleCounters, WorkerCounters } from './control-api.js';
 import {
   ERRNO_PAIRS,
   OUTPUT_BYTES,
@@ -13,7 +13,16 @@ import {
   RULE_NO_OUTPUT,
   RULE_OWN_SOURCE,
   RULE_PACKETS_IN,
+  RULE_RTP,
   RULE_TTL_EXPIRED,
+  RTP_DUPLICATES,
+  RTP_GAPS,
+  RTP_LOST,
+  RTP_NOT_RTP,
+  RTP_PACKETS,
+  RTP_REORDERED,
+  RTP_RESYNCS,
+  RTP_SSRC_CHANGES,
   WORKER_EGRESS_ERRORS,
   WORKER_OUTCOMES,
   WORKER_RING_DROPS,
@@ -34,11 +43,15 @@ export interface OutcomeName {
 /** The name of the errno refused copies were counted under, e.g. ENOBUFS. */
 export type ErrnoNamer = (errno: number) => string;
 
-/** A rule's counters from its cells at `at` (the first cell of its slot); outputs from theirs. */
+/**
+ * A rule's counters from its cells at `at` (the first cell of its slot); outputs from theirs.
+ * `rtp`: the rule has the rtp option (its RTP cells are read), else its `rtp` is null.
+ */
 export function ruleCountersAt(
   cells: Float64Array,
   at: number,
   outputs: readonly OutputCounters[],
+  rtp = false,
 ): RuleCounters {
   const drops: Record<string, number> = {};
   const named: readonly [string, number][] = [
@@ -55,6 +68,21 @@ export function ruleCountersAt(
     drops,
     outputs: [...outputs],
     lastPacketAt: last > 0 ? new Date(last).toISOString() : null,
+    rtp: rtp ? rtpCountersAt(cells, at + RULE_RTP) : null,
+  };
+}
+
+/** RTP stream health counters from their cells at `at`. */
+export function rtpCountersAt(cells: Float64Array, at: number): RtpCounters {
+  return {
+    packets: cells[at + RTP_PACKETS]!,
+    notRtp: cells[at + RTP_NOT_RTP]!,
+    lost: cells[at + RTP_LOST]!,
+    gaps: cells[at + RTP_GAPS]!,
+    duplicates: cells[at + RTP_DUPLICATES]!,
+    reordered: cells[at + RTP_REORDERED]!,
+    ssrcChanges: cells[at + RTP_SSRC_CHANGES]!,
+    resyncs: cells[at + RTP_RESYNCS]!,
   };
 }
 

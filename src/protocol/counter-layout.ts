@@ -17,15 +17,18 @@
 /** The worker's own counters: outcome codes (frame-outcomes.ts) from cell WORKER_OUTCOMES on. */
 export const WORKER_CELLS = 64;
 /** Cell 0 holds this, written by the supervisor: a region of another layout is refused. */
-export const LAYOUT_MAGIC = 0x6d6372_0001; // "mcr", layout 1
+export const LAYOUT_MAGIC = 0x6d6372_0002; // "mcr", layout 2 (rules got their RTP cells)
 export const WORKER_OUTCOMES = 8;
 /** Outcome codes the header has room for (cells 8 to 55). */
 export const MAX_OUTCOMES = 48;
 export const WORKER_EGRESS_ERRORS = 56;
 export const WORKER_RING_DROPS = 57;
 
-/** A rule's cells, relative to its slot (one 64-byte cache line). */
-export const RULE_CELLS = 8;
+/**
+ * A rule's cells, relative to its slot (two 64-byte cache lines): its own counters, then its RTP
+ * stream health (written only for a rule with the rtp option).
+ */
+export const RULE_CELLS = 16;
 export const RULE_TAG = 0;
 export const RULE_PACKETS_IN = 1;
 export const RULE_BYTES_IN = 2;
@@ -35,6 +38,19 @@ export const RULE_OWN_SOURCE = 4;
 export const RULE_TTL_EXPIRED = 5;
 export const RULE_NO_OUTPUT = 6;
 export const RULE_EGRESS_FAILED = 7;
+/** The first of a rule's RTP_CELLS RTP counters (RTP_* cells, relative to it). */
+export const RULE_RTP = 8;
+
+/** RTP stream health counters (control-api.ts RtpCounters), relative to RULE_RTP. */
+export const RTP_CELLS = 8;
+export const RTP_PACKETS = 0;
+export const RTP_NOT_RTP = 1;
+export const RTP_LOST = 2;
+export const RTP_GAPS = 3;
+export const RTP_DUPLICATES = 4;
+export const RTP_REORDERED = 5;
+export const RTP_SSRC_CHANGES = 6;
+export const RTP_RESYNCS = 7;
 
 /** An output's cells, relative to its slot (two cache lines). */
 export const OUTPUT_CELLS = 16;
@@ -56,7 +72,7 @@ export const OUTPUT_SLOTS = 65_536;
 export const RULE_BASE = WORKER_CELLS;
 export const OUTPUT_BASE = RULE_BASE + RULE_SLOTS * RULE_CELLS;
 export const REGION_CELLS = OUTPUT_BASE + OUTPUT_SLOTS * OUTPUT_CELLS;
-/** 9 MiB of address space per worker; pages are used only where counters are written. */
+/** 10 MiB of address space per worker; pages are used only where counters are written. */
 export const REGION_BYTES = REGION_CELLS * 8;
 
 /** Where a rule's or an output's counters live, and the tag that says the slot is theirs. */

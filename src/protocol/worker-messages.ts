@@ -34,6 +34,8 @@ export interface WorkerRule {
   inputSource: number;
   inputGroup: number;
   inputPort: number;
+  /** Read the payload as RTP and count its stream health (rtp-health.ts); absent: no. */
+  rtp?: boolean;
   outputs: WorkerOutput[];
 }
 

@@ -89,10 +89,13 @@ export class CounterStore {
     return this.region(id).worker();
   }
 
-  /** A rule's counters, summed over the workers (each sees part of its traffic). */
-  rule(slots: RuleCounterSlots): RuleCounters {
-    let total: RuleCounters = emptyRuleCounters(slots.outputs.length);
-    for (const region of this.regions) total = addRuleCounters(total, region.rule(slots));
+  /**
+   * A rule's counters, summed over the workers (each sees part of its traffic); `rtp`: the rule
+   * has the rtp option (its RTP counters are read, else null).
+   */
+  rule(slots: RuleCounterSlots, rtp = false): RuleCounters {
+    let total: RuleCounters = emptyRuleCounters(slots.outputs.length, rtp);
+    for (const region of this.regions) total = addRuleCounters(total, region.rule(slots, rtp));
     return total;
   }
 
@@ -153,7 +156,7 @@ class CheckedRegion {
     return workerCountersAt(this.checked, OUTCOMES);
   }
 
-  rule(slots: RuleCounterSlots): RuleCounters {
+  rule(slots: RuleCounterSlots, rtp: boolean): RuleCounters {
     const at = ruleCell(slots.rule.slot);
     const outputs: OutputCounters[] = slots.outputs.map((slot) => {
       const o = outputCell(slot.slot);
@@ -162,9 +165,9 @@ class CheckedRegion {
         : emptyRuleCounters(1).outputs[0]!;
     });
     if (!this.takeSlot(at, RULE_CELLS, RULE_TAG, slots.rule.tag)) {
-      return { ...emptyRuleCounters(slots.outputs.length), outputs };
+      return { ...emptyRuleCounters(slots.outputs.length, rtp), outputs };
     }
-    return ruleCountersAt(this.checked, at, outputs);
+    return ruleCountersAt(this.checked, at, outputs, rtp);
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type {
   InterfaceStatsView,
+  RtpCounters,
   RuleStatsView,
   StatsView,
   WorkerCounters,
@@ -62,6 +63,30 @@ const INTERFACE_COUNTERS: readonly (readonly [string, keyof Omit<InterfaceStatsV
   ['transmit_errors_total', 'txErrors', 'Transmit errors the interface counted.'],
 ];
 
+/** A rule's RTP stream health (rules with the rtp option only): name suffix, field, help. */
+const RTP_COUNTERS: readonly (readonly [string, keyof RtpCounters, string])[] = [
+  ['packets_total', 'packets', 'Payloads of the rule input with an RTP version 2 header.'],
+  [
+    'not_rtp_packets_total',
+    'notRtp',
+    'Payloads of the rule input that are not RTP (too short, another version).',
+  ],
+  ['lost_packets_total', 'lost', 'RTP sequence numbers that never arrived (the sum of the gap sizes).'],
+  ['gaps_total', 'gaps', 'Runs of consecutive lost RTP sequence numbers.'],
+  ['duplicate_packets_total', 'duplicates', 'RTP packets whose sequence number had already arrived.'],
+  ['reordered_packets_total', 'reordered', 'RTP packets that arrived after a later sequence number (late).'],
+  [
+    'ssrc_changes_total',
+    'ssrcChanges',
+    'Times a new RTP sender (SSRC) took over the stream (not counted as a gap).',
+  ],
+  [
+    'resyncs_total',
+    'resyncs',
+    'Times the RTP sequence jumped and was followed afresh (not counted as a gap).',
+  ],
+];
+
 export class MetricFamilies {
   private readonly all: SnapshotMetric<string>[] = [];
 
@@ -95,6 +120,7 @@ export class MetricFamilies {
   private readonly workerGcMaxPause;
   private readonly workerGcLongPauses;
   private readonly interfaceCounters: SnapshotCounter<'interface'>[];
+  private readonly rtpCounters: SnapshotCounter<(typeof RULE_LABELS)[number]>[];
 
   constructor(registry: Registry) {
     const counter = <N extends string>(
@@ -127,8 +153,8 @@ export class MetricFamilies {
 
     this.ruleInfo = gauge(
       'mcr_rule_info',
-      'Always 1, for every rule: its VLAN and source (empty for none) and where it came from (config or runtime).',
-      [...RULE_LABELS, 'input_vlan', 'input_source', 'origin'],
+      'Always 1, for every rule: its VLAN and source (empty for none), whether it counts RTP health, and where it came from (config or runtime).',
+      [...RULE_LABELS, 'input_vlan', 'input_source', 'input_rtp', 'origin'],
     );
     this.ruleState = gauge(
       'mcr_rule_state',
@@ -261,6 +287,9 @@ export class MetricFamilies {
       ['worker'],
     );
 
+    this.rtpCounters = RTP_COUNTERS.map(([suffix, , help]) =>
+      counter(`mcr_rule_rtp_${suffix}`, `${help} (Rules with the rtp option only.)`, RULE_LABELS),
+    );
     this.interfaceCounters = INTERFACE_COUNTERS.map(([suffix, , help]) =>
       counter(`mcr_interface_${suffix}`, `${help} (The kernel's own count, for interfaces rules use.)`, [
         'interface',
@@ -296,6 +325,7 @@ export class MetricFamilies {
         ...labels,
         input_vlan: rule.input.vlan ?? '',
         input_source: rule.input.source ?? '',
+        input_rtp: String(rule.input.rtp),
         origin: rule.origin,
       },
       1,
@@ -310,6 +340,8 @@ export class MetricFamilies {
       const at = Date.parse(counters.lastPacketAt);
       if (Number.isFinite(at)) this.ruleLastPacket.put(labels, at / 1000);
     }
+    const rtp = counters.rtp;
+    if (rtp) RTP_COUNTERS.forEach(([, field], i) => this.rtpCounters[i]!.put(labels, rtp[field]));
     rule.outputs.forEach((output, i) => {
       const outputLabels = {
         ...labels,

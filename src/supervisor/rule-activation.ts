@@ -481,6 +481,7 @@ function workerRule(state: RuleState): WorkerRule {
     inputSource: rule.inputSource,
     inputGroup: rule.inputGroup,
     inputPort: rule.inputPort,
+    rtp: rule.rtp,
     outputs: rule.outputs.map((o, i) => {
       const sockets = state.outputs[i]!.sockets;
       return {

@@ -347,7 +347,7 @@ export class Supervisor {
       rules: new Map(
         this.table
           .list()
-          .map(({ rule }) => [rule.id, this.counters.rule(this.activation.counterSlots(rule.id))]),
+          .map(({ rule }) => [rule.id, this.counters.rule(this.activation.counterSlots(rule.id), rule.rtp)]),
       ),
     };
   }

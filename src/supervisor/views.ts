@@ -27,6 +27,7 @@ export function ruleView(stored: StoredRule, activation: RuleActivationView): Ru
       group: ipv4ToString(rule.inputGroup),
       port: rule.inputPort,
       unicast: rule.unicastInput,
+      rtp: rule.rtp,
     },
     outputs: rule.outputs.map((o, i) => ({
       group: ipv4ToString(o.group),
@@ -69,7 +70,7 @@ export function statsView(
     };
   });
   const ruleStats: RuleStatsView[] = rules.map((view) => {
-    const counters = now.rules.get(view.id) ?? emptyRuleCounters(view.outputs.length);
+    const counters = now.rules.get(view.id) ?? emptyRuleCounters(view.outputs.length, view.input.rtp);
     return { ...view, counters, rates: ruleRates(counters, base?.rules.get(view.id), seconds) };
   });
   return { time: new Date().toISOString(), rateInterval: seconds, rules: ruleStats, workers, interfaces };

@@ -5,10 +5,13 @@ import {
   RULE_CELLS,
   RULE_LAST_PACKET_AT,
   RULE_PACKETS_IN,
+  RULE_RTP,
+  RTP_CELLS,
 } from '../protocol/counter-layout.js';
 import type { WorkerRule } from '../protocol/worker-messages.js';
 import type { RuleFingerprint } from '../rules/ruleset-hash.js';
 import type { OutputPath } from './output-path.js';
+import { RtpCounterSet, RtpHealth } from './rtp-health.js';
 
 /**
  * A rule compiled for the hot path: its input key, its counters, every output (attached or not:
@@ -37,11 +40,17 @@ export class ForwardingRule {
    * reads, or private memory in tests. The data path adds to them by index.
    */
   readonly counters: Float64Array;
+  /**
+   * The RTP stream health of the input, for a rule with the rtp option (its counters in the
+   * rule's RULE_RTP cells); null: not counted.
+   */
+  readonly rtp: RtpHealth | null;
 
   constructor(
     rule: WorkerRule,
     outputs: readonly OutputPath[],
     counters: Float64Array = new Float64Array(RULE_CELLS),
+    rtp: RtpHealth | null = null,
   ) {
     this.id = rule.id;
     this.counters = counters;
@@ -53,12 +62,14 @@ export class ForwardingRule {
     this.port = rule.inputPort;
     this.key = forwardingKey(rule.inputVlan, rule.inputGroup, rule.inputPort, rule.inputSource);
     this.outputs = outputs;
+    // A stream whose rule changes outputs goes on with its sequence state; its counts are cells.
+    this.rtp = rule.rtp !== true ? null : (rtp ?? new RtpHealth(new RtpCounterSet(rtpCells(counters))));
     this.refreshLive();
   }
 
   /** The same rule with other outputs (a reload changed them); its own counters carry on. */
   withOutputs(rule: WorkerRule, outputs: readonly OutputPath[]): ForwardingRule {
-    return new ForwardingRule(rule, outputs, this.counters);
+    return new ForwardingRule(rule, outputs, this.counters, this.rtp);
   }
 
   get packetsIn(): number {
@@ -87,6 +98,7 @@ export class ForwardingRule {
       inputSource: this.source >>> 0,
       inputGroup: this.group,
       inputPort: this.port,
+      rtp: this.rtp !== null,
       outputs: this.outputs.map((o) => ({ label: o.label, attached: o.attached })),
     };
   }
@@ -97,12 +109,20 @@ export class ForwardingRule {
       this.counters,
       0,
       this.outputs.map((o) => o.snapshot()),
+      this.rtp !== null,
     );
   }
 
   close(): void {
     for (const output of this.outputs) output.close();
   }
+}
+
+/** The RTP cells of a rule's cells (a view: counts land in the rule's slot). */
+function rtpCells(counters: Float64Array): Float64Array {
+  return counters.length >= RULE_RTP + RTP_CELLS
+    ? counters.subarray(RULE_RTP, RULE_RTP + RTP_CELLS)
+    : new Float64Array(RTP_CELLS);
 }
 
 /** "100/4009820417/5000/0": a rule's flow, for maps that are not on the per-packet path. */

@@ -357,9 +357,15 @@ export class Worker {
     for (const input of this.inputs.values()) input.collectRingDrops();
   }
 
-  /** Every statsIntervalMs: ring drops into the counters, and the process's health to the supervisor. */
+  /**
+   * Every statsIntervalMs: ring drops into the counters, RTP holes that have waited long enough
+   * judged lost (off the data path), and the process's health to the supervisor.
+   */
   private everyInterval(): void {
     this.collectRingDrops();
+    // The monotonic clock: a wall-clock step must neither hold nor hurry the judgement.
+    const now = performance.now();
+    for (const rule of this.rules.values()) rule.rtp?.settle(now);
     this.send({ type: 'health', health: this.health.snapshot() });
   }
 

@@ -49,12 +49,13 @@ test('/metrics passes promtool; a real Prometheus sees the sent rate; every dash
   let prometheus: PrometheusServer | undefined;
   try {
     const relay = await RelayHost.start(topo, ['--workers', '2', '--metrics-listen', METRICS]);
-    relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0,239.2.2.2:6000:out1', ['-n', 'steady']);
+    // An RTP stream, so the dashboard's stream-health panel has a rule to show.
+    relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0,239.2.2.2:6000:out1', ['-n', 'steady', '--rtp']);
     // out1 goes down: its copies fail and are counted by errno (the dashboard's error panel).
     ip(['-n', topo.relay, 'link', 'set', 'out1', 'down']);
     const sender = topo.start(topo.sender, BIN('mcrgen'), [
       ...['send', '--interface', 'eth0', '--group', '239.1.1.1', '--port', '5000'],
-      ...['--rate', String(RATE), '--size', '200', '--duration', '40'],
+      ...['--rate', String(RATE), '--size', '200', '--duration', '40', '--rtp', '--rtp-skip-every', '1000'],
     ]);
     // A trickle to a group without a rule: worker drops by reason.
     const unmatched = topo.start(topo.sender, BIN('mcrgen'), [
@@ -79,6 +80,7 @@ test('/metrics passes promtool; a real Prometheus sees the sent rate; every dash
       'mcr_worker_dropped_frames_total',
       'mcr_worker_cpu_seconds_total',
       'mcr_interface_receive_packets_total',
+      'mcr_rule_rtp_lost_packets_total',
       'process_cpu_seconds_total',
     ])
       assert.ok(families.has(name) && samples.some((s) => s.name === name), `${name} is exposed`);

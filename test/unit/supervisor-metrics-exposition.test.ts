@@ -8,7 +8,15 @@ function rule(overrides: Partial<RuleStatsView> = {}): RuleStatsView {
   return {
     id: 'r-0a1b2c3d',
     name: 'cam1',
-    input: { interface: 'in0', vlan: null, source: null, group: '239.1.1.1', port: 5000, unicast: false },
+    input: {
+      interface: 'in0',
+      vlan: null,
+      source: null,
+      group: '239.1.1.1',
+      port: 5000,
+      unicast: false,
+      rtp: false,
+    },
     outputs: [
       {
         group: '239.2.2.2',
@@ -48,6 +56,7 @@ function rule(overrides: Partial<RuleStatsView> = {}): RuleStatsView {
         { packets: 990, bytes: 1_302_840, raw: 0, errors: { ENETDOWN: 7 }, ttlExpired: 2 },
       ],
       lastPacketAt: '2026-12-01T04:05:06.500Z',
+      rtp: null,
     },
     rates: { packetsIn: 100, bytesIn: 131_600, outputs: [100, 99], outputBytes: [131_200, 130_284] },
     ...overrides,
@@ -238,6 +247,39 @@ test("a worker's outcomes add up to its frames seen, as PromQL can check; proces
   assert.equal(only(samples, 'mcr_worker_gc_max_pause_seconds', { worker: '0' }), 0.0015);
   assert.equal(only(samples, 'mcr_worker_resident_memory_bytes', { worker: '0' }), 52_000_000);
   assert.equal(only(samples, 'mcr_worker_state', { worker: '0', state: 'running' }), 1);
+});
+
+test('a rule with the rtp option has its stream health as counters; others have none', async () => {
+  const base = rule();
+  const rtp = {
+    packets: 2990,
+    notRtp: 1,
+    lost: 16,
+    gaps: 4,
+    duplicates: 11,
+    reordered: 7,
+    ssrcChanges: 0,
+    resyncs: 2,
+  };
+  const withRtp = rule({
+    id: 'r-00000001',
+    name: 'cam-rtp',
+    input: { ...base.input, port: 5004, rtp: true },
+    counters: { ...base.counters, rtp },
+  });
+  const { samples } = parseExposition(await exposition(async () => view([rule(), withRtp])).render());
+  const labels = { rule_name: 'cam-rtp' };
+  assert.equal(only(samples, 'mcr_rule_rtp_packets_total', labels), 2990);
+  assert.equal(only(samples, 'mcr_rule_rtp_not_rtp_packets_total', labels), 1);
+  assert.equal(only(samples, 'mcr_rule_rtp_lost_packets_total', labels), 16);
+  assert.equal(only(samples, 'mcr_rule_rtp_gaps_total', labels), 4);
+  assert.equal(only(samples, 'mcr_rule_rtp_duplicate_packets_total', labels), 11);
+  assert.equal(only(samples, 'mcr_rule_rtp_reordered_packets_total', labels), 7);
+  assert.equal(only(samples, 'mcr_rule_rtp_ssrc_changes_total', labels), 0);
+  assert.equal(only(samples, 'mcr_rule_rtp_resyncs_total', labels), 2);
+  assert.equal(find(samples, 'mcr_rule_rtp_packets_total').length, 1, 'only the rule with the option');
+  assert.equal(only(samples, 'mcr_rule_info', { ...labels, input_rtp: 'true' }), 1);
+  assert.equal(only(samples, 'mcr_rule_info', { rule_name: 'cam1', input_rtp: 'false' }), 1);
 });
 
 test('label values with quotes, backslashes and newlines are escaped and read back unchanged', async () => {

@@ -22,6 +22,7 @@ function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): Ru
     drops: {},
     outputs: outputs.map((packets) => ({ packets, bytes: packets * 100, raw: 0, errors: {}, ttlExpired: 0 })),
     lastPacketAt: null,
+    rtp: null,
   };
 }
 
