@@ -22,8 +22,9 @@ export function formatSi(value: number): string {
     scaled /= 1000;
     prefix++;
   }
-  const decimals = scaled < 10 ? 2 : scaled < 100 ? 1 : 0;
-  return `${sign}${scaled.toFixed(decimals)}${SI_PREFIXES[prefix]}`;
+  const rounded = Number(scaled.toPrecision(3));
+  const decimals = rounded < 10 ? 2 : rounded < 100 ? 1 : 0;
+  return `${sign}${rounded.toFixed(decimals)}${SI_PREFIXES[prefix]}`;
 }
 
 /** Packets (or frames) per second: "0", "950", "12.3k". */
@@ -35,8 +36,7 @@ export function formatPps(perSecond: number): string {
 export function formatBitRate(bitsPerSecond: number): string {
   const text = formatSi(bitsPerSecond);
   if (text === '0' || text === '-') return text;
-  const unit = /[kMGTP]$/.test(text) ? `${text.slice(0, -1)} ${text.slice(-1)}bit/s` : `${text} bit/s`;
-  return unit;
+  return /[kMGTP]$/.test(text) ? `${text.slice(0, -1)} ${text.slice(-1)}bit/s` : `${text} bit/s`;
 }
 
 /** Memory in binary units: "812K", "52.3M", "1.20G". */

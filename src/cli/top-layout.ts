@@ -102,14 +102,15 @@ export function fitSections(
 ): Sections {
   const workersLines = 2 + counts.workers + (counts.reasons ? 1 : 0);
   const interfacesLines = counts.interfaces > 0 ? 2 + counts.interfaces : 0;
+  // Lines left for rule rows (a blank line and the titles, or "no rules", take two).
   const rulesBudget = (others: number): number => height - 3 - 2 - others;
-  const needed = Math.max(1, counts.rules);
+  const wanted = Math.min(counts.rules, 2);
   let workers = true;
   let interfaces = interfacesLines > 0;
   const others = (): number => (workers ? workersLines : 0) + (interfaces ? interfacesLines : 0);
-  if (interfaces && rulesBudget(others()) < Math.min(needed, 2)) interfaces = false;
-  if (workers && rulesBudget(others()) < Math.min(needed, 2)) workers = false;
-  const budget = Math.max(1, rulesBudget(others()));
+  if (interfaces && rulesBudget(others()) < wanted) interfaces = false;
+  if (workers && rulesBudget(others()) < wanted) workers = false;
+  const budget = Math.max(Math.min(counts.rules, 1), rulesBudget(others()));
   // A list that does not fit gives its last line to "… N more".
   const ruleRows = counts.rules <= budget ? counts.rules : Math.max(1, budget - 1);
   return {
