@@ -69,7 +69,7 @@ function StatsWatch({ poller, first, intervalMs }: WatchOptions): ReactElement {
 }
 
 export async function runStatsWatch(options: WatchOptions): Promise<void> {
-  const app = render(h(StatsWatch, options), { exitOnCtrlC: true, incrementalRendering: true });
+  const app = render(h(StatsWatch, options), { exitOnCtrlC: true });
   const leave = (): void => app.unmount();
   process.once('SIGTERM', leave);
   process.once('SIGHUP', leave);

@@ -66,7 +66,7 @@ function tableLines(key: string, table: Table, width: number, rows: number, colo
     .join(gap);
   const out = [line(`${key}-titles`, titles.trimEnd(), { bold: true })];
   table.rows.slice(0, rows).forEach((row, r) => {
-    const cells = fitted.map((f, c) => {
+    const cells = fitted.flatMap((f, c) => {
       const value = row[f.index]!;
       const text = fitText(value.text, f.width, table.columns[f.index]!.align);
       const colourProps =
@@ -75,7 +75,8 @@ function tableLines(key: string, table: Table, width: number, rows: number, colo
             ? { dimColor: true }
             : { color: TONE_COLOURS[value.tone] }
           : {};
-      return h(Text, { key: c, ...colourProps }, c === 0 ? text : `${gap}${text}`);
+      const cell = h(Text, { key: `c${c}`, ...colourProps }, text);
+      return c === 0 ? [cell] : [h(Text, { key: `g${c}` }, gap), cell];
     });
     out.push(h(Text, { key: `${key}-${r}`, wrap: 'truncate' }, ...cells));
   });

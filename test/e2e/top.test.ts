@@ -14,10 +14,14 @@ const CAM1_PPS = 400;
 const CAM2_PPS = 100;
 const UNMATCHED_PPS = 100;
 
-/** A tmux server of its own (private socket), so the test never touches anyone else's. */
+/** A session on a tmux server of the test's own (private socket), so it never touches anyone else's. */
 class Tmux {
   readonly server = `mcrtop${process.pid}`;
-  readonly session = 'top';
+  readonly session: string;
+
+  constructor(session: string) {
+    this.session = session;
+  }
 
   run(args: string[]): string {
     const r = spawnSync('tmux', ['-L', this.server, ...args], { encoding: 'utf8', timeout: 10000 });
@@ -42,8 +46,9 @@ class Tmux {
     ]);
   }
 
-  capture(): string {
-    return this.run(['capture-pane', '-p', '-t', this.session]);
+  /** The pane's text; with `escapes`, with the escape sequences of its colours and attributes. */
+  capture(escapes = false): string {
+    return this.run(['capture-pane', '-p', ...(escapes ? ['-e'] : []), '-t', this.session]);
   }
 
   /** A tmux format of the pane, e.g. #{alternate_on}. */
@@ -59,10 +64,15 @@ class Tmux {
     this.run(['send-keys', '-t', this.session, ...keys]);
   }
 
-  async waitFor(predicate: (screen: string) => boolean, what: string, timeoutMs = 15000): Promise<string> {
+  async waitFor(
+    predicate: (screen: string) => boolean,
+    what: string,
+    timeoutMs = 15000,
+    escapes = false,
+  ): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const screen = this.capture();
+      const screen = this.capture(escapes);
       if (predicate(screen)) return screen;
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the pane shows:\n${screen}`);
       await sleep(200);
@@ -83,6 +93,23 @@ function cellUnder(screen: string, title: string, label: string): string {
   const row = lines.find((l) => l.startsWith(`${label} `));
   assert.ok(row, `no row for ${label}:\n${screen}`);
   return row.slice(0, end).trim().split(/\s+/).pop()!;
+}
+
+const ESC = '\u001b';
+/** A colour or attribute sequence (CSI … m), its parameters captured. */
+const SGR = new RegExp(`${ESC}\\[([\\d;]*)m`, 'g');
+
+/** Text without its colour and attribute sequences. */
+function stripSgr(text: string): string {
+  return text.replace(SGR, '');
+}
+
+/** The colour codes (SGR 30-38, 40-48, 90-97, 100-107) in `text`; 39 and 49 are "default" and not counted. */
+function coloursIn(text: string): number[] {
+  const codes = [...text.matchAll(SGR)].flatMap((m) => m[1]!.split(';').map(Number));
+  return codes.filter(
+    (c) => (c >= 30 && c <= 38) || (c >= 40 && c <= 48) || (c >= 90 && c <= 97) || (c >= 100 && c <= 107),
+  );
 }
 
 /** "400", "1.20k" → a number. */
@@ -107,7 +134,7 @@ function startTraffic(topo: Topology): RunningProcess[] {
 
 test('mcrctl top shows rules, rates and drops live, follows the terminal size, survives mcrd going away and quits on q', async () => {
   const topo = new Topology({ net: NET, outputLinks: 1 });
-  const tmux = new Tmux();
+  const tmux = new Tmux('top');
   try {
     let relay = await RelayHost.start(topo, ['--workers', '1']);
     relay.addRule('239.62.1.1', 5000, '239.62.2.1:6000:out0', ['-n', 'cam1']);
@@ -192,6 +219,38 @@ test('mcrctl top shows rules, rates and drops live, follows the terminal size, s
     // The terminal is out of raw mode: line editing and echo are on again.
     assert.match(screen, /(^|\s)icanon(\s|$)/m, screen);
     assert.match(screen, /(^|\s)echo(\s|$)/m, screen);
+
+    // Colours: state in green on a terminal; none at all with NO_COLOR. Ctrl-C quits as q does.
+    relay.addRule('239.62.1.1', 5000, '239.62.2.1:6000:out0', ['-n', 'cam1']);
+    const topCommand = (env: string): string =>
+      `${env} ${BIN('mcrctl')} --socket ${topo.socketPath} top; echo "top exited $?"; sleep 300`;
+    const coloured = new Tmux('coloured');
+    coloured.start(topCommand(''), 120, 30);
+    const sgr = await coloured.waitFor((s) => /^cam1 /m.test(stripSgr(s)), 'cam1 again', 15000, true);
+    assert.ok(sgr.includes(`${ESC}[32mactive`), `an active rule in green:\n${sgr}`);
+    const monochrome = new Tmux('monochrome');
+    monochrome.start(topCommand('NO_COLOR=1'), 120, 30);
+    const plainScreen = await monochrome.waitFor((s) => /^cam1 /m.test(stripSgr(s)), 'cam1', 15000, true);
+    assert.deepEqual(coloursIn(plainScreen), [], 'no colour with NO_COLOR');
+    assert.ok(coloursIn(sgr).includes(32), 'while the same screen without it has some');
+    monochrome.keys('C-c');
+    await monochrome.waitFor((s) => /top exited 0/.test(s), 'Ctrl-C to quit');
+    assert.equal(monochrome.pane('#{alternate_on}'), '0');
+
+    // stats --watch on a terminal redraws in place: one time line, changing; q quits.
+    const watch = new Tmux('watch');
+    watch.start(
+      `${BIN('mcrctl')} --socket ${topo.socketPath} stats --watch; echo "watch exited $?"; sleep 300`,
+      150,
+      40,
+    );
+    const first = await watch.waitFor((s) => /rates over/.test(s), 'the first stats');
+    const second = await watch.waitFor((s) => s !== first && /rates over/.test(s), 'a redraw');
+    assert.equal(second.match(/rates over/g)?.length, 1, `drawn in place:\n${second}`);
+    assert.match(second, /^every 1s: mcrctl stats/m);
+    watch.keys('q');
+    await watch.waitFor((s) => /watch exited 0/.test(s), 'q to quit the watch');
+
     for (const s of senders) s.child.kill('SIGTERM');
     await relay.stop();
   } finally {
