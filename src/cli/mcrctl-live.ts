@@ -52,14 +52,16 @@ export function registerLiveCommands(program: Command, context: LiveContext): vo
     .addHelpText(
       'after',
       '\nRules are sorted by input rate; s cycles the order (rate, name, drops); q or Ctrl-C quits.\n' +
-        'IN/OUT PPS and BIT/S are rates over mcrd’s last interval (bits of UDP payload); DROPS is what\n' +
-        'a rule lost (packets dropped, copies not sent), DROPS/S its change since the last refresh;\n' +
-        'LAST is how long ago the rule matched a packet. The header totals every frame the workers\n' +
-        'took (matched or not) and every frame they dropped, by reason under the workers table; the\n' +
-        "interfaces table is the kernel's own drop counters for every interface a rule uses.\n" +
+        "IN/OUT PPS and BIT/S are rates over mcrd's last interval (BIT/S counts UDP payload); DROPS\n" +
+        'counts input packets a rule relayed to no output, DROPS/S their rate since the last refresh;\n' +
+        'COPY ERR counts copies an output could not send; LAST is how long ago the rule matched a packet.\n' +
+        'The header totals every frame the workers took (matched or not) and every frame they dropped,\n' +
+        "by reason under the workers table; the interfaces table is the kernel's own drop counters\n" +
+        'for every interface a rule uses. A narrow terminal drops the less needed columns first.\n' +
         'When mcrd goes away the screen says so and keeps trying. It needs a terminal: in scripts use\n' +
         '`mcrctl --json stats --watch` (or `mcrctl --json top`, the same), one JSON object per line.\n' +
-        'Colours are left out when NO_COLOR is set or TERM=dumb.',
+        'Colours are left out when NO_COLOR is set or TERM=dumb.\n\n' +
+        'Examples:\n  mcrctl top\n  mcrctl top --interval 0.5\n  ssh relay1 -t mcrctl top',
     )
     .action(async (opts: { interval?: string }) => {
       const ms = refreshInterval(opts.interval);
