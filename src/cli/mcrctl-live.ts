@@ -4,7 +4,7 @@ import { ClientError } from '../protocol/control-client.js';
 import type { ClientContext } from './mcrctl-config.js';
 import { StatsPoller, every, type Poll } from './live-stats.js';
 import { UsageError } from './package-info.js';
-import { colourWanted, intervalMs } from './terminal-output.js';
+import { colourWanted, intervalMs, onStopSignals } from './terminal-output.js';
 import { statsText } from './views.js';
 
 /** What the live commands need of mcrctl besides calling and printing. */
@@ -143,14 +143,10 @@ function watchLines(
       },
       { first: 'after an interval' },
     );
-    const end = (): void => {
+    onStopSignals(() => {
       stop();
       poller.close();
-      process.off('SIGINT', end);
-      process.off('SIGTERM', end);
       resolve();
-    };
-    process.once('SIGINT', end);
-    process.once('SIGTERM', end);
+    });
   });
 }

@@ -1,5 +1,6 @@
 import { Box, render, Text, useApp, useInput, useStdin, useStdout } from 'ink';
 import { createElement as h, useEffect, useState, type ReactElement } from 'react';
+import { onStopSignals } from './terminal-output.js';
 import { every, type Poll, type StatsPoller } from './live-stats.js';
 import { statsText } from './views.js';
 
@@ -70,13 +71,10 @@ function StatsWatch({ poller, first, intervalMs }: WatchOptions): ReactElement {
 
 export async function runStatsWatch(options: WatchOptions): Promise<void> {
   const app = render(h(StatsWatch, options), { exitOnCtrlC: true });
-  const leave = (): void => app.unmount();
-  process.once('SIGTERM', leave);
-  process.once('SIGHUP', leave);
+  const ignoreSignals = onStopSignals(() => app.unmount());
   try {
     await app.waitUntilExit();
   } finally {
-    process.off('SIGTERM', leave);
-    process.off('SIGHUP', leave);
+    ignoreSignals();
   }
 }

@@ -18,3 +18,21 @@ export function intervalMs(text: string): number | undefined {
   const seconds = Number(text);
   return seconds >= 0.1 && seconds <= 3600 ? Math.round(seconds * 1000) : undefined;
 }
+
+/**
+ * Calls `stop` once on SIGINT, SIGTERM or SIGHUP (Ctrl-C outside raw mode, kill, a closed ssh
+ * session), so a live view ends as on q: terminal restored, exit status 0. Returns the function
+ * that removes the handlers.
+ */
+export function onStopSignals(stop: () => void): () => void {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const handler = (): void => {
+    remove();
+    stop();
+  };
+  const remove = (): void => {
+    for (const s of signals) process.off(s, handler);
+  };
+  for (const s of signals) process.on(s, handler);
+  return remove;
+}

@@ -2,6 +2,7 @@ import ansiEscapes from 'ansi-escapes';
 import { Box, render, Text, useApp, useInput, useStdin, useStdout } from 'ink';
 import { createElement as h, useEffect, useState, type ReactElement } from 'react';
 import { performance } from 'node:perf_hooks';
+import { onStopSignals } from './terminal-output.js';
 import { every, type DaemonInfo, type Poll, type StatsPoller } from './live-stats.js';
 import { formatUptime } from './rate-format.js';
 import {
@@ -193,7 +194,7 @@ function TopScreen(options: TopOptions): ReactElement {
 }
 
 /**
- * Runs the full-screen view until q or Ctrl-C (or SIGTERM/SIGHUP), on the terminal's alternate
+ * Runs the full-screen view until q or Ctrl-C (or SIGINT, SIGTERM, SIGHUP), on the terminal's alternate
  * screen so that what was on the terminal before is back afterwards.
  */
 export async function runTop(options: TopOptions): Promise<void> {
@@ -203,14 +204,11 @@ export async function runTop(options: TopOptions): Promise<void> {
   // would patch a screen that is no longer there. The frame ends one line above the bottom, so
   // erasing it always starts from where ink left the cursor.
   const app = render(h(TopScreen, options), { exitOnCtrlC: true, patchConsole: true });
-  const leave = (): void => app.unmount();
-  process.once('SIGTERM', leave);
-  process.once('SIGHUP', leave);
+  const ignoreSignals = onStopSignals(() => app.unmount());
   try {
     await app.waitUntilExit();
   } finally {
-    process.off('SIGTERM', leave);
-    process.off('SIGHUP', leave);
+    ignoreSignals();
     process.stdout.write(ansiEscapes.exitAlternativeScreen);
   }
 }
