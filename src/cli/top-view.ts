@@ -24,8 +24,14 @@ import { nextSortKey, topModel, type Snapshot, type SortKey } from './top-model.
 // changed, reads the keys and follows the terminal's size. Everything it shows is computed by
 // top-model.ts and fitted by top-layout.ts; this file only paints.
 
+/** The terminal top draws on: process.stdout and process.stdin, or stand-ins in a test. */
+export interface Terminal {
+  stdout: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+}
+
 export interface TopOptions {
-  poller: StatsPoller;
+  poller: Pick<StatsPoller, 'poll' | 'close'>;
   /** The poller's first answer, shown at once. */
   first: Poll & { ok: true };
   intervalMs: number;
@@ -197,18 +203,28 @@ function TopScreen(options: TopOptions): ReactElement {
  * Runs the full-screen view until q or Ctrl-C (or SIGINT, SIGTERM, SIGHUP), on the terminal's alternate
  * screen so that what was on the terminal before is back afterwards.
  */
-export async function runTop(options: TopOptions): Promise<void> {
-  process.stdout.write(ansiEscapes.enterAlternativeScreen + ansiEscapes.cursorTo(0, 0));
+export async function runTop(
+  options: TopOptions,
+  terminal: Terminal = { stdout: process.stdout, stdin: process.stdin },
+): Promise<void> {
+  const { stdout, stdin } = terminal;
+  stdout.write(ansiEscapes.enterAlternativeScreen + ansiEscapes.cursorTo(0, 0));
   // Each frame is written whole (erase the last one, draw the next) rather than line by line:
   // after a resize the terminal has moved and rewrapped what it shows, and a line-by-line update
   // would patch a screen that is no longer there. The frame ends one line above the bottom, so
   // erasing it always starts from where ink left the cursor.
-  const app = render(h(TopScreen, options), { exitOnCtrlC: true, patchConsole: true });
+  // Warnings a library writes with console.* go above the frame, not through it.
+  const app = render(h(TopScreen, options), {
+    stdout,
+    stdin,
+    exitOnCtrlC: true,
+    patchConsole: stdout === process.stdout,
+  });
   const ignoreSignals = onStopSignals(() => app.unmount());
   try {
     await app.waitUntilExit();
   } finally {
     ignoreSignals();
-    process.stdout.write(ansiEscapes.exitAlternativeScreen);
+    stdout.write(ansiEscapes.exitAlternativeScreen);
   }
 }
