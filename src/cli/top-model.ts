@@ -126,7 +126,7 @@ function interfaceDrops(i: InterfaceRow): number {
  * or a total that went backwards (mcrd restarted).
  */
 export function perSecond(now: number, before: number | undefined, seconds: number): number | null {
-  if (before === undefined || seconds < 0.1 || now < before) return null;
+  if (before === undefined || seconds < 0.05 || now < before) return null;
   return (now - before) / seconds;
 }
 

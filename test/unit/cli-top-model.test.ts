@@ -73,7 +73,8 @@ test('drops per second come from two snapshots of the same rule', () => {
 
 test('perSecond: null without an earlier value, over too short a time, or when a total went back', () => {
   assert.equal(perSecond(10, undefined, 1), null);
-  assert.equal(perSecond(10, 5, 0.05), null);
+  assert.equal(perSecond(10, 5, 0.01), null);
+  assert.equal(perSecond(10, 5, 0.1), 50, 'the shortest --interval still gives a rate');
   assert.equal(perSecond(3, 10, 1), null, 'mcrd restarted');
   assert.equal(perSecond(15, 5, 2), 5);
   assert.equal(perSecond(5, 5, 1), 0);
