@@ -58,6 +58,11 @@ export class StatsPoller {
     if (this.client && this.daemon) return this.daemon;
     const client = await ControlClient.open(this.socketPath, this.timeoutMs);
     this.client = client;
+    // mcrd closing the connection (it stopped) is noticed before the next request is written
+    // into a dead socket, where it would wait for its timeout.
+    void client.closed().then(() => {
+      if (this.client === client) this.close();
+    });
     const version = await client.call(
       'version',
       { protocol: PROTOCOL_VERSION, client: `mcrctl ${packageVersion()}` },
