@@ -266,23 +266,33 @@ test('mcrctl stats --watch: JSON lines, plain text into a pipe, and top refuses 
     relay.addRule('239.62.1.1', 5000, '239.62.2.1:6000:out0', ['-n', 'cam1']);
     const senders = startTraffic(topo);
 
-    const watch = (args: string[]): Promise<string> => {
+    /** Runs a watch until `enough` of its output has come (or 20 s), then ends it as Ctrl-C does. */
+    const watch = (args: string[], enough: (out: string) => boolean): Promise<string> => {
       const child = spawn(BIN('mcrctl'), ['--socket', topo.socketPath, ...args], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
       let err = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const deadline = setTimeout(() => child.kill('SIGINT'), 20000);
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (enough(out)) child.kill('SIGINT');
+      });
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      setTimeout(() => child.kill('SIGINT'), 2300);
       return new Promise((resolve, reject) =>
-        child.once('exit', (code) =>
-          code === 0 ? resolve(out) : reject(new Error(`mcrctl ${args.join(' ')} exited ${code}: ${err}`)),
-        ),
+        child.once('exit', (code) => {
+          clearTimeout(deadline);
+          if (code === 0) resolve(out);
+          else reject(new Error(`mcrctl ${args.join(' ')} exited ${code}: ${err}`));
+        }),
       );
     };
 
-    const lines = (await watch(['--json', 'stats', '--watch', '--interval', '0.5'])).trimEnd().split('\n');
+    const lines = (
+      await watch(['--json', 'stats', '--watch', '--interval', '0.5'], (out) => out.split('\n').length > 4)
+    )
+      .trimEnd()
+      .split('\n');
     assert.ok(lines.length >= 4, `a line per half second:\n${lines.join('\n')}`);
     const snapshots = lines.map((l) => JSON.parse(l) as StatsView);
     for (let i = 1; i < snapshots.length; i++) {
@@ -292,7 +302,10 @@ test('mcrctl stats --watch: JSON lines, plain text into a pipe, and top refuses 
     assert.equal(snapshots.at(-1)!.rules[0]!.name, 'cam1');
     assert.ok(snapshots.at(-1)!.rules[0]!.counters.packetsIn > 0);
 
-    const text = await watch(['stats', '--watch', '--interval', '0.5']);
+    const text = await watch(
+      ['stats', '--watch', '--interval', '0.5'],
+      (out) => (out.match(/^--- mcrd stats /gm)?.length ?? 0) > 4,
+    );
     assert.ok(
       !text.includes('\u001b'),
       `no escape codes into a pipe:\n${JSON.stringify(text.slice(0, 400))}`,
