@@ -79,7 +79,6 @@ export function registerLiveCommands(program: Command, context: LiveContext): vo
         ...reached,
         intervalMs: ms,
         colour: colourWanted(process.stdout, process.env),
-        socketPath: context.socketPath(),
       });
     });
 }

@@ -20,8 +20,8 @@ import {
 } from './top-layout.js';
 import { nextSortKey, topModel, type Snapshot, type SortKey } from './top-model.js';
 
-// mcrctl top on the screen: ink (React for terminals) draws it, redraws only the lines that
-// changed, reads the keys and follows the terminal's size. Everything it shows is computed by
+// mcrctl top on the screen: ink (React for terminals) draws each frame, reads the keys and
+// follows the terminal's size. Everything it shows is computed by
 // top-model.ts and fitted by top-layout.ts; this file only paints.
 
 /** The terminal top draws on: process.stdout and process.stdin, or stand-ins in a test. */
@@ -36,14 +36,13 @@ export interface TopOptions {
   first: Poll & { ok: true };
   intervalMs: number;
   colour: boolean;
-  /** For the line shown before the first answer. */
-  socketPath: string;
 }
 
 interface Live {
-  now?: Snapshot;
+  now: Snapshot;
+  /** The answer before `now` from the same mcrd, for drops per second. */
   before?: Snapshot;
-  daemon?: DaemonInfo;
+  daemon: DaemonInfo;
   /** Set while mcrd cannot be reached; the last numbers stay on screen, marked as old. */
   error?: { code: string; message: string; since: number };
 }
@@ -67,10 +66,10 @@ function gap(key: string): ReactElement {
 /** A table as lines: bold titles, then `rows` rows, each cell coloured by its tone. */
 function tableLines(key: string, table: Table, width: number, rows: number, colour: boolean): ReactElement[] {
   const fitted = fitColumns(table, width);
-  const gap = ' '.repeat(COLUMN_GAP);
+  const spacing = ' '.repeat(COLUMN_GAP);
   const titles = fitted
     .map((f) => fitText(table.columns[f.index]!.title, f.width, table.columns[f.index]!.align))
-    .join(gap);
+    .join(spacing);
   const out = [line(`${key}-titles`, titles.trimEnd(), { bold: true })];
   table.rows.slice(0, rows).forEach((row, r) => {
     const cells = fitted.flatMap((f, c) => {
@@ -83,20 +82,18 @@ function tableLines(key: string, table: Table, width: number, rows: number, colo
             : { color: TONE_COLOURS[value.tone] }
           : {};
       const cell = h(Text, { key: `c${c}`, ...colourProps }, text);
-      return c === 0 ? [cell] : [h(Text, { key: `g${c}` }, gap), cell];
+      return c === 0 ? [cell] : [h(Text, { key: `g${c}` }, spacing), cell];
     });
     out.push(h(Text, { key: `${key}-${r}`, wrap: 'truncate' }, ...cells));
   });
   return out;
 }
 
-function headerLine(live: Live, options: TopOptions, intervalMs: number): string {
-  const refresh = `refresh ${intervalMs / 1000}s`;
-  if (!live.daemon) return `mcrctl top: connecting to mcrd at ${options.socketPath}…`;
+function headerLine(live: Live, intervalMs: number): string {
   const d = live.daemon;
   const up = formatUptime((performance.now() - d.startedAt) / 1000);
-  const time = live.now ? live.now.stats.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
-  return `mcrd ${d.version}  pid ${d.pid}  up ${up}  ${refresh}  ${time}`;
+  const time = live.now.stats.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return `mcrd ${d.version}  pid ${d.pid}  up ${up}  refresh ${intervalMs / 1000}s  ${time}`;
 }
 
 function TopScreen(options: TopOptions): ReactElement {
@@ -151,46 +148,46 @@ function TopScreen(options: TopOptions): ReactElement {
   // One line short of the terminal: a screen-high frame would make ink clear the whole screen
   // (and the scrollback) on every refresh.
   const height = Math.max(6, size.rows - 1);
-  const lines: ReactElement[] = [];
-  const header = headerLine(live, options, options.intervalMs);
-  lines.push(line('header', header, { bold: true }));
-
+  const lines: ReactElement[] = [line('header', headerLine(live, options.intervalMs), { bold: true })];
+  const model = topModel(live.now, live.before, sort);
   if (live.error) {
+    // The last numbers stay below, with this line in place of the totals.
     const ago = Math.round((performance.now() - live.error.since) / 1000);
     const text = `mcrd not reachable for ${ago}s (${live.error.code}: ${live.error.message}); retrying every ${options.intervalMs / 1000}s`;
     lines.push(line('error', text, options.colour ? { color: 'red', bold: true } : { inverse: true }));
+  } else {
+    lines.push(line('totals', totalsLine(model)));
   }
 
-  const model = live.now ? topModel(live.now, live.before, sort) : undefined;
-  if (model) {
-    if (!live.error) lines.push(line('totals', totalsLine(model)));
-    const rules = rulesTable(model.rules);
-    const workers = workersTable(model.workers);
-    const interfaces = interfacesTable(model.interfaces);
-    const reasons = reasonsLine(model);
-    const fit = fitSections(height, {
-      rules: model.rules.length,
-      workers: model.workers.length,
-      interfaces: model.interfaces.length,
-      reasons: reasons !== '',
-    });
-    lines.push(gap('gap-rules'));
-    if (model.rules.length === 0) lines.push(line('no-rules', 'no rules (mcrctl add, or a config file)'));
-    else lines.push(...tableLines('rules', rules, width, fit.ruleRows, options.colour));
-    if (fit.moreRules > 0)
-      lines.push(line('more', `… ${fit.moreRules} more rules (a taller terminal shows them)`));
-    if (fit.workers) {
-      lines.push(gap('gap-workers'));
-      lines.push(...tableLines('workers', workers, width, model.workers.length, options.colour));
-      if (fit.reasons) lines.push(line('reasons', reasons));
-    }
-    if (fit.interfaces) {
-      lines.push(gap('gap-interfaces'));
-      lines.push(...tableLines('interfaces', interfaces, width, model.interfaces.length, options.colour));
-    }
+  const reasons = reasonsLine(model);
+  const fit = fitSections(height, {
+    rules: model.rules.length,
+    workers: model.workers.length,
+    interfaces: model.interfaces.length,
+    reasons: reasons !== '',
+  });
+  lines.push(gap('gap-rules'));
+  if (model.rules.length === 0) lines.push(line('no-rules', 'no rules (mcrctl add, or a config file)'));
+  else lines.push(...tableLines('rules', rulesTable(model.rules), width, fit.ruleRows, options.colour));
+  if (fit.moreRules > 0) {
+    lines.push(line('more', `… ${fit.moreRules} more rules (a taller terminal shows them)`));
+  }
+  if (fit.workers) {
+    lines.push(gap('gap-workers'));
+    lines.push(
+      ...tableLines('workers', workersTable(model.workers), width, model.workers.length, options.colour),
+    );
+    if (fit.reasons) lines.push(line('reasons', reasons));
+  }
+  if (fit.interfaces) {
+    const table = interfacesTable(model.interfaces);
+    lines.push(
+      gap('gap-interfaces'),
+      ...tableLines('interfaces', table, width, model.interfaces.length, options.colour),
+    );
   }
 
-  const footer = `q quit   s sort: ${sort}${model ? `   rates over ${model.rateInterval.toFixed(1)}s` : ''}`;
+  const footer = `q quit   s sort: ${sort}   rates over ${model.rateInterval.toFixed(1)}s`;
   return h(
     Box,
     { flexDirection: 'column', width, height },

@@ -109,7 +109,7 @@ test('top shows the rules by rate, takes s and q, follows a resize and an outage
     answer(3000, 200, 0),
   ]);
   const running = runTop(
-    { poller, first, intervalMs: 40, colour: false, socketPath: '/run/mcr/mcrd.sock' },
+    { poller, first, intervalMs: 40, colour: false },
     {
       stdout: stdout as unknown as NodeJS.WriteStream,
       stdin: stdin as unknown as NodeJS.ReadStream,
