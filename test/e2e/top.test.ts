@@ -320,6 +320,14 @@ test('mcrctl stats --watch: JSON lines, plain text into a pipe, and top refuses 
     assert.match(top.stderr, /E_NOT_A_TERMINAL: .*mcrctl --json stats --watch/);
     assert.equal(top.stdout, '');
 
+    // --json everywhere: top with it is the JSON watch.
+    const topJson = await watch(['--json', 'top', '--interval', '0.5'], (out) => out.split('\n').length > 2);
+    for (const l of topJson.trimEnd().split('\n'))
+      assert.equal((JSON.parse(l) as StatsView).rules[0]!.name, 'cam1');
+
+    const noWatch = relay.mcrctl(['stats', '--interval', '2']);
+    assert.equal(noWatch.code, 2);
+    assert.match(noWatch.stderr, /--interval goes with --watch/);
     const badInterval = relay.mcrctl(['stats', '--watch', '--interval', '0']);
     assert.equal(badInterval.code, 2);
     assert.match(badInterval.stderr, /--interval 0: give seconds between 0\.1 and 3600/);
