@@ -1,8 +1,8 @@
 // Micro-benchmark: the JavaScript cost per frame of the worker's per-frame decisions (parse, VLAN,
-// rule lookup, source check, TTL per output), on frames that end before anything is sent, so no
-// kernel send cost hides them. The figures back the cost comments in src/worker/input-path.ts.
+// rule lookup, source check, TTL per output, RTP stream health), on frames that end before anything
+// is sent, so no kernel send cost hides them. The figures back the cost comments in src/worker/input-path.ts.
 //
-// Usage (root, for the AF_PACKET ring): node dist/bench/worker-decisions.js [--rounds N]
+// Usage (root, for the AF_PACKET ring): node dist/bench/worker-decisions.js [--rounds N] [--only TEXT]
 // The ring's socket is never bound and nothing is sent: no traffic anywhere.
 import { buildUdpFrame } from '../src/packet/build.js';
 import { parseIpv4 } from '../src/packet/ipv4-address.js';
@@ -28,6 +28,8 @@ const SETTINGS = {
 const GROUP = '239.1.1.1';
 const PORT = 5000;
 const TP_MAC_AT = 80;
+/** The UDP payload in an untagged frame: Ethernet (14) + IPv4 (20) + UDP (8). */
+const RTP_AT = 42;
 
 interface Case {
   label: string;
@@ -36,6 +38,10 @@ interface Case {
   outputs: number;
   attached: boolean;
   hosts: string[];
+  /** The rule has the rtp option; the payloads carry RTP headers numbered in order either way. */
+  rtp?: boolean;
+  /** With rtp: every this many frames a sequence number is skipped (a gap of one). */
+  skipEvery?: number;
 }
 
 const CASES: Case[] = [
@@ -76,6 +82,31 @@ const CASES: Case[] = [
     outputs: 1,
     attached: false,
     hosts: [],
+  },
+  {
+    label: 'no_output, RTP payload, rtp off',
+    frames: [{ src: '198.51.100.1', ttl: 64, tci: 0 }],
+    outputs: 1,
+    attached: false,
+    hosts: [],
+    rtp: false,
+  },
+  {
+    label: 'no_output, RTP payload, rtp on, in order',
+    frames: [{ src: '198.51.100.1', ttl: 64, tci: 0 }],
+    outputs: 1,
+    attached: false,
+    hosts: [],
+    rtp: true,
+  },
+  {
+    label: 'no_output, rtp on, a gap every 8 frames',
+    frames: [{ src: '198.51.100.1', ttl: 64, tci: 0 }],
+    outputs: 1,
+    attached: false,
+    hosts: [],
+    rtp: true,
+    skipEvery: 8,
   },
   {
     label: 'ttl_expired, 1 output',
@@ -121,6 +152,7 @@ function measure(c: Case, batches: number): number {
       inputSource: 0,
       inputGroup: ip(GROUP),
       inputPort: PORT,
+      rtp: c.rtp === true,
       outputs: specs,
     },
     outputs,
@@ -135,6 +167,7 @@ function measure(c: Case, batches: number): number {
         inputSource: 0,
         inputGroup: ip(GROUP),
         inputPort: PORT,
+        rtp: false,
         outputs: [],
       },
       [],
@@ -162,9 +195,20 @@ function measure(c: Case, batches: number): number {
     ring.halfWords[(at + 24) >>> 1] = f.tci;
   }
   let slot = 0;
+  let sequence = 0;
   const ready = (): void => {
     for (let i = 0; i < SETTINGS.batchSize; i++) {
       const f = frames[slot % frames.length]!;
+      if (c.rtp !== undefined) {
+        // An RTP header (version 2, SSRC 1) numbered in order, outside the timed part.
+        const at = slot * ring.frameSize + TP_MAC_AT + RTP_AT;
+        if (c.skipEvery !== undefined && sequence % c.skipEvery === 0) sequence++;
+        ring.bytes[at] = 0x80;
+        ring.bytes[at + 2] = (sequence >>> 8) & 0xff;
+        ring.bytes[at + 3] = sequence & 0xff;
+        ring.bytes[at + 11] = 1;
+        sequence++;
+      }
       Atomics.store(
         ring.words,
         (slot * ring.frameSize) >>> 2,
@@ -184,6 +228,8 @@ function measure(c: Case, batches: number): number {
     input.drain();
     ns += Number(process.hrtime.bigint() - started);
   }
+  if (c.rtp === true && rule.rtp!.counters.values[0]! < batches * SETTINGS.batchSize)
+    throw new Error(`${c.label}: the RTP payloads were not counted`);
   input.close();
   ring.detach();
   rule.close();
@@ -199,7 +245,9 @@ const rounds = argument('--rounds', 5);
 const cpus = allowedCpus();
 pinToCpu(cpus[cpus.length - 1]!);
 console.log(`InputPath.drain, batches of ${SETTINGS.batchSize}, ns per frame (median of ${rounds}, range):`);
-for (const c of CASES) {
+// --only TEXT: the cases whose label has TEXT (e.g. --only no_output, to compare rtp off and on).
+const only = process.argv.indexOf('--only') >= 0 ? process.argv[process.argv.indexOf('--only') + 1]! : '';
+for (const c of CASES.filter((k) => k.label.includes(only))) {
   const samples = Array.from({ length: rounds }, () => measure(c, 20000)).sort((a, b) => a - b);
   const median = samples[Math.floor(samples.length / 2)]!;
   console.log(

@@ -17,7 +17,9 @@ export interface LiveContext extends ClientContext {
 export function registerLiveCommands(program: Command, context: LiveContext): void {
   program
     .command('stats')
-    .description('show per-rule and per-worker counters with rates; --watch shows them again every interval')
+    .description(
+      'show per-rule and per-worker counters with rates, and the RTP stream health of rules with --rtp; --watch shows them again every interval',
+    )
     .option('-w, --watch', 'show them again every interval until Ctrl-C (or q on a terminal)')
     .option('--interval <seconds>', 'with --watch: seconds between refreshes, 0.1-3600 (default 1)')
     .addHelpText(

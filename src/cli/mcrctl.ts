@@ -60,6 +60,10 @@ program
   )
   .option('-n, --name <name>', 'a name to refer to the rule by (letters, digits, . _ -)')
   .option('--unicast-input', 'the input address is a unicast address of this host, not a group')
+  .option(
+    '--rtp',
+    'the input payload is RTP: count its stream health (lost and late packets, gaps, duplicates, SSRC changes) in mcrctl stats',
+  )
   .addHelpText(
     'after',
     '\nLoops: a copy leaves with a lower TTL than its input had, a packet whose TTL would reach 0 is\n' +
@@ -70,7 +74,8 @@ program
       '  mcrctl add -i eth0 -g 239.1.1.1 -p 5000 -o 239.2.2.2:6000:eth1 -n cam1\n' +
       '  mcrctl add -i eth0 --input-vlan 100 -g 239.1.1.2 -p 5000 -o 239.2.2.3:6000:eth1:raw:dscp=ef\n' +
       '  mcrctl add -i eth0 -g 239.1.1.3 -p 5000 -o 239.2.2.4:6000:eth1:fixed-ttl=8,10.0.9.7:7000\n' +
-      '  mcrctl add -i eth0 -g 232.1.1.1 -p 5000 --input-source 10.0.1.5 -o 239.2.2.5:6000:eth1',
+      '  mcrctl add -i eth0 -g 232.1.1.1 -p 5000 --input-source 10.0.1.5 -o 239.2.2.5:6000:eth1\n' +
+      '  mcrctl add -i eth0 -g 239.1.1.4 -p 5004 --rtp -o 239.2.2.6:6000:eth1',
   )
   .action(
     async (opts: {
@@ -82,6 +87,7 @@ program
       inputSource?: string;
       name?: string;
       unicastInput?: boolean;
+      rtp?: boolean;
     }) => {
       const params: ParamsOf<'rules.add'> = {
         inputInterface: opts.inputInterface,
@@ -92,6 +98,7 @@ program
         ...(opts.inputSource !== undefined ? { inputSource: opts.inputSource } : {}),
         ...(opts.name !== undefined ? { name: opts.name } : {}),
         ...(opts.unicastInput ? { unicastInput: true } : {}),
+        ...(opts.rtp ? { rtp: true } : {}),
       };
       // Checked here first: a rule that cannot be valid is bad usage (exit 2), whoever finds it.
       validateRule(params);

@@ -56,6 +56,26 @@ carries stream id --stream-id + k (mod 2^32) and its own sequence numbers from
 range must stay inside 224.0.0.0/4 when GROUP is a group, and stay unicast and
 short of 255.255.255.255 when it is not.
 
+With --rtp every payload starts with an RTP header (RFC 3550: version 2, payload
+type 96, SSRC = the stream id, a 90 kHz timestamp stepping by 90000/rate per
+number) and the probe follows it, so --size must be at least 44. The sequence
+number starts at --rtp-first-sequence (default: random) and counts up by one
+per packet, wrapping after 65535, except where impairments are asked for:
+  --rtp-gaps 100,250:3   skip 1 number before packet 100, 3 before packet 250
+                         (packets counted from 0; sizes 1-1000; in order)
+  --rtp-skip-every N     skip 1 number before packets N, 2N, 3N, ...
+  --rtp-duplicate-every N  send packets N-1, 2N-1, ... twice in a row
+  --rtp-reorder-every N  send packets N-1, 2N-1, ... after the one that follows
+                         them (not past a gap of 100 or more, where it would
+                         be lost to a receiver rather than late)
+--count counts datagrams, duplicates included; a duplicate or a late pair that
+would not fit in it is left out. Every datagram carries its own probe, so
+"mcrgen recv --rtp --expect N" checks that each was delivered exactly once.
+The report (and --json's "rtp") gives the SSRC, the first and last sequence
+numbers and what the datagrams sent inject: gaps, numbers lost, duplicates
+and packets reordered, what mcrd's per-rule RTP counters (mcrctl add --rtp)
+should show for a lossless path.
+
 Pacing is computed from elapsed time since the start, so the average rate never
 drifts; packets that fall due within the same ~1 ms timer tick leave in one
 sendmmsg batch (up to 64).
@@ -63,7 +83,8 @@ sendmmsg batch (up to 64).
 Examples:
   mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate 10000 --size 1316 --duration 10
   mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate max --size 64 --count 1000000 --json
-  mcrgen send --interface eth1 --group 239.1.1.1 --streams 100 --port 5000 --rate 100000 --size 64 --duration 10`;
+  mcrgen send --interface eth1 --group 239.1.1.1 --streams 100 --port 5000 --rate 100000 --size 64 --duration 10
+  mcrgen send --interface eth1 --group 239.1.1.1 --port 5004 --rate 1000 --size 1328 --count 10000 --rtp --rtp-gaps 100,2000:5 --rtp-reorder-every 500`;
 
 const RECV_HELP = `
 Binds GROUP:PORT (only that group and port; 0.0.0.0:PORT for a unicast GROUP) with
@@ -132,6 +153,15 @@ function buildProgram(): Command {
       'stream id carried in every probe, 0-4294967295 or 0x hex (default: random); stream k gets id + k',
     )
     .option('--source-port <port>', 'UDP source port to send from (default: any free port)')
+    .option('--rtp', 'payloads start with an RTP header, numbered in sequence (the probe follows it)')
+    .option('--rtp-first-sequence <n>', 'with --rtp: the first sequence number, 0-65535 (default: random)')
+    .option(
+      '--rtp-gaps <list>',
+      'with --rtp: PACKET[:SIZE],...: skip SIZE (default 1) numbers before each PACKET',
+    )
+    .option('--rtp-skip-every <n>', 'with --rtp: skip one sequence number before every Nth packet')
+    .option('--rtp-duplicate-every <n>', 'with --rtp: send every Nth packet twice')
+    .option('--rtp-reorder-every <n>', 'with --rtp: send every Nth packet (N ≥ 2) after the next one')
     .option('--json', 'print the report as one JSON object')
     .addHelpText('after', SEND_HELP)
     .action(async (raw: RawOptions) => {
@@ -158,6 +188,10 @@ function buildProgram(): Command {
     .option(
       '--max-size <bytes>',
       'receive buffer per datagram, 32-65535, default 2048; longer datagrams count as truncated',
+    )
+    .option(
+      '--rtp',
+      'datagrams start with an RTP header (as mcrgen send --rtp sends them); the probe follows it; others count as not_rtp',
     )
     .option('--json', 'print the report as one JSON object (totals and per stream)')
     .addHelpText('after', RECV_HELP)

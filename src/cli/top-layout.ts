@@ -140,21 +140,25 @@ function totalCell(value: number): Cell {
 }
 
 export function rulesTable(rules: RuleRow[]): Table {
+  // RTP LOST only when a rule counts its RTP stream health (the rtp option).
+  const rtp = rules.some((r) => r.rtpLost !== null);
+  const columns: ColumnSpec[] = [
+    { title: 'RULE', align: 'left', drop: 0, cut: { at: 1, minWidth: 8 } },
+    { title: 'ID', align: 'left', drop: 11 },
+    { title: 'INPUT', align: 'left', drop: 8, cut: { at: 8.7, minWidth: 14 } },
+    { title: 'IN PPS', align: 'right', drop: 0 },
+    { title: 'IN BIT/S', align: 'right', drop: 9 },
+    { title: 'OUT PPS', align: 'right', drop: 4 },
+    { title: 'OUT BIT/S', align: 'right', drop: 10 },
+    { title: 'DROPS/S', align: 'right', drop: 3 },
+    { title: 'DROPS', align: 'right', drop: 6 },
+    { title: 'COPY ERR', align: 'right', drop: 8.5 },
+    ...(rtp ? [{ title: 'RTP LOST', align: 'right', drop: 6.5 } as const] : []),
+    { title: 'LAST', align: 'right', drop: 7 },
+    { title: 'STATE', align: 'left', drop: 5, cut: { at: 12, minWidth: 8 } },
+  ];
   return {
-    columns: [
-      { title: 'RULE', align: 'left', drop: 0, cut: { at: 1, minWidth: 8 } },
-      { title: 'ID', align: 'left', drop: 11 },
-      { title: 'INPUT', align: 'left', drop: 8, cut: { at: 8.7, minWidth: 14 } },
-      { title: 'IN PPS', align: 'right', drop: 0 },
-      { title: 'IN BIT/S', align: 'right', drop: 9 },
-      { title: 'OUT PPS', align: 'right', drop: 4 },
-      { title: 'OUT BIT/S', align: 'right', drop: 10 },
-      { title: 'DROPS/S', align: 'right', drop: 3 },
-      { title: 'DROPS', align: 'right', drop: 6 },
-      { title: 'COPY ERR', align: 'right', drop: 8.5 },
-      { title: 'LAST', align: 'right', drop: 7 },
-      { title: 'STATE', align: 'left', drop: 5, cut: { at: 12, minWidth: 8 } },
-    ],
+    columns,
     rows: rules.map((r) => [
       cell(r.label),
       cell(r.id, 'dim'),
@@ -166,6 +170,7 @@ export function rulesTable(rules: RuleRow[]): Table {
       dropsPerSecondCell(r.dropsPerSecond),
       totalCell(r.drops),
       totalCell(r.copyErrors),
+      ...(rtp ? [r.rtpLost === null ? cell('-', 'dim') : totalCell(r.rtpLost)] : []),
       cell(
         formatAge(r.lastPacketAge),
         r.lastPacketAge === null ? 'dim' : r.lastPacketAge > 5 ? 'warn' : 'plain',

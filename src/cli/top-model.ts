@@ -36,6 +36,8 @@ export interface RuleRow {
   dropsPerSecond: number | null;
   /** Output copies not sent, since mcrd started (see copyErrors). */
   copyErrors: number;
+  /** RTP sequence numbers that never arrived, for a rule with the rtp option; null without. */
+  rtpLost: number | null;
   /** Seconds since the last packet matched, by mcrd's clock; null: never. */
   lastPacketAge: number | null;
   state: RuleStatsView['state'];
@@ -133,7 +135,8 @@ export function perSecond(now: number, before: number | undefined, seconds: numb
 function describeInput(rule: RuleStatsView): string {
   const vlan = rule.input.vlan === null ? '' : ` vlan ${rule.input.vlan}`;
   const source = rule.input.source === null ? '' : ` from ${rule.input.source}`;
-  return `${rule.input.interface}${vlan} ${rule.input.group}:${rule.input.port}${source}`;
+  const rtp = rule.input.rtp ? ' rtp' : '';
+  return `${rule.input.interface}${vlan} ${rule.input.group}:${rule.input.port}${source}${rtp}`;
 }
 
 /** Seconds between two ISO times (later minus earlier), or null when `earlier` is null. */
@@ -159,6 +162,7 @@ export function ruleRows(now: Snapshot, before: Snapshot | undefined): RuleRow[]
       drops,
       dropsPerSecond: perSecond(drops, earlier.get(r.id), seconds),
       copyErrors: copyErrors(r),
+      rtpLost: r.counters.rtp?.lost ?? null,
       lastPacketAge: ageSeconds(now.stats.time, r.counters.lastPacketAt),
       state: r.state,
       reason: r.reason,

@@ -11,7 +11,8 @@ export function describeRuleInput(r: RuleView): string {
   const vlan = r.input.vlan === null ? '' : ` vlan ${r.input.vlan}`;
   const unicast = r.input.unicast ? ' (unicast)' : '';
   const source = r.input.source === null ? '' : ` from ${r.input.source}`;
-  return `${r.input.interface}${vlan} ${r.input.group}:${r.input.port}${source}${unicast}`;
+  const rtp = r.input.rtp ? ' rtp' : '';
+  return `${r.input.interface}${vlan} ${r.input.group}:${r.input.port}${source}${unicast}${rtp}`;
 }
 
 function describeOutputTarget(o: OutputView): string {
@@ -123,6 +124,24 @@ export function statsText(stats: StatsView): string {
   const reasons = stats.workers.flatMap((w) =>
     Object.entries(w.counters.dropsByReason).map(([name, n]) => `worker ${w.id} ${name}: ${n}`),
   );
+  const rtpRows = stats.rules.flatMap((r) => {
+    const h = r.counters.rtp;
+    if (h === null) return [];
+    return [
+      [
+        r.id,
+        r.name ?? '-',
+        formatCount(h.packets),
+        formatCount(h.lost),
+        formatCount(h.gaps),
+        formatCount(h.duplicates),
+        formatCount(h.reordered),
+        formatCount(h.ssrcChanges),
+        formatCount(h.resyncs),
+        formatCount(h.notRtp),
+      ],
+    ];
+  });
   const interval =
     stats.rateInterval > 0
       ? `rates over ${stats.rateInterval.toFixed(1)} s`
@@ -134,6 +153,26 @@ export function statsText(stats: StatsView): string {
           ['RULE', 'NAME', 'INPUT / OUTPUTS', 'PACKETS>', 'PPS>', 'BYTES>', 'DROPS / ERRORS'],
           ruleRows,
         ),
+    ...(rtpRows.length > 0
+      ? [
+          '',
+          formatTable(
+            [
+              'RTP STREAM',
+              'NAME',
+              'RTP>',
+              'LOST>',
+              'GAPS>',
+              'DUPLICATES>',
+              'LATE>',
+              'SSRC-CHANGES>',
+              'RESYNCS>',
+              'NOT-RTP>',
+            ],
+            rtpRows,
+          ),
+        ]
+      : []),
     '',
     formatTable(
       [

@@ -4,6 +4,7 @@
 
 import { ipv4ToString, isMulticastIpv4, offsetIpv4, parseIpv4 } from '../packet/ipv4-address.js';
 import { PROBE_MIN_SIZE } from '../packet/probe.js';
+import { MAX_GAP_SIZE, type RtpGap, type RtpPlanOptions } from './rtp-plan.js';
 
 /** Largest UDP payload in an IPv4 datagram: 65535 − 20 (IP header) − 8 (UDP header). */
 export const MAX_UDP_PAYLOAD = 65507;
@@ -15,6 +16,10 @@ export const MAX_RECEIVE_BUFFER = 65535;
 export const MAX_SECONDS = 2147483;
 /** Most consecutive destinations (send) or groups (recv) one --streams run covers. */
 export const MAX_STREAMS = 1024;
+/** With --rtp, every payload starts with a 12-byte RTP header; the probe follows it. */
+export const RTP_HEADER_BYTES = 12;
+/** Most entries of --rtp-gaps. */
+export const MAX_RTP_GAPS = 10_000;
 
 /** A value the user gave is unusable; `field` is the option as typed, e.g. "--port". */
 export class OptionError extends Error {
@@ -59,6 +64,8 @@ export interface SendOptions extends CommonOptions {
   streamId: number | undefined;
   /** Undefined: let the kernel pick an ephemeral port. */
   sourcePort: number | undefined;
+  /** --rtp: payloads are RTP (header, then the probe), numbered with these impairments. */
+  rtp: RtpPlanOptions | undefined;
 }
 
 export interface RecvOptions extends CommonOptions {
@@ -68,6 +75,8 @@ export interface RecvOptions extends CommonOptions {
   expect: number | undefined;
   /** Receive buffer per datagram; anything longer counts as truncated. */
   maxSize: number;
+  /** --rtp: each datagram starts with an RTP header, the probe follows it. */
+  rtp: boolean;
 }
 
 /** Option values as commander hands them over: strings, `true` for flags, or absent. */
@@ -85,6 +94,19 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
       `required; expected ${PROBE_MIN_SIZE}-${MAX_UDP_PAYLOAD} bytes of UDP payload`,
     );
   const ttl = integerOption(raw, 'ttl', '--ttl', 0, 255, 'hops') ?? DEFAULT_TTL;
+  const rtp = parseRtpOptions(raw);
+  if (rtp !== undefined && common.streams > 1) {
+    throw new OptionError(
+      '--rtp',
+      `sends one RTP stream, not ${common.streams}; leave --streams out, or run one mcrgen send --rtp per stream`,
+    );
+  }
+  if (rtp !== undefined && size < PROBE_MIN_SIZE + RTP_HEADER_BYTES) {
+    throw new OptionError(
+      '--size',
+      `${size} bytes cannot hold the RTP header and the probe; expected at least ${PROBE_MIN_SIZE + RTP_HEADER_BYTES} with --rtp`,
+    );
+  }
   return {
     ...common,
     rate: parseRate(raw['rate']),
@@ -92,7 +114,68 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
     ttl,
     streamId: parseStreamId(raw['streamId']),
     sourcePort: integerOption(raw, 'sourcePort', '--source-port', 1, 65535, '(a UDP port)'),
+    rtp,
   };
+}
+
+const RTP_IMPAIRMENTS = [
+  ['rtpFirstSequence', '--rtp-first-sequence'],
+  ['rtpGaps', '--rtp-gaps'],
+  ['rtpSkipEvery', '--rtp-skip-every'],
+  ['rtpDuplicateEvery', '--rtp-duplicate-every'],
+  ['rtpReorderEvery', '--rtp-reorder-every'],
+] as const;
+
+/** --rtp and the options that shape its sequence; undefined without --rtp. */
+function parseRtpOptions(raw: RawOptions): RtpPlanOptions | undefined {
+  if (raw['rtp'] !== true) {
+    const stray = RTP_IMPAIRMENTS.find(([key]) => raw[key] !== undefined);
+    if (stray !== undefined) throw new OptionError(stray[1], 'only applies with --rtp');
+    return undefined;
+  }
+  const every = (key: string, field: string, min: number): number =>
+    integerOption(raw, key, field, min, 1_000_000, 'packets') ?? 0;
+  return {
+    firstSequence:
+      integerOption(
+        raw,
+        'rtpFirstSequence',
+        '--rtp-first-sequence',
+        0,
+        65535,
+        '(a 16-bit sequence number)',
+      ) ?? randomSequence(),
+    gaps: parseRtpGaps(raw['rtpGaps']),
+    skipEvery: every('rtpSkipEvery', '--rtp-skip-every', 1),
+    duplicateEvery: every('rtpDuplicateEvery', '--rtp-duplicate-every', 1),
+    // Every packet late would be no order at all: at least every second.
+    reorderEvery: every('rtpReorderEvery', '--rtp-reorder-every', 2),
+  };
+}
+
+function randomSequence(): number {
+  return Math.floor(Math.random() * 65536);
+}
+
+/** "100,250:3,900:2": before packet 100 skip 1 number, before 250 skip 3, before 900 skip 2. */
+function parseRtpGaps(value: unknown): RtpGap[] {
+  if (value === undefined) return [];
+  const text = String(value);
+  const expected = `expected a comma-separated list of PACKET[:SIZE] in increasing order of PACKET (1 or more), SIZE 1-${MAX_GAP_SIZE} (default 1), e.g. 100,250:3`;
+  const items = text.split(',');
+  if (items.length > MAX_RTP_GAPS)
+    throw new OptionError('--rtp-gaps', `${items.length} gaps; at most ${MAX_RTP_GAPS}`);
+  const gaps: RtpGap[] = [];
+  for (const item of items) {
+    const m = /^(\d{1,15})(?::(\d{1,4}))?$/.exec(item.trim());
+    const at = m ? Number(m[1]) : NaN;
+    const size = m?.[2] === undefined ? 1 : Number(m[2]);
+    if (!m || at < 1 || size < 1 || size > MAX_GAP_SIZE || at <= (gaps[gaps.length - 1]?.at ?? 0)) {
+      throw new OptionError('--rtp-gaps', `${JSON.stringify(item)} in ${JSON.stringify(text)}: ${expected}`);
+    }
+    gaps.push({ at, size });
+  }
+  return gaps;
 }
 
 export function parseRecvOptions(raw: RawOptions, resolveInterface: InterfaceResolver): RecvOptions {
@@ -113,6 +196,7 @@ export function parseRecvOptions(raw: RawOptions, resolveInterface: InterfaceRes
   return {
     ...common,
     timeoutSeconds,
+    rtp: raw['rtp'] === true,
     expect: integerOption(raw, 'expect', '--expect', 0, Number.MAX_SAFE_INTEGER, 'packets'),
     maxSize:
       integerOption(raw, 'maxSize', '--max-size', PROBE_MIN_SIZE, MAX_RECEIVE_BUFFER, 'bytes per datagram') ??

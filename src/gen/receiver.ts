@@ -21,7 +21,7 @@ import {
 } from '../sys/socket.js';
 import { udpSocketDrops } from '../sys/udp-drops.js';
 import { wallClockUs } from './clock.js';
-import type { RecvOptions } from './options.js';
+import { RTP_HEADER_BYTES, type RecvOptions } from './options.js';
 import { summarizeReceive, type RecvReport, type RecvStop } from './report.js';
 import { StreamTable } from './sequence-tracker.js';
 import { bindToDeviceIfPermitted, enlargeBuffer, naming } from './socket-setup.js';
@@ -33,6 +33,8 @@ const MAX_BATCHES_PER_WAKE = 32;
 const RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Status name for a datagram longer than its receive buffer. */
 export const TRUNCATED = 'truncated';
+/** Status name, with --rtp, for a datagram that does not start with an RTP version 2 header. */
+export const NOT_RTP = 'not_rtp';
 
 export interface ListeningInfo {
   /** The group, the range of groups ("239.1.1.1-239.1.1.5"), or 0.0.0.0 for unicast. */
@@ -193,13 +195,19 @@ export class Receiver {
     const info = this.info;
     this.datagrams++;
     this.bytes += length;
+    // With --rtp the probe follows the RTP header.
+    const skip = this.options.rtp ? RTP_HEADER_BYTES : 0;
     if (length > this.options.maxSize) {
       // The header may still be intact: if it is, charge the stream it names.
-      const status = readProbe(bytes, offset, this.options.maxSize, info);
+      const status = readProbe(bytes, offset + skip, this.options.maxSize - skip, info);
       this.countCorrupted(TRUNCATED, status === ProbeStatus.BAD_LENGTH);
       return false;
     }
-    const status = readProbe(bytes, offset, length, info);
+    if (skip > 0 && (length < skip || (bytes[offset]! & 0xc0) !== 0x80)) {
+      this.countCorrupted(NOT_RTP, false);
+      return false;
+    }
+    const status = readProbe(bytes, offset + skip, length - skip, info);
     if (status !== ProbeStatus.OK) {
       this.countCorrupted(
         probeStatusName(status),

@@ -295,6 +295,12 @@ export function formatSendText(r: SendReport): string {
     `${r.bytes} bytes in ${r.elapsedSeconds.toFixed(3)} s: ${Math.round(r.pps)} pps, ${r.payloadMbps.toFixed(1)} Mbit/s of UDP payload (${target})`,
     `retries ${r.retries} (partial batches ${r.partialSends}; transient errors: ${errors.length > 0 ? errors.join(', ') : 'none'})` +
       (r.boundToDevice ? '' : '; not bound to the device (no privilege)'),
+    ...(r.rtp === null
+      ? []
+      : [
+          `rtp: ssrc ${r.rtp.ssrc}, payload type ${r.rtp.payloadType}, sequence ${r.rtp.firstSequence} to ${r.rtp.lastSequence ?? '-'}; ` +
+            `injected: ${r.rtp.injected.gaps} gaps (${r.rtp.injected.lost} numbers lost), ${r.rtp.injected.duplicates} duplicates, ${r.rtp.injected.reordered} reordered`,
+        ]),
   ].join('\n');
 }
 

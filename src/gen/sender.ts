@@ -23,8 +23,9 @@ import {
   setMulticastTtl,
 } from '../sys/socket.js';
 import { wallClockUs } from './clock.js';
-import type { SendOptions } from './options.js';
+import { RTP_HEADER_BYTES, type SendOptions } from './options.js';
 import { Pacer, packetsInDuration } from './pacer.js';
+import { RtpSequencePlan, writeRtpHeader, type RtpInjected } from './rtp-plan.js';
 import { bindToDeviceIfPermitted, enlargeBuffer, naming } from './socket-setup.js';
 
 /** Messages per sendmmsg call. */
@@ -36,6 +37,10 @@ const RETRY_PAUSE_MS = 1;
 /** Waits shorter than this are not worth a timer (which cannot fire sooner than 1 ms anyway). */
 const MIN_TIMER_MS = 0.05;
 const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+/** RTP payload type of --rtp packets: a dynamic one (96-127), as the payload is mcrgen's own. */
+export const RTP_PAYLOAD_TYPE = 96;
+/** The RTP clock: 90 kHz, as video and MPEG-TS over RTP use. */
+const RTP_CLOCK_HZ = 90_000;
 
 /**
  * Errors that mean "not now" rather than "never": a full socket buffer (EAGAIN), a full device
@@ -77,6 +82,18 @@ export interface SendReport {
   sendErrors: Record<string, number>;
   boundToDevice: boolean;
   sendBufferBytes: number;
+  /** With --rtp: the stream's SSRC, first and last sequence numbers, and what the sequence injected. */
+  rtp: SendRtpReport | null;
+}
+
+export interface SendRtpReport {
+  ssrc: number;
+  payloadType: number;
+  firstSequence: number;
+  /** The number of the last datagram sent (16 bits), or null when none was. */
+  lastSequence: number | null;
+  /** What a receiver counting the sequence finds, for exactly the datagrams the kernel took. */
+  injected: RtpInjected;
 }
 
 export class Sender {
@@ -109,6 +126,10 @@ export class Sender {
   private retries = 0;
   private partialSends = 0;
   private readonly sendErrors: Record<string, number> = {};
+  /** --rtp: the sequence numbers to write, the timestamp's start and step per number. */
+  private readonly rtpPlan: RtpSequencePlan | undefined;
+  private readonly rtpTimestampBase: number;
+  private readonly rtpTimestampStep: number;
 
   private timeout: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
@@ -132,6 +153,10 @@ export class Sender {
       this.timeLimitMs = stop.seconds * 1000;
     }
     this.pacer = new Pacer(rate, this.limit);
+    this.rtpPlan = options.rtp === undefined ? undefined : new RtpSequencePlan(options.rtp, this.limit);
+    this.rtpTimestampBase = randomInt(0, 0x1_0000_0000);
+    // The media time one packet stands for at the paced rate (a sender at "max" steps by 1).
+    this.rtpTimestampStep = rate > 0 ? Math.max(1, Math.round(RTP_CLOCK_HZ / rate)) : 1;
   }
 
   /** Opens and configures the socket, then sends until done. Rejects with SysError on failure. */
@@ -239,7 +264,26 @@ export class Sender {
     const destinations = this.destinations;
     const timeUs = wallClockUs();
     batch.count = 0;
-    if (destinations === undefined) {
+    const plan = this.rtpPlan;
+    if (plan !== undefined) {
+      // RTP header, then the probe: each datagram is its own probe (its own probe sequence
+      // number, duplicates and late packets included), so recv --rtp --expect checks delivery.
+      for (let i = 0; i < n; i++) {
+        const at = i * size;
+        const number = plan.next();
+        const timestamp = (this.rtpTimestampBase + number * this.rtpTimestampStep) % 0x1_0000_0000;
+        writeRtpHeader(memory.bytes, at, RTP_PAYLOAD_TYPE, number & 0xffff, timestamp, this.streamId);
+        writeProbe(
+          memory.bytes,
+          at + RTP_HEADER_BYTES,
+          size - RTP_HEADER_BYTES,
+          this.streamId,
+          this.nextSeq + i,
+          timeUs,
+        );
+        batch.add(memory.region, at, size);
+      }
+    } else if (destinations === undefined) {
       for (let i = 0; i < n; i++) {
         writeProbe(memory.bytes, i * size, size, this.streamId, this.nextSeq + i, timeUs);
         batch.add(memory.region, i * size, size);
@@ -300,7 +344,27 @@ export class Sender {
       sendErrors: { ...this.sendErrors },
       boundToDevice: this.boundToDevice,
       sendBufferBytes: this.sendBufferBytes,
+      rtp: this.rtpReport(),
     });
+  }
+
+  /**
+   * The plan worked out again for exactly the datagrams the kernel took: some written into the
+   * last batch may never have left (a signal, the end of a duration).
+   */
+  private rtpReport(): SendRtpReport | null {
+    const options = this.options.rtp;
+    if (options === undefined) return null;
+    const replay = new RtpSequencePlan(options, this.limit);
+    let last: number | null = null;
+    for (let i = 0; i < this.sent; i++) last = replay.next() & 0xffff;
+    return {
+      ssrc: this.streamId,
+      payloadType: RTP_PAYLOAD_TYPE,
+      firstSequence: options.firstSequence,
+      lastSequence: last,
+      injected: replay.injected(),
+    };
   }
 
   private fail(err: unknown): void {

@@ -17,6 +17,8 @@ export interface RuleView {
     group: string;
     port: number;
     unicast: boolean;
+    /** The payload is read as RTP and its stream health counted (counters.rtp). */
+    rtp: boolean;
   };
   outputs: OutputView[];
   /**
@@ -63,6 +65,31 @@ export interface RuleCounters {
   outputs: OutputCounters[];
   /** When the last frame that matched the rule arrived (ISO 8601, wall clock); null before the first. */
   lastPacketAt: string | null;
+  /** Stream health of the rule's RTP payload (see RtpCounters); null when the rule has no rtp option. */
+  rtp: RtpCounters | null;
+}
+
+/**
+ * A rule's input payloads read as RTP (RFC 3550), counted per rule over every frame that matched
+ * it. How holes, lateness and jumps are judged: docs/RTP-HEALTH.md.
+ */
+export interface RtpCounters {
+  /** Payloads with an RTP version 2 header (12 bytes or more). */
+  packets: number;
+  /** Payloads that are not RTP: shorter than 12 bytes, or another version. */
+  notRtp: number;
+  /** Sequence numbers that never arrived: the sum of the gaps' sizes. */
+  lost: number;
+  /** Gaps: runs of consecutive lost sequence numbers. */
+  gaps: number;
+  /** Packets whose sequence number had already arrived. */
+  duplicates: number;
+  /** Late packets: they arrived after a later sequence number had (not duplicates). */
+  reordered: number;
+  /** A new sender (SSRC) took over the stream; its sequence starts afresh (not a gap). */
+  ssrcChanges: number;
+  /** The sequence jumped (over 3,000 ahead, or over 127 behind and went on from there): started afresh, not a gap. */
+  resyncs: number;
 }
 
 export interface OutputCounters {
@@ -104,8 +131,9 @@ export interface WorkerCounters {
    */
   unsent: number;
   /**
-   * Frames a dead worker left in a ring, and those that arrived before its successor took the
-   * ring over: dropped unprocessed after a restart (never forwarded twice).
+   * Frames a dead worker left in a ring without counting them, and those that arrived before its
+   * successor took the ring over: dropped unprocessed after a restart (never forwarded twice).
+   * A frame the dead worker had counted is not counted again.
    */
   workerRestart: number;
   /** Every reason in detail; each belongs to exactly one bucket above. */

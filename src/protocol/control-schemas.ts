@@ -40,6 +40,7 @@ const schemas: Record<MethodName, object> = {
       inputVlan: { type: 'integer' },
       inputSource: { type: 'string' },
       unicastInput: { type: 'boolean' },
+      rtp: { type: 'boolean' },
       outputs: { type: 'array', items: output },
     },
   },

@@ -1,4 +1,4 @@
-import type { RuleCounters, WorkerCounters } from './control-api.js';
+import type { RtpCounters, RuleCounters, WorkerCounters } from './control-api.js';
 
 /** Counter arithmetic shared by whoever aggregates reports from several workers. */
 
@@ -38,7 +38,8 @@ export function addWorkerCounters(a: WorkerCounters, b: WorkerCounters): WorkerC
   };
 }
 
-export function emptyRuleCounters(outputs: number): RuleCounters {
+/** `rtp`: whether the rule counts RTP stream health (its counters start at zero), else null. */
+export function emptyRuleCounters(outputs: number, rtp = false): RuleCounters {
   return {
     packetsIn: 0,
     bytesIn: 0,
@@ -51,6 +52,39 @@ export function emptyRuleCounters(outputs: number): RuleCounters {
       ttlExpired: 0,
     })),
     lastPacketAt: null,
+    rtp: rtp ? emptyRtpCounters() : null,
+  };
+}
+
+export function emptyRtpCounters(): RtpCounters {
+  return {
+    packets: 0,
+    notRtp: 0,
+    lost: 0,
+    gaps: 0,
+    duplicates: 0,
+    reordered: 0,
+    ssrcChanges: 0,
+    resyncs: 0,
+  };
+}
+
+/**
+ * a + b (null: the worker did not count RTP for the rule). Each worker judges the flows it is
+ * given (PACKET_FANOUT keeps a flow on one worker), so their counts add up.
+ */
+export function addRtpCounters(a: RtpCounters | null, b: RtpCounters | null): RtpCounters | null {
+  if (a === null) return b === null ? null : { ...b };
+  if (b === null) return { ...a };
+  return {
+    packets: a.packets + b.packets,
+    notRtp: a.notRtp + b.notRtp,
+    lost: a.lost + b.lost,
+    gaps: a.gaps + b.gaps,
+    duplicates: a.duplicates + b.duplicates,
+    reordered: a.reordered + b.reordered,
+    ssrcChanges: a.ssrcChanges + b.ssrcChanges,
+    resyncs: a.resyncs + b.resyncs,
   };
 }
 
@@ -72,6 +106,7 @@ export function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): R
       };
     }),
     lastPacketAt: later(base.lastPacketAt, b.lastPacketAt),
+    rtp: addRtpCounters(base.rtp, b.rtp),
   };
 }
 

@@ -64,6 +64,10 @@ export const ERROR_CODES = {
   },
   E_LOOP: { kind: 'usage', meaning: "an output that is the rule's own input" },
   E_RULE_EXISTS: { kind: 'conflict', meaning: 'another rule relays this input' },
+  E_TOO_MANY_RULES: {
+    kind: 'conflict',
+    meaning: 'mcrd counts at most 16384 rules and 65536 outputs at once; remove some first',
+  },
   E_NAME_TAKEN: { kind: 'conflict', meaning: 'another rule has this name' },
   E_RULE_NOT_FOUND: { kind: 'conflict', meaning: 'no rule with this id or name' },
   E_NOT_LOCAL_ADDRESS: {
@@ -141,6 +145,10 @@ export const ERROR_CODES = {
   E_WORKER_MISBEHAVED: { kind: 'worker', meaning: 'a worker broke the channel protocol and was replaced' },
   E_WORKER_BEHIND: { kind: 'worker', meaning: 'a worker fell too far behind its commands and was replaced' },
   E_WORKER_CHANNEL: { kind: 'worker', meaning: "a worker's channel failed" },
+  E_WORKER_COUNTERS: {
+    kind: 'worker',
+    meaning: 'a worker wrote a counter that is not a count or went backwards (the last good value is kept)',
+  },
   E_WORKER_HANDLER: { kind: 'worker', meaning: "a worker's event handler kept failing and was stopped" },
   E_WORKER_NOT_FOUND: { kind: 'usage', meaning: 'no worker with this number (debug methods)' },
   E_WORKER_EXITED: { kind: 'worker', meaning: 'the worker exited during the request (debug methods)' },

@@ -1,5 +1,4 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { MAX_OUTPUTS_PER_RULE } from '../rules/rule.js';
 import type { WorkerMessage } from './worker-messages.js';
 
 // What a worker sends its supervisor is untrusted input (DESIGN.md, trust boundaries): a worker
@@ -11,8 +10,6 @@ import type { WorkerMessage } from './worker-messages.js';
 
 /** The kernel's PID_MAX_LIMIT: no process id is larger. */
 export const MAX_PID = 4_194_304;
-/** Rules a stats report may cover (a report is also bounded by the channel's message size). */
-export const MAX_REPORTED_RULES = 100_000;
 /** The longest free text (an error's sentence) a worker may send. */
 export const MAX_WORKER_TEXT = 4096;
 
@@ -23,70 +20,6 @@ const positiveId = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEG
 /** A stable code: E_WORKER, an errno name (EPERM) or a Node error code (ERR_…). */
 const code = { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' };
 const text = { type: 'string', maxLength: MAX_WORKER_TEXT };
-
-function countsBy(namePattern: string, maxNames: number): object {
-  return {
-    type: 'object',
-    maxProperties: maxNames,
-    propertyNames: { pattern: namePattern },
-    additionalProperties: counter,
-  };
-}
-
-/** Drop reasons are snake_case names (no_rule, own_source, …). */
-const reasonCounts = countsBy('^[a-z][a-z0-9_]{0,47}$', 64);
-/** Send errors are errno names (ENOBUFS), or E and the number for one without a name. */
-const errnoCounts = countsBy('^E[A-Z0-9]{1,31}$', 64);
-
-const outputCounters = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['packets', 'bytes', 'raw', 'errors', 'ttlExpired'],
-  properties: { packets: counter, bytes: counter, raw: counter, errors: errnoCounts, ttlExpired: counter },
-};
-
-const ruleCounters = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['packetsIn', 'bytesIn', 'drops', 'outputs', 'lastPacketAt'],
-  properties: {
-    packetsIn: counter,
-    bytesIn: counter,
-    drops: reasonCounts,
-    outputs: { type: 'array', maxItems: MAX_OUTPUTS_PER_RULE, items: outputCounters },
-    // An ISO 8601 time as Date.prototype.toISOString writes it.
-    lastPacketAt: {
-      anyOf: [
-        { type: 'null' },
-        { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' },
-      ],
-    },
-  },
-};
-
-const workerCounterNames = [
-  'framesSeen',
-  'forwarded',
-  'noRule',
-  'notIpv4Udp',
-  'malformed',
-  'fragments',
-  'filtered',
-  'unsent',
-  'workerRestart',
-  'egressErrors',
-  'ringDrops',
-] as const;
-
-const workerCounters = {
-  type: 'object',
-  additionalProperties: false,
-  required: [...workerCounterNames, 'dropsByReason'],
-  properties: {
-    ...Object.fromEntries(workerCounterNames.map((name) => [name, counter])),
-    dropsByReason: reasonCounts,
-  },
-};
 
 const health = {
   type: 'object',
@@ -118,25 +51,7 @@ const schemas: Record<WorkerMessage['type'], object> = {
     // ruleset-hash.ts: 16 hex digits of a SHA-256.
     rulesHash: { type: 'string', pattern: '^[0-9a-f]{16}$' },
   }),
-  stats: message('stats', {
-    requestId: { anyOf: [positiveId, { type: 'null' }] },
-    report: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['worker', 'health', 'rules'],
-      properties: {
-        worker: workerCounters,
-        health,
-        rules: {
-          type: 'object',
-          maxProperties: MAX_REPORTED_RULES,
-          // rule.ts: "r-" and 12 hex digits.
-          propertyNames: { pattern: '^r-[0-9a-f]{12}$' },
-          additionalProperties: ruleCounters,
-        },
-      },
-    },
-  }),
+  health: message('health', { health }),
   error: message('error', {
     code,
     message: text,

@@ -1,10 +1,5 @@
-import type {
-  DeniedOperation,
-  OutputCounters,
-  RuleCounters,
-  WorkerCounters,
-  WorkerProcessHealth,
-} from './control-api.js';
+import type { DeniedOperation, WorkerProcessHealth } from './control-api.js';
+import type { CounterSlot } from './counter-layout.js';
 
 /**
  * Messages between the supervisor and a worker over their SOCK_SEQPACKET channel: one JSON object
@@ -39,6 +34,8 @@ export interface WorkerRule {
   inputSource: number;
   inputGroup: number;
   inputPort: number;
+  /** Read the payload as RTP and count its stream health (rtp-health.ts); absent: no. */
+  rtp?: boolean;
   outputs: WorkerOutput[];
 }
 
@@ -68,7 +65,17 @@ export interface RawEgressSpec {
   mtu: number;
 }
 
+/** Where a rule counts, and each of its outputs (in rule order), in the worker's counter region. */
+export interface RuleCounterSlots {
+  rule: CounterSlot;
+  outputs: CounterSlot[];
+}
+
 export type SupervisorMessage =
+  /**
+   * Carries one fd: the worker's counter region (counter-layout.ts), REGION_BYTES of shared
+   * memory the supervisor reads; the same region for every process that holds this worker id.
+   */
   | { type: 'configure'; workerId: number; settings: DataPlaneSettings }
   /**
    * Carries one fd: an AF_PACKET socket of this interface, already bound. When the worker
@@ -82,7 +89,7 @@ export type SupervisorMessage =
    * Carries, for each output with attached true in rule order, its connected UDP socket; then,
    * for each of those with an egress spec, in the same order, its AF_PACKET socket.
    */
-  | { type: 'rule.add'; rule: WorkerRule }
+  | { type: 'rule.add'; rule: WorkerRule; counters: RuleCounterSlots }
   | { type: 'rule.remove'; id: string }
   /**
    * A rule's outputs change (a config reload): `rule` is the rule as it is now, and for each of
@@ -91,7 +98,7 @@ export type SupervisorMessage =
    * Carries, for each new output with attached true in rule order, its UDP socket; then the raw
    * sockets of those with an egress spec.
    */
-  | { type: 'rule.update'; rule: WorkerRule; previous: number[] }
+  | { type: 'rule.update'; rule: WorkerRule; previous: number[]; counters: RuleCounterSlots }
   /**
    * Output `index` of a rule gets sockets: the UDP socket, then the raw one when `egress` is
    * given. An output that had sockets has them replaced (a new source address, a new MTU).
@@ -105,7 +112,6 @@ export type SupervisorMessage =
    * loop (the relay's own copies coming back) and are dropped as own_source.
    */
   | { type: 'host.addresses'; addresses: number[] }
-  | { type: 'stats.request'; requestId: number }
   /** The worker's log level from now on (mcrctl log-level set). */
   | { type: 'log.level'; level: string }
   /** Liveness and drift check: the worker answers with the hash of the rules it holds. */
@@ -122,21 +128,17 @@ export type SupervisorMessage =
   | { type: 'debug.tryDenied'; operation: DeniedOperation; pid: number | null }
   | { type: 'shutdown' };
 
-export interface WorkerStatsReport {
-  worker: WorkerCounters;
-  health: WorkerProcessHealth;
-  rules: Record<string, RuleCounters>;
-}
-
 export type WorkerMessage =
   | { type: 'ready'; pid: number }
-  | { type: 'stats'; requestId: number | null; report: WorkerStatsReport }
+  /**
+   * The process's memory, garbage collection and CPU time, every statsIntervalMs. (Its packet
+   * counters are in the counter region, which the supervisor reads itself.)
+   */
+  | { type: 'health'; health: WorkerProcessHealth }
   | { type: 'heartbeat'; seq: number; rulesHash: string }
   | { type: 'error'; code: string; message: string; subject: string }
   /** Why the worker cannot start (it exits with status 78 right after): for mcrd's error. */
   | { type: 'fatal'; code: string; message: string };
-
-export type { OutputCounters };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -19,6 +19,8 @@ export interface RuleRequest {
   inputSource?: string | undefined;
   /** Accept a unicast input address (traffic sent to the relay host itself) instead of a group. */
   unicastInput?: boolean | undefined;
+  /** Read the input payload as RTP and count its stream health (gaps, duplicates, reordering). */
+  rtp?: boolean | undefined;
   outputs: OutputRequest[];
 }
 
@@ -77,6 +79,8 @@ export interface Rule {
   inputGroup: number;
   inputPort: number;
   unicastInput: boolean;
+  /** The input payload is RTP: its sequence is checked and counted (RtpCounters). */
+  rtp: boolean;
   outputs: Output[];
 }
 

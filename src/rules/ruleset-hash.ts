@@ -8,6 +8,8 @@ export interface RuleFingerprint {
   inputSource: number;
   inputGroup: number;
   inputPort: number;
+  /** Whether the worker counts the rule's RTP stream health; absent: no. */
+  rtp?: boolean;
   /** Each output as written (with its options) and whether it has sockets in the worker. */
   outputs: readonly { label: string; attached: boolean }[];
 }
@@ -20,7 +22,8 @@ export function rulesetHash(rules: Iterable<RuleFingerprint>): string {
   const lines = [...rules]
     .map((r) => {
       const outputs = r.outputs.map((o) => `${o.label}${o.attached ? '' : ' (detached)'}`).join(',');
-      return `${r.id}|${r.inputInterface}|${r.inputVlan}|${r.inputSource}|${r.inputGroup}|${r.inputPort}|${outputs}`;
+      const rtp = r.rtp === true ? '|rtp' : '';
+      return `${r.id}|${r.inputInterface}|${r.inputVlan}|${r.inputSource}|${r.inputGroup}|${r.inputPort}|${outputs}${rtp}`;
     })
     .sort();
   return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);

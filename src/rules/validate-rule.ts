@@ -76,6 +76,7 @@ export function checkRule(request: RuleRequest): { rule: Rule | undefined; error
       inputGroup,
       inputPort,
       unicastInput,
+      rtp: request.rtp === true,
       outputs: checked,
     },
     errors,

@@ -151,6 +151,7 @@ interface DocumentRule {
     dscp?: number | string;
     mode?: string;
   }[];
+  rtp?: boolean;
 }
 
 /**
@@ -229,6 +230,7 @@ function ruleRequest(r: DocumentRule, multicastTtl: number | undefined): RuleReq
     ...(r.input.vlan !== undefined ? { inputVlan: r.input.vlan } : {}),
     ...(r.input.source !== undefined ? { inputSource: r.input.source } : {}),
     ...(unicastInput ? { unicastInput: true } : {}),
+    ...(r.rtp === true ? { rtp: true } : {}),
     outputs: r.outputs.map((o): OutputRequest => {
       const address = parseIpv4(o.group);
       const multicast = address !== undefined && isMulticastIpv4(address);

@@ -39,6 +39,7 @@ export interface DocumentRuleOut {
     unicast?: boolean;
   };
   outputs: DocumentOutput[];
+  rtp?: boolean;
 }
 
 /** A rule in the document's shape; options only where they differ from the defaults. */
@@ -54,6 +55,7 @@ export function ruleToDocument(rule: Rule): DocumentRuleOut {
       ...(rule.unicastInput ? { unicast: true } : {}),
     },
     outputs: rule.outputs.map(outputToDocument),
+    ...(rule.rtp ? { rtp: true } : {}),
   };
 }
 

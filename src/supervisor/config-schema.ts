@@ -45,6 +45,8 @@ const rule = {
       },
     },
     outputs: { type: 'array', items: output },
+    /** Read the input payload as RTP and count its stream health. */
+    rtp: { type: 'boolean' },
   },
 } as const;
 

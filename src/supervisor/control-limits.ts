@@ -21,8 +21,8 @@ export const MAX_CLIENTS = 64;
 export const LINE_DEADLINE_MS = 15_000;
 
 /**
- * A method must answer within this long, or the request fails with E_TIMEOUT. The longest a method
- * waits on anything is 2 s (stats.get on the workers); 15 s leaves room for a loaded host.
+ * A method must answer within this long, or the request fails with E_TIMEOUT. No method waits on
+ * the workers (stats.get reads the counters mcrd keeps); 15 s is for a badly overloaded host.
  */
 export const REQUEST_TIMEOUT_MS = 15_000;
 

@@ -9,7 +9,7 @@ export interface RunningRule {
   origin: RuleOrigin;
 }
 
-/** A rule whose input stays and whose outputs or name change. */
+/** A rule whose input stays and whose outputs, rtp option or name change. */
 export interface RuleUpdate {
   rule: Rule;
   /**
@@ -19,7 +19,7 @@ export interface RuleUpdate {
   previous: number[];
   /** Outputs of the running rule that go. */
   removedOutputs: number;
-  /** Only the name (or origin) changes: the workers have nothing to do. */
+  /** Only the name (or origin) changes: the workers have nothing to do (an rtp change is theirs). */
   renameOnly: boolean;
 }
 
@@ -81,11 +81,12 @@ function outputChanges(current: Rule, next: Rule): RuleUpdate | undefined {
   const kept = previous.filter((i) => i >= 0).length;
   const sameOutputs =
     kept === current.outputs.length && next.outputs.length === kept && previous.every((p, i) => p === i);
-  if (sameOutputs && current.name === next.name) return undefined;
+  const sameRtp = current.rtp === next.rtp;
+  if (sameOutputs && sameRtp && current.name === next.name) return undefined;
   return {
     rule: next,
     previous,
     removedOutputs: current.outputs.length - kept,
-    renameOnly: sameOutputs,
+    renameOnly: sameOutputs && sameRtp,
   };
 }

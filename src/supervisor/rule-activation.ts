@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { SupervisorMessage, WorkerRule } from '../protocol/worker-messages.js';
+import type { CounterSlot } from '../protocol/counter-layout.js';
+import type { RuleCounterSlots, SupervisorMessage, WorkerRule } from '../protocol/worker-messages.js';
 import { describeOutput, type Output, type Rule } from '../rules/rule.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { ringGeometryFor } from '../sys/rx-ring.js';
@@ -13,8 +14,17 @@ export interface WorkerLink {
   send(id: number, message: SupervisorMessage, fds?: readonly number[]): void;
 }
 
+/** Where rules and outputs count (CounterStore): slots given out and taken back. */
+export interface CounterSlots {
+  allocateRule(outputs: number): RuleCounterSlots;
+  allocateOutput(): CounterSlot;
+  freeRule(slots: RuleCounterSlots): void;
+  freeOutput(slot: CounterSlot): void;
+}
+
 export interface ActivationOptions {
   links: Links;
+  counters: CounterSlots;
   sockets: SocketOpener;
   workers: WorkerLink;
   log: Logger;
@@ -24,6 +34,8 @@ export interface ActivationOptions {
 
 /** An output of an active rule: its sockets, or why it has none. */
 interface OutputState {
+  /** Where it counts, for the rule's whole life (a reload that keeps the output keeps it). */
+  counters: CounterSlot;
   sockets: OutputSockets | null;
   /** Why opening its sockets failed, when it did (cleared by the next attempt). */
   failure: string | null;
@@ -31,6 +43,8 @@ interface OutputState {
 
 interface RuleState {
   rule: Rule;
+  /** Where the rule counts, for its whole life: active or not, across worker restarts. */
+  counters: CounterSlot;
   /** Its input sockets are taken and the workers hold it. */
   active: boolean;
   outputs: OutputState[];
@@ -75,6 +89,7 @@ export class RuleActivation {
   private readonly workers: WorkerLink;
   private readonly log: Logger;
   private readonly ringBytes: number;
+  private readonly counters: CounterSlots;
   private readonly rules = new Map<string, RuleState>();
   /** The host's addresses as last sent to the workers (sorted, joined), to send only changes. */
   private sentAddresses = '';
@@ -87,6 +102,7 @@ export class RuleActivation {
     this.workers = options.workers;
     this.log = options.log;
     this.ringBytes = options.ringBytes;
+    this.counters = options.counters;
   }
 
   /**
@@ -95,15 +111,29 @@ export class RuleActivation {
    * without (a config file's rule), the rule or that output waits instead, with the reason.
    */
   add(rule: Rule, refuse = true): void {
+    const slots = this.counters.allocateRule(rule.outputs.length);
     const state: RuleState = {
       rule,
+      counters: slots.rule,
       active: false,
-      outputs: rule.outputs.map(() => ({ sockets: null, failure: null })),
+      outputs: slots.outputs.map((counters) => ({ counters, sockets: null, failure: null })),
       failure: null,
     };
-    if (refuse) this.activate(state, true);
-    else this.activateLogged(state, 'added');
+    try {
+      if (refuse) this.activate(state, true);
+      else this.activateLogged(state, 'added');
+    } catch (err) {
+      this.counters.freeRule(slots);
+      throw err;
+    }
     this.rules.set(rule.id, state);
+  }
+
+  /** Where each rule counts, for the counters shown. */
+  counterSlots(id: string): RuleCounterSlots {
+    const state = this.rules.get(id);
+    if (!state) throw new Error(`rule ${id} is not known to activation`);
+    return slotsOf(state);
   }
 
   /**
@@ -120,7 +150,9 @@ export class RuleActivation {
     const kept = new Set(previous.filter((i) => i >= 0));
     state.rule = rule;
     state.outputs = rule.outputs.map((_, i) =>
-      previous[i]! >= 0 ? old[previous[i]!]! : { sockets: null, failure: null },
+      previous[i]! >= 0
+        ? old[previous[i]!]!
+        : { counters: this.counters.allocateOutput(), sockets: null, failure: null },
     );
     if (state.active) {
       rule.outputs.forEach((output, i) => {
@@ -142,12 +174,15 @@ export class RuleActivation {
         type: 'rule.update',
         rule: workerRule(state),
         previous: [...previous],
+        counters: slotsOf(state),
       };
       for (const id of this.workers.ids()) this.workers.send(id, message, fds);
       this.hash = undefined;
     }
     old.forEach((out, i) => {
-      if (!kept.has(i)) this.closeOutputOf(out);
+      if (kept.has(i)) return;
+      this.closeOutputOf(out);
+      this.counters.freeOutput(out.counters);
     });
   }
 
@@ -157,6 +192,7 @@ export class RuleActivation {
     if (!state) return;
     this.deactivate(state);
     this.rules.delete(id);
+    this.counters.freeRule(slotsOf(state));
   }
 
   /** Re-evaluates every rule after a change of link `name`. */
@@ -411,7 +447,7 @@ export class RuleActivation {
   private sendRule(id: number, state: RuleState): void {
     const attached = state.outputs.flatMap((o) => (o.sockets ? [o.sockets] : []));
     const fds = [...attached.map((s) => s.socketFd), ...attached.flatMap((s) => (s.raw ? [s.raw.fd] : []))];
-    this.workers.send(id, { type: 'rule.add', rule: workerRule(state) }, fds);
+    this.workers.send(id, { type: 'rule.add', rule: workerRule(state), counters: slotsOf(state) }, fds);
   }
 
   private sendHostAddressesIfChanged(): void {
@@ -431,6 +467,10 @@ export class RuleActivation {
   }
 }
 
+function slotsOf(state: RuleState): RuleCounterSlots {
+  return { rule: state.counters, outputs: state.outputs.map((o) => o.counters) };
+}
+
 /** The rule as its workers hold it. */
 function workerRule(state: RuleState): WorkerRule {
   const { rule } = state;
@@ -441,6 +481,7 @@ function workerRule(state: RuleState): WorkerRule {
     inputSource: rule.inputSource,
     inputGroup: rule.inputGroup,
     inputPort: rule.inputPort,
+    rtp: rule.rtp,
     outputs: rule.outputs.map((o, i) => {
       const sockets = state.outputs[i]!.sockets;
       return {

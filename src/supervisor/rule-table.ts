@@ -137,8 +137,9 @@ export class RuleTable {
           outputs: update.rule.outputs.map(describeOutput),
           kept: update.previous.filter((i) => i >= 0).length,
           removed: update.removedOutputs,
+          rtp: update.rule.rtp,
         },
-        update.renameOnly ? 'rule renamed' : 'rule outputs changed',
+        update.renameOnly ? 'rule renamed' : 'rule outputs or options changed',
       );
     }
     for (const id of plan.unchanged) this.store.replace(this.store.find({ id }).rule, 'config');

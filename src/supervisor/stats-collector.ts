@@ -1,41 +1,42 @@
-import type { RuleCounters } from '../protocol/control-api.js';
-import type { WorkerStatsReport } from '../protocol/worker-messages.js';
+import type { RuleCounters, WorkerCounters } from '../protocol/control-api.js';
 
-export interface StatsSample {
+/** The counters at one moment: every worker's (with its process's CPU time) and every rule's. */
+export interface CounterSample {
+  /** When, in ms on a monotonic clock. */
   at: number;
-  report: WorkerStatsReport;
+  workers: { counters: WorkerCounters; cpuSeconds: number | null }[];
+  rules: Map<string, RuleCounters>;
 }
 
 /** Rates need an older sample at least this far back to be meaningful. */
 const MIN_RATE_INTERVAL_MS = 200;
+/** Samples kept: a few seconds' worth at one a second. */
+const SAMPLES_KEPT = 4;
 
 /**
- * Keeps the worker's recent counter samples (pushed every second) so a fresh snapshot can be
- * shown with rates: the difference to the newest sample that is old enough, per second.
+ * Keeps recent counter samples (the supervisor takes one every second) so counters shown at any
+ * moment come with rates: the difference to the newest sample at least MIN_RATE_INTERVAL_MS
+ * older, per second. A stream that stops shows rate 0 once the baseline is newer than its last
+ * packet: within about one sample interval.
  */
 export class StatsCollector {
-  private samples: StatsSample[] = [];
+  private samples: CounterSample[] = [];
 
-  record(report: WorkerStatsReport, at = Date.now()): void {
-    this.samples.push({ at, report });
-    if (this.samples.length > 4) this.samples.shift();
+  record(sample: CounterSample): void {
+    this.samples.push(sample);
+    if (this.samples.length > SAMPLES_KEPT) this.samples.shift();
   }
 
   /** The newest sample taken at least MIN_RATE_INTERVAL_MS before `at`. */
-  baseline(at: number): StatsSample | undefined {
+  baseline(at: number): CounterSample | undefined {
     for (let i = this.samples.length - 1; i >= 0; i--) {
       if (at - this.samples[i]!.at >= MIN_RATE_INTERVAL_MS) return this.samples[i];
     }
     return undefined;
   }
 
-  latest(): StatsSample | undefined {
+  latest(): CounterSample | undefined {
     return this.samples[this.samples.length - 1];
-  }
-
-  /** Counters restart from zero with a new worker: old samples would give negative rates. */
-  reset(): void {
-    this.samples = [];
   }
 }
 
@@ -55,13 +56,14 @@ export function ruleRates(now: RuleCounters, before: RuleCounters | undefined, s
 }
 
 export function workerRates(
-  now: WorkerStatsReport | undefined,
-  before: WorkerStatsReport | undefined,
+  now: CounterSample['workers'][number],
+  before: CounterSample['workers'][number] | undefined,
   seconds: number,
 ) {
   return {
-    framesSeen: rate(now?.worker.framesSeen ?? 0, before?.worker.framesSeen, seconds),
-    forwarded: rate(now?.worker.forwarded ?? 0, before?.worker.forwarded, seconds),
-    cpu: rate(now?.health.cpuSeconds ?? 0, before?.health.cpuSeconds, seconds),
+    framesSeen: rate(now.counters.framesSeen, before?.counters.framesSeen, seconds),
+    forwarded: rate(now.counters.forwarded, before?.counters.forwarded, seconds),
+    // A new process starts its CPU time from 0: rate() gives 0 across it.
+    cpu: now.cpuSeconds === null ? 0 : rate(now.cpuSeconds, before?.cpuSeconds ?? undefined, seconds),
   };
 }

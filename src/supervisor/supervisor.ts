@@ -11,6 +11,7 @@ import { notifySystemd } from '../sys/systemd-notify.js';
 import type { ConfigFile, ConfigSettings } from './config-file.js';
 import { ConfigService, type ReloadCause } from './config-service.js';
 import { ControlServer, type MethodHandler } from './control-server.js';
+import { CounterStore } from './counter-store.js';
 import { claimSocketPath } from './socket-path.js';
 import { forgetRule, tryDenied } from './fault-injection.js';
 import { InterfaceMonitor } from './interface-monitor.js';
@@ -19,7 +20,8 @@ import type { StoredRule } from './rule-store.js';
 import { RuleTable } from './rule-table.js';
 import { SystemSockets } from './system-sockets.js';
 import { interfaceStatistics } from './interface-statistics.js';
-import { ruleView, statsView, totalRuleCounters } from './views.js';
+import { StatsCollector, type CounterSample } from './stats-collector.js';
+import { ruleView, statsView } from './views.js';
 import { WorkerPool, type WorkerSlot } from './worker-pool.js';
 
 export interface SupervisorOptions {
@@ -51,8 +53,9 @@ export interface SupervisorOptions {
   applySettings: (settings: ConfigSettings) => string[];
 }
 
-const STATS_TIMEOUT_MS = 2000;
 const WORKER_START_TIMEOUT_MS = 10000;
+/** How often the counters are sampled for rates (a rate covers the last interval or so). */
+const SAMPLE_INTERVAL_MS = 1000;
 
 /**
  * mcrd's supervisor: the rule table, every privileged socket, the workers and the control
@@ -69,6 +72,9 @@ export class Supervisor {
   private readonly table: RuleTable;
   private readonly config: ConfigService;
   private readonly pool: WorkerPool;
+  private readonly counters: CounterStore;
+  private readonly samples = new StatsCollector();
+  private sampleTimer: NodeJS.Timeout | undefined;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
@@ -77,6 +83,8 @@ export class Supervisor {
   private constructor(options: SupervisorOptions) {
     this.options = options;
     this.log = options.log;
+    // First: it is the one part here that can fail, and it holds nothing else yet.
+    this.counters = new CounterStore(options.workers, options.log);
     this.sockets = new SystemSockets(options.log, options.workers, options.fanout, options.qdiscBypass);
     this.interfaces = new InterfaceMonitor(options.log);
     this.pool = new WorkerPool({
@@ -89,11 +97,13 @@ export class Supervisor {
       logLevel: options.logLevel,
       logFormat: options.logFormat,
       settings: options.settings,
+      counterRegion: (id) => this.counters.fd(id),
       log: options.log,
       sync: (id) => this.activation.syncWorker(id),
     });
     this.activation = new RuleActivation({
       links: this.interfaces,
+      counters: this.counters,
       sockets: this.sockets,
       workers: {
         ids: () => this.pool.slots.map((s) => s.id),
@@ -133,8 +143,14 @@ export class Supervisor {
       supervisor.interfaces.close();
       supervisor.activation.close();
       supervisor.sockets.closeAll();
+      supervisor.counters.close();
       throw err;
     }
+    supervisor.sampleTimer = setInterval(
+      () => supervisor.samples.record(supervisor.sample()),
+      SAMPLE_INTERVAL_MS,
+    );
+    supervisor.sampleTimer.unref();
     const rules = supervisor.table.list().length;
     options.log.info(
       { socket: options.socketPath, workers: options.workers, rules, version: options.version },
@@ -174,15 +190,18 @@ export class Supervisor {
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
     await this.server?.close();
-    const final = await this.pool.collect(STATS_TIMEOUT_MS);
+    clearInterval(this.sampleTimer);
+    await this.pool.stop(3000);
+    // The workers are gone: their counters are final.
+    const final = this.sample();
     this.log.info(
-      { rules: totalRuleCounters(final), workers: final.map((r) => r?.worker ?? null) },
+      { rules: Object.fromEntries(final.rules), workers: final.workers.map((w) => w.counters) },
       'final counters',
     );
-    await this.pool.stop(3000);
     this.interfaces.close();
     this.activation.close();
     this.sockets.closeAll();
+    this.counters.close();
     this.log.info('mcrd stopped');
   }
 
@@ -284,9 +303,25 @@ export class Supervisor {
     return ruleView(stored, this.activation.view(stored.rule.id));
   }
 
-  private async stats() {
-    const at = Date.now();
-    const reports = await this.pool.collect(STATS_TIMEOUT_MS);
+  /** Every worker's and every rule's counters now, read from the counter regions. */
+  private sample(): CounterSample {
+    return {
+      at: performance.now(),
+      workers: this.pool.slots.map((slot) => ({
+        counters: this.counters.worker(slot.id),
+        cpuSeconds: slot.health?.cpuSeconds ?? null,
+      })),
+      rules: new Map(
+        this.table
+          .list()
+          .map(({ rule }) => [rule.id, this.counters.rule(this.activation.counterSlots(rule.id), rule.rtp)]),
+      ),
+    };
+  }
+
+  /** Counters and rates, read now: it waits on no worker, so a stalled one cannot hold it up. */
+  private stats() {
+    const now = this.sample();
     const rules = this.table.list().map((r) => this.ruleView(r));
     const interfaces = interfaceStatistics(
       this.table
@@ -296,7 +331,8 @@ export class Supervisor {
           ...rule.outputs.flatMap((o) => (o.interface === undefined ? [] : [o.interface])),
         ]),
     );
-    return statsView(at, this.pool.slots, reports, (slot) => this.workerView(slot), rules, interfaces);
+    const base = this.samples.baseline(now.at);
+    return statsView(now, base, this.pool.slots, (slot) => this.workerView(slot), rules, interfaces);
   }
 
   private workerView(slot: WorkerSlot): WorkerView {

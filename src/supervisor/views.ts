@@ -1,18 +1,16 @@
 import { ipv4ToString } from '../packet/ipv4-address.js';
 import type {
   InterfaceStatsView,
-  RuleCounters,
   RuleStatsView,
   RuleView,
   StatsView,
   WorkerStatsView,
   WorkerView,
 } from '../protocol/control-api.js';
-import { addRuleCounters, emptyRuleCounters, emptyWorkerCounters } from '../protocol/counters.js';
-import type { WorkerStatsReport } from '../protocol/worker-messages.js';
+import { emptyRuleCounters } from '../protocol/counters.js';
 import type { RuleActivationView } from './rule-activation.js';
 import type { StoredRule } from './rule-store.js';
-import { ruleRates, workerRates } from './stats-collector.js';
+import { ruleRates, workerRates, type CounterSample } from './stats-collector.js';
 import type { WorkerSlot } from './worker-pool.js';
 
 // What the control methods show: rules, workers and their counters, in the operator's words.
@@ -29,6 +27,7 @@ export function ruleView(stored: StoredRule, activation: RuleActivationView): Ru
       group: ipv4ToString(rule.inputGroup),
       port: rule.inputPort,
       unicast: rule.unicastInput,
+      rtp: rule.rtp,
     },
     outputs: rule.outputs.map((o, i) => ({
       group: ipv4ToString(o.group),
@@ -47,72 +46,32 @@ export function ruleView(stored: StoredRule, activation: RuleActivationView): Ru
   };
 }
 
-type Rates = ReturnType<typeof ruleRates>;
-
 /**
- * Counters and rates: each worker's fresh report (or its last one, if it did not answer in time)
- * against its older sample; rules summed over the workers, which each see part of the traffic.
+ * Counters and rates: the counters now against the newest sample old enough for a rate (the
+ * supervisor samples every second, on a monotonic clock); rules are summed over the workers.
+ * `slots[i]` is the worker whose counters are `now.workers[i]`.
  */
 export function statsView(
-  at: number,
+  now: CounterSample,
+  base: CounterSample | undefined,
   slots: readonly WorkerSlot[],
-  reports: readonly (WorkerStatsReport | undefined)[],
   workerView: (slot: WorkerSlot) => WorkerView,
   rules: readonly RuleView[],
   interfaces: InterfaceStatsView[],
 ): StatsView {
-  let rateInterval = 0;
-  const ruleNow = new Map<string, RuleCounters>();
-  const ruleRate = new Map<string, Rates>();
+  const seconds = base ? (now.at - base.at) / 1000 : 0;
   const workers: WorkerStatsView[] = slots.map((slot, i) => {
-    const report = reports[i] ?? slot.stats.latest()?.report;
-    const base = slot.stats.baseline(at);
-    const seconds = base ? (at - base.at) / 1000 : 0;
-    rateInterval = Math.max(rateInterval, seconds);
-    for (const [id, counters] of Object.entries(report?.rules ?? {})) {
-      const rates = ruleRates(counters, base?.report.rules[id], seconds);
-      ruleNow.set(id, addRuleCounters(ruleNow.get(id), counters));
-      const sum = ruleRate.get(id);
-      ruleRate.set(id, sum ? addRates(sum, rates) : rates);
-    }
-    const counters = report?.worker ?? emptyWorkerCounters();
+    const sample = now.workers[i]!;
     return {
       ...workerView(slot),
-      counters,
-      health: report?.health ?? null,
-      rates: workerRates(report, base?.report, seconds),
+      counters: sample.counters,
+      health: slot.health,
+      rates: workerRates(sample, base?.workers[i], seconds),
     };
   });
-  const ruleStats: RuleStatsView[] = rules.map((view) => ({
-    ...view,
-    counters: ruleNow.get(view.id) ?? emptyRuleCounters(view.outputs.length),
-    rates: ruleRate.get(view.id) ?? {
-      packetsIn: 0,
-      bytesIn: 0,
-      outputs: view.outputs.map(() => 0),
-      outputBytes: view.outputs.map(() => 0),
-    },
-  }));
-  return { time: new Date(at).toISOString(), rateInterval, rules: ruleStats, workers, interfaces };
-}
-
-/** Every rule's counters summed over the workers' reports (the final counters, at stop). */
-export function totalRuleCounters(
-  reports: readonly (WorkerStatsReport | undefined)[],
-): Record<string, RuleCounters> {
-  const total = new Map<string, RuleCounters>();
-  for (const report of reports) {
-    for (const [id, counters] of Object.entries(report?.rules ?? {}))
-      total.set(id, addRuleCounters(total.get(id), counters));
-  }
-  return Object.fromEntries(total);
-}
-
-function addRates(a: Rates, b: Rates): Rates {
-  return {
-    packetsIn: a.packetsIn + b.packetsIn,
-    bytesIn: a.bytesIn + b.bytesIn,
-    outputs: a.outputs.map((r, i) => r + (b.outputs[i] ?? 0)),
-    outputBytes: a.outputBytes.map((r, i) => r + (b.outputBytes[i] ?? 0)),
-  };
+  const ruleStats: RuleStatsView[] = rules.map((view) => {
+    const counters = now.rules.get(view.id) ?? emptyRuleCounters(view.outputs.length, view.input.rtp);
+    return { ...view, counters, rates: ruleRates(counters, base?.rules.get(view.id), seconds) };
+  });
+  return { time: new Date().toISOString(), rateInterval: seconds, rules: ruleStats, workers, interfaces };
 }

@@ -3,7 +3,7 @@ import type { WorkerMessage } from '../protocol/worker-messages.js';
 /**
  * What one worker process may say, and when: the order of the conversation, on top of the shape
  * of each message (worker-message-schema.ts). A worker says `ready` once, first, with its own pid;
- * `fatal` only before that; it answers only heartbeats and stats requests that were sent to it,
+ * `fatal` only before that; it answers only heartbeats that were sent to it,
  * each once, in the order they were sent (the channel keeps order and the worker answers each as
  * it reads it). A message that breaks this is refused with the reason, and the supervisor
  * replaces the worker: it is broken or compromised either way.
@@ -15,8 +15,6 @@ export class WorkerConversation {
   private ready = false;
   private heartbeatsSent = 0;
   private heartbeatsAnswered = 0;
-  private requestsSent = 0;
-  private requestsAnswered = 0;
 
   /** `pid`: the process id the worker must report (null if the spawn gave none). */
   constructor(pid: number | null) {
@@ -30,11 +28,6 @@ export class WorkerConversation {
   /** The next heartbeat's sequence number, counted as asked. */
   nextHeartbeat(): number {
     return ++this.heartbeatsSent;
-  }
-
-  /** The next stats request's id, counted as asked. */
-  nextStatsRequest(): number {
-    return ++this.requestsSent;
   }
 
   /** Undefined when the message is in order (and takes it into account), else why it is not. */
@@ -55,14 +48,7 @@ export class WorkerConversation {
         }
         this.heartbeatsAnswered = message.seq;
         return undefined;
-      case 'stats':
-        // A report of its own (null) comes on the worker's timer; a numbered one answers a request.
-        if (message.requestId === null) return undefined;
-        if (message.requestId <= this.requestsAnswered || message.requestId > this.requestsSent) {
-          return `answered stats request ${message.requestId}, but the requests waiting for an answer are ${range(this.requestsAnswered, this.requestsSent)}`;
-        }
-        this.requestsAnswered = message.requestId;
-        return undefined;
+      case 'health': // on the worker's own timer
       case 'error':
         return undefined;
     }

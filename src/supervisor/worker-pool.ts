@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { DataPlaneSettings, SupervisorMessage, WorkerStatsReport } from '../protocol/worker-messages.js';
+import type { WorkerProcessHealth } from '../protocol/control-api.js';
+import type { DataPlaneSettings, SupervisorMessage } from '../protocol/worker-messages.js';
 import type { Account } from '../sys/privileges.js';
 import { restartDelay, type RestartHistory } from './restart-policy.js';
-import { StatsCollector } from './stats-collector.js';
 import { WorkerProcess, type WorkerLauncher } from './worker-process.js';
 
 export interface WorkerPoolOptions {
@@ -15,6 +15,8 @@ export interface WorkerPoolOptions {
   logLevel: string;
   logFormat: 'json' | 'text';
   settings: DataPlaneSettings;
+  /** The descriptor of worker `id`'s counter region (CounterStore), given to each of its processes. */
+  counterRegion: (id: number) => number;
   log: Logger;
   /** Replays the current state (inputs, rules, descriptors) into a worker that just started. */
   sync: (workerId: number) => void;
@@ -27,7 +29,7 @@ export interface WorkerPoolOptions {
   now?: () => number;
 }
 
-/** One worker id: its current process, how often it was restarted or re-synced, its samples. */
+/** One worker id: its current process, how often it was restarted or re-synced, its health. */
 export interface WorkerSlot {
   id: number;
   process: WorkerProcess;
@@ -37,7 +39,8 @@ export interface WorkerSlot {
   history: RestartHistory;
   /** When its last process exit was seen (monotonic ms), until a new one answers a heartbeat. */
   downSince: number | undefined;
-  stats: StatsCollector;
+  /** What its current process last said of its memory and CPU (null until it has). */
+  health: WorkerProcessHealth | null;
 }
 
 /**
@@ -65,7 +68,7 @@ export class WorkerPool {
         resyncs: 0,
         history: { startFailures: 0, laterFailures: 0 },
         downSince: undefined,
-        stats: new StatsCollector(),
+        health: null,
       };
       this.slots.push(slot);
     }
@@ -106,11 +109,6 @@ export class WorkerPool {
     this.slots[id]?.process.send(message, fds);
   }
 
-  /** Fresh counters from every worker (undefined for one that did not answer in time). */
-  async collect(timeoutMs: number): Promise<(WorkerStatsReport | undefined)[]> {
-    return Promise.all(this.slots.map((slot) => slot.process.requestStats(timeoutMs)));
-  }
-
   /** Changes the workers' log level at once, and for the workers started later. */
   setLogLevel(level: string): void {
     this.logLevel = level;
@@ -140,11 +138,14 @@ export class WorkerPool {
       now: this.now,
     });
     worker.once('ready', () => {
-      worker.send({ type: 'configure', workerId: id, settings });
+      worker.send({ type: 'configure', workerId: id, settings }, [this.options.counterRegion(id)]);
       this.options.sync(id);
     });
     worker.once('alive', () => this.onAlive(id, worker));
-    worker.on('stats', (report) => this.slots[id]?.stats.record(report));
+    worker.on('health', (health) => {
+      const slot = this.slots[id];
+      if (slot?.process === worker) slot.health = health;
+    });
     worker.on('drift', (held, expected) => this.onDrift(id, held, expected));
     worker.on('resync', () => this.onCaughtUp(id));
     worker.once('exit', (code, signal) => this.onExit(id, worker, code, signal));
@@ -217,7 +218,7 @@ export class WorkerPool {
     setTimeout(() => {
       if (this.stopping) return;
       slot.restarts++;
-      slot.stats.reset();
+      slot.health = null;
       slot.process = this.spawn(id);
     }, delayMs);
   }

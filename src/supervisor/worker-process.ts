@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parseWorkerMessage } from '../protocol/worker-message-schema.js';
-import type { SupervisorMessage, WorkerMessage, WorkerStatsReport } from '../protocol/worker-messages.js';
+import type { WorkerProcessHealth } from '../protocol/control-api.js';
+import type { SupervisorMessage, WorkerMessage } from '../protocol/worker-messages.js';
 import { createChannelPair, FdChannel, MAX_CHANNEL_MESSAGE } from '../sys/fd-channel.js';
 import { watchReadable, type ChannelWatch, type WatchFault } from '../sys/libc.js';
 import type { Account } from '../sys/privileges.js';
@@ -75,7 +76,7 @@ export interface WorkerProcessEvents {
   /** Its first heartbeat answer: it runs fine. */
   alive: [];
   exit: [code: number | null, signal: NodeJS.Signals | null];
-  stats: [report: WorkerStatsReport];
+  health: [health: WorkerProcessHealth];
   failure: [message: Extract<WorkerMessage, { type: 'error' }>];
   /** The worker holds other rules than it should. */
   drift: [held: string, expected: string];
@@ -117,7 +118,6 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private readonly now: () => number;
   private readonly conversation: WorkerConversation;
   private judge: HealthJudge | undefined;
-  private readonly statsWaiters = new Map<number, (report: WorkerStatsReport | undefined) => void>();
   private readonly expectedRulesHash: () => string;
   /** Heartbeats sent and not yet answered: seq → the rules hash expected then (null: unknown). */
   private readonly expectations = new Map<number, string | null>();
@@ -172,8 +172,6 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       clearInterval(this.heartbeatTimer);
       this.watch.stop();
       this.channel.close();
-      for (const waiter of this.statsWaiters.values()) waiter(undefined);
-      this.statsWaiters.clear();
       this.emit('exit', code, signal);
     });
     this.child.once('error', (err) => this.log.error({ err }, 'worker could not be started'));
@@ -205,27 +203,6 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       this.log.debug({ pid: this.pid, message: message.type }, 'worker is gone; message not sent');
     }
     return outcome === 'sent' || outcome === 'queued';
-  }
-
-  /** Asks for a fresh counter snapshot; undefined if none arrives within the timeout. */
-  requestStats(timeoutMs: number): Promise<WorkerStatsReport | undefined> {
-    if (this.state === 'stopped' || this.replacedFor !== undefined) return Promise.resolve(undefined);
-    const requestId = this.conversation.nextStatsRequest();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.statsWaiters.delete(requestId);
-        resolve(undefined);
-      }, timeoutMs);
-      this.statsWaiters.set(requestId, (report) => {
-        clearTimeout(timer);
-        resolve(report);
-      });
-      if (!this.send({ type: 'stats.request', requestId })) {
-        clearTimeout(timer);
-        this.statsWaiters.delete(requestId);
-        resolve(undefined);
-      }
-    });
   }
 
   /** Asks the worker to stop; kills it if it has not exited after `graceMs`. */
@@ -382,15 +359,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
           this.emit('drift', message.rulesHash, expected);
         break;
       }
-      case 'stats': {
-        const waiter = message.requestId === null ? undefined : this.statsWaiters.get(message.requestId);
-        if (waiter) {
-          this.statsWaiters.delete(message.requestId!);
-          waiter(message.report);
-        }
-        this.emit('stats', message.report);
+      case 'health':
+        this.emit('health', message.health);
         break;
-      }
       case 'error':
         this.log.error({ code: message.code, subject: message.subject }, message.message);
         this.emit('failure', message);

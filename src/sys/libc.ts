@@ -18,6 +18,8 @@ export const libc = {
   fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
   mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t offset)'),
   munmap: lib.func('int munmap(void *addr, size_t len)'),
+  memfdCreate: lib.func('int memfd_create(const char *name, unsigned int flags)'),
+  ftruncate: lib.func('int ftruncate(int fd, int64_t length)'),
   sendmmsg: lib.func('int sendmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags)'),
   recvmmsg: lib.func(
     'int recvmmsg(int fd, uintptr_t msgvec, unsigned int vlen, int flags, uintptr_t timeout)',
@@ -111,22 +113,33 @@ export function allocateNative(size: number): NativeMemory {
   };
 }
 
-/** Maps `size` bytes of `fd` shared and read-write, as a packet ring needs. */
+/**
+ * Maps `size` bytes of `fd` shared and read-write, locked in memory when `lock` (a packet ring)
+ * and the limits allow.
+ */
 export function mapShared(
   fd: number,
   size: number,
+  lock = true,
 ): { pointer: unknown; address: number; buffer: ArrayBuffer } | number {
   const PROT_READ = 1;
   const PROT_WRITE = 2;
   const MAP_SHARED = 1;
   const MAP_LOCKED = 0x2000;
   const MAP_FAILED = 0xffffffffffffffffn;
-  let pointer: unknown = libc.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
-  if (koffi.address(pointer) === MAP_FAILED) {
+  let pointer: unknown = libc.mmap(
+    null,
+    size,
+    PROT_READ | PROT_WRITE,
+    MAP_SHARED | (lock ? MAP_LOCKED : 0),
+    fd,
+    0,
+  );
+  if (lock && koffi.address(pointer) === MAP_FAILED) {
     // MAP_LOCKED can fail under RLIMIT_MEMLOCK for an unprivileged worker; the ring still works unlocked.
     pointer = libc.mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (koffi.address(pointer) === MAP_FAILED) return koffi.errno();
   }
+  if (koffi.address(pointer) === MAP_FAILED) return koffi.errno();
   return { pointer, address: Number(koffi.address(pointer)), buffer: koffi.view(pointer, size) };
 }
 

@@ -1,7 +1,17 @@
 import type { RuleCounters } from '../protocol/control-api.js';
+import { ruleCountersAt } from '../protocol/counter-cells.js';
+import {
+  RULE_BYTES_IN,
+  RULE_CELLS,
+  RULE_LAST_PACKET_AT,
+  RULE_PACKETS_IN,
+  RULE_RTP,
+  RTP_CELLS,
+} from '../protocol/counter-layout.js';
 import type { WorkerRule } from '../protocol/worker-messages.js';
 import type { RuleFingerprint } from '../rules/ruleset-hash.js';
 import type { OutputPath } from './output-path.js';
+import { RtpCounterSet, RtpHealth } from './rtp-health.js';
 
 /**
  * A rule compiled for the hot path: its input key, its counters, every output (attached or not:
@@ -25,19 +35,25 @@ export class ForwardingRule {
   readonly outputs: readonly OutputPath[];
   /** The attached outputs, in rule order; rebuilt by refreshLive when one attaches or detaches. */
   live: OutputPath[] = [];
-  packetsIn = 0;
-  bytesIn = 0;
-  /** When the last matched frame was taken (ms since the epoch, to the wakeup); 0: none yet. */
-  lastPacketAt = 0;
-  /** Matched frames not relayed at all, by reason (RuleCounters.drops). */
-  ownSource = 0;
-  ttlExpired = 0;
-  noOutput = 0;
-  /** Forwarded frames whose every copy the kernel refused. */
-  egressFailed = 0;
+  /**
+   * Its counters (counter-layout.ts RULE_*): the cells of its slot in the region the supervisor
+   * reads, or private memory in tests. The data path adds to them by index.
+   */
+  readonly counters: Float64Array;
+  /**
+   * The RTP stream health of the input, for a rule with the rtp option (its counters in the
+   * rule's RULE_RTP cells); null: not counted.
+   */
+  readonly rtp: RtpHealth | null;
 
-  constructor(rule: WorkerRule, outputs: readonly OutputPath[]) {
+  constructor(
+    rule: WorkerRule,
+    outputs: readonly OutputPath[],
+    counters: Float64Array = new Float64Array(RULE_CELLS),
+    rtp: RtpHealth | null = null,
+  ) {
     this.id = rule.id;
+    this.counters = counters;
     this.inputInterface = rule.inputInterface;
     this.vlan = rule.inputVlan;
     this.source = rule.inputSource | 0;
@@ -46,20 +62,27 @@ export class ForwardingRule {
     this.port = rule.inputPort;
     this.key = forwardingKey(rule.inputVlan, rule.inputGroup, rule.inputPort, rule.inputSource);
     this.outputs = outputs;
+    // A stream whose rule changes outputs goes on with its sequence state; its counts are cells.
+    this.rtp = rule.rtp !== true ? null : (rtp ?? new RtpHealth(new RtpCounterSet(rtpCells(counters))));
     this.refreshLive();
   }
 
   /** The same rule with other outputs (a reload changed them); its own counters carry on. */
   withOutputs(rule: WorkerRule, outputs: readonly OutputPath[]): ForwardingRule {
-    const next = new ForwardingRule(rule, outputs);
-    next.packetsIn = this.packetsIn;
-    next.bytesIn = this.bytesIn;
-    next.lastPacketAt = this.lastPacketAt;
-    next.ownSource = this.ownSource;
-    next.ttlExpired = this.ttlExpired;
-    next.noOutput = this.noOutput;
-    next.egressFailed = this.egressFailed;
-    return next;
+    return new ForwardingRule(rule, outputs, this.counters, this.rtp);
+  }
+
+  get packetsIn(): number {
+    return this.counters[RULE_PACKETS_IN]!;
+  }
+
+  get bytesIn(): number {
+    return this.counters[RULE_BYTES_IN]!;
+  }
+
+  /** When the last matched frame was taken, ms since the epoch (0: none yet). */
+  get lastPacketAt(): number {
+    return this.counters[RULE_LAST_PACKET_AT]!;
   }
 
   refreshLive(): void {
@@ -75,28 +98,31 @@ export class ForwardingRule {
       inputSource: this.source >>> 0,
       inputGroup: this.group,
       inputPort: this.port,
+      rtp: this.rtp !== null,
       outputs: this.outputs.map((o) => ({ label: o.label, attached: o.attached })),
     };
   }
 
+  /** What the rule has counted (the supervisor's decoding of the same cells). */
   snapshot(): RuleCounters {
-    const drops: Record<string, number> = {};
-    if (this.ownSource > 0) drops.own_source = this.ownSource;
-    if (this.ttlExpired > 0) drops.ttl_expired = this.ttlExpired;
-    if (this.noOutput > 0) drops.no_output = this.noOutput;
-    if (this.egressFailed > 0) drops.egress_failed = this.egressFailed;
-    return {
-      packetsIn: this.packetsIn,
-      bytesIn: this.bytesIn,
-      drops,
-      outputs: this.outputs.map((o) => o.snapshot()),
-      lastPacketAt: this.lastPacketAt === 0 ? null : new Date(this.lastPacketAt).toISOString(),
-    };
+    return ruleCountersAt(
+      this.counters,
+      0,
+      this.outputs.map((o) => o.snapshot()),
+      this.rtp !== null,
+    );
   }
 
   close(): void {
     for (const output of this.outputs) output.close();
   }
+}
+
+/** The RTP cells of a rule's cells (a view: counts land in the rule's slot). */
+function rtpCells(counters: Float64Array): Float64Array {
+  return counters.length >= RULE_RTP + RTP_CELLS
+    ? counters.subarray(RULE_RTP, RULE_RTP + RTP_CELLS)
+    : new Float64Array(RTP_CELLS);
 }
 
 /** "100/4009820417/5000/0": a rule's flow, for maps that are not on the per-packet path. */

@@ -21,7 +21,7 @@ import type { HostAddresses } from './host-addresses.js';
 import { InputRules } from './input-rules.js';
 import type { OutputPath } from './output-path.js';
 import type { ReadinessSource } from './readiness-loop.js';
-import { ReadPosition } from './ring-takeover.js';
+import { ReadPosition, TP_STATUS_COUNTED } from './ring-takeover.js';
 import {
   FrameLog,
   HANDOVER_RELAY_WHOLE,
@@ -42,8 +42,18 @@ import {
   TOO_MANY_VLAN_TAGS,
   TTL_EXPIRED,
   WORKER_RESTART,
-  type WorkerCounterSet,
-} from './worker-counters.js';
+} from '../packet/frame-outcomes.js';
+import {
+  OUTPUT_TTL_EXPIRED,
+  RULE_BYTES_IN,
+  RULE_EGRESS_FAILED,
+  RULE_LAST_PACKET_AT,
+  RULE_NO_OUTPUT,
+  RULE_OWN_SOURCE,
+  RULE_PACKETS_IN,
+  RULE_TTL_EXPIRED,
+} from '../protocol/counter-layout.js';
+import type { WorkerCounterSet } from './worker-counters.js';
 
 /**
  * The data path of one input interface: its RX ring, the rules keyed by (VLAN, group, port), and
@@ -145,7 +155,8 @@ export class InputPath {
    * From the rule lookup on, the rule counts the frame in packetsIn/bytesIn.
    * Costs (bench/worker-decisions.ts, this 2-vCPU VM, medians): a frame that ends before any
    * copy, parse and slot hand-back included, about 60 ns; the VLAN check about 2 ns of that; a
-   * source that changes every frame +5 ns; TTL and TOS about 1.3 ns per output.
+   * source that changes every frame +5 ns; TTL and TOS about 1.3 ns per output; RTP stream health
+   * (a rule with the rtp option) about 7 ns, nothing measurable for rules without it.
    */
   drain(): boolean {
     const { words, halfWords, bytes, frameSize, frameCount, region } = this.ring;
@@ -175,10 +186,18 @@ export class InputPath {
       let taken = 0;
       // A batch stops at a fence (only in a taken-over ring's first lap): one test per batch.
       const limit = position.fenceCount === 0 ? batchSize : position.limit(batchSize);
+      // The status word of the last frame whose outcome is counted but whose slot is not yet
+      // marked so (TP_STATUS_COUNTED); -1: none.
+      let unmarked = -1;
       while (taken < limit) {
         const statusAt = slot * slotWords;
         const status = Atomics.load(words, statusAt);
         if ((status & TP_STATUS_USER) === 0) break;
+        // The previous frame is counted: its slot says so, for a successor that takes this ring
+        // over if this worker is killed before the batch goes back (it counts only unmarked
+        // frames as worker_restart). A plain store: the slot is this worker's until released.
+        if (unmarked >= 0) words[unmarked]! |= TP_STATUS_COUNTED;
+        unmarked = statusAt;
         taken++;
         const length = words[statusAt + (TP2_LEN >>> 2)]!;
         const captured = words[statusAt + (TP2_SNAPLEN >>> 2)]!;
@@ -242,9 +261,14 @@ export class InputPath {
           outcomes[lastMiss]!++;
           continue;
         }
-        rule.packetsIn++;
-        rule.bytesIn += parsed.payloadLength;
-        rule.lastPacketAt = now;
+        // The rule's cells in the region the supervisor reads: plain typed-array adds.
+        const counts = rule.counters;
+        counts[RULE_PACKETS_IN]!++;
+        counts[RULE_BYTES_IN]! += parsed.payloadLength;
+        counts[RULE_LAST_PACKET_AT] = now;
+        // RTP stream health, for rules that ask for it; one field test for the others.
+        const rtp = rule.rtp;
+        if (rtp !== null) rtp.observe(bytes, parsed.payloadOffset, parsed.payloadLength);
         // A frame from one of this host's addresses is a loop: never relay it, whatever its TTL.
         // One Set lookup (~5 ns) when the source differs from the previous frame's, else none.
         if (source !== lastSource) {
@@ -253,13 +277,13 @@ export class InputPath {
         }
         if (lastSourceOwn) {
           outcomes[OWN_SOURCE]!++;
-          rule.ownSource++;
+          counts[RULE_OWN_SOURCE]!++;
           continue;
         }
         const live = rule.live;
         if (live.length === 0) {
           outcomes[NO_OUTPUT]!++;
-          rule.noOutput++;
+          counts[RULE_NO_OUTPUT]!++;
           continue;
         }
         // Per copy, as a router would: TTL one less than the input's (capped by the output),
@@ -274,7 +298,7 @@ export class InputPath {
           const output = live[o]!;
           const ttl = output.ttlFixed || output.ttl < ttlLeft ? output.ttl : ttlLeft;
           if (ttl <= 0) {
-            output.ttlExpired++;
+            output.counters[OUTPUT_TTL_EXPIRED]!++;
             continue;
           }
           const dscpBits = output.dscpBits;
@@ -290,24 +314,23 @@ export class InputPath {
           copies++;
         }
         if (copies > 0) {
-          // Forwarded, unless the kernel refuses every copy (settled after the flush).
-          outcomes[FORWARDED]!++;
+          // Forwarded, unless the kernel refuses every copy: counted (and marked) after the flush.
+          unmarked = -1;
           this.copiesLeft[frame] = copies;
           this.frameRules[this.forwardedCount] = rule;
           this.forwardedFrames[this.forwardedCount++] = frame;
         } else {
           outcomes[TTL_EXPIRED]!++;
-          rule.ttlExpired++;
+          counts[RULE_TTL_EXPIRED]!++;
         }
       }
+      if (unmarked >= 0) words[unmarked]! |= TP_STATUS_COUNTED;
       // Nothing ready at the cursor: caught up. (Never look further: with several CPUs filling
       // the ring, a later slot can be ready before an earlier one, and jumping would skip it.)
       if (taken === 0) return true;
-      let refused = 0;
-      for (let p = 0; p < this.pendingCount; p++) refused += this.pending[p]!.flush(this.copiesLeft);
+      for (let p = 0; p < this.pendingCount; p++) this.pending[p]!.flush(this.copiesLeft);
       this.pendingCount = 0;
-      if (refused > 0) this.settleRefused();
-      this.forwardedCount = 0;
+      if (this.forwardedCount > 0) this.countForwarded(first);
       if (this.handoverLog !== undefined) this.logBatch(first, taken);
       let release = first;
       for (let i = 0; i < taken; i++) {
@@ -321,18 +344,27 @@ export class InputPath {
   }
 
   /**
-   * After a flush in which the kernel refused copies: a frame none of whose copies went out was
-   * not forwarded after all; it moves to egress_failed (its rule's too). Runs only in a batch
-   * with refusals: a loop over its forwarded frames.
+   * After the flush: each frame that had copies queued is forwarded if the kernel took at least
+   * one, else egress_failed (its rule's too); then its slot is marked counted. Counted only now,
+   * so a worker killed before or during the send leaves these frames unmarked, and its successor
+   * counts them as worker_restart: never forwarded when none of their copies was sent. About
+   * 2 ns per forwarded frame (bench/worker-decisions.ts).
    */
-  private settleRefused(): void {
+  private countForwarded(first: number): void {
     const outcomes = this.counters.outcomes;
+    const { words, frameSize, frameCount } = this.ring;
+    const slotWords = frameSize >>> 2;
     for (let i = 0; i < this.forwardedCount; i++) {
-      if (this.copiesLeft[this.forwardedFrames[i]!]! > 0) continue;
-      outcomes[FORWARDED]!--;
-      outcomes[EGRESS_FAILED]!++;
-      this.frameRules[i]!.egressFailed++;
+      const frame = this.forwardedFrames[i]!;
+      if (this.copiesLeft[frame]! > 0) outcomes[FORWARDED]!++;
+      else {
+        outcomes[EGRESS_FAILED]!++;
+        this.frameRules[i]!.counters[RULE_EGRESS_FAILED]!++;
+      }
+      const slot = first + frame < frameCount ? first + frame : first + frame - frameCount;
+      words[slot * slotWords]! |= TP_STATUS_COUNTED;
     }
+    this.forwardedCount = 0;
   }
 
   /** During a handover: fingerprints a batch of old-ring frames before their slots go back. */

@@ -6,6 +6,16 @@ import {
   type EgressSums,
 } from '../packet/egress-header.js';
 import type { OutputCounters } from '../protocol/control-api.js';
+import { outputCountersAt } from '../protocol/counter-cells.js';
+import {
+  ERRNO_PAIRS,
+  OUTPUT_BYTES,
+  OUTPUT_CELLS,
+  OUTPUT_ERRNOS,
+  OUTPUT_OTHER_ERRORS,
+  OUTPUT_PACKETS,
+  OUTPUT_RAW,
+} from '../protocol/counter-layout.js';
 import type { RawEgressSpec, WorkerOutput } from '../protocol/worker-messages.js';
 import { EINTR, IPPROTO_IP, IP_MULTICAST_TTL, IP_TOS, IP_TTL, MSG_DONTWAIT } from '../sys/constants.js';
 import { errnoName } from '../sys/errors.js';
@@ -213,20 +223,24 @@ export class OutputPath {
   readonly ttlFixed: boolean;
   /** The output's DSCP shifted into the TOS byte, or -1 to keep the input's. */
   readonly dscpBits: number;
-  packets = 0;
-  /** UDP payload bytes of the copies sent. */
-  bytes = 0;
-  rawPackets = 0;
-  /** Copies not sent because their TTL would have been 0. */
-  ttlExpired = 0;
-  readonly errors: Record<string, number> = {};
+  /**
+   * Its counters (counter-layout.ts OUTPUT_*): the cells of its slot in the region the supervisor
+   * reads, or private memory in tests.
+   */
+  readonly counters: Float64Array;
   private readonly socket: SocketPath;
   private raw: RawPath | undefined;
   private readonly batchSize: number;
   private readonly workerCounters: WorkerCounterSet;
 
-  constructor(output: WorkerOutput, batchSize: number, workerCounters: WorkerCounterSet) {
+  constructor(
+    output: WorkerOutput,
+    batchSize: number,
+    workerCounters: WorkerCounterSet,
+    counters: Float64Array = new Float64Array(OUTPUT_CELLS),
+  ) {
     this.label = output.label;
+    this.counters = counters;
     this.ttl = output.ttl;
     this.ttlFixed = output.ttlFixed;
     this.dscpBits = output.dscp === null ? -1 : output.dscp << 2;
@@ -301,7 +315,7 @@ export class OutputPath {
     const raw = this.raw;
     if (raw !== undefined && raw.batch.count > 0) {
       const sent = this.send(raw.fd, raw.batch, raw.frames, raw.lengths, copiesLeft);
-      this.rawPackets += sent;
+      this.counters[OUTPUT_RAW]! += sent;
       refused += raw.batch.count - sent;
       raw.batch.count = 0;
     }
@@ -338,25 +352,33 @@ export class OutputPath {
       }
       const errno = -n;
       if (errno === EINTR) continue;
-      const name = errnoName(errno);
-      this.errors[name] = (this.errors[name] ?? 0) + 1;
+      this.countRefused(errno);
       this.workerCounters.egressErrors++;
       copiesLeft[frames[from]!]!--;
       from++;
     }
-    this.packets += sent;
-    this.bytes += bytes;
+    this.counters[OUTPUT_PACKETS]! += sent;
+    this.counters[OUTPUT_BYTES]! += bytes;
     return sent;
   }
 
+  /** Counts a refused copy under its errno: the first ERRNO_PAIRS errnos each, the rest together. */
+  private countRefused(errno: number): void {
+    const cells = this.counters;
+    for (let pair = 0; pair < ERRNO_PAIRS; pair++) {
+      const at = OUTPUT_ERRNOS + 2 * pair;
+      if (cells[at] === 0) cells[at] = errno;
+      if (cells[at] === errno) {
+        cells[at + 1]!++;
+        return;
+      }
+    }
+    cells[OUTPUT_OTHER_ERRORS]!++;
+  }
+
+  /** What the output has counted (the supervisor's decoding of the same cells). */
   snapshot(): OutputCounters {
-    return {
-      packets: this.packets,
-      bytes: this.bytes,
-      raw: this.rawPackets,
-      errors: { ...this.errors },
-      ttlExpired: this.ttlExpired,
-    };
+    return outputCountersAt(this.counters, 0, errnoName);
   }
 
   /**

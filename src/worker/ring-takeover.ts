@@ -29,8 +29,10 @@ import { Stopwatch } from '../sys/stopwatch.js';
  *     has head at slot 0.
  *   - Otherwise (takeOver): freeze it (every free slot's status set to HELD, a value the kernel
  *     treats as busy and the reader as not ready, so the kernel writes nothing more), wait
- *     SETTLE_MS for frames in flight to be finished, drop every waiting frame (the dead worker's,
- *     some perhaps sent already: counted worker_restart, never forwarded), and open the ring
+ *     SETTLE_MS for frames in flight to be finished, drop every waiting frame (the dead worker's:
+ *     those it had counted, TP_STATUS_COUNTED, are not counted again; the others are counted
+ *     worker_restart, never forwarded, though a send cut short by the kill may have put some of
+ *     their copies on the wire), and open the ring
  *     again. The kernel goes on at its head, wherever that is.
  *   - The first frames it writes then tell where (findRunStart): they form one run from head
  *     on, holes only where frames are in flight. From any waiting frame, walk back over frames
@@ -60,6 +62,20 @@ export interface RingSlots {
  * bit of the kernel's; a frame in flight that lands in a held slot overwrites it (K3).
  */
 export const TP_STATUS_HELD = 0x0100_0000;
+
+/**
+ * Set by the worker on a slot whose frame it has counted (its outcome is in the counters the
+ * supervisor reads), before it hands the slot back. A successor that takes the ring over after
+ * the worker was killed drops such a frame without counting it again: every frame is counted
+ * once, by the worker that took it or as worker_restart by the one that dropped it. Bit 25 is no
+ * status bit of the kernel's, which writes a slot's whole status word when it fills it.
+ */
+export const TP_STATUS_COUNTED = 0x0200_0000;
+
+/** A frame waits in the slot and no worker has counted it. */
+function uncounted(status: number): boolean {
+  return (status & (TP_STATUS_USER | TP_STATUS_COUNTED)) === TP_STATUS_USER;
+}
 
 /**
  * How long a frame stays in flight at most, with margin: the kernel copies at most one slot and
@@ -106,16 +122,17 @@ export function freeze(ring: RingSlots): void {
   }
 }
 
-/** Drops every waiting frame and holds its slot; returns how many. */
+/** Drops every waiting frame and holds its slot; returns how many had not been counted. */
 export function dropWaiting(ring: RingSlots): number {
   const { words, frameCount } = ring;
   const slotWords = ring.frameSize >>> 2;
   let dropped = 0;
   for (let slot = 0; slot < frameCount; slot++) {
     const at = slot * slotWords;
-    if ((Atomics.load(words, at) & TP_STATUS_USER) !== 0) {
+    const status = Atomics.load(words, at);
+    if ((status & TP_STATUS_USER) !== 0) {
       Atomics.store(words, at, TP_STATUS_HELD);
-      dropped++;
+      if (uncounted(status)) dropped++;
     }
   }
   return dropped;
@@ -124,7 +141,7 @@ export function dropWaiting(ring: RingSlots): number {
 /**
  * Gives `count` slots from `from` on back to the kernel, in slot order (the kernel, if it waits
  * at `from`, follows right behind). Whatever a slot holds is dropped: a frame found in one is
- * counted. Returns how many frames were dropped.
+ * counted, unless a worker counted it already. Returns how many frames were dropped.
  */
 export function releaseSlots(ring: RingSlots, from: number, count: number): number {
   const { words, frameCount } = ring;
@@ -137,7 +154,7 @@ export function releaseSlots(ring: RingSlots, from: number, count: number): numb
     for (;;) {
       const status = Atomics.load(words, at);
       if (Atomics.compareExchange(words, at, status, TP_STATUS_KERNEL) !== status) continue;
-      if ((status & TP_STATUS_USER) !== 0) dropped++;
+      if (uncounted(status)) dropped++;
       break;
     }
     slot = slot + 1 === frameCount ? 0 : slot + 1;

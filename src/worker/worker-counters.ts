@@ -1,107 +1,57 @@
 import type { WorkerCounters } from '../protocol/control-api.js';
-import { DROP_REASON_COUNT, DropReason, dropReasonName } from '../packet/frame.js';
+import { workerCountersAt } from '../protocol/counter-cells.js';
+import {
+  MAX_OUTCOMES,
+  OUTPUT_CELLS,
+  OUTPUT_TAG,
+  RULE_CELLS,
+  RULE_TAG,
+  WORKER_CELLS,
+  WORKER_EGRESS_ERRORS,
+  WORKER_OUTCOMES,
+  WORKER_RING_DROPS,
+  outputCell,
+  ruleCell,
+  type CounterSlot,
+} from '../protocol/counter-layout.js';
+import { FORWARDED, OUTCOME_COUNT, OUTCOMES } from '../packet/frame-outcomes.js';
+
+if (OUTCOME_COUNT > MAX_OUTCOMES)
+  throw new Error(`${OUTCOME_COUNT} outcomes, the counter header has room for ${MAX_OUTCOMES}`);
 
 /**
- * What happened to a frame taken from a ring: one outcome code per frame. Code 0 is forwarded;
- * the parser's DropReason codes follow as they are; then the worker's own reasons.
- */
-export const FORWARDED = DropReason.OK;
-/** The frame did not fit its ring slot (snaplen < len). */
-export const OVERSIZE = DROP_REASON_COUNT;
-/** No rule for this (VLAN, group, port) on the input. */
-export const NO_RULE = DROP_REASON_COUNT + 1;
-/** Tagged with a VLAN that no rule of this input names. */
-export const OTHER_VLAN = DROP_REASON_COUNT + 2;
-/** The rule matched, but none of its outputs has sockets. */
-export const NO_OUTPUT = DROP_REASON_COUNT + 3;
-/** Sent from one of this host's addresses: a loop (the relay's own copies coming back). */
-export const OWN_SOURCE = DROP_REASON_COUNT + 4;
-/** No output could send a copy with a TTL of at least 1. */
-export const TTL_EXPIRED = DROP_REASON_COUNT + 5;
-/** Frames a dead worker left in a ring it shared with us: released unprocessed after a restart. */
-export const WORKER_RESTART = DROP_REASON_COUNT + 6;
-/** Every copy of a forwarded frame was refused by the kernel: it left the relay nowhere. */
-export const EGRESS_FAILED = DROP_REASON_COUNT + 7;
-/**
- * Two or more VLAN tags (QinQ), counting the one the kernel stripped. The same code as the
- * parser's (three inline tags), so one name is one reason in one bucket.
- */
-export const TOO_MANY_VLAN_TAGS = DropReason.TOO_MANY_VLAN_TAGS;
-const OUTCOME_COUNT = DROP_REASON_COUNT + 8;
-
-/** The buckets of WorkerCounters whose sum is framesSeen. */
-type Bucket =
-  'forwarded' | 'noRule' | 'notIpv4Udp' | 'malformed' | 'fragments' | 'filtered' | 'unsent' | 'workerRestart';
-
-/** Every parser reason in exactly one bucket: the type demands each name once, no more. */
-const PARSER_BUCKETS: Record<Exclude<keyof typeof DropReason, 'OK'>, Bucket> = {
-  NOT_IPV4: 'notIpv4Udp',
-  NOT_UDP: 'notIpv4Udp',
-  FRAGMENT: 'fragments',
-  TRUNCATED_ETHERNET: 'malformed',
-  // Policy, not damage: the relay does not take QinQ apart (see TOO_MANY_VLAN_TAGS).
-  TOO_MANY_VLAN_TAGS: 'filtered',
-  TRUNCATED_IPV4: 'malformed',
-  BAD_IPV4_VERSION: 'malformed',
-  BAD_IPV4_HEADER_LENGTH: 'malformed',
-  BAD_IPV4_TOTAL_LENGTH: 'malformed',
-  BAD_IPV4_CHECKSUM: 'malformed',
-  TRUNCATED_UDP: 'malformed',
-  BAD_UDP_LENGTH: 'malformed',
-};
-
-/** The worker's own outcomes: code, stable name (metrics, logs) and bucket. */
-const WORKER_OUTCOMES: readonly (readonly [number, string, Bucket])[] = [
-  [FORWARDED, 'forwarded', 'forwarded'],
-  [OVERSIZE, 'oversize', 'malformed'],
-  [NO_RULE, 'no_rule', 'noRule'],
-  [OTHER_VLAN, 'other_vlan', 'noRule'],
-  [NO_OUTPUT, 'no_output', 'noRule'],
-  [OWN_SOURCE, 'own_source', 'filtered'],
-  [TTL_EXPIRED, 'ttl_expired', 'filtered'],
-  [EGRESS_FAILED, 'egress_failed', 'unsent'],
-  [WORKER_RESTART, 'worker_restart', 'workerRestart'],
-];
-
-interface Outcome {
-  readonly name: string;
-  readonly bucket: Bucket;
-}
-
-/**
- * Index: outcome code. Built once from the two lists above and checked at load: every code has
- * exactly one entry, so every counted frame is in exactly one bucket and framesSeen, the sum of
- * all outcomes, equals the sum of the buckets by construction.
- */
-export const OUTCOMES: readonly Outcome[] = ((): Outcome[] => {
-  const table = new Array<Outcome | undefined>(OUTCOME_COUNT);
-  const put = (code: number, outcome: Outcome): void => {
-    if (table[code] !== undefined) throw new Error(`outcome ${code} is listed twice`);
-    table[code] = outcome;
-  };
-  for (const [key, bucket] of Object.entries(PARSER_BUCKETS)) {
-    const code = DropReason[key as keyof typeof PARSER_BUCKETS];
-    put(code, { name: dropReasonName(code), bucket });
-  }
-  for (const [code, name, bucket] of WORKER_OUTCOMES) put(code, { name, bucket });
-  const names = new Set<string>();
-  return table.map((outcome, code) => {
-    if (outcome === undefined) throw new Error(`outcome ${code} has no bucket`);
-    if (names.has(outcome.name)) throw new Error(`outcome name ${outcome.name} is used twice`);
-    names.add(outcome.name);
-    return outcome;
-  });
-})();
-
-/**
- * The worker's own counters. Every frame taken from a ring lands in exactly one outcome: a
- * count in a typed array indexed by code, so counting allocates nothing.
+ * The worker's own counters, in the header of the region it shares with the supervisor (or in
+ * private memory, for tests). Every frame taken from a ring lands in exactly one outcome: a count
+ * in a typed array indexed by code, so counting allocates nothing.
  */
 export class WorkerCounterSet {
   /** Index: an outcome code (FORWARDED, a DropReason code, OVERSIZE, NO_RULE, …). */
-  readonly outcomes = new Float64Array(OUTCOME_COUNT);
-  egressErrors = 0;
-  ringDrops = 0;
+  readonly outcomes: Float64Array;
+  private readonly cells: Float64Array;
+
+  /** `cells`: the region's header (WORKER_CELLS cells). */
+  constructor(cells: Float64Array = new Float64Array(WORKER_CELLS)) {
+    this.cells = cells;
+    this.outcomes = cells.subarray(WORKER_OUTCOMES, WORKER_OUTCOMES + OUTCOME_COUNT);
+  }
+
+  /** Output copies the kernel refused, all outputs together. */
+  get egressErrors(): number {
+    return this.cells[WORKER_EGRESS_ERRORS]!;
+  }
+
+  set egressErrors(n: number) {
+    this.cells[WORKER_EGRESS_ERRORS] = n;
+  }
+
+  /** Frames the kernel dropped because a ring was full. */
+  get ringDrops(): number {
+    return this.cells[WORKER_RING_DROPS]!;
+  }
+
+  set ringDrops(n: number) {
+    this.cells[WORKER_RING_DROPS] = n;
+  }
 
   get forwarded(): number {
     return this.outcomes[FORWARDED]!;
@@ -113,33 +63,46 @@ export class WorkerCounterSet {
     return n;
   }
 
-  /** Sums the outcomes by the table: no reason can land in two buckets, or in none. */
+  /** What this worker has counted, in the operator's words (the supervisor's decoding). */
   snapshot(): WorkerCounters {
-    const buckets: Record<Bucket, number> = {
-      forwarded: 0,
-      noRule: 0,
-      notIpv4Udp: 0,
-      malformed: 0,
-      fragments: 0,
-      filtered: 0,
-      unsent: 0,
-      workerRestart: 0,
-    };
-    const dropsByReason: Record<string, number> = {};
-    let framesSeen = 0;
-    for (let code = 0; code < OUTCOME_COUNT; code++) {
-      const n = this.outcomes[code]!;
-      const { name, bucket } = OUTCOMES[code]!;
-      framesSeen += n;
-      buckets[bucket] += n;
-      if (code !== FORWARDED && n > 0) dropsByReason[name] = n;
+    return workerCountersAt(this.cells, OUTCOMES);
+  }
+}
+
+/**
+ * The region a worker counts in: its header, and the rule and output slots the supervisor gives
+ * out. Taking a slot whose tag is not the one given zeroes it first (a slot freed by another rule,
+ * or never used); one that carries it already (this worker's predecessor counted there, or the
+ * rule comes again after a resync) is counted on.
+ */
+export class CounterRegion {
+  readonly worker: WorkerCounterSet;
+  private readonly cells: Float64Array;
+
+  constructor(cells: Float64Array) {
+    this.cells = cells;
+    this.worker = new WorkerCounterSet(cells.subarray(0, WORKER_CELLS));
+  }
+
+  /** The cells of a rule's slot, taken for it. */
+  takeRule(slot: CounterSlot): Float64Array {
+    return this.take(ruleCell(slot.slot), RULE_CELLS, RULE_TAG, slot.tag);
+  }
+
+  /** The cells of an output's slot, taken for it. */
+  takeOutput(slot: CounterSlot): Float64Array {
+    return this.take(outputCell(slot.slot), OUTPUT_CELLS, OUTPUT_TAG, slot.tag);
+  }
+
+  private take(at: number, size: number, tagCell: number, tag: number): Float64Array {
+    if (at < 0 || at + size > this.cells.length)
+      throw new RangeError(`counter slot at cell ${at} is outside the region`);
+    const cells = this.cells.subarray(at, at + size);
+    if (cells[tagCell] !== tag) {
+      // The counts first, then the tag: the supervisor reads a slot as this rule's only by its tag.
+      cells.fill(0);
+      cells[tagCell] = tag;
     }
-    return {
-      framesSeen,
-      ...buckets,
-      dropsByReason,
-      egressErrors: this.egressErrors,
-      ringDrops: this.ringDrops,
-    };
+    return cells;
   }
 }

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { RuleCounters } from '../protocol/control-api.js';
+import { LAYOUT_MAGIC, REGION_BYTES } from '../protocol/counter-layout.js';
 import {
   decodeSupervisorMessage,
   encodeMessage,
   type DataPlaneSettings,
   type RawEgressSpec,
+  type RuleCounterSlots,
   type SupervisorMessage,
   type WorkerMessage,
   type WorkerRule,
@@ -13,6 +14,7 @@ import { rulesetHash } from '../rules/ruleset-hash.js';
 import { FdChannel } from '../sys/fd-channel.js';
 import type { ReadableWatch, WatchFault } from '../sys/libc.js';
 import { attemptDenied } from '../sys/seccomp.js';
+import { mapSharedMemory, type SharedMemory } from '../sys/shared-memory.js';
 import { setTimerSlack } from '../sys/short-sleep.js';
 import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
@@ -22,7 +24,7 @@ import { OutputPath } from './output-path.js';
 import { ProcessHealth } from './process-health.js';
 import { ReadinessLoop } from './readiness-loop.js';
 import { newOutputSockets, ruleSockets } from './rule-sockets.js';
-import { WorkerCounterSet } from './worker-counters.js';
+import { CounterRegion, type WorkerCounterSet } from './worker-counters.js';
 
 const DEFAULT_SETTINGS: DataPlaneSettings = {
   ringBytes: 4 * 1024 * 1024,
@@ -54,7 +56,9 @@ export class Worker {
   /** What each watched descriptor is, for fault reports: the loop knows only numbers. */
   private readonly fdLabels = new Map<number, string>();
   private settings: DataPlaneSettings = DEFAULT_SETTINGS;
-  private readonly counters = new WorkerCounterSet();
+  /** The counter region the supervisor shares (configure), and the worker's counters in it. */
+  private counterMemory: SharedMemory | undefined;
+  private region: CounterRegion | undefined;
   private readonly hostAddresses = new HostAddresses();
   private readonly health = new ProcessHealth();
   private readonly inputs = new Map<string, InputPath>();
@@ -107,11 +111,12 @@ export class Worker {
 
   private handle(message: SupervisorMessage, fds: number[]): void {
     // At debug level, what the supervisor asks of this worker (not the periodic traffic).
-    if (message.type !== 'heartbeat' && message.type !== 'stats.request')
+    if (message.type !== 'heartbeat')
       this.log.debug({ command: message.type, descriptors: fds.length }, 'command from the supervisor');
     try {
       switch (message.type) {
         case 'configure':
+          this.mapCounters(this.oneFd(fds, message.type));
           this.settings = message.settings;
           this.applyCoalescing();
           this.restartStatsTimer();
@@ -123,10 +128,10 @@ export class Worker {
           this.detachInput(message.interface);
           break;
         case 'rule.add':
-          this.addRule(message.rule, fds);
+          this.addRule(message.rule, message.counters, fds);
           break;
         case 'rule.update':
-          this.updateRule(message.rule, message.previous, fds);
+          this.updateRule(message.rule, message.previous, message.counters, fds);
           break;
         case 'rule.remove':
           this.removeRule(message.id);
@@ -143,9 +148,6 @@ export class Worker {
           break;
         case 'log.level':
           this.log.level = message.level;
-          break;
-        case 'stats.request':
-          this.sendStats(message.requestId);
           break;
         case 'heartbeat':
           this.rulesHash ??= rulesetHash([...this.rules.values()].map((r) => r.fingerprint()));
@@ -166,7 +168,7 @@ export class Worker {
           // Its outcome, the refusal's errno (or E_NOT_CONFINED), is reported as this command's error.
           throw attemptDenied(message.operation, message.pid);
         case 'shutdown':
-          this.sendStats(null);
+          this.collectRingDrops();
           this.stop(0);
           break;
       }
@@ -176,6 +178,33 @@ export class Worker {
       this.log.error({ err: e, message: message.type }, 'command failed');
       this.send({ type: 'error', code: e.code ?? 'E_WORKER', message: e.message, subject: message.type });
     }
+  }
+
+  /**
+   * Maps the counter region. Its descriptor is closed here (the mapping keeps the memory); a
+   * region of another layout is refused, and the worker cannot count.
+   */
+  private mapCounters(fd: number): void {
+    if (this.counterMemory) throw new Error('configure came twice: the worker already has its counters');
+    const memory = mapSharedMemory(fd, REGION_BYTES);
+    closeFd(fd);
+    const cells = new Float64Array(memory.buffer);
+    if (cells[0] !== LAYOUT_MAGIC) {
+      memory.close();
+      throw new Error(`the counter region has layout ${cells[0]}, this worker counts in ${LAYOUT_MAGIC}`);
+    }
+    this.counterMemory = memory;
+    this.region = new CounterRegion(cells);
+  }
+
+  /** The worker's counters; every command that counts comes after configure. */
+  private get counters(): WorkerCounterSet {
+    return this.counterRegion.worker;
+  }
+
+  private get counterRegion(): CounterRegion {
+    if (!this.region) throw new Error('the supervisor has not given this worker its counters (configure)');
+    return this.region;
   }
 
   private oneFd(fds: number[], subject: string): number {
@@ -216,13 +245,19 @@ export class Worker {
   }
 
   /** fds: see ruleSockets. */
-  private addRule(rule: WorkerRule, fds: number[]): void {
+  private addRule(rule: WorkerRule, slots: RuleCounterSlots, fds: number[]): void {
     const sockets = ruleSockets(rule, fds);
+    if (slots.outputs.length !== rule.outputs.length)
+      throw new Error(
+        `rule.add for ${rule.id}: ${slots.outputs.length} counter slots for ${rule.outputs.length} outputs`,
+      );
+    const region = this.counterRegion;
     this.removeRule(rule.id);
     const outputs: OutputPath[] = [];
     try {
       rule.outputs.forEach((spec, i) => {
-        const output = new OutputPath(spec, this.settings.batchSize, this.counters);
+        const counters = region.takeOutput(slots.outputs[i]!);
+        const output = new OutputPath(spec, this.settings.batchSize, this.counters, counters);
         outputs.push(output);
         const given = sockets[i];
         if (given) output.attach(given.socketFd, given.raw);
@@ -232,7 +267,7 @@ export class Worker {
       for (const output of outputs) output.close(true);
       throw err;
     }
-    const forwarding = new ForwardingRule(rule, outputs);
+    const forwarding = new ForwardingRule(rule, outputs, region.takeRule(slots.rule));
     this.rules.set(rule.id, forwarding);
     this.rulesHash = undefined;
     this.inputs.get(rule.inputInterface)?.addRule(forwarding);
@@ -243,9 +278,14 @@ export class Worker {
    * and counters, new ones start with theirs, the others are closed. Nothing queued is lost (the
    * data path flushes every batch before a message is handled). fds: see newOutputSockets.
    */
-  private updateRule(rule: WorkerRule, previous: number[], fds: number[]): void {
+  private updateRule(rule: WorkerRule, previous: number[], slots: RuleCounterSlots, fds: number[]): void {
     const current = this.rules.get(rule.id);
     if (!current) throw new Error(`rule.update for ${rule.id}, which this worker does not hold`);
+    if (slots.outputs.length !== rule.outputs.length)
+      throw new Error(
+        `rule.update for ${rule.id}: ${slots.outputs.length} counter slots for ${rule.outputs.length} outputs`,
+      );
+    const region = this.counterRegion;
     const sockets = newOutputSockets(rule, previous, fds);
     const created: OutputPath[] = [];
     let outputs: OutputPath[];
@@ -257,7 +297,8 @@ export class Worker {
           if (!output) throw new Error(`rule.update for ${rule.id}: no output ${kept} to keep`);
           return output;
         }
-        const output = new OutputPath(spec, this.settings.batchSize, this.counters);
+        const counters = region.takeOutput(slots.outputs[i]!);
+        const output = new OutputPath(spec, this.settings.batchSize, this.counters, counters);
         created.push(output);
         const given = sockets[i];
         if (given) output.attach(given.socketFd, given.raw);
@@ -311,12 +352,21 @@ export class Worker {
     rule.close();
   }
 
-  private sendStats(requestId: number | null): void {
+  /** Adds the kernel's ring drops to the counters (the kernel's count resets when read). */
+  private collectRingDrops(): void {
     for (const input of this.inputs.values()) input.collectRingDrops();
-    const rules: Record<string, RuleCounters> = {};
-    for (const [id, rule] of this.rules) rules[id] = rule.snapshot();
-    const report = { worker: this.counters.snapshot(), health: this.health.snapshot(), rules };
-    this.send({ type: 'stats', requestId, report });
+  }
+
+  /**
+   * Every statsIntervalMs: ring drops into the counters, RTP holes that have waited long enough
+   * judged lost (off the data path), and the process's health to the supervisor.
+   */
+  private everyInterval(): void {
+    this.collectRingDrops();
+    // The monotonic clock: a wall-clock step must neither hold nor hurry the judgement.
+    const now = performance.now();
+    for (const rule of this.rules.values()) rule.rtp?.settle(now);
+    this.send({ type: 'health', health: this.health.snapshot() });
   }
 
   private applyCoalescing(): void {
@@ -328,7 +378,7 @@ export class Worker {
 
   private restartStatsTimer(): void {
     if (this.statsTimer) clearInterval(this.statsTimer);
-    this.statsTimer = setInterval(() => this.sendStats(null), this.settings.statsIntervalMs);
+    this.statsTimer = setInterval(() => this.everyInterval(), this.settings.statsIntervalMs);
   }
 
   private send(message: WorkerMessage): void {
@@ -345,6 +395,7 @@ export class Worker {
     if (this.statsTimer) clearInterval(this.statsTimer);
     for (const name of [...this.inputs.keys()]) this.detachInput(name);
     for (const id of [...this.rules.keys()]) this.removeRule(id);
+    this.counterMemory?.close();
     this.watch.stop();
     this.loop.stop();
     process.exit(code);

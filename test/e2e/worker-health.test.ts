@@ -199,10 +199,10 @@ test('15 workers killed at 1/s: each is back, answering heartbeats, well under a
 for (const [what, data, count, reason] of [
   ['20,000 forged ready messages', JSON.stringify({ type: 'ready', pid: 1 }), 20_000, /said ready/],
   [
-    'a stats report that is null',
-    JSON.stringify({ type: 'stats', requestId: null, report: null }),
+    'a health report that is null',
+    JSON.stringify({ type: 'health', health: null }),
     1,
-    /report must be object/,
+    /health must be object/,
   ],
   ['bytes that are not JSON', '{"type":"heartbeat","seq":', 1, /is not JSON/],
 ] as const) {

@@ -93,22 +93,28 @@ test('a worker killed with SIGKILL under traffic is back and forwarding within a
       ...['--rate', '1000', '--size', '200', '--count', '4000'],
     ]);
     await waitFor('traffic to flow', () => (workerTotals(relay.stats()).forwarded > 500 ? true : undefined));
+    const beforeKill = relay.stats();
     const victim = workers(relay)[0]!.pid!;
-    const killedAt = Date.now();
     process.kill(victim, 'SIGKILL');
     const replacement = await waitFor('a new worker', () => {
       const w = workers(relay)[0]!;
       return w.state === 'running' && w.pid !== victim ? w : undefined;
     });
+    // mcrd keeps the counters, not the worker: none of them went backwards with it.
+    const afterKill = relay.stats();
+    const [was, is] = [workerTotals(beforeKill), workerTotals(afterKill)];
+    for (const name of ['framesSeen', 'forwarded'] as const) assert.ok(is[name] >= was[name], name);
+    const [ruleWas, ruleIs] = [beforeKill.rules[0]!.counters, afterKill.rules[0]!.counters];
+    assert.ok(ruleIs.packetsIn >= ruleWas.packetsIn);
+    assert.ok(ruleIs.outputs[0]!.packets >= ruleWas.outputs[0]!.packets);
     await waitFor('the new worker to forward', () =>
-      workerTotals(relay.stats()).forwarded > 0 ? true : undefined,
+      workerTotals(relay.stats()).forwarded > is.forwarded ? true : undefined,
     );
-    const recoveredMs = Date.now() - killedAt;
-    assert.ok(recoveredMs < 1000, `forwarding again after ${recoveredMs} ms`);
     assert.equal(replacement.restarts, 1);
     assert.equal((await sender.exited).code, 0);
     const { report } = await receiverReport(recv);
-    // Loss is bounded by the restart window: at 1000 pps, under a second's worth.
+    // The gap is measured on the wire, not by polling with mcrctl (whose start-up on a busy host
+    // would be measured too): at 1000 pps, under a second's worth of loss is under a second down.
     assert.ok(report.totals.lost < 1000, `lost ${report.totals.lost}`);
     assert.ok(report.totals.unique > 3000, `received ${report.totals.unique}`);
     assert.equal(report.totals.duplicates, 0);

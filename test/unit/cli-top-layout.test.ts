@@ -198,6 +198,24 @@ test('the rules table: rates with units, ages, drops marked, the state with its 
   assert.equal(t.rows[1]![state]!.tone, 'warn');
 });
 
+test('RTP LOST shows only when a rule counts its RTP stream, "-" for the others', () => {
+  assert.ok(!rulesTable(model().rules).columns.some((c) => c.title === 'RTP LOST'));
+  const now = snapshot(0, {
+    rules: [rule('r-1', 'cam-rtp', { rtp: { lost: 16, packets: 3000 } }), rule('r-2', 'plain')],
+  });
+  const t = rulesTable(topModel(now, undefined, 'name').rules);
+  const at = t.columns.findIndex((c) => c.title === 'RTP LOST');
+  assert.ok(at > 0);
+  assert.deepEqual(
+    t.rows.map((r) => [r[0]!.text, r[at]!.text, r[at]!.tone]),
+    [
+      ['cam-rtp', '16', 'warn'],
+      ['plain', '-', 'dim'],
+    ],
+  );
+  for (const r of t.rows) assert.equal(r.length, t.columns.length);
+});
+
 test('a narrow terminal keeps the rule, its input rate and its drop rate', () => {
   const t = rulesTable(model().rules);
   const titles = fitColumns(t, 40).map((f) => t.columns[f.index]!.title);

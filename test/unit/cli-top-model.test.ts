@@ -39,13 +39,15 @@ test('a rule row takes its rates from mcrd: pps, payload bits, all outputs toget
   assert.equal(row.state, 'active');
 });
 
-test('a rule without a name shows its id; the input names its VLAN and source', () => {
-  const r = rule('r-abc', null);
+test('a rule without a name shows its id; the input names its VLAN, source and rtp', () => {
+  const r = rule('r-abc', null, { rtp: { lost: 4 } });
   r.input.vlan = 100;
   r.input.source = '10.0.1.5';
   const [row] = ruleRows(snapshot(0, { rules: [r] }), undefined);
   assert.equal(row!.label, 'r-abc');
-  assert.equal(row!.input, 'in0 vlan 100 239.1.1.1:5000 from 10.0.1.5');
+  assert.equal(row!.input, 'in0 vlan 100 239.1.1.1:5000 from 10.0.1.5 rtp');
+  assert.equal(row!.rtpLost, 4);
+  assert.equal(ruleRows(snapshot(0, { rules: [rule('r-1', 'a')] }), undefined)[0]!.rtpLost, null);
 });
 
 test('drops are the packets relayed nowhere; copy errors are the copies not sent', () => {
@@ -109,6 +111,7 @@ function row(label: string, inPps: number, drops = 0, dropsPerSecond: number | n
     drops,
     dropsPerSecond,
     copyErrors: 0,
+    rtpLost: null,
     lastPacketAge: null,
     state: 'active',
     reason: null,

@@ -44,6 +44,7 @@ test('send: a full valid command line', () => {
     ttl: 3,
     streamId: 16,
     sourcePort: 4000,
+    rtp: undefined,
   });
 });
 
@@ -134,6 +135,7 @@ test('recv: valid command lines', () => {
     timeoutSeconds: 20,
     expect: 10,
     maxSize: 9000,
+    rtp: false,
   });
   const d = parseRecvOptions({ ...recv, count: undefined, duration: '5', group: '10.77.0.2' }, resolve);
   assert.equal(d.maxSize, 2048);
@@ -221,4 +223,62 @@ test('--streams: bad counts and ranges that leave their kind of address', () => 
     /10\.0\.0\.2 is a unicast address and there is nothing to join/,
   );
   assert.equal(parseRecvOptions({ ...recv, group: '10.0.0.2', streams: '1' }, resolve).streams, 1);
+});
+
+test('send --rtp: the sequence options, checked; absent without --rtp', () => {
+  assert.equal(parseSendOptions(send, resolve).rtp, undefined);
+  const o = parseSendOptions(
+    {
+      ...send,
+      rtp: true,
+      rtpFirstSequence: '65000',
+      rtpGaps: '100, 250:3,900:1000',
+      rtpSkipEvery: '7',
+      rtpDuplicateEvery: '11',
+      rtpReorderEvery: '13',
+    },
+    resolve,
+  );
+  assert.deepEqual(o.rtp, {
+    firstSequence: 65000,
+    gaps: [
+      { at: 100, size: 1 },
+      { at: 250, size: 3 },
+      { at: 900, size: 1000 },
+    ],
+    skipEvery: 7,
+    duplicateEvery: 11,
+    reorderEvery: 13,
+  });
+  const first = parseSendOptions({ ...send, rtp: true }, resolve).rtp!.firstSequence;
+  assert.ok(Number.isInteger(first) && first >= 0 && first <= 65535, 'a random first number');
+  for (const gaps of ['0', '5,5', '9,3', '10:0', '10:1001', 'x', '10:', '']) {
+    rejects(
+      () => parseSendOptions({ ...send, rtp: true, rtpGaps: gaps }, resolve),
+      '--rtp-gaps',
+      /PACKET\[:SIZE\]/,
+    );
+  }
+  rejects(
+    () => parseSendOptions({ ...send, rtpGaps: '5' }, resolve),
+    '--rtp-gaps',
+    /only applies with --rtp/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, rtp: true, rtpReorderEvery: '1' }, resolve),
+    '--rtp-reorder-every',
+    /2-1000000/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, rtp: true, rtpFirstSequence: '65536' }, resolve),
+    '--rtp-first-sequence',
+    /0-65535/,
+  );
+  rejects(() => parseSendOptions({ ...send, rtp: true, size: '43' }, resolve), '--size', /at least 44/);
+  rejects(() => parseSendOptions({ ...send, rtp: true, streams: '2' }, resolve), '--rtp', /one RTP stream/);
+});
+
+test('recv --rtp: the probe follows an RTP header', () => {
+  assert.equal(parseRecvOptions(recv, resolve).rtp, false);
+  assert.equal(parseRecvOptions({ ...recv, rtp: true }, resolve).rtp, true);
 });

@@ -104,6 +104,7 @@ test('send report text', () => {
     sendErrors: { ENOBUFS: 1 },
     boundToDevice: false,
     sendBufferBytes: 1,
+    rtp: null,
   };
   const text = formatSendText(report);
   assert.match(text, /10 packets of 1316 bytes to 239\.9\.9\.9:5000 via va/);
@@ -121,6 +122,21 @@ test('send report text', () => {
   assert.match(
     many,
     /to 239\.1\.1\.1-239\.1\.1\.100:5000 via va, 100 streams \(ids 4294967294-97, round-robin\)/,
+  );
+  assert.doesNotMatch(text, /rtp/);
+  const rtp = formatSendText({
+    ...report,
+    rtp: {
+      ssrc: 7,
+      payloadType: 96,
+      firstSequence: 65000,
+      lastSequence: 2468,
+      injected: { gaps: 4, lost: 16, duplicates: 11, reordered: 7 },
+    },
+  });
+  assert.match(
+    rtp,
+    /rtp: ssrc 7, payload type 96, sequence 65000 to 2468; injected: 4 gaps \(16 numbers lost\), 11 duplicates, 7 reordered/,
   );
 });
 

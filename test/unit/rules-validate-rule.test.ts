@@ -48,6 +48,7 @@ test('validateRule turns a valid request into a Rule', () => {
     inputGroup: 0xef010101,
     inputPort: 5000,
     unicastInput: false,
+    rtp: false,
     outputs: [
       {
         group: 0xef020202,
@@ -745,4 +746,12 @@ test('a source-specific input: a unicast sender, part of the id; not for unicast
     'E_INVALID_SOURCE',
     'input-source',
   );
+});
+
+test('the rtp option is a plain yes or no, off unless asked for', () => {
+  assert.equal(validateRule(request({ rtp: true })).rtp, true);
+  assert.equal(validateRule(request({ rtp: false })).rtp, false);
+  assert.equal(validateRule(request()).rtp, false);
+  // It does not change which input the rule takes: the id stays.
+  assert.equal(validateRule(request({ rtp: true })).id, validateRule(request()).id);
 });

@@ -1,5 +1,6 @@
 import type {
   InterfaceStatsView,
+  RtpCounters,
   RuleStatsView,
   StatsView,
   WorkerStatsView,
@@ -20,13 +21,22 @@ export function rule(
     packetsIn?: number;
     state?: RuleStatsView['state'];
     reason?: string | null;
+    rtp?: Partial<RtpCounters>;
   } = {},
 ): RuleStatsView {
   const outputs = more.outputs ?? [{ pps: more.pps ?? 0, bytesPerSecond: more.bytesPerSecond ?? 0 }];
   return {
     id,
     name,
-    input: { interface: 'in0', vlan: null, source: null, group: '239.1.1.1', port: 5000, unicast: false },
+    input: {
+      interface: 'in0',
+      vlan: null,
+      source: null,
+      group: '239.1.1.1',
+      port: 5000,
+      unicast: false,
+      rtp: more.rtp !== undefined,
+    },
     outputs: outputs.map((_, i) => ({
       group: `239.2.2.${i + 1}`,
       port: 6000,
@@ -55,6 +65,20 @@ export function rule(
         ttlExpired: o.ttlExpired ?? 0,
       })),
       lastPacketAt: more.lastPacketAt === undefined ? null : more.lastPacketAt,
+      rtp:
+        more.rtp === undefined
+          ? null
+          : {
+              packets: 0,
+              notRtp: 0,
+              lost: 0,
+              gaps: 0,
+              duplicates: 0,
+              reordered: 0,
+              ssrcChanges: 0,
+              resyncs: 0,
+              ...more.rtp,
+            },
     },
     rates: {
       packetsIn: more.pps ?? 0,

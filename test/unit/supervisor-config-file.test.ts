@@ -211,8 +211,16 @@ test('rules written back as a document read again as the same rules, names and i
       inputSource: '10.1.1.7',
       outputs: [{ group: '239.3.3.3', port: 6000, interface: 'eth1' }],
     }),
+    validateRule({
+      inputInterface: 'eth0',
+      inputGroup: '239.5.5.5',
+      inputPort: 5004,
+      rtp: true,
+      outputs: [{ group: '239.3.3.4', port: 6000, interface: 'eth1' }],
+    }),
   ];
   const text = renderRules(rules, 'written by a test');
+  assert.match(text, /rtp: true/);
   assert.match(text, /^\/\/ written by a test\n/);
   const again = parseConfig(text, 'saved.json5');
   assert.ok(again.ok, JSON.stringify(again));
@@ -234,4 +242,16 @@ test('one pass reports shape and meaning together: an unknown key does not hide 
     ['E_INVALID_ADDRESS', 'rules[0].input.group'],
     ['E_CONFIG_VALUE', 'rules[1].input.port'],
   ]);
+});
+
+test('rtp: true on a rule turns its RTP stream health on; anything but true or false is refused', () => {
+  const doc = (rtp: string): string =>
+    `{ rules: [{ input: { interface: "eth0", group: "239.1.1.1", port: 5004 }, rtp: ${rtp}, outputs: [{ group: "239.2.2.2", port: 6000, interface: "eth1" }] }] }`;
+  const on = parseConfig(doc('true'), FILE);
+  assert.ok(on.ok, JSON.stringify(on));
+  assert.equal(validateRule(on.config.rules[0]!).rtp, true);
+  const off = parseConfig(doc('false'), FILE);
+  assert.ok(off.ok, JSON.stringify(off));
+  assert.equal(validateRule(off.config.rules[0]!).rtp, false);
+  assert.deepEqual(summary(parseConfig(doc('"yes"'), FILE)), [['E_CONFIG_VALUE', 'rules[0].rtp']]);
 });

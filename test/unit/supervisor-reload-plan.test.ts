@@ -73,3 +73,12 @@ test('a runtime rule the file gives becomes a config rule; a runtime rule that k
   );
   assert.doesNotThrow(() => planReload([runtime(manual)], [other], true));
 });
+
+test('turning rtp on or off is an update the workers apply, every output kept', () => {
+  const off = rule('239.1.1.1', ['239.2.2.1:6000:eth1', '239.2.2.2:6000:eth2']);
+  const on = { ...off, rtp: true };
+  const plan = planReload([config(off)], [on], false);
+  assert.deepEqual(plan.update, [{ rule: on, previous: [0, 1], removedOutputs: 0, renameOnly: false }]);
+  assert.deepEqual(planReload([config(on)], [on], false).unchanged, [on.id]);
+  assert.equal(planReload([config(on)], [off], false).update[0]!.renameOnly, false);
+});

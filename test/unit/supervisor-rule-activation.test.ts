@@ -2,12 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 
-import type { SupervisorMessage } from '../../src/protocol/worker-messages.js';
+import type { CounterSlot } from '../../src/protocol/counter-layout.js';
+import type { RuleCounterSlots, SupervisorMessage } from '../../src/protocol/worker-messages.js';
 import type { Rule, RuleRequest } from '../../src/rules/rule.js';
 import { validateRule } from '../../src/rules/validate-rule.js';
 import type { OutputSockets } from '../../src/supervisor/output-sockets.js';
 import type { LinkState } from '../../src/supervisor/links.js';
-import { RuleActivation, type WorkerLink } from '../../src/supervisor/rule-activation.js';
+import { RuleActivation, type CounterSlots, type WorkerLink } from '../../src/supervisor/rule-activation.js';
 import type { InputSocketSet, SocketOpener } from '../../src/supervisor/system-sockets.js';
 
 // Rule activation against fakes of the interfaces, the socket opener and the workers: which
@@ -129,18 +130,59 @@ class FakeWorkers implements WorkerLink {
   }
 }
 
+/** Counter slots as CounterStore gives them out: numbered in order, each with a fresh tag. */
+class FakeCounters implements CounterSlots {
+  private next = 0;
+  private tag = 1;
+  /** Slots given out and not taken back, as "rule:N" and "output:N". */
+  readonly held = new Set<string>();
+
+  allocateRule(outputs: number): RuleCounterSlots {
+    const rule = this.take('rule');
+    return { rule, outputs: Array.from({ length: outputs }, () => this.allocateOutput()) };
+  }
+
+  allocateOutput(): CounterSlot {
+    return this.take('output');
+  }
+
+  freeRule(slots: RuleCounterSlots): void {
+    this.give('rule', slots.rule);
+    for (const slot of slots.outputs) this.freeOutput(slot);
+  }
+
+  freeOutput(slot: CounterSlot): void {
+    this.give('output', slot);
+  }
+
+  private take(kind: string): CounterSlot {
+    const slot = { slot: this.next++, tag: this.tag++ };
+    this.held.add(`${kind}:${slot.slot}`);
+    return slot;
+  }
+
+  private give(kind: string, slot: CounterSlot): void {
+    assert.ok(
+      this.held.delete(`${kind}:${slot.slot}`),
+      `${kind} slot ${slot.slot} freed twice or never given`,
+    );
+  }
+}
+
 function setup(workers = 2) {
   const links = new FakeLinks();
   const sockets = new FakeSockets(workers);
   const fake = new FakeWorkers(workers);
+  const counters = new FakeCounters();
   const activation = new RuleActivation({
     links,
     sockets,
     workers: fake,
+    counters,
     log: pino({ level: 'silent' }),
     ringBytes: 4 << 20,
   });
-  return { links, sockets, workers: fake, activation };
+  return { links, sockets, workers: fake, activation, counters };
 }
 
 function rule(request: Partial<RuleRequest> = {}): Rule {
@@ -307,7 +349,7 @@ test('a new address on an output link renews its sockets; the old ones are close
 });
 
 test('all or nothing: an add whose output cannot be opened is refused and leaves no socket open', () => {
-  const { links, sockets, workers, activation } = setup();
+  const { links, sockets, workers, activation, counters } = setup();
   links.add('in0');
   links.add('out0');
   links.add('out1');
@@ -324,6 +366,7 @@ test('all or nothing: an add whose output cannot be opened is refused and leaves
   // Three refused adds in a row leave nothing behind either.
   for (let i = 0; i < 3; i++) assert.throws(() => activation.add(r));
   assert.equal(sockets.open.size, 0);
+  assert.equal(counters.held.size, 0, 'nor any counter slot');
 });
 
 test('after the add, an output that fails to open waits with the reason and is tried again on the next change', () => {
@@ -442,7 +485,7 @@ test('a unicast input waits until the host has its address', () => {
 });
 
 test('removing rules releases everything; the last rule of an input detaches it from the workers', () => {
-  const { links, sockets, workers, activation } = setup(1);
+  const { links, sockets, workers, activation, counters } = setup(1);
   links.add('in0');
   links.add('out0');
   const a = rule();
@@ -461,6 +504,57 @@ test('removing rules releases everything; the last rule of an input detaches it 
     ['rule.remove', 'input.detach'],
   );
   assert.equal(sockets.open.size, 0);
+  assert.equal(counters.held.size, 0, 'and their counter slots');
+});
+
+test('a rule counts in the same slots for its whole life: through waiting, resyncs and updates that keep an output', () => {
+  const { links, workers, activation, counters } = setup(1);
+  links.add('in0');
+  links.add('out0');
+  links.add('out1');
+  const r = rule({
+    outputs: [
+      { group: '239.2.2.1', port: 6000, interface: 'out0' },
+      { group: '239.2.2.2', port: 6000, interface: 'out1' },
+    ],
+  });
+  activation.add(r);
+  const slots = activation.counterSlots(r.id);
+  const added = workers.take('rule.add')[0]!.message;
+  assert.ok(added.type === 'rule.add');
+  assert.deepEqual(added.counters, slots);
+  // The input goes and comes back: the rule is sent again, with the same slots.
+  links.links.delete('in0');
+  activation.linkChanged('in0', 'vanished');
+  links.add('in0');
+  activation.linkChanged('in0', 'appeared');
+  const again = workers.take('rule.add')[0]!.message;
+  assert.ok(again.type === 'rule.add');
+  assert.deepEqual(again.counters, slots);
+  activation.syncWorker(0);
+  const synced = workers.take('rule.add')[0]!.message;
+  assert.ok(synced.type === 'rule.add');
+  assert.deepEqual(synced.counters, slots);
+  // An update keeps output 1's slot, gives the new output a fresh one, frees output 0's.
+  activation.update(
+    rule({
+      outputs: [
+        { group: '239.2.2.2', port: 6000, interface: 'out1' },
+        { group: '239.2.2.3', port: 6000, interface: 'out0' },
+      ],
+    }),
+    [1, -1],
+  );
+  const updated = activation.counterSlots(r.id);
+  assert.deepEqual(updated.rule, slots.rule);
+  assert.deepEqual(updated.outputs[0], slots.outputs[1]);
+  assert.ok(updated.outputs[1]!.tag > slots.outputs[1]!.tag, 'a new tag for the new output');
+  assert.equal(counters.held.has(`output:${slots.outputs[0]!.slot}`), false);
+  const message = workers.take('rule.update')[0]!.message;
+  assert.ok(message.type === 'rule.update');
+  assert.deepEqual(message.counters, updated);
+  activation.remove(r.id);
+  assert.equal(counters.held.size, 0);
 });
 
 test('the expected ruleset hash follows what the workers hold, attachments included', () => {

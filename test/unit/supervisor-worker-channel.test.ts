@@ -90,6 +90,7 @@ const limits: QueueLimits = {
 const ruleAdd = (id: string): SupervisorMessage => ({
   type: 'rule.add',
   rule: { id, inputInterface: 'in0', inputVlan: 0, inputSource: 0, inputGroup: 1, inputPort: 2, outputs: [] },
+  counters: { rule: { slot: 0, tag: 1 }, outputs: [] },
 });
 const ruleRemove = (id: string): SupervisorMessage => ({ type: 'rule.remove', id });
 const attach = (name: string): SupervisorMessage => ({

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { WorkerMessage, WorkerStatsReport } from '../../src/protocol/worker-messages.js';
+import type { WorkerMessage } from '../../src/protocol/worker-messages.js';
 import { WorkerConversation } from '../../src/supervisor/worker-conversation.js';
 
 // The order of a worker's conversation: well-formed messages at the wrong moment are refused.
 
-const report = {} as WorkerStatsReport; // the shape is the schema's business, not the order's
 const heartbeat = (seq: number): WorkerMessage => ({ type: 'heartbeat', seq, rulesHash: '0123456789abcdef' });
-const stats = (requestId: number | null): WorkerMessage => ({ type: 'stats', requestId, report });
+// The shape is the schema's business, not the order's.
+const health = { type: 'health', health: {} } as WorkerMessage;
 const error: WorkerMessage = { type: 'error', code: 'E_WORKER', message: 'x', subject: 'rule.add' };
 
 function ready(pid = 100): WorkerConversation {
@@ -29,10 +29,9 @@ test('ready comes once, first, with the worker’s own pid', () => {
 });
 
 test('before ready only ready and fatal are in order; fatal after ready is not', () => {
-  for (const message of [heartbeat(1), stats(null), stats(1), error]) {
+  for (const message of [heartbeat(1), health, error]) {
     const c = new WorkerConversation(100);
     c.nextHeartbeat();
-    c.nextStatsRequest();
     assert.match(c.accept(message)!, new RegExp(`sent ${message.type} before it said ready`));
   }
   const fatal: WorkerMessage = { type: 'fatal', code: 'E_WORKER_START', message: 'no' };
@@ -54,18 +53,8 @@ test('a heartbeat answer must answer one that was sent and not yet answered, in 
   assert.match(c.accept(heartbeat(2))!, /are none/, 'but not go back');
 });
 
-test('a stats answer must answer a pending request; reports of its own (null) are always in order', () => {
+test('health reports come on the worker’s own timer: always in order after ready', () => {
   const c = ready();
-  assert.equal(c.accept(stats(null)), undefined);
-  assert.match(
-    c.accept(stats(1))!,
-    /answered stats request 1, but the requests waiting for an answer are none/,
-  );
-  const id = c.nextStatsRequest();
-  assert.equal(c.accept(stats(id)), undefined);
-  assert.match(c.accept(stats(id))!, /are none/);
-  c.nextStatsRequest();
-  assert.equal(c.accept(stats(null)), undefined);
+  for (let i = 0; i < 3; i++) assert.equal(c.accept(health), undefined);
   assert.equal(c.accept(error), undefined);
-  assert.equal(c.accept(stats(2)), undefined);
 });

@@ -4,13 +4,12 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 
+import type { WorkerProcessHealth } from '../../src/protocol/control-api.js';
 import {
   decodeSupervisorMessage,
   encodeMessage,
   type WorkerMessage,
-  type WorkerStatsReport,
 } from '../../src/protocol/worker-messages.js';
-import { emptyWorkerCounters } from '../../src/protocol/counters.js';
 import { WorkerProcess, type WorkerChild } from '../../src/supervisor/worker-process.js';
 import { duplicateDescriptor, FdChannel } from '../../src/sys/fd-channel.js';
 
@@ -65,29 +64,31 @@ function start(): { child: FakeChild; worker: WorkerProcess; logs: { msg: string
   return { child, worker, logs };
 }
 
-const report = (): WorkerStatsReport => ({
-  worker: emptyWorkerCounters(),
-  health: { rssBytes: 1, gcCount: 0, gcTotalMs: 0, gcMaxPauseMs: 0, gcPausesOver1Ms: 0, cpuSeconds: 0 },
-  rules: {},
-});
+const health: WorkerProcessHealth = {
+  rssBytes: 1,
+  gcCount: 0,
+  gcTotalMs: 0,
+  gcMaxPauseMs: 0,
+  gcPausesOver1Ms: 0,
+  cpuSeconds: 0,
+};
 
 async function exited(worker: WorkerProcess): Promise<void> {
   if (worker.state !== 'stopped') await new Promise((resolve) => worker.once('exit', resolve));
 }
 
-test('a well-behaved worker is ready once, answers heartbeats and stats, and is kept', async () => {
+test('a well-behaved worker is ready once, answers heartbeats, reports its health, and is kept', async () => {
   const { child, worker } = start();
   try {
     child.say({ type: 'ready', pid: 4242 });
     await sleep(300);
     assert.equal(worker.state, 'running');
-    const stats = worker.requestStats(1000);
-    await sleep(20);
+    const reported = new Promise((resolve) => worker.once('health', resolve));
     const heard = child.heard();
-    assert.ok(heard.includes('heartbeat') && heard.includes('stats.request'), heard.join());
+    assert.ok(heard.includes('heartbeat'), heard.join());
     child.say({ type: 'heartbeat', seq: 1, rulesHash: '0123456789abcdef' });
-    child.say({ type: 'stats', requestId: 1, report: report() });
-    assert.deepEqual((await stats)?.worker, emptyWorkerCounters());
+    child.say({ type: 'health', health });
+    assert.deepEqual(await reported, health);
     assert.equal(worker.ranFine, true);
     assert.deepEqual(child.kills, []);
   } finally {
@@ -99,20 +100,11 @@ test('a well-behaved worker is ready once, answers heartbeats and stats, and is 
 
 for (const [what, forged, reason] of [
   ['a second ready', { type: 'ready', pid: 4242 }, /said ready a second time/],
-  [
-    'a stats report that is null',
-    { type: 'stats', requestId: null, report: null },
-    /stats: \/report must be object/,
-  ],
+  ['a health report that is null', { type: 'health', health: null }, /health: \/health must be object/],
   [
     'an answer to a heartbeat never sent',
     { type: 'heartbeat', seq: 99, rulesHash: '0123456789abcdef' },
     /answered heartbeat 99/,
-  ],
-  [
-    'an answer to a stats request never made',
-    { type: 'stats', requestId: 7, report: report() },
-    /answered stats request 7/,
   ],
   ['garbage', { type: 'hello', x: 1 }, /unknown type "hello"/],
 ] as const) {
@@ -121,7 +113,6 @@ for (const [what, forged, reason] of [
     try {
       child.say({ type: 'ready', pid: 4242 });
       await sleep(20);
-      const waiting = worker.requestStats(5000);
       // Many of them: one verdict, one log line, one kill.
       for (let i = 0; i < 100; i++) child.say(forged);
       await exited(worker);
@@ -130,7 +121,6 @@ for (const [what, forged, reason] of [
       const lines = logs.filter((l) => l.code === 'E_WORKER_MISBEHAVED');
       assert.equal(lines.length, 1, JSON.stringify(logs));
       assert.match(lines[0]!.msg, reason);
-      assert.equal(await waiting, undefined, 'a pending stats request is answered (with nothing)');
     } finally {
       worker.closeChannel();
     }

@@ -14,8 +14,8 @@ import {
   TOO_MANY_VLAN_TAGS,
   TTL_EXPIRED,
   WORKER_RESTART,
-  WorkerCounterSet,
-} from '../../src/worker/worker-counters.js';
+} from '../../src/packet/frame-outcomes.js';
+import { WorkerCounterSet } from '../../src/worker/worker-counters.js';
 
 const BUCKETS = [
   'forwarded',

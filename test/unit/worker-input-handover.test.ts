@@ -13,7 +13,8 @@ import { HostAddresses } from '../../src/worker/host-addresses.js';
 import { InputPath } from '../../src/worker/input-path.js';
 import { OutputPath } from '../../src/worker/output-path.js';
 import { waitingRun, type HandoverReport } from '../../src/worker/ring-handover.js';
-import { NO_RULE, OVERSIZE, WorkerCounterSet } from '../../src/worker/worker-counters.js';
+import { NO_RULE, OVERSIZE } from '../../src/packet/frame-outcomes.js';
+import { WorkerCounterSet } from '../../src/worker/worker-counters.js';
 import { LOCALHOST, Sink, sleep, workerOutput } from './kernel-fixtures.js';
 import { inPrivateNetns, isRoot, rerunInPrivateNetns } from './private-netns.js';
 

@@ -23,8 +23,8 @@ import {
   OWN_SOURCE,
   TOO_MANY_VLAN_TAGS,
   TTL_EXPIRED,
-  WorkerCounterSet,
-} from '../../src/worker/worker-counters.js';
+} from '../../src/packet/frame-outcomes.js';
+import { WorkerCounterSet } from '../../src/worker/worker-counters.js';
 import { Sink, workerOutput, writeSlot } from './kernel-fixtures.js';
 import { inPrivateNetns, isRoot, rerunInPrivateNetns } from './private-netns.js';
 

@@ -216,7 +216,7 @@ function tests(): void {
         ],
       );
       assert.deepEqual(
-        outputs.map((o) => o.ttlExpired),
+        outputs.map((o) => o.snapshot().ttlExpired),
         [2, 2, 0],
       );
       assert.equal(r.counters.forwarded, 6, 'the fixed output always sends');

@@ -11,6 +11,7 @@ import {
   ReadPosition,
   releaseSlots,
   type RingSlots,
+  TP_STATUS_COUNTED,
   TP_STATUS_HELD,
 } from '../../src/worker/ring-takeover.js';
 
@@ -178,6 +179,27 @@ test('freeze: the kernel writes nothing more; frames in flight still land; dropW
   for (let s = 0; s < ring.frameCount; s++) assert.equal(ring.status(s), TP_STATUS_HELD);
   assert.equal(releaseSlots(ring, 10, ring.frameCount), 0);
   for (let s = 0; s < ring.frameCount; s++) assert.equal(ring.status(s), TP_STATUS_KERNEL);
+});
+
+test('frames the dead worker counted before it was killed are dropped without being counted again', () => {
+  const { ring, kernel } = usedRing(64, 70);
+  const first = kernel.head;
+  kernel.write(6);
+  // It counted the first four of its batch (two forwarded, two dropped), and died before it
+  // handed them back; the last two it had not counted.
+  for (let i = 0; i < 4; i++) {
+    const at = ((first + i) % ring.frameCount) * (SLOT_BYTES / 4);
+    ring.words[at] = ring.words[at]! | TP_STATUS_COUNTED;
+  }
+  const reader = new Reader(ring, true);
+  assert.equal(reader.dropped, 2, 'only the frames no one counted are worker_restart');
+  for (let s = 0; s < ring.frameCount; s++) assert.equal(ring.status(s), TP_STATUS_KERNEL);
+  // A fence slot found holding a counted frame is not counted either.
+  const at = 5 * (SLOT_BYTES / 4);
+  Atomics.store(ring.words, at, TP_STATUS_USER | TP_STATUS_COUNTED);
+  assert.equal(releaseSlots(ring, 5, 1), 0);
+  Atomics.store(ring.words, at, TP_STATUS_USER);
+  assert.equal(releaseSlots(ring, 5, 1), 1);
 });
 
 // The defect: the kernel's head near the end of a full ring. The old logic freed the ring in slot
