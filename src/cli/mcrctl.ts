@@ -7,6 +7,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/control-api.js'
 import { parseOutputList } from '../rules/output-syntax.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
+import { registerTraceCommand } from './mcrctl-trace.js';
 import { rulesTable, workersTable } from './views.js';
 import { registerLiveCommands } from './mcrctl-live.js';
 import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
@@ -207,6 +208,15 @@ registerConfigCommands(program, {
   print: (json, text) => print(json, text),
 });
 
+registerTraceCommand(program, {
+  connect: async () => {
+    await connect();
+    return client!;
+  },
+  json: () => program.opts<GlobalOptions>().json === true,
+  print: (json, text) => print(json, text),
+});
+
 /** Digits become a number; anything else goes on as typed, for validation to name it. */
 function numberIfDigits(text: string): number {
   return (/^\d{1,9}$/.test(text) ? Number(text) : text) as number;
@@ -264,7 +274,8 @@ function fail(err: unknown): number {
 async function main(): Promise<number> {
   try {
     await program.parseAsync();
-    return 0;
+    // A command may set its own status (mcrctl trace: how its stream ended).
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander already printed the message (or help/version); map its outcome to our exit codes.

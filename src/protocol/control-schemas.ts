@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { MethodName } from './control-api.js';
 import { ControlError, RPC_INVALID_PARAMS } from './json-rpc.js';
+import { MAX_TRACE_COUNT, MAX_TRACE_SECONDS } from './trace.js';
 
 // JSON Schemas for method parameters: the shape is checked here, the meaning (addresses,
 // loops, duplicates) by the rules layer, so each error names the offending field.
@@ -78,6 +79,25 @@ const schemas: Record<MethodName, object> = {
       component: { enum: ['supervisor', 'workers'] },
     },
   },
+  'trace.start': {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      rule: { type: 'string', maxLength: 256 },
+      interface: { type: 'string', maxLength: 64 },
+      group: { type: 'string', maxLength: 64 },
+      port: { type: 'integer' },
+      count: { type: 'integer', minimum: 1, maximum: MAX_TRACE_COUNT },
+      timeout: { type: 'number', exclusiveMinimum: 0, maximum: MAX_TRACE_SECONDS },
+      dropsOnly: { type: 'boolean' },
+    },
+    // A rule, or an interface (with a group and port optionally); what they name is checked by mcrd.
+    oneOf: [
+      { required: ['rule'], properties: { rule: true } },
+      { required: ['interface'], properties: { interface: true } },
+    ],
+  },
+  'trace.list': empty,
   'debug.forgetRule': {
     type: 'object',
     additionalProperties: false,
@@ -152,6 +172,8 @@ function describeSchemaError(method: string, error: ErrorObject | undefined): st
     case 'minProperties':
     case 'maxProperties':
       return `${method}: give exactly one of id or name`;
+    case 'oneOf':
+      return `${method}: give a rule, or an interface (with a group and port optionally), not both`;
     default:
       return `${method}: ${field || 'params'} ${error.message ?? 'is invalid'}`;
   }
@@ -159,5 +181,12 @@ function describeSchemaError(method: string, error: ErrorObject | undefined): st
 
 /** A named field (unknown, missing, wrong type) says more than a property count. */
 function mostSpecific(errors: ErrorObject[]): ErrorObject | undefined {
-  return errors.find((e) => e.keyword !== 'minProperties' && e.keyword !== 'maxProperties') ?? errors[0];
+  // A oneOf's branches (trace.start: rule or interface) fail with their own "required" errors;
+  // the oneOf itself says it better.
+  const broad = (e: ErrorObject): boolean =>
+    e.keyword === 'minProperties' ||
+    e.keyword === 'maxProperties' ||
+    e.keyword === 'oneOf' ||
+    e.schemaPath.startsWith('#/oneOf/');
+  return errors.find((e) => !broad(e)) ?? errors.find((e) => e.keyword === 'oneOf') ?? errors[0];
 }

@@ -150,6 +150,14 @@ export const ERROR_CODES = {
     meaning: 'a worker wrote a counter that is not a count or went backwards (the last good value is kept)',
   },
   E_WORKER_HANDLER: { kind: 'worker', meaning: "a worker's event handler kept failing and was stopped" },
+  E_NOT_AN_INPUT: {
+    kind: 'conflict',
+    meaning: 'a trace of an interface no rule takes its input from',
+  },
+  E_TRACE_LIMIT: {
+    kind: 'conflict',
+    meaning: 'as many traces run as mcrd allows (4): wait for one to end',
+  },
   E_WORKER_NOT_FOUND: { kind: 'usage', meaning: 'no worker with this number (debug methods)' },
   E_WORKER_EXITED: { kind: 'worker', meaning: 'the worker exited during the request (debug methods)' },
   E_NOT_CONFINED: { kind: 'worker', meaning: 'a denied operation went through: the worker is not confined' },

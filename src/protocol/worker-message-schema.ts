@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { traceEndedProperties, traceRecordsProperties } from './trace-schema.js';
 import type { WorkerMessage } from './worker-messages.js';
 
 // What a worker sends its supervisor is untrusted input (DESIGN.md, trust boundaries): a worker
@@ -59,6 +60,8 @@ const schemas: Record<WorkerMessage['type'], object> = {
     subject: { type: 'string', pattern: '^[a-z][a-zA-Z.]{0,31}$' },
   }),
   fatal: message('fatal', { code, message: text }),
+  'trace.records': message('trace.records', traceRecordsProperties),
+  'trace.ended': message('trace.ended', traceEndedProperties),
 };
 
 const ajv = new Ajv({ allErrors: false, strict: true });

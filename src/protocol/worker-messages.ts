@@ -1,5 +1,6 @@
 import type { DeniedOperation, WorkerProcessHealth } from './control-api.js';
 import type { CounterSlot } from './counter-layout.js';
+import type { TraceRecord, TraceSelection } from './trace.js';
 
 /**
  * Messages between the supervisor and a worker over their SOCK_SEQPACKET channel: one JSON object
@@ -126,6 +127,12 @@ export type SupervisorMessage =
    * subject, whose code is the errno name (EPERM) or E_NOT_CONFINED if the call went through.
    */
   | { type: 'debug.tryDenied'; operation: DeniedOperation; pid: number | null }
+  /**
+   * Record the frames `selection` takes (only drops with dropsOnly) until `count` are recorded or
+   * trace.stop comes; records go back in trace.records messages, then trace.ended.
+   */
+  | { type: 'trace.start'; trace: number; selection: TraceSelection; count: number; dropsOnly: boolean }
+  | { type: 'trace.stop'; trace: number }
   | { type: 'shutdown' };
 
 export type WorkerMessage =
@@ -138,7 +145,11 @@ export type WorkerMessage =
   | { type: 'heartbeat'; seq: number; rulesHash: string }
   | { type: 'error'; code: string; message: string; subject: string }
   /** Why the worker cannot start (it exits with status 78 right after): for mcrd's error. */
-  | { type: 'fatal'; code: string; message: string };
+  | { type: 'fatal'; code: string; message: string }
+  /** Frames a trace took, in the order they arrived; `missed`: taken but not recorded (its buffer was full). */
+  | { type: 'trace.records'; trace: number; records: TraceRecord[]; missed: number }
+  /** The worker stopped tracing: it recorded its count, or was told to stop. Nothing follows for it. */
+  | { type: 'trace.ended'; trace: number; reason: 'count' | 'stopped' };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

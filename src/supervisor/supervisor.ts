@@ -1,9 +1,16 @@
 import { chmodSync, chownSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { LogLevels, MethodName, ParamsOf, RuleView, WorkerView } from '../protocol/control-api.js';
+import type {
+  LogLevels,
+  MethodName,
+  ParamsOf,
+  RuleView,
+  TraceParams,
+  WorkerView,
+} from '../protocol/control-api.js';
 import { ControlError, PROTOCOL_VERSION } from '../protocol/json-rpc.js';
 import type { DataPlaneSettings } from '../protocol/worker-messages.js';
-import type { RuleRequest } from '../rules/rule.js';
+import type { Rule, RuleRequest } from '../rules/rule.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
 import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
@@ -21,6 +28,7 @@ import { RuleTable } from './rule-table.js';
 import { SystemSockets } from './system-sockets.js';
 import { interfaceStatistics } from './interface-statistics.js';
 import { StatsCollector, type CounterSample } from './stats-collector.js';
+import { TraceService } from './trace-service.js';
 import { ruleView, statsView } from './views.js';
 import { WorkerPool, type WorkerSlot } from './worker-pool.js';
 
@@ -75,6 +83,7 @@ export class Supervisor {
   private readonly counters: CounterStore;
   private readonly samples = new StatsCollector();
   private sampleTimer: NodeJS.Timeout | undefined;
+  private readonly traces: TraceService;
   private server: ControlServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
@@ -99,7 +108,11 @@ export class Supervisor {
       settings: options.settings,
       counterRegion: (id) => this.counters.fd(id),
       log: options.log,
-      sync: (id) => this.activation.syncWorker(id),
+      sync: (id) => {
+        this.activation.syncWorker(id);
+        const slot = this.pool.slots[id];
+        if (slot) this.traces.workerStarted(id, slot.process);
+      },
     });
     this.activation = new RuleActivation({
       links: this.interfaces,
@@ -124,6 +137,12 @@ export class Supervisor {
       configPath: options.configPath,
       stateDirectory: options.stateDirectory,
       applySettings: options.applySettings,
+    });
+    this.traces = new TraceService({
+      findRule: (selector) => this.findRule(selector),
+      isInput: (name) => this.table.list().some(({ rule }) => rule.inputInterface === name),
+      workers: () => this.pool.slots.map((slot) => ({ id: slot.id, process: slot.process })),
+      log: options.log,
     });
     this.followInterfaces();
   }
@@ -189,6 +208,7 @@ export class Supervisor {
   /** Stops serving, drains the workers, logs the final counters and releases every socket. */
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
+    this.traces.close();
     await this.server?.close();
     clearInterval(this.sampleTimer);
     await this.pool.stop(3000);
@@ -233,6 +253,8 @@ export class Supervisor {
       ['config.reload', () => this.config.reloadFile('control client')],
       ['log.get', () => this.logLevels()],
       ['log.set', (p) => this.setLogLevel(p as ParamsOf<'log.set'>)],
+      ['trace.start', (p, caller) => this.traces.start(p as TraceParams, caller)],
+      ['trace.list', () => ({ traces: this.traces.list() })],
       ...(this.options.debugMethods
         ? ([
             [
@@ -270,6 +292,15 @@ export class Supervisor {
     const view = this.ruleView(stored);
     this.table.remove(selector);
     return view;
+  }
+
+  /** A rule by id (r-…) or name, or undefined (a trace's rule, looked up again as it runs). */
+  private findRule(selector: string): Rule | undefined {
+    try {
+      return this.table.find(/^r-[0-9a-f]{12}$/.test(selector) ? { id: selector } : { name: selector }).rule;
+    } catch {
+      return undefined;
+    }
   }
 
   private logLevels(): LogLevels {

@@ -18,7 +18,7 @@ import type { ChannelWatch } from '../sys/libc.js';
  * (everything queued is written and the channel has room) `resync` is called to send rules.reset
  * and the current rules, which say in a few messages what the dropped ones said in many. Other
  * messages keep their order and are never dropped: input.attach and input.detach carry ring
- * handovers, configure comes first, heartbeats and stats requests are answered. Only the latest
+ * handovers, configure comes first, heartbeats are answered. Only the latest
  * host.addresses matters, so a newer one replaces one still waiting. Past the hard limit the worker
  * cannot be kept in step at all (`overflow`: its owner replaces it).
  */

@@ -8,13 +8,22 @@ import type { WorkerMessage } from '../protocol/worker-messages.js';
  * it reads it). A message that breaks this is refused with the reason, and the supervisor
  * replaces the worker: it is broken or compromised either way.
  *
- * Numbers are counted, not remembered one by one, so a worker cannot make this grow.
+ * Traces: a worker sends records only for a trace it was asked to run, no more in all than the
+ * count it was asked for, and nothing after it said the trace ended.
+ *
+ * Numbers are counted, not remembered one by one, so a worker cannot make this grow (the traces
+ * remembered are those the supervisor started, at most MAX_TRACES_REMEMBERED).
  */
+/** Traces remembered per worker: far more than run at once (an honest worker ends each one). */
+const MAX_TRACES_REMEMBERED = 64;
+
 export class WorkerConversation {
   private readonly pid: number | null;
   private ready = false;
   private heartbeatsSent = 0;
   private heartbeatsAnswered = 0;
+  /** Traces this worker was asked to run and has not said ended: records it may still send. */
+  private readonly traces = new Map<number, number>();
 
   /** `pid`: the process id the worker must report (null if the spawn gave none). */
   constructor(pid: number | null) {
@@ -28,6 +37,12 @@ export class WorkerConversation {
   /** The next heartbeat's sequence number, counted as asked. */
   nextHeartbeat(): number {
     return ++this.heartbeatsSent;
+  }
+
+  /** The worker is asked to run trace `id` and record at most `count` frames. */
+  traceStarted(id: number, count: number): void {
+    this.traces.set(id, count);
+    if (this.traces.size > MAX_TRACES_REMEMBERED) this.traces.delete(this.traces.keys().next().value!);
   }
 
   /** Undefined when the message is in order (and takes it into account), else why it is not. */
@@ -50,6 +65,18 @@ export class WorkerConversation {
         return undefined;
       case 'health': // on the worker's own timer
       case 'error':
+        return undefined;
+      case 'trace.records': {
+        const left = this.traces.get(message.trace);
+        if (left === undefined) return `sent records for trace ${message.trace}, which it is not running`;
+        if (message.records.length > left)
+          return `sent ${message.records.length} records for trace ${message.trace}, but only ${left} more were asked for`;
+        this.traces.set(message.trace, left - message.records.length);
+        return undefined;
+      }
+      case 'trace.ended':
+        if (!this.traces.delete(message.trace))
+          return `said trace ${message.trace} ended, which it is not running`;
         return undefined;
     }
   }

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { parseWorkerMessage } from '../protocol/worker-message-schema.js';
 import type { WorkerProcessHealth } from '../protocol/control-api.js';
+import type { TraceRecord, TraceSelection } from '../protocol/trace.js';
 import type { SupervisorMessage, WorkerMessage } from '../protocol/worker-messages.js';
 import { createChannelPair, FdChannel, MAX_CHANNEL_MESSAGE } from '../sys/fd-channel.js';
 import { watchReadable, type ChannelWatch, type WatchFault } from '../sys/libc.js';
@@ -85,6 +86,10 @@ export interface WorkerProcessEvents {
    * synchronously (the channel counts them as the re-sync).
    */
   resync: [];
+  /** Frames a trace recorded (already checked: shape, and within what the trace asked for). */
+  traceRecords: [trace: number, records: TraceRecord[], missed: number];
+  /** The worker stopped tracing (it recorded its count, or was told to stop). */
+  traceEnded: [trace: number, reason: 'count' | 'stopped'];
 }
 
 /**
@@ -203,6 +208,18 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       this.log.debug({ pid: this.pid, message: message.type }, 'worker is gone; message not sent');
     }
     return outcome === 'sent' || outcome === 'queued';
+  }
+
+  /** Asks the worker to trace (see trace.start); false when the message will not reach it. */
+  startTrace(trace: number, selection: TraceSelection, count: number, dropsOnly: boolean): boolean {
+    if (this.state !== 'running' || this.replacedFor !== undefined) return false;
+    this.conversation.traceStarted(trace, count);
+    return this.send({ type: 'trace.start', trace, selection, count, dropsOnly });
+  }
+
+  /** Asks the worker to stop tracing; it answers trace.ended (if it is still running the trace). */
+  stopTrace(trace: number): void {
+    this.send({ type: 'trace.stop', trace });
   }
 
   /** Asks the worker to stop; kills it if it has not exited after `graceMs`. */
@@ -368,6 +385,12 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
         break;
       case 'fatal':
         this.startFailure = message.message;
+        break;
+      case 'trace.records':
+        this.emit('traceRecords', message.trace, message.records, message.missed);
+        break;
+      case 'trace.ended':
+        this.emit('traceEnded', message.trace, message.reason);
         break;
     }
   }

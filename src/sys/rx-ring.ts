@@ -21,6 +21,9 @@ export const TP2_LEN = 4;
 export const TP2_SNAPLEN = 8;
 export const TP2_MAC = 12;
 export const TP2_NET = 14;
+/** u32 each: when the kernel received the frame (seconds and nanoseconds since the epoch). */
+export const TP2_SEC = 16;
+export const TP2_NSEC = 20;
 /** u16: the stripped tag's TCI (priority 3 bits, DEI 1, VLAN id 12), valid with TP_STATUS_VLAN_VALID. */
 export const TP2_VLAN_TCI = 24;
 /** u16: the stripped tag's TPID, valid with TP_STATUS_VLAN_TPID_VALID. */

@@ -228,6 +228,14 @@ export class OutputPath {
    * reads, or private memory in tests.
    */
   readonly counters: Float64Array;
+  /**
+   * The copies the kernel refused in the last flush: the frame each copied (its index in the
+   * input's batch) and the errno, for traces. Written only when a copy is refused (rare), reset
+   * once per flush.
+   */
+  readonly refusedFrames: Int32Array;
+  readonly refusedErrnos: Int32Array;
+  refusedCount = 0;
   private readonly socket: SocketPath;
   private raw: RawPath | undefined;
   private readonly batchSize: number;
@@ -247,6 +255,8 @@ export class OutputPath {
     this.batchSize = batchSize;
     this.socket = new SocketPath(batchSize);
     this.workerCounters = workerCounters;
+    this.refusedFrames = new Int32Array(batchSize);
+    this.refusedErrnos = new Int32Array(batchSize);
   }
 
   get attached(): boolean {
@@ -304,6 +314,12 @@ export class OutputPath {
     else this.socket.queue(ring, payloadOffset, payloadLength, ttl, tos, frame);
   }
 
+  /** The path queue() gives a copy of this payload length (the same test), for traces. */
+  pathFor(payloadLength: number): 'raw' | 'socket' {
+    const raw = this.raw;
+    return raw !== undefined && payloadLength <= raw.maxPayload ? 'raw' : 'socket';
+  }
+
   /**
    * Sends what is queued: one sendmmsg per path (about 1.4 µs of kernel time per raw copy, 2.4 µs
    * per UDP copy). Never blocks: a copy the kernel refuses (full buffer, link down) is counted
@@ -312,6 +328,7 @@ export class OutputPath {
    */
   flush(copiesLeft: Int32Array): number {
     let refused = 0;
+    this.refusedCount = 0;
     const raw = this.raw;
     if (raw !== undefined && raw.batch.count > 0) {
       const sent = this.send(raw.fd, raw.batch, raw.frames, raw.lengths, copiesLeft);
@@ -354,6 +371,10 @@ export class OutputPath {
       if (errno === EINTR) continue;
       this.countRefused(errno);
       this.workerCounters.egressErrors++;
+      if (this.refusedCount < this.refusedFrames.length) {
+        this.refusedFrames[this.refusedCount] = frames[from]!;
+        this.refusedErrnos[this.refusedCount++] = errno;
+      }
       copiesLeft[frames[from]!]!--;
       from++;
     }

@@ -25,6 +25,7 @@ import { ProcessHealth } from './process-health.js';
 import { ReadinessLoop } from './readiness-loop.js';
 import { newOutputSockets, ruleSockets } from './rule-sockets.js';
 import { CounterRegion, type WorkerCounterSet } from './worker-counters.js';
+import { WorkerTraces } from './worker-traces.js';
 
 const DEFAULT_SETTINGS: DataPlaneSettings = {
   ringBytes: 4 * 1024 * 1024,
@@ -63,6 +64,10 @@ export class Worker {
   private readonly health = new ProcessHealth();
   private readonly inputs = new Map<string, InputPath>();
   private readonly rules = new Map<string, ForwardingRule>();
+  private readonly traces = new WorkerTraces(this.inputs, {
+    trySend: (message) => this.trySend(message),
+    send: (message) => this.send(message),
+  });
   private statsTimer: NodeJS.Timeout | undefined;
   /** Hash of the rules held, recomputed only after they change. */
   private rulesHash: string | undefined;
@@ -167,6 +172,12 @@ export class Worker {
           );
           // Its outcome, the refusal's errno (or E_NOT_CONFINED), is reported as this command's error.
           throw attemptDenied(message.operation, message.pid);
+        case 'trace.start':
+          this.traces.start(message.trace, message.selection, message.count, message.dropsOnly);
+          break;
+        case 'trace.stop':
+          this.traces.stop(message.trace);
+          break;
         case 'shutdown':
           this.collectRingDrops();
           this.stop(0);
@@ -217,6 +228,7 @@ export class Worker {
     const existing = this.inputs.get(interfaceName);
     if (existing) {
       const report = existing.handOver(fd, mtu);
+      this.traces.inputAttached(existing);
       this.fdLabels.set(fd, `input ${interfaceName}`);
       this.log.info({ interface: interfaceName, mtu, ...report }, 'input handed over to a new socket');
       return;
@@ -231,6 +243,7 @@ export class Worker {
       this.loop,
     );
     this.inputs.set(interfaceName, input);
+    this.traces.inputAttached(input);
     this.fdLabels.set(fd, `input ${interfaceName}`);
     for (const rule of this.rules.values()) if (rule.inputInterface === interfaceName) input.addRule(rule);
     this.log.info({ interface: interfaceName, mtu }, 'input attached');
@@ -381,6 +394,17 @@ export class Worker {
     this.statsTimer = setInterval(() => this.everyInterval(), this.settings.statsIntervalMs);
   }
 
+  /** Without waiting: false when the channel is full (trace records, which can wait). */
+  private trySend(message: WorkerMessage): boolean {
+    try {
+      return this.channel.trySend(encodeMessage(message));
+    } catch (err) {
+      this.log.error({ err }, 'cannot reach the supervisor; exiting');
+      this.stop(1);
+      return false;
+    }
+  }
+
   private send(message: WorkerMessage): void {
     try {
       this.channel.send(encodeMessage(message));
@@ -393,6 +417,7 @@ export class Worker {
 
   stop(code: number): void {
     if (this.statsTimer) clearInterval(this.statsTimer);
+    this.traces.close();
     for (const name of [...this.inputs.keys()]) this.detachInput(name);
     for (const id of [...this.rules.keys()]) this.removeRule(id);
     this.counterMemory?.close();

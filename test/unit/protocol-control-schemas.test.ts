@@ -220,3 +220,24 @@ for (const method of EMPTY_METHODS) {
     for (const params of [[], [1], 'x', 0, false]) refuses(method, params);
   });
 }
+
+test('trace.start takes a rule, or an interface with a group and port optionally', () => {
+  for (const params of [
+    { rule: 'cam1' },
+    { rule: 'r-0123456789ab', count: 100, timeout: 0.5, dropsOnly: true },
+    { interface: 'eth0' },
+    { interface: 'eth0', group: '239.1.1.1', port: 5000, count: 10_000, timeout: 3600 },
+  ]) {
+    assert.deepEqual(checkParams('trace.start', params), params);
+  }
+  for (const params of [{}, { rule: 'cam1', interface: 'eth0' }, { group: '239.1.1.1' }]) {
+    assert.match(refuses('trace.start', params).message, /give a rule, or an interface/);
+  }
+  refuses('trace.start', { rule: 'cam1', count: 0 }, 'count');
+  refuses('trace.start', { rule: 'cam1', count: 10_001 }, 'count');
+  refuses('trace.start', { rule: 'cam1', timeout: 0 }, 'timeout');
+  refuses('trace.start', { rule: 'cam1', timeout: 3601 }, 'timeout');
+  refuses('trace.start', { interface: 'eth0', port: '5000' }, 'port');
+  refuses('trace.start', { rule: 'x'.repeat(257) }, 'rule');
+  refuses('trace.start', { rule: 'cam1', follow: true }, 'follow');
+});

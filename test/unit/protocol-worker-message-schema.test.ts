@@ -25,6 +25,31 @@ const good: Record<WorkerMessage['type'], WorkerMessage> = {
   health: { type: 'health', health },
   error: { type: 'error', code: 'E_WORKER', message: 'rule r-1 has no output 3', subject: 'output.attach' },
   fatal: { type: 'fatal', code: 'E_WORKER_START', message: 'could not switch to user nobody' },
+  'trace.records': {
+    type: 'trace.records',
+    trace: 2,
+    records: [
+      {
+        timeUs: 1_764_563_553_123_456,
+        vlan: null,
+        source: 0x0a3f0102,
+        sourcePort: 40000,
+        group: 0xef010101,
+        port: 5000,
+        ttl: 64,
+        frameLength: 142,
+        payloadLength: 100,
+        outcome: 'forwarded',
+        rule: 'r-0123456789ab',
+        copies: [
+          { output: 0, status: 'sent', path: 'raw', errno: null },
+          { output: 1, status: 'refused', path: 'socket', errno: 'ENOBUFS' },
+        ],
+      },
+    ],
+    missed: 0,
+  },
+  'trace.ended': { type: 'trace.ended', trace: 2, reason: 'count' },
 };
 
 function refused(value: unknown, pattern: RegExp): void {
