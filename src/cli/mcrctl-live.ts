@@ -56,7 +56,8 @@ export function registerLiveCommands(program: Command, context: LiveContext): vo
       '\nRules are sorted by input rate; s cycles the order (rate, name, drops); q or Ctrl-C quits.\n' +
         "IN/OUT PPS and BIT/S are rates over mcrd's last interval (BIT/S counts UDP payload); DROPS\n" +
         'counts input packets a rule relayed to no output, DROPS/S their rate since the last refresh;\n' +
-        'COPY ERR counts copies an output could not send; LAST is how long ago the rule matched a packet.\n' +
+        'COPY ERR counts copies an output could not send; RTP LOST (rules with --rtp) the RTP sequence\n' +
+        'numbers that never came; LAST is how long ago the rule matched a packet.\n' +
         'The header totals every frame the workers took (matched or not) and every frame they dropped,\n' +
         "by reason under the workers table; the interfaces table is the kernel's own drop counters\n" +
         'for every interface a rule uses. A narrow terminal drops the less needed columns first.\n' +
