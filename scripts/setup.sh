@@ -5,9 +5,9 @@
 #     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
 #     it), systemd (systemd-analyze verify and security check the unit, systemd-sysusers makes
 #     the service's accounts), util-linux (setpriv runs mcrd with the unit's account and
-#     capabilities), strace (the system calls mcrd makes, against the unit's filter) and
-#     prometheus (promtool checks /metrics; a real Prometheus server scrapes mcrd in a test) to
-#     those, since the suite runs the benchmark's smoke mode.
+#     capabilities), strace (the system calls mcrd makes, against the unit's filter), tmux (a
+#     real terminal for mcrctl top) and prometheus (promtool checks /metrics; a real Prometheus
+#     server scrapes mcrd in a test) to those, since the suite runs the benchmark's smoke mode.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
 #   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
 #     home), when missing: any process of the workers' account can signal them, so they get one
@@ -28,6 +28,7 @@ case "${1:-}" in
     need_tool systemd-sysusers systemd # the same package; apt-get takes a name twice
     need_tool setpriv util-linux
     need_tool strace strace
+    need_tool tmux tmux
     # Without its recommendation prometheus-node-exporter, an exporter the tests do not use.
     command -v promtool >/dev/null 2>&1 || need_bare+=(prometheus)
     ;&

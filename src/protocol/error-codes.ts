@@ -121,6 +121,10 @@ export const ERROR_CODES = {
   E_SOCKET_PATH: { kind: 'host', meaning: 'the socket path cannot be used' },
   E_SOCKET_PATH_TOO_LONG: { kind: 'usage', meaning: 'a socket path over the 107 bytes a Unix address holds' },
   E_USAGE: { kind: 'usage', meaning: 'a command line that cannot work (see --help)' },
+  E_NOT_A_TERMINAL: {
+    kind: 'usage',
+    meaning: 'mcrctl top without a terminal (scripts: mcrctl --json stats --watch)',
+  },
 
   // Starting mcrd.
   E_ALREADY_RUNNING: { kind: 'conflict', meaning: 'another mcrd serves this socket path' },
