@@ -3,7 +3,7 @@
 #   $PREFIX/lib/mcr/               the application: bin/, dist/src/, production node_modules/,
 #                                  package.json
 #   $PREFIX/bin/mcrd|mcrctl|mcrgen small wrappers that run it with the Node.js found now
-#   $PREFIX/share/doc/mcr/         README, docs, the example config
+#   $PREFIX/share/doc/mcr/         README, docs, the example config, the Grafana dashboard
 #   /usr/lib/systemd/system/mcr.service   the unit, its paths rewritten for $PREFIX
 #   /usr/lib/sysusers.d/mcr.conf   the accounts mcr, mcrd and the group mcrctl
 #   /etc/mcr/mcr.json5             the example config, only if there is none yet
@@ -95,7 +95,7 @@ say "installed $PREFIX/bin/mcrd, mcrctl and mcrgen (they run $NODE)"
 
 doc="$PREFIX/share/doc/mcr"
 mkdir -p "$DESTDIR$doc"
-cp README.md docs/*.md examples/mcr.json5 "$DESTDIR$doc/"
+cp README.md docs/*.md examples/mcr.json5 examples/grafana-mcr.json "$DESTDIR$doc/"
 say "installed the documentation in $DESTDIR$doc"
 
 mkdir -p "$DESTDIR$UNITDIR" "$DESTDIR$SYSUSERSDIR"

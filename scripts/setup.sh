@@ -5,8 +5,9 @@
 #     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
 #     it), systemd (systemd-analyze verify and security check the unit, systemd-sysusers makes
 #     the service's accounts), util-linux (setpriv runs mcrd with the unit's account and
-#     capabilities) and strace (the system calls mcrd makes, against the unit's filter) to
-#     those, since the suite runs the benchmark's smoke mode.
+#     capabilities), strace (the system calls mcrd makes, against the unit's filter), tmux (a
+#     real terminal for mcrctl top) and prometheus (promtool checks /metrics; a real Prometheus
+#     server scrapes mcrd in a test) to those, since the suite runs the benchmark's smoke mode.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
 #   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
 #     home), when missing: any process of the workers' account can signal them, so they get one
@@ -16,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+need_bare=() # installed without recommended packages
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v sysctl >/dev/null 2>&1 || need_apt+=(procps)
 need_tool() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
@@ -26,6 +28,9 @@ case "${1:-}" in
     need_tool systemd-sysusers systemd # the same package; apt-get takes a name twice
     need_tool setpriv util-linux
     need_tool strace strace
+    need_tool tmux tmux
+    # Without its recommendation prometheus-node-exporter, an exporter the tests do not use.
+    command -v promtool >/dev/null 2>&1 || need_bare+=(prometheus)
     ;&
   --bench-tools)
     need_tool ethtool ethtool
@@ -35,10 +40,15 @@ case "${1:-}" in
   "") ;;
   *) echo "setup: unknown option $1 (--test-tools or --bench-tools)" >&2; exit 2 ;;
 esac
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}"
+if [ ${#need_apt[@]} -gt 0 ] || [ ${#need_bare[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]} ${need_bare[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  if [ ${#need_bare[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_bare[@]}" >/dev/null
+  fi
 fi
 
 account=mcr

@@ -9,7 +9,8 @@ import { parseOutputList } from '../rules/output-syntax.js';
 import { validateRule } from '../rules/validate-rule.js';
 import { DEFAULT_SOCKET, packageVersion, socketPathFrom, UsageError } from './package-info.js';
 import { registerTraceCommand } from './mcrctl-trace.js';
-import { rulesTable, statsText, workersTable } from './views.js';
+import { rulesTable, workersTable } from './views.js';
+import { registerLiveCommands } from './mcrctl-live.js';
 import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
 
 endQuietlyWhenReaderLeaves();
@@ -20,7 +21,9 @@ interface GlobalOptions {
 }
 
 const program = new Command('mcrctl')
-  .description('Control a running mcrd: add and remove relay rules, show counters and workers.')
+  .description(
+    'Control a running mcrd: add and remove relay rules, show counters and workers, watch them live.',
+  )
   .version(packageVersion(), '-V, --client-version', 'print the version of this mcrctl')
   .option('-s, --socket <path>', `mcrd control socket (default: $MCR_SOCKET or ${DEFAULT_SOCKET})`)
   .option('-j, --json', "print the daemon's answer as JSON instead of tables")
@@ -31,7 +34,7 @@ const program = new Command('mcrctl')
       'Examples:\n' +
       '  mcrctl add --input-interface eth0 --input-group 239.1.1.1 --input-port 5000 \\\n' +
       '             --outputs 239.2.2.2:6000:eth1,10.0.9.7:7000:eth2 --name cam1\n' +
-      '  mcrctl list\n  mcrctl stats\n  mcrctl remove --name cam1',
+      '  mcrctl list\n  mcrctl stats\n  mcrctl top\n  mcrctl --json stats --watch\n  mcrctl remove --name cam1',
   );
 
 program
@@ -131,15 +134,12 @@ program
     print({ rules }, () => (rules.length === 0 ? 'no rules' : rulesTable(rules)));
   });
 
-program
-  .command('stats')
-  .description(
-    'show per-rule and per-worker counters with rates, and the RTP stream health of rules with --rtp',
-  )
-  .action(async () => {
-    const stats = await call('stats.get');
-    print(stats, () => statsText(stats));
-  });
+registerLiveCommands(program, {
+  call: (method, params) => call(method, params),
+  print: (json, text) => print(json, text),
+  socketPath: () => socketPathFrom(program.opts<GlobalOptions>().socket),
+  json: () => program.opts<GlobalOptions>().json === true,
+});
 
 program
   .command('workers')

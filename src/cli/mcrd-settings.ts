@@ -16,6 +16,8 @@ export interface DaemonSettings {
   logLevel: string;
   logFormat: 'json' | 'text';
   stateDirectory: string | undefined;
+  /** HOST:PORT of the Prometheus endpoint; undefined: none. */
+  metricsListen: string | undefined;
 }
 
 /** Where a setting's value came from, as commander reports it for an option. */
@@ -37,6 +39,7 @@ const FROM_FILE: { [K in keyof DaemonSettings]: keyof ConfigSettings } = {
   logLevel: 'logLevel',
   logFormat: 'logFormat',
   stateDirectory: 'stateDirectory',
+  metricsListen: 'metricsListen',
 };
 
 /** The config file's key for a setting, as operators write it, for messages. */
@@ -55,6 +58,7 @@ const FILE_KEYS: { [K in keyof DaemonSettings]: string } = {
   logLevel: 'log.level',
   logFormat: 'log.format',
   stateDirectory: 'state_directory',
+  metricsListen: 'metrics.listen',
 };
 
 /**

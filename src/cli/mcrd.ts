@@ -3,6 +3,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorKind, isErrorCode } from '../protocol/error-codes.js';
 import { readConfigFile, type ConfigFile } from '../supervisor/config-file.js';
+import {
+  METRICS_ADDRESS_FORM,
+  parseMetricsAddress,
+  type MetricsAddress,
+} from '../supervisor/metrics-address.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { allowedCpus } from '../sys/affinity.js';
 import { seccompSupported } from '../sys/seccomp.js';
@@ -130,6 +135,11 @@ const program = new Command('mcrd')
     '--socket-group <group>',
     "group of the control socket: its members may use mcrctl (default: mcrd's own group)",
   )
+  .option(
+    '--metrics-listen <host:port>',
+    'serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464 (no authentication: keep it on loopback or behind a firewall; default: not served)',
+    metricsAddressArgument,
+  )
   .addOption(new Option('--debug-methods', 'expose fault-injection control methods (tests only)').hideHelp())
   .addHelpText(
     'after',
@@ -158,7 +168,7 @@ const program = new Command('mcrd')
       '     own, an empty or too long socket path, rings larger than the memory this host has available\n' +
       `  78 the file or the host must change first (EX_CONFIG; not worth a retry): a config file\n` +
       `     with problems, missing capabilities, no ${DEFAULT_USER} account (the default --user), an\n` +
-      '     unusable socket path or state directory\n\n' +
+      '     unusable socket path or state directory, a metrics address in use or not this host\u2019s\n\n' +
       'Example:\n  mcrd --socket /run/mcr/mcrd.sock --workers 2 --log-level info',
   )
   .parse();
@@ -167,6 +177,24 @@ const program = new Command('mcrd')
 const flags = program.opts<
   DaemonSettings & { debugMethods?: boolean; config?: string; checkConfig?: string }
 >();
+
+/** Checked here for the usage error; kept as text, as the config file gives it. */
+function metricsAddressArgument(value: string): string {
+  const parsed = parseMetricsAddress(value);
+  if (!parsed.ok)
+    throw new InvalidArgumentError(
+      `${JSON.stringify(value)} ${parsed.why} (expected ${METRICS_ADDRESS_FORM})`,
+    );
+  return parsed.address.text;
+}
+
+/** The merged setting (the file's was checked when it was read). */
+function metricsAddress(text: string | undefined): MetricsAddress | undefined {
+  if (text === undefined) return undefined;
+  const parsed = parseMetricsAddress(text);
+  if (!parsed.ok) throw new UsageError('E_USAGE', `metrics.listen ${JSON.stringify(text)} ${parsed.why}`);
+  return parsed.address;
+}
 
 function octalMode(value: string): number {
   if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError('expected an octal file mode such as 0660');
@@ -342,6 +370,7 @@ async function main(): Promise<void> {
     configPath: flags.config === undefined ? undefined : resolve(flags.config),
     stateDirectory: prepareStateDirectory(options.stateDirectory),
     socketAccess: { mode: options.socketMode, gid: socketGroupId(options.socketGroup) },
+    metrics: metricsAddress(options.metricsListen),
     applySettings: (file) => {
       const next = mergeSettings(options, settingSource, file);
       // The log level changes at once (unless the command line set it); the rest needs a restart.

@@ -126,6 +126,10 @@ export const ERROR_CODES = {
   E_SOCKET_PATH: { kind: 'host', meaning: 'the socket path cannot be used' },
   E_SOCKET_PATH_TOO_LONG: { kind: 'usage', meaning: 'a socket path over the 107 bytes a Unix address holds' },
   E_USAGE: { kind: 'usage', meaning: 'a command line that cannot work (see --help)' },
+  E_NOT_A_TERMINAL: {
+    kind: 'usage',
+    meaning: 'mcrctl top without a terminal (scripts: mcrctl --json stats --watch)',
+  },
 
   // Starting mcrd.
   E_ALREADY_RUNNING: { kind: 'conflict', meaning: 'another mcrd serves this socket path' },
@@ -138,6 +142,10 @@ export const ERROR_CODES = {
   E_SOCKET_ACCESS: { kind: 'host', meaning: "the control socket's mode or group could not be set" },
   E_STATE_DIRECTORY: { kind: 'host', meaning: 'the state directory cannot be made or written' },
   E_RING_MEMORY: { kind: 'usage', meaning: 'rings larger than the memory this host has available' },
+  E_METRICS_LISTEN: {
+    kind: 'host',
+    meaning: 'the metrics address is in use, or not one of this host’s',
+  },
 
   // Workers.
   E_WORKER: { kind: 'worker', meaning: 'a worker could not carry out a command (it says why)' },

@@ -7,6 +7,7 @@ import { RuleError } from '../rules/rule-error.js';
 import { checkRule } from '../rules/validate-rule.js';
 import { describeRuleRequest } from './config-render.js';
 import { CONFIG_SCHEMA, knownKeys } from './config-schema.js';
+import { METRICS_ADDRESS_FORM, parseMetricsAddress } from './metrics-address.js';
 
 /** Daemon settings a config file may give; command-line flags override them. */
 export interface ConfigSettings {
@@ -20,6 +21,8 @@ export interface ConfigSettings {
   logLevel?: string;
   logFormat?: 'json' | 'text';
   stateDirectory?: string;
+  /** Where the Prometheus endpoint listens, HOST:PORT (checked). */
+  metricsListen?: string;
   ringSizeMiB?: number;
   batchSize?: number;
   batchBudget?: number;
@@ -122,6 +125,7 @@ interface ConfigDocument {
   socket?: { path?: string; mode?: string; group?: string };
   log?: { level?: string; format?: 'json' | 'text' };
   state_directory?: string;
+  metrics?: { listen?: string };
   ring_size_mib?: number;
   batch_size?: number;
   batch_budget?: number;
@@ -170,6 +174,19 @@ function fromDocument(
     warnings.push(
       `${file}: pinning is read but has no effect: mcr runs one worker per CPU (see --workers, and taskset to choose the CPUs), each serving every input`,
     );
+  }
+  const listen = doc.metrics?.listen;
+  if (typeof listen === 'string') {
+    const parsed = parseMetricsAddress(listen);
+    if (!parsed.ok) {
+      problems.push({
+        file,
+        path: 'metrics.listen',
+        value: listen,
+        code: 'E_CONFIG_VALUE',
+        message: `${file}: metrics.listen ${JSON.stringify(listen)} ${parsed.why} (allowed: ${METRICS_ADDRESS_FORM})`,
+      });
+    }
   }
   const multicastTtl = typeof doc.multicast_ttl === 'number' ? doc.multicast_ttl : undefined;
   const rules = (doc.rules ?? []).map((r, i) => (skip.has(i) ? undefined : ruleRequest(r, multicastTtl)));
@@ -259,6 +276,7 @@ function settingsOf(doc: ConfigDocument): ConfigSettings {
   if (doc.log?.level !== undefined) s.logLevel = doc.log.level;
   if (doc.log?.format !== undefined) s.logFormat = doc.log.format;
   if (doc.state_directory !== undefined) s.stateDirectory = doc.state_directory;
+  if (doc.metrics?.listen !== undefined) s.metricsListen = doc.metrics.listen;
   if (doc.ring_size_mib !== undefined) s.ringSizeMiB = doc.ring_size_mib;
   if (doc.batch_size !== undefined) s.batchSize = doc.batch_size;
   if (doc.batch_budget !== undefined) s.batchBudget = doc.batch_budget;

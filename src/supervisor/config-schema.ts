@@ -76,6 +76,15 @@ export const CONFIG_SCHEMA = {
       },
     },
     state_directory: string,
+    /** The Prometheus endpoint (GET /metrics); absent: mcrd listens on no network port. */
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        /** HOST:PORT; its form is checked with the settings' meaning (config-file.ts). */
+        listen: string,
+      },
+    },
     ring_size_mib: integer(1, 1024),
     batch_size: integer(1, 1024),
     batch_budget: integer(1, 1024),

@@ -22,6 +22,9 @@ import { CounterStore } from './counter-store.js';
 import { claimSocketPath } from './socket-path.js';
 import { forgetRule, tryDenied } from './fault-injection.js';
 import { InterfaceMonitor } from './interface-monitor.js';
+import type { MetricsAddress } from './metrics-address.js';
+import { MetricsExposition } from './metrics-exposition.js';
+import { MetricsServer } from './metrics-server.js';
 import { RuleActivation, type LinkChange } from './rule-activation.js';
 import type { StoredRule } from './rule-store.js';
 import { clientCause, linkCause, signalCause } from './rule-events.js';
@@ -61,6 +64,8 @@ export interface SupervisorOptions {
   socketAccess: { mode: number; gid: number | undefined };
   /** What a (reloaded) file's settings change that needs a restart; applies what can change now. */
   applySettings: (settings: ConfigSettings) => string[];
+  /** Where to serve Prometheus metrics (--metrics-listen, metrics.listen); undefined: nowhere. */
+  metrics?: MetricsAddress | undefined;
 }
 
 const WORKER_START_TIMEOUT_MS = 10000;
@@ -88,6 +93,7 @@ export class Supervisor {
   private sampleTimer: NodeJS.Timeout | undefined;
   private readonly traces: TraceService;
   private server: ControlServer | undefined;
+  private metrics: MetricsServer | undefined;
   private readonly startedAt = Date.now();
   /** The supervisor's own seccomp state: filters it has, its workers inherit (see hasOwnFilter). */
   private readonly seccomp = seccompStatus();
@@ -161,18 +167,44 @@ export class Supervisor {
   static async start(options: SupervisorOptions): Promise<Supervisor> {
     // Refuse early, before any worker or socket exists, if another mcrd serves this path.
     await claimSocketPath(options.socketPath);
-    const supervisor = new Supervisor(options);
+    // Bound before any worker starts, so an address in use stops mcrd with nothing to undo;
+    // scrapes before the rules are loaded are answered 503.
+    let serving: Supervisor | undefined;
+    const metrics =
+      options.metrics === undefined
+        ? undefined
+        : await MetricsServer.listen(
+            options.metrics,
+            new MetricsExposition({
+              version: options.version,
+              stats: () => {
+                if (!serving) throw new Error('mcrd is still starting');
+                return serving.stats();
+              },
+            }),
+            options.log,
+          );
+    let supervisor: Supervisor;
+    try {
+      supervisor = new Supervisor(options);
+    } catch (err) {
+      await metrics?.close();
+      throw err;
+    }
+    supervisor.metrics = metrics;
     try {
       await supervisor.interfaces.ready;
       await supervisor.pool.ready(WORKER_START_TIMEOUT_MS);
       supervisor.events.rules.atStart(options.configPath, options.stateDirectory, () =>
         supervisor.config.loadAtStart(options.config),
       );
+      serving = supervisor;
       supervisor.server = await ControlServer.listen(options.socketPath, supervisor.handlers(), options.log);
       supervisor.setSocketAccess();
       supervisor.events.start();
     } catch (err) {
       supervisor.events.stop();
+      await metrics?.close();
       await supervisor.pool.stop(1000);
       supervisor.interfaces.close();
       supervisor.activation.close();
@@ -227,6 +259,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     notifySystemd('STOPPING=1');
     this.events.stop();
+    await this.metrics?.close();
     this.traces.close();
     await this.server?.close();
     clearInterval(this.sampleTimer);

@@ -111,9 +111,11 @@ describe('the package: install.sh, the unit, the accounts, the example config', 
       'usr/lib/mcr/node_modules/koffi/package.json',
       'usr/lib/mcr/node_modules/pino/package.json',
       'usr/lib/mcr/node_modules/json5/package.json',
+      'usr/lib/mcr/node_modules/prom-client/package.json',
       'usr/share/doc/mcr/OPERATIONS.md',
       'usr/share/doc/mcr/TROUBLESHOOTING.md',
       'usr/share/doc/mcr/mcr.json5',
+      'usr/share/doc/mcr/grafana-mcr.json',
     ]) {
       assert.ok(existsSync(at(file)), `${file} is installed`);
     }

@@ -22,6 +22,7 @@ const defaults: DaemonSettings = {
   logLevel: 'info',
   logFormat: 'json',
   stateDirectory: undefined,
+  metricsListen: undefined,
 };
 
 const fromCommandLine =
@@ -58,4 +59,16 @@ test('a reload names the settings only a restart applies, in the file’s words;
   ]);
   assert.deepEqual(restartNeeded(defaults, { ...defaults, workers: 3 }), ['workers unset → 3']);
   assert.deepEqual(restartNeeded(defaults, defaults), []);
+});
+
+test('a changed metrics.listen is reported as needing a restart, like the other listening settings', () => {
+  const running = mergeSettings(defaults, fromCommandLine(), { metricsListen: '127.0.0.1:9464' });
+  assert.equal(running.metricsListen, '127.0.0.1:9464');
+  const moved = mergeSettings(defaults, fromCommandLine(), { metricsListen: '127.0.0.1:9465' });
+  assert.deepEqual(restartNeeded(running, moved), ['metrics.listen 127.0.0.1:9464 → 127.0.0.1:9465']);
+  const removed = mergeSettings(defaults, fromCommandLine(), {});
+  assert.deepEqual(restartNeeded(running, removed), ['metrics.listen 127.0.0.1:9464 → unset']);
+  const flags = { ...defaults, metricsListen: '127.0.0.1:9000' };
+  const pinned = mergeSettings(flags, fromCommandLine('metricsListen'), { metricsListen: '127.0.0.1:9464' });
+  assert.equal(pinned.metricsListen, '127.0.0.1:9000', 'the command line wins');
 });
