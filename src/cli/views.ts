@@ -1,6 +1,7 @@
 import type { OutputView, RuleView, StatsView, WorkerView } from '../protocol/control-api.js';
 import { DSCP_NAMES } from '../rules/validate-rule.js';
 import { formatCount, formatRate, formatTable } from './table.js';
+import { formatAge } from './rate-format.js';
 
 // How mcrctl shows the daemon's answers to a person: aligned tables, one line per rule and one
 // per output under it, so each output's path, TTL, DSCP and state are visible at a glance.
@@ -88,6 +89,7 @@ export function statsText(stats: StatsView): string {
       formatRate(r.rates.packetsIn),
       formatCount(r.counters.bytesIn),
       pairs(r.counters.drops) || '-',
+      lastPacketAge(r.counters.lastPacketAt, stats.time),
     ]);
     r.outputs.forEach((o, i) => {
       const c = r.counters.outputs[i];
@@ -98,8 +100,9 @@ export function statsText(stats: StatsView): string {
         `  ${describeOutputTarget(o)}`,
         formatCount(c?.packets ?? 0),
         formatRate(r.rates.outputs[i] ?? 0),
-        '',
+        formatCount(c?.bytes ?? 0),
         problems || '0',
+        '',
       ]);
     });
   }
@@ -120,6 +123,16 @@ export function statsText(stats: StatsView): string {
     formatCount(w.counters.ringDrops),
     w.health ? `${(w.health.rssBytes / 1048576).toFixed(0)}M` : '-',
     w.health ? `${w.health.gcCount}/${w.health.gcMaxPauseMs.toFixed(1)}ms` : '-',
+    `${(w.rates.cpu * 100).toFixed(1)}%`,
+  ]);
+  const interfaceRows = stats.interfaces.map((i) => [
+    i.name,
+    formatCount(i.rxPackets),
+    formatCount(i.rxDropped),
+    formatCount(i.rxMissed),
+    formatCount(i.txPackets),
+    formatCount(i.txDropped),
+    formatCount(i.txErrors),
   ]);
   const reasons = stats.workers.flatMap((w) =>
     Object.entries(w.counters.dropsByReason).map(([name, n]) => `worker ${w.id} ${name}: ${n}`),
@@ -150,7 +163,7 @@ export function statsText(stats: StatsView): string {
     stats.rules.length === 0
       ? 'no rules'
       : formatTable(
-          ['RULE', 'NAME', 'INPUT / OUTPUTS', 'PACKETS>', 'PPS>', 'BYTES>', 'DROPS / ERRORS'],
+          ['RULE', 'NAME', 'INPUT / OUTPUTS', 'PACKETS>', 'PPS>', 'BYTES>', 'DROPS / ERRORS', 'LAST>'],
           ruleRows,
         ),
     ...(rtpRows.length > 0
@@ -192,9 +205,19 @@ export function statsText(stats: StatsView): string {
         'RING-DROPS>',
         'RSS>',
         'GC/MAX-PAUSE>',
+        'CPU>',
       ],
       workerRows,
     ),
+    ...(interfaceRows.length > 0
+      ? [
+          '',
+          formatTable(
+            ['INTERFACE', 'RX>', 'RX-DROPPED>', 'RX-MISSED>', 'TX>', 'TX-DROPPED>', 'TX-ERRORS>'],
+            interfaceRows,
+          ),
+        ]
+      : []),
     ...(reasons.length > 0 ? ['', 'drops by reason:', ...reasons.map((r) => `  ${r}`)] : []),
     '',
     `${stats.time}, ${interval}`,
@@ -231,4 +254,9 @@ export function workersTable(workers: WorkerView[]): string {
       String(w.resyncs),
     ]),
   );
+}
+
+/** How long before `now` (both ISO 8601) the rule's last packet came: "0.3s", "12m", "never". */
+function lastPacketAge(lastPacketAt: string | null, now: string): string {
+  return formatAge(lastPacketAt === null ? null : (Date.parse(now) - Date.parse(lastPacketAt)) / 1000);
 }
