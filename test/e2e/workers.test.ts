@@ -174,7 +174,9 @@ test('a worker whose rule set went stale is detected and re-synced', async () =>
     const recv = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 500);
     send(topo, '239.1.1.1', 5000, { rate: 1000, size: 200, count: 500 });
     assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
-    assert.match(relay.daemon.stderr, /drifted/);
+    // The log says it once, as the worker.resynced event with the reason.
+    assert.match(relay.daemon.stderr, /"type":"worker\.resynced".*"resync":"drift"/);
+    assert.match(relay.daemon.stderr, /its rules differed from mcrd's; every rule sent again/);
   } finally {
     topo.destroy();
   }
