@@ -173,6 +173,32 @@ export const ERROR_CODES = {
   E_NO_TARGET: { kind: 'worker', meaning: 'nothing to try a denied operation on (debug methods)' },
   E_NO_SOCKET: { kind: 'worker', meaning: 'the worker holds no socket of that kind (debug methods)' },
 
+  // eBPF and XDP (the driver path).
+  E_BPF_PERMISSION: {
+    kind: 'host',
+    meaning: 'bpf(2) refused: mcrd needs CAP_BPF and CAP_NET_ADMIN (root has both)',
+  },
+  E_BPF_MAP: {
+    kind: 'host',
+    meaning: 'an eBPF map could not be created, read or written (the reason is given)',
+  },
+  E_BPF_PROGRAM: {
+    kind: 'host',
+    meaning: 'the kernel refused an eBPF program before verifying it, or a test run of it',
+  },
+  E_BPF_VERIFIER: {
+    kind: 'internal',
+    meaning: 'the verifier rejected a program mcr generated: please report it with the log it carries',
+  },
+  E_BPF_ATTACH: {
+    kind: 'host',
+    meaning: 'an XDP program could not be attached: one is there already, or the driver lacks the mode',
+  },
+  E_BPF_ASSEMBLY: {
+    kind: 'internal',
+    meaning: 'mcr generated an eBPF program it cannot encode: please report it',
+  },
+
   // Warnings (logged).
   W_SHARED_USER: {
     kind: 'warning',

@@ -29,3 +29,31 @@ export class SysError extends Error {
     this.call = call;
   }
 }
+
+/** The stable codes of bpf(2) failures, each registered in src/protocol/error-codes.ts. */
+export type BpfErrorCode =
+  'E_BPF_PERMISSION' | 'E_BPF_MAP' | 'E_BPF_PROGRAM' | 'E_BPF_VERIFIER' | 'E_BPF_ATTACH';
+
+/**
+ * A failed bpf(2) command. `code` says what kind of step failed (a person acts on it: grant
+ * capabilities, pick another mode, report a bug); `errno` and `call` say which call and why;
+ * `verifierLog` is the tail of the verifier's log when it rejected a program.
+ */
+export class BpfError extends Error {
+  readonly code: BpfErrorCode;
+  readonly errno: number;
+  readonly errnoName: string;
+  readonly call: string;
+  readonly verifierLog: string | undefined;
+
+  constructor(code: BpfErrorCode, call: string, errno: number, advice: string, verifierLog?: string) {
+    const log = verifierLog ? `\nverifier log (tail):\n${verifierLog}` : '';
+    super(`${call} failed: ${errnoName(errno)} (${errnoMessage(errno)}): ${advice}${log}`);
+    this.name = 'BpfError';
+    this.code = code;
+    this.errno = errno;
+    this.errnoName = errnoName(errno);
+    this.call = call;
+    this.verifierLog = verifierLog;
+  }
+}

@@ -1,0 +1,217 @@
+import {
+  BPF_CAPABILITIES_ADVICE,
+  BPF_OBJ_GET_INFO_BY_FD,
+  BPF_PROG_LOAD,
+  BPF_PROG_TEST_RUN,
+  bpfCommand,
+  isPermissionDenied,
+  newAttr,
+  OBJ_INFO,
+  PROG_LOAD,
+  setPointer,
+  TEST_RUN,
+  writeObjectName,
+} from './bpf-syscall.js';
+import { BpfError } from './errors.js';
+import { allocateNative, libc, type NativeMemory } from './libc.js';
+
+/**
+ * What a program is for: `xdp` runs on an interface's receive path (attached with a bpf_link);
+ * `xdp_devmap` runs on each frame a devmap entry sends (struct bpf_devmap_val's program), and may
+ * read the egress interface from its context.
+ */
+export type ProgramKind = 'xdp' | 'xdp_devmap';
+
+const BPF_PROG_TYPE_XDP = 6;
+/** enum bpf_attach_type, told to the verifier at load time. */
+export const BPF_XDP_DEVMAP = 33;
+export const BPF_XDP = 37;
+const EXPECTED_ATTACH_TYPES: Record<ProgramKind, number> = { xdp: BPF_XDP, xdp_devmap: BPF_XDP_DEVMAP };
+
+/**
+ * mcr is MIT-licensed; the kernel lets only GPL-compatible programs call GPL-only helpers, and it
+ * counts "Dual MIT/GPL" as one (include/linux/license.h).
+ */
+export const DEFAULT_LICENSE = 'Dual MIT/GPL';
+
+/** The verifier's log is asked for only after a load failed; this much of it is kept (its end). */
+const VERIFIER_LOG_BUFFER = 1 << 20;
+export const VERIFIER_LOG_TAIL = 4096;
+
+/** XDP frames a test run starts with this much room in front (XDP_PACKET_HEADROOM). */
+const XDP_HEADROOM = 256;
+
+export interface ProgramSpec {
+  /** Up to 15 letters, digits, '_' or '.'; `ip link` and bpftool show it. */
+  name: string;
+  kind: ProgramKind;
+  /** Encoded instructions (EbpfAssembler.assemble()). */
+  instructions: Uint8Array;
+  license?: string;
+}
+
+export interface TestRunResult {
+  /** r0 at exit: for XDP, the action (XDP_PASS, XDP_DROP …). */
+  retval: number;
+  /** The frame as the program left it. */
+  output: Uint8Array;
+  /** Mean nanoseconds per run, as the kernel measured them. */
+  durationNs: number;
+}
+
+/**
+ * Loads a program. When the kernel refuses it, the load is repeated with the verifier's log on,
+ * and the error (E_BPF_VERIFIER) carries the log's tail, where the reason is; the first attempt
+ * goes without a log because a log buffer that fills up fails even a good program (ENOSPC).
+ */
+export function loadProgram(spec: ProgramSpec): BpfProgram {
+  const call = `bpf(BPF_PROG_LOAD ${spec.name})`;
+  const first = load(spec, undefined);
+  if (first >= 0) return new BpfProgram(first, spec);
+  if (isPermissionDenied(-first))
+    throw new BpfError('E_BPF_PERMISSION', call, -first, BPF_CAPABILITIES_ADVICE);
+  const log = allocateNative(VERIFIER_LOG_BUFFER);
+  try {
+    const second = load(spec, log);
+    if (second >= 0) return new BpfProgram(second, spec);
+    const text = logTail(log.bytes);
+    if (text.length > 0) {
+      throw new BpfError(
+        'E_BPF_VERIFIER',
+        call,
+        -second,
+        'the kernel verifier rejected the program (a bug in the program mcr generated, or a kernel that lacks what it uses)',
+        text,
+      );
+    }
+    throw new BpfError('E_BPF_PROGRAM', call, -second, 'the kernel refused the program before verifying it');
+  } finally {
+    log.free();
+  }
+}
+
+/** One BPF_PROG_LOAD: the attr, the instructions and the license in one native block. */
+function load(spec: ProgramSpec, log: NativeMemory | undefined): number {
+  const license = new TextEncoder().encode(`${spec.license ?? DEFAULT_LICENSE}\0`);
+  const insnsAt = PROG_LOAD.size;
+  const licenseAt = insnsAt + spec.instructions.byteLength;
+  if (spec.instructions.byteLength === 0 || spec.instructions.byteLength % 8 !== 0) {
+    throw new RangeError(
+      `program ${spec.name}: ${spec.instructions.byteLength} bytes is not whole instructions`,
+    );
+  }
+  const { memory, view } = newAttr(licenseAt + license.byteLength);
+  try {
+    memory.bytes.set(spec.instructions, insnsAt);
+    memory.bytes.set(license, licenseAt);
+    view.setUint32(PROG_LOAD.progType, BPF_PROG_TYPE_XDP, true);
+    view.setUint32(PROG_LOAD.insnCnt, spec.instructions.byteLength / 8, true);
+    setPointer(view, PROG_LOAD.insns, memory.address + insnsAt);
+    setPointer(view, PROG_LOAD.license, memory.address + licenseAt);
+    if (log) {
+      view.setUint32(PROG_LOAD.logLevel, 1, true);
+      view.setUint32(PROG_LOAD.logSize, log.bytes.byteLength, true);
+      setPointer(view, PROG_LOAD.logBuf, log.address);
+    }
+    writeObjectName(memory.bytes, PROG_LOAD.progName, spec.name);
+    view.setUint32(PROG_LOAD.expectedAttachType, EXPECTED_ATTACH_TYPES[spec.kind], true);
+    return bpfCommand(BPF_PROG_LOAD, memory, PROG_LOAD.size);
+  } finally {
+    memory.free();
+  }
+}
+
+/** The last VERIFIER_LOG_TAIL characters of a NUL-terminated log, from a line start. */
+function logTail(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  const text = new TextDecoder().decode(bytes.subarray(0, end < 0 ? bytes.byteLength : end)).trimEnd();
+  if (text.length <= VERIFIER_LOG_TAIL) return text;
+  const cut = text.slice(-VERIFIER_LOG_TAIL);
+  const line = cut.indexOf('\n');
+  return `…\n${line < 0 ? cut : cut.slice(line + 1)}`;
+}
+
+/** A loaded program held by its fd; it stays loaded while the fd, a link or a map entry holds it. */
+export class BpfProgram {
+  readonly fd: number;
+  readonly name: string;
+  readonly kind: ProgramKind;
+  /** Instruction slots as loaded. */
+  readonly length: number;
+  private closed = false;
+
+  constructor(fd: number, spec: ProgramSpec) {
+    this.fd = fd;
+    this.name = spec.name;
+    this.kind = spec.kind;
+    this.length = spec.instructions.byteLength / 8;
+  }
+
+  /** The kernel's id of the program (what `ip link` and bpftool show as prog/xdp id N). */
+  id(): number {
+    const { memory, view } = newAttr(OBJ_INFO.size + OBJ_INFO.progInfoSize);
+    try {
+      view.setUint32(OBJ_INFO.bpfFd, this.liveFd(), true);
+      view.setUint32(OBJ_INFO.infoLen, OBJ_INFO.progInfoSize, true);
+      setPointer(view, OBJ_INFO.info, memory.address + OBJ_INFO.size);
+      const result = bpfCommand(BPF_OBJ_GET_INFO_BY_FD, memory, OBJ_INFO.size);
+      if (result < 0) {
+        throw new BpfError(
+          'E_BPF_PROGRAM',
+          `bpf(BPF_OBJ_GET_INFO_BY_FD ${this.name})`,
+          -result,
+          'see the errno',
+        );
+      }
+      return view.getUint32(OBJ_INFO.size + OBJ_INFO.progInfoId, true);
+    } finally {
+      memory.free();
+    }
+  }
+
+  /**
+   * Runs the program on `frame` without an interface (BPF_PROG_TEST_RUN), `repeat` times; maps
+   * it uses see the runs as real ones. Needs the same privileges as loading.
+   */
+  testRun(frame: Uint8Array, repeat = 1): TestRunResult {
+    const inAt = TEST_RUN.size;
+    const outAt = inAt + frame.byteLength;
+    const outSize = frame.byteLength + XDP_HEADROOM;
+    const { memory, view } = newAttr(outAt + outSize);
+    try {
+      memory.bytes.set(frame, inAt);
+      view.setUint32(TEST_RUN.progFd, this.liveFd(), true);
+      view.setUint32(TEST_RUN.dataSizeIn, frame.byteLength, true);
+      view.setUint32(TEST_RUN.dataSizeOut, outSize, true);
+      setPointer(view, TEST_RUN.dataIn, memory.address + inAt);
+      setPointer(view, TEST_RUN.dataOut, memory.address + outAt);
+      view.setUint32(TEST_RUN.repeat, repeat, true);
+      const result = bpfCommand(BPF_PROG_TEST_RUN, memory, TEST_RUN.size);
+      const call = `bpf(BPF_PROG_TEST_RUN ${this.name})`;
+      if (result < 0 && isPermissionDenied(-result)) {
+        throw new BpfError('E_BPF_PERMISSION', call, -result, BPF_CAPABILITIES_ADVICE);
+      }
+      if (result < 0) throw new BpfError('E_BPF_PROGRAM', call, -result, 'the test run was refused');
+      const written = view.getUint32(TEST_RUN.dataSizeOut, true);
+      return {
+        retval: view.getUint32(TEST_RUN.retval, true),
+        output: memory.bytes.slice(outAt, outAt + Math.min(written, outSize)),
+        durationNs: view.getUint32(TEST_RUN.duration, true),
+      };
+    } finally {
+      memory.free();
+    }
+  }
+
+  /** Closes this fd; the program stays loaded while a link or a devmap entry holds it. Safe twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libc.close(this.fd);
+  }
+
+  private liveFd(): number {
+    if (this.closed) throw new Error(`program ${this.name} is closed`);
+    return this.fd;
+  }
+}
