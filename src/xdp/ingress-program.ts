@@ -8,9 +8,13 @@ import {
   XDP_DROP,
   XDP_MD_DATA,
   XDP_MD_DATA_END,
+  XDP_MD_DATA_META,
   XDP_PASS,
 } from './xdp-abi.js';
 import {
+  FRAME_META_FRAME,
+  FRAME_META_OUTPUT_SET,
+  FRAME_META_SIZE,
   RULE_COUNT_BYTES,
   RULE_COUNT_NO_OUTPUT,
   RULE_COUNT_OWN_SOURCE,
@@ -21,6 +25,7 @@ import {
   RULE_KEY_SIZE,
   RULE_KEY_VLAN,
   RULE_VALUE_MIN_TTL,
+  RULE_VALUE_OUTPUT_SET,
   RULE_VALUE_OUTPUTS,
   RULE_VALUE_SLOT,
 } from './xdp-maps.js';
@@ -28,7 +33,7 @@ import {
 /** The maps the ingress program reads and counts in (xdp-maps.ts). */
 export interface IngressMaps {
   rules: MapReference;
-  ruleOutputs: MapReference;
+  outputSets: MapReference;
   ruleCounts: MapReference;
   hostAddresses: MapReference;
 }
@@ -49,6 +54,7 @@ const SLOT = -12; // u32: the rule's slot
 const SOURCE = -16; // u32: the input's source address as it sits in the packet
 const PAYLOAD = -24; // u64: UDP payload bytes
 const TTL = -28; // u32: the input's TTL
+const OUTPUT_SET = -32; // u32: the rule's output set
 
 /**
  * The ingress program of one input interface (kind xdp). Per frame: Ethernet with at most one
@@ -185,14 +191,33 @@ export function ingressProgram(maps: IngressMaps): Uint8Array {
     .ldx(1, R2, R8, RULE_VALUE_MIN_TTL)
     .ldx(4, R3, R10, TTL)
     .jmp('jlt', R3, R2, 'refuse')
-    // Replicate: the rule's devmap, every entry but the input interface.
+    // Replicate: the rule's devmap (its output set's), every entry but the input interface.
+    .ldx(4, R1, R8, RULE_VALUE_OUTPUT_SET)
+    .stx(4, R10, OUTPUT_SET, R1)
     .mov64(R2, R10)
-    .alu64('add', R2, SLOT)
-    .ldMapFd(R1, maps.ruleOutputs)
+    .alu64('add', R2, OUTPUT_SET)
+    .ldMapFd(R1, maps.outputSets)
     .call('map_lookup_elem')
     .mov64(R1, RULE_COUNT_NO_OUTPUT)
     .jmp('jeq', R0, 0, 'refuse')
-    .mov64(R1, R0)
+    .mov64(R8, R0)
+    // The metadata the egress program finds its output by: the output set, and the frame's
+    // number (this CPU's count of the rule's frames: consecutive frames differ).
+    .mov64(R1, R6)
+    .mov64(R2, -FRAME_META_SIZE)
+    .call('xdp_adjust_meta')
+    .mov64(R1, RULE_COUNT_NO_OUTPUT)
+    .jmp('jne', R0, 0, 'refuse')
+    .ldx(4, R2, R6, XDP_MD_DATA_META)
+    .ldx(4, R3, R6, XDP_MD_DATA)
+    .mov64(R4, R2)
+    .alu64('add', R4, FRAME_META_SIZE)
+    .jmp('jgt', R4, R3, 'refuse')
+    .ldx(4, R4, R10, OUTPUT_SET)
+    .stx(4, R2, FRAME_META_OUTPUT_SET, R4)
+    .ldx(8, R4, R7, RULE_COUNT_PACKETS)
+    .stx(4, R2, FRAME_META_FRAME, R4)
+    .mov64(R1, R8)
     .mov64(R2, 0)
     .mov64(R3, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS)
     .call('redirect_map')

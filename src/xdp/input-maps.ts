@@ -1,10 +1,15 @@
 import { createMap, type BpfMap } from '../sys/bpf-map.js';
 import type { Closable } from '../sys/closables.js';
+import { OUTPUT_VALUE_SIZE } from './output-header.js';
 import {
+  LINK_COPIES_SIZE,
   MAX_HOST_ADDRESSES,
+  MAX_LINKS,
+  MAX_OUTPUT_SETS,
   MAX_OUTPUTS,
   MAX_RULES,
   OUTPUT_COUNTS_SIZE,
+  OUTPUT_KEY_SIZE,
   RULE_COUNTS_SIZE,
   RULE_DEVMAP_SLOTS,
   RULE_KEY_SIZE,
@@ -14,7 +19,9 @@ import {
 /** The maps of one input interface (xdp-maps.ts describes them). */
 export interface InputMaps {
   rules: BpfMap;
-  ruleOutputs: BpfMap;
+  outputSets: BpfMap;
+  outputs: BpfMap;
+  linkCopies: BpfMap;
   ruleCounts: BpfMap;
   outputCounts: BpfMap;
   hostAddresses: BpfMap;
@@ -47,21 +54,40 @@ export function createInputMaps(keep: <C extends Closable>(resource: C) => C): I
   );
   // The ARRAY_OF_MAPS takes its entries' shape from a template, which it does not keep.
   const template = createRuleDevmap();
-  let ruleOutputs: BpfMap;
+  let outputSets: BpfMap;
   try {
-    ruleOutputs = keep(
+    outputSets = keep(
       createMap({
         type: 'array_of_maps',
-        name: 'mcr_rule_outs',
+        name: 'mcr_output_sets',
         keySize: 4,
         valueSize: 4,
-        maxEntries: MAX_RULES,
+        maxEntries: MAX_OUTPUT_SETS,
         innerMap: template,
       }),
     );
   } finally {
     template.close();
   }
+  // Twice the outputs: a rule's old and new output sets both exist while it is updated.
+  const outputs = keep(
+    createMap({
+      type: 'hash',
+      name: 'mcr_outputs',
+      keySize: OUTPUT_KEY_SIZE,
+      valueSize: OUTPUT_VALUE_SIZE,
+      maxEntries: 2 * MAX_OUTPUTS,
+    }),
+  );
+  const linkCopies = keep(
+    createMap({
+      type: 'percpu_hash',
+      name: 'mcr_link_copies',
+      keySize: 4,
+      valueSize: LINK_COPIES_SIZE,
+      maxEntries: MAX_LINKS,
+    }),
+  );
   const ruleCounts = keep(
     createMap({
       type: 'percpu_array',
@@ -89,7 +115,7 @@ export function createInputMaps(keep: <C extends Closable>(resource: C) => C): I
       maxEntries: MAX_HOST_ADDRESSES,
     }),
   );
-  return { rules, ruleOutputs, ruleCounts, outputCounts, hostAddresses };
+  return { rules, outputSets, outputs, linkCopies, ruleCounts, outputCounts, hostAddresses };
 }
 
 /** Numbers 0..size-1 handed out and taken back: rule and output slots of the maps. */

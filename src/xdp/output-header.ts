@@ -1,9 +1,21 @@
 import { ETHERTYPE_IPV4, writeMulticastMac } from '../packet/build.js';
 
 /**
- * What one output writes into each copy, computed once per output and baked into its egress
- * program as constants. Pure: the program generator (egress-program.ts) only moves these bytes.
+ * What one output writes into each copy, computed once per output and kept in the outputs map
+ * (OutputValue) for the egress program, which only moves these bytes. Pure.
  */
+
+/** OutputValue: the header bytes, the UDP checksum addend, the counter slot, TTL and DSCP. */
+export const OUTPUT_VALUE_SIZE = 40;
+export const OUTPUT_VALUE_ETHERNET = 0; // 14 bytes
+export const OUTPUT_VALUE_ADDRESSES = 16; // 8 bytes
+export const OUTPUT_VALUE_PORTS = 24; // 4 bytes
+export const OUTPUT_VALUE_UDP_ADDED_SUM = 28; // u32
+export const OUTPUT_VALUE_COUNTER_SLOT = 32; // u32
+export const OUTPUT_VALUE_TTL = 36; // u8
+export const OUTPUT_VALUE_TTL_FIXED = 37; // u8: 1 fixed, 0 a cap
+export const OUTPUT_VALUE_DSCP_BITS = 38; // u8: DSCP << 2
+export const OUTPUT_VALUE_KEEP_DSCP = 39; // u8: 1 keeps the input's
 
 /** An output as the XDP path needs it: the rule's output plus what its link is. */
 export interface OutputHeader {
@@ -77,35 +89,28 @@ export function egressConstants(output: OutputHeader): EgressConstants {
   };
 }
 
+/** An output's entry in the outputs map; `counterSlot` is its row of output_counts. */
+export function encodeOutputValue(c: EgressConstants, counterSlot: number): Uint8Array {
+  checkUint('counterSlot', counterSlot, 0, 0xffffffff);
+  const bytes = new Uint8Array(OUTPUT_VALUE_SIZE);
+  const view = new DataView(bytes.buffer);
+  bytes.set(c.ethernet, OUTPUT_VALUE_ETHERNET);
+  bytes.set(c.addresses, OUTPUT_VALUE_ADDRESSES);
+  bytes.set(c.ports, OUTPUT_VALUE_PORTS);
+  view.setUint32(OUTPUT_VALUE_UDP_ADDED_SUM, c.udpAddedSum, true);
+  view.setUint32(OUTPUT_VALUE_COUNTER_SLOT, counterSlot, true);
+  bytes[OUTPUT_VALUE_TTL] = c.ttl;
+  bytes[OUTPUT_VALUE_TTL_FIXED] = c.ttlFixed ? 1 : 0;
+  bytes[OUTPUT_VALUE_DSCP_BITS] = c.dscpBits < 0 ? 0 : c.dscpBits;
+  bytes[OUTPUT_VALUE_KEEP_DSCP] = c.dscpBits < 0 ? 1 : 0;
+  return bytes;
+}
+
 /** The sum of `bytes` as little-endian 16-bit words (not folded; small inputs only). */
 export function foldLe16(bytes: Uint8Array): number {
   let sum = 0;
   for (let i = 0; i + 1 < bytes.length; i += 2) sum += bytes[i]! | (bytes[i + 1]! << 8);
   return sum;
-}
-
-/**
- * Splits bytes into the stores that write them: 4-, 2- and 1-byte pieces with the value a
- * little-endian store of that width must be given for the bytes to land in this order.
- */
-export function storePieces(bytes: Uint8Array): { offset: number; width: 1 | 2 | 4; value: number }[] {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const pieces: { offset: number; width: 1 | 2 | 4; value: number }[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    const left = bytes.length - at;
-    if (left >= 4) {
-      pieces.push({ offset: at, width: 4, value: view.getUint32(at, true) });
-      at += 4;
-    } else if (left >= 2) {
-      pieces.push({ offset: at, width: 2, value: view.getUint16(at, true) });
-      at += 2;
-    } else {
-      pieces.push({ offset: at, width: 1, value: bytes[at]! });
-      at += 1;
-    }
-  }
-  return pieces;
 }
 
 /** A 16-bit value in network order as a little-endian 16-bit load reads it. */

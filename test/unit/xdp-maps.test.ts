@@ -1,8 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { egressConstants, foldLe16, loadedBe16, storePieces } from '../../src/xdp/output-header.js';
 import {
+  egressConstants,
+  encodeOutputValue,
+  foldLe16,
+  loadedBe16,
+  OUTPUT_VALUE_SIZE,
+} from '../../src/xdp/output-header.js';
+import {
+  copyNumbers,
+  encodeOutputKey,
   decodeRuleKey,
   decodeRuleValue,
   encodeAddressKey,
@@ -29,11 +37,20 @@ test('a rule key: group and port in network order as in the packet, the VLAN in 
   assert.equal(ruleKeyText({ ...key, vlan: 0 }), '239.1.2.3:5000');
 });
 
-test('a rule value: slot, output count and lowest relayed TTL, host order', () => {
-  const value = { slot: 258, outputs: 5, minTtl: 2 };
-  assert.equal(hex(encodeRuleValue(value)), '02010000' + '0500' + '02' + '00');
+test('a rule value: slot, output count, lowest relayed TTL and output set, host order', () => {
+  const value = { slot: 258, outputs: 5, minTtl: 2, outputSet: 1030 };
+  assert.equal(hex(encodeRuleValue(value)), '02010000' + '0500' + '02' + '00' + '06040000');
   assert.deepEqual(decodeRuleValue(encodeRuleValue(value)), value);
   assert.throws(() => encodeRuleValue({ ...value, outputs: 65 }), /outputs/);
+});
+
+test('an output key: output set, link, copy on that link; copies count per link in list order', () => {
+  assert.equal(
+    hex(encodeOutputKey({ outputSet: 3, ifindex: 7, copy: 1 })),
+    '03000000' + '07000000' + '01000000',
+  );
+  assert.deepEqual(copyNumbers([7, 8, 7, 7, 9, 8]), [0, 0, 1, 2, 0, 1]);
+  assert.throws(() => encodeOutputKey({ outputSet: 3, ifindex: 7, copy: 64 }), /copy/);
 });
 
 test('the lowest input TTL relayed: 2 unless an output has a fixed TTL', () => {
@@ -83,6 +100,16 @@ test("an output's constants: the group's MAC, addresses and ports as they sit in
   assert.equal(c.udpAddedSum, foldLe16(c.addresses) + foldLe16(c.ports));
   assert.equal(egressConstants({ ...sample(), dscp: undefined }).dscpBits, -1);
   assert.throws(() => egressConstants({ ...sample(), ttl: 0 }), /ttl/);
+  const value = encodeOutputValue(c, 9);
+  assert.equal(value.length, OUTPUT_VALUE_SIZE);
+  assert.equal(hex(value.subarray(0, 14)), hex(c.ethernet));
+  assert.equal(hex(value.subarray(16, 28)), hex(c.addresses) + hex(c.ports));
+  assert.equal(
+    hex(value.subarray(32, 40)),
+    '09000000' + '10' + '00' + 'b8' + '00',
+    'slot, TTL 16 capped, DSCP 46, set',
+  );
+  assert.equal(encodeOutputValue(egressConstants(sample()), 0)[39], 1, 'no DSCP: keep the input');
   assert.throws(() => egressConstants({ ...sample(), dscp: 64 }), /dscp/);
 });
 
@@ -99,12 +126,7 @@ function sample(): Parameters<typeof egressConstants>[0] {
   };
 }
 
-test('constant bytes become 4-, 2- and 1-byte little-endian stores', () => {
-  const pieces = storePieces(Uint8Array.of(1, 2, 3, 4, 5, 6, 7));
-  assert.deepEqual(pieces, [
-    { offset: 0, width: 4, value: 0x04030201 },
-    { offset: 4, width: 2, value: 0x0605 },
-    { offset: 6, width: 1, value: 7 },
-  ]);
+test('network-order 16-bit values as a little-endian load sees them', () => {
   assert.equal(loadedBe16(0x0800), 0x0008);
+  assert.equal(loadedBe16(0x3fff), 0xff3f);
 });

@@ -9,12 +9,14 @@ import { openAll } from '../../src/sys/closables.js';
 import { egressProgram } from '../../src/xdp/egress-program.js';
 import { ingressProgram } from '../../src/xdp/ingress-program.js';
 import { createInputMaps, createRuleDevmap, type InputMaps } from '../../src/xdp/input-maps.js';
-import { egressConstants, type OutputHeader } from '../../src/xdp/output-header.js';
+import { egressConstants, encodeOutputValue, type OutputHeader } from '../../src/xdp/output-header.js';
 import { XDP_DROP, XDP_PASS, XDP_REDIRECT } from '../../src/xdp/xdp-abi.js';
 import {
   encodeAddressKey,
+  encodeOutputKey,
   encodeRuleKey,
   encodeRuleValue,
+  LINK_COPIES_SIZE,
   OUTPUT_COUNTS_SIZE,
   RULE_COUNTS_SIZE,
   sumOutputCounts,
@@ -69,11 +71,11 @@ function ingressWithRule(vlan = 0, minTtl = 2): Ingress {
     const maps = createInputMaps(keep);
     const devmap = keep(createRuleDevmap());
     devmap.update(hostU32(0), devmapValue(1, 0)); // lo, no program: a test run never sends
-    maps.ruleOutputs.update(hostU32(7), hostU32(devmap.fd));
+    maps.outputSets.update(hostU32(3), hostU32(devmap.fd));
     maps.ruleCounts.update(hostU32(7), new Uint8Array(RULE_COUNTS_SIZE));
     maps.rules.update(
       encodeRuleKey({ group: GROUP, port: 5000, vlan }),
-      encodeRuleValue({ slot: 7, outputs: 1, minTtl }),
+      encodeRuleValue({ slot: 7, outputs: 1, minTtl, outputSet: 3 }),
     );
     const program = keep(
       loadProgram({ name: 'mcr_ingress', kind: 'xdp', instructions: ingressProgram(maps) }),
@@ -135,6 +137,7 @@ test('ingress: everything that is not a valid match passes to the kernel, uncoun
       ['UDP length beyond the datagram', longUdp],
       ['UDP length below 8', shortUdp],
       ['truncated in UDP', good.slice(0, 40)],
+      ['cut short: total length beyond the frame, header intact', good.slice(0, 82)],
       ['truncated in IPv4', good.slice(0, 30)],
       ['Ethernet header only', good.slice(0, 14)], // (a test run takes no less)
       ['ARP', Uint8Array.from([...good.slice(0, 12), 0x08, 0x06, ...good.slice(14)])],
@@ -190,25 +193,53 @@ test('ingress: TTL 1 with no fixed-TTL output, own source: dropped and counted',
   }
 });
 
+/** The link a test run stands in for: devmap programs read it from their context. */
+const LINK = 7;
+
+/** Metadata the ingress program leaves on a relayed frame: output set 3, frame `frame`. */
+function meta(frame: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setUint32(0, 3, true);
+  new DataView(bytes.buffer).setUint32(4, frame, true);
+  return bytes;
+}
+
+interface Egress {
+  program: BpfProgram;
+  maps: InputMaps;
+  close(): void;
+}
+
 /**
- * An egress program for `header`, with its counters in a fresh map at slot 5. Loaded as kind xdp:
- * this kernel refuses test runs of devmap programs (EINVAL); the instructions are the same, and
- * they do not read the one field (egress_ifindex) only a devmap program may.
+ * The egress program with `headers` as output set 3's outputs on LINK (copies 0, 1, …), counted
+ * in output_counts rows 5, 6, …. Loaded as kind xdp: this kernel refuses test runs of devmap
+ * programs (EINVAL); the instructions are the same but for where the link's ifindex comes from,
+ * and the devmap kind is loaded too, to show the verifier takes it.
  */
-function egress(header: OutputHeader): { program: BpfProgram; maps: InputMaps; close(): void } {
+function egress(...headers: OutputHeader[]): Egress {
   return openAll((keep) => {
     const maps = createInputMaps(keep);
-    maps.outputCounts.update(hostU32(5), new Uint8Array(OUTPUT_COUNTS_SIZE));
-    const instructions = egressProgram(egressConstants(header), maps.outputCounts, 5);
-    const program = keep(loadProgram({ name: 'mcr_output', kind: 'xdp', instructions }));
-    keep(loadProgram({ name: 'mcr_output', kind: 'xdp_devmap', instructions })).close();
+    maps.linkCopies.update(hostU32(LINK), new Uint8Array(LINK_COPIES_SIZE));
+    headers.forEach((header, copy) => {
+      maps.outputCounts.update(hostU32(5 + copy), new Uint8Array(OUTPUT_COUNTS_SIZE));
+      const key = encodeOutputKey({ outputSet: 3, ifindex: LINK, copy });
+      maps.outputs.update(key, encodeOutputValue(egressConstants(header), 5 + copy));
+    });
+    const instructions = egressProgram(maps, LINK);
+    const program = keep(loadProgram({ name: 'mcr_egress', kind: 'xdp', instructions }));
+    const devmapKind = egressProgram(maps, 'context');
+    keep(loadProgram({ name: 'mcr_egress', kind: 'xdp_devmap', instructions: devmapKind })).close();
     const owned = [program, ...Object.values(maps)];
     return { program, maps, close: () => owned.forEach((r) => r.close()) };
   });
 }
 
+function counts(e: Egress, copy = 0): ReturnType<typeof sumOutputCounts> {
+  return sumOutputCounts(e.maps.outputCounts.lookupPerCpu(hostU32(5 + copy))!);
+}
+
 test(
-  "egress: the copy is byte for byte the raw path's frame (apart from nothing: the id is the input's)",
+  "egress: the copy is byte for byte the raw path's frame for the same output (IP id: the input's)",
   { skip },
   () => {
     const e = egress(output);
@@ -225,25 +256,17 @@ test(
         ['short, padded to 60', checksummedFrame({ ...base, payload: 4, padTo: 60 }), 14],
         ['large', checksummedFrame({ ...base, payload: 1400, ttl: 200 }), 14],
       ];
-      for (const [what, input, ip] of inputs) {
-        const result = e.program.testRun(input);
+      for (const [i, [what, input, ip]] of inputs.entries()) {
+        const result = e.program.testRun(input, 1, meta(i));
         assert.equal(result.retval, XDP_PASS, what);
         const ttl = Math.min(input[ip + 8]! - 1, output.ttl);
         const expected = rawPathFrame(input, ip, output, ttl, input[ip + 1]!);
-        assert.deepEqual(
-          Buffer.from(result.output).toString('hex'),
-          Buffer.from(expected).toString('hex'),
-          what,
-        );
+        assert.equal(Buffer.from(result.output).toString('hex'), Buffer.from(expected).toString('hex'), what);
         assert.ok(ipHeaderValid(result.output, 14), `${what}: IPv4 checksum`);
-        assert.equal(
-          udpChecksum(result.output, 14),
-          (result.output[40]! << 8) | result.output[41]!,
-          `${what}: UDP checksum`,
-        );
+        const udpField = (result.output[40]! << 8) | result.output[41]!;
+        assert.equal(udpChecksum(result.output, 14), udpField, `${what}: UDP checksum`);
       }
-      const counts = sumOutputCounts(e.maps.outputCounts.lookupPerCpu(hostU32(5))!);
-      assert.deepEqual(counts, { packets: inputs.length, bytes: 100 * 4 + 4 + 1400, ttlExpired: 0 });
+      assert.deepEqual(counts(e), { packets: inputs.length, bytes: 100 * 4 + 4 + 1400, ttlExpired: 0 });
     } finally {
       e.close();
     }
@@ -251,22 +274,16 @@ test(
 );
 
 test('egress: fixed TTL, DSCP set with ECN kept, a zero UDP checksum stays zero', { skip }, () => {
-  const e = egress({ ...output, ttl: 5, ttlFixed: true, dscp: 46 });
+  const fixed: OutputHeader = { ...output, ttl: 5, ttlFixed: true, dscp: 46 };
+  const e = egress(fixed);
   try {
     const input = checksummedFrame({ ...base, ttl: 1, dscp: 8, ecn: 3 });
-    const result = e.program.testRun(input);
+    const result = e.program.testRun(input, 1, meta(1));
     assert.equal(result.retval, XDP_PASS);
     assert.equal(result.output[22], 5, 'the fixed TTL');
     assert.equal(result.output[15], (46 << 2) | 3, 'DSCP 46, the input ECN');
-    const expected = rawPathFrame(
-      input,
-      14,
-      { ...output, ttl: 5, ttlFixed: true, dscp: 46 },
-      5,
-      (46 << 2) | 3,
-    );
-    assert.deepEqual(result.output, expected);
-    const unchecked = e.program.testRun(buildUdpFrame({ ...base, udpChecksum: 0 }));
+    assert.deepEqual(result.output, rawPathFrame(input, 14, fixed, 5, (46 << 2) | 3));
+    const unchecked = e.program.testRun(buildUdpFrame({ ...base, udpChecksum: 0 }), 1, meta(2));
     assert.equal((unchecked.output[40]! << 8) | unchecked.output[41]!, 0, 'no checksum stays none');
     assert.ok(ipHeaderValid(unchecked.output, 14));
   } finally {
@@ -280,13 +297,36 @@ test(
   () => {
     const e = egress({ ...output, ttl: 3 });
     try {
-      assert.equal(e.program.testRun(checksummedFrame({ ...base, ttl: 1 })).retval, XDP_DROP);
-      const capped = e.program.testRun(checksummedFrame({ ...base, ttl: 64 }));
+      assert.equal(e.program.testRun(checksummedFrame({ ...base, ttl: 1 }), 1, meta(1)).retval, XDP_DROP);
+      const capped = e.program.testRun(checksummedFrame({ ...base, ttl: 64 }), 1, meta(2));
       assert.equal(capped.output[22], 3, 'min(64 − 1, 3)');
-      const lower = e.program.testRun(checksummedFrame({ ...base, ttl: 3 }));
+      const lower = e.program.testRun(checksummedFrame({ ...base, ttl: 3 }), 1, meta(3));
       assert.equal(lower.output[22], 2, 'min(3 − 1, 3)');
-      const counts = sumOutputCounts(e.maps.outputCounts.lookupPerCpu(hostU32(5))!);
-      assert.deepEqual(counts, { packets: 2, bytes: 200, ttlExpired: 1 });
+      assert.deepEqual(counts(e), { packets: 2, bytes: 200, ttlExpired: 1 });
+    } finally {
+      e.close();
+    }
+  },
+);
+
+test(
+  'egress: clones of one frame on one link are told apart by their order; each output counts its own',
+  { skip },
+  () => {
+    const groups = ['239.2.2.1', '239.2.2.2', '239.2.2.3'].map(ip);
+    const e = egress(...groups.map((group) => ({ ...output, group })));
+    try {
+      const input = checksummedFrame(base);
+      const destination = (frame: number): number => {
+        const result = e.program.testRun(input, 1, meta(frame));
+        assert.equal(result.retval, XDP_PASS);
+        return new DataView(result.output.buffer, result.output.byteOffset).getUint32(30, false);
+      };
+      // Frame 10's three clones, then frame 11's: copy numbers start again with each frame.
+      assert.deepEqual([destination(10), destination(10), destination(10)], groups);
+      assert.deepEqual([destination(11), destination(11), destination(11)], groups);
+      assert.equal(e.program.testRun(input, 1, meta(11)).retval, XDP_DROP, 'a fourth clone has no output');
+      assert.deepEqual([counts(e, 0).packets, counts(e, 1).packets, counts(e, 2).packets], [2, 2, 2]);
     } finally {
       e.close();
     }
