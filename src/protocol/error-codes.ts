@@ -198,6 +198,10 @@ export const ERROR_CODES = {
     kind: 'internal',
     meaning: 'mcr generated an eBPF program it cannot encode: please report it',
   },
+  E_XDP_FULL: {
+    kind: 'host',
+    meaning: 'an input interface has as many XDP rules or outputs as its maps hold',
+  },
 
   // Warnings (logged).
   W_SHARED_USER: {
