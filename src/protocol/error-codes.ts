@@ -202,6 +202,10 @@ export const ERROR_CODES = {
     kind: 'host',
     meaning: 'an input interface has as many XDP rules or outputs as its maps hold',
   },
+  E_XDP_MODE: {
+    kind: 'host',
+    meaning: 'the XDP path needs native XDP on the input (generic mode loses its metadata)',
+  },
 
   // Warnings (logged).
   W_SHARED_USER: {

@@ -1,16 +1,15 @@
 import { attachXdp, type XdpLink, type XdpMode } from '../sys/bpf-link.js';
-import { devmapValue, hostU32, type BpfMap } from '../sys/bpf-map.js';
+import { hostU32, type BpfMap } from '../sys/bpf-map.js';
 import { loadProgram, type BpfProgram } from '../sys/bpf-program.js';
 import { openAll } from '../sys/closables.js';
 import { egressProgram } from './egress-program.js';
 import { ingressProgram } from './ingress-program.js';
-import { createInputMaps, createRuleDevmap, SlotPool, type InputMaps } from './input-maps.js';
-import { egressConstants, encodeOutputValue, type OutputHeader } from './output-header.js';
+import { createInputMaps, SlotPool, type InputMaps } from './input-maps.js';
+import { clearOutputSet, writeOutputSet } from './output-sets.js';
+import type { OutputHeader } from './output-header.js';
 import { XdpError } from './xdp-error.js';
 import {
-  copyNumbers,
   encodeAddressKey,
-  encodeOutputKey,
   encodeRuleKey,
   encodeRuleValue,
   LINK_COPIES_SIZE,
@@ -104,8 +103,19 @@ export class XdpInput {
     this.link = link;
   }
 
-  /** Creates the maps, loads both programs and attaches the ingress one: all of it, or nothing. */
+  /**
+   * Creates the maps, loads both programs and attaches the ingress one: all of it, or nothing.
+   * Native mode only: in generic mode the kernel runs devmap programs on an skb without the
+   * metadata the ingress program left (measured: every copy dropped), so outputs could not be
+   * told apart.
+   */
   static open(ifindex: number, mode: XdpMode, interfaceName?: string): XdpInput {
+    if (mode !== 'native') {
+      throw new XdpError(
+        'E_XDP_MODE',
+        `XDP on ${interfaceName ?? `ifindex ${ifindex}`}: only native mode relays (generic XDP does not pass metadata to devmap programs)`,
+      );
+    }
     return openAll((keep) => {
       const maps = createInputMaps(keep);
       const egress = keep(
@@ -170,14 +180,8 @@ export class XdpInput {
         return { output, counterSlot, carriedTtlExpired: 0 };
       });
       const built = openAll((keep) => {
-        const devmap = keep(createRuleDevmap());
-        const copies = copyNumbers(outputs.map((o) => o.ifindex));
-        states.forEach((state, i) => {
-          const { output } = state;
-          const outputKey = encodeOutputKey({ outputSet, ifindex: output.ifindex, copy: copies[i]! });
-          this.maps.outputs.update(outputKey, encodeOutputValue(egressConstants(output), state.counterSlot));
-          devmap.update(hostU32(i), devmapValue(output.ifindex, this.egress.fd));
-        });
+        const setOutputs = states.map((state) => ({ ...state.output, counterSlot: state.counterSlot }));
+        const devmap = writeOutputSet(this.maps, outputSet, setOutputs, this.egress.fd, keep);
         if (ruleSlot === undefined) {
           ruleSlot = this.ruleSlots.take()!;
           this.maps.ruleCounts.update(hostU32(ruleSlot), new Uint8Array(RULE_COUNTS_SIZE));
@@ -306,11 +310,7 @@ export class XdpInput {
 
   /** Removes an output set's entries (devmap and output fields) and frees its number. */
   private clearOutputSet(outputSet: number, outputs: readonly XdpOutput[]): void {
-    this.maps.outputSets.delete(hostU32(outputSet));
-    const copies = copyNumbers(outputs.map((o) => o.ifindex));
-    outputs.forEach((o, i) =>
-      this.maps.outputs.delete(encodeOutputKey({ outputSet, ifindex: o.ifindex, copy: copies[i]! })),
-    );
+    clearOutputSet(this.maps, outputSet, outputs);
     this.outputSets.give(outputSet);
   }
 

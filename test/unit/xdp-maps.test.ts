@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { XdpInput } from '../../src/xdp/xdp-input.js';
 import {
   egressConstants,
   encodeOutputValue,
@@ -129,4 +130,11 @@ function sample(): Parameters<typeof egressConstants>[0] {
 test('network-order 16-bit values as a little-endian load sees them', () => {
   assert.equal(loadedBe16(0x0800), 0x0008);
   assert.equal(loadedBe16(0x3fff), 0xff3f);
+});
+
+test('XdpInput refuses generic mode before touching the kernel', () => {
+  assert.throws(() => XdpInput.open(1, 'generic', 'eth9'), {
+    code: 'E_XDP_MODE',
+    message: /eth9: only native mode/,
+  });
 });
