@@ -25,7 +25,7 @@ describe('the XDP path', { skip }, () => {
   before(async () => {
     x = new XdpLab(NET);
     await x.up();
-    const opened = await x.openRelay('native');
+    const opened = await x.openRelay();
     assert.equal(opened.opened, true, JSON.stringify(opened));
   });
 

@@ -23,14 +23,50 @@ export interface ReceiveReport {
   corrupted: number;
 }
 
+/** test/helpers/xdp-relay.js running in a namespace (XdpInput on one of its interfaces). */
+export class XdpRelayProcess {
+  private readonly child: ChildProcess;
+  private readonly lines: string[] = [];
+  private stderr = '';
+
+  constructor(ns: string, ifname: string) {
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, RELAY_HELPER, ifname, 'native'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => this.lines.push(line));
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+  }
+
+  /** Its next line: the first says {"opened":true,…} or {"error":…}. */
+  async next(): Promise<Record<string, unknown>> {
+    const child = this.child;
+    const line = await waitFor(
+      `a line from the XDP relay (stderr: ${this.stderr})`,
+      () => this.lines.shift() ?? (child.exitCode === null ? undefined : `{"exited":${child.exitCode}}`),
+      10000,
+    );
+    return JSON.parse(line) as Record<string, unknown>;
+  }
+
+  /** Sends one command and returns its answer; an error answer fails. */
+  async ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
+    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
+    const answer = await this.next();
+    assert.equal(answer.error, undefined, JSON.stringify(answer));
+    return answer;
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
 export class XdpLab {
   readonly lab = new Lab();
   readonly sender: string;
   readonly relay: string;
   readonly receivers: string[] = [];
-  private helper: ChildProcess | undefined;
-  private readonly lines: string[] = [];
-  private helperErrors = '';
+  private helper: XdpRelayProcess | undefined;
 
   constructor(readonly net: number) {
     this.sender = this.lab.host('snd');
@@ -80,32 +116,14 @@ export class XdpLab {
   }
 
   /** Starts XdpInput on the relay's in0; resolves with its first line. */
-  async openRelay(mode: 'native' | 'generic' = 'native'): Promise<Record<string, unknown>> {
-    const child = spawn('ip', ['netns', 'exec', this.relay, process.execPath, RELAY_HELPER, 'in0', mode], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.helper = child;
-    createInterface({ input: child.stdout! }).on('line', (line) => this.lines.push(line));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.helperErrors += d));
-    return this.next();
-  }
-
-  private async next(): Promise<Record<string, unknown>> {
-    const child = this.helper!;
-    const line = await waitFor(
-      `a line from the XDP relay (stderr: ${this.helperErrors})`,
-      () => this.lines.shift() ?? (child.exitCode === null ? undefined : `{"exited":${child.exitCode}}`),
-      10000,
-    );
-    return JSON.parse(line) as Record<string, unknown>;
+  async openRelay(): Promise<Record<string, unknown>> {
+    this.helper = new XdpRelayProcess(this.relay, 'in0');
+    return this.helper.next();
   }
 
   /** Sends one command to the relay helper and returns its answer; an error answer fails. */
-  async ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
-    this.helper!.stdin!.write(`${JSON.stringify(command)}\n`);
-    const answer = await this.next();
-    assert.equal(answer.error, undefined, JSON.stringify(answer));
-    return answer;
+  ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.helper!.ask(command);
   }
 
   /** mcrgen recv on a host's interface, expecting `count` probes; resolves once it listens. */
@@ -147,7 +165,7 @@ export class XdpLab {
   }
 
   destroy(): void {
-    if (this.helper && this.helper.exitCode === null) this.helper.kill('SIGKILL');
+    this.helper?.kill();
     this.lab.destroy();
   }
 }
