@@ -204,7 +204,12 @@ describe('the XDP path', { skip }, () => {
     await sleep(800);
     const last = (await x.ask({ remove: { key: { group: removed, port: 5000 } } })) as { last: Counters };
     assert.equal(last.last.counts.packets, 0);
-    await sleep(500);
+    await sleep(300);
+    // A rule added meanwhile: a map update too.
+    await x.ask({
+      set: { key: { group: `239.${NET}.0.10`, port: 5000 }, outputs: [out(3, `239.${NET}.10.1`)] },
+    });
+    await sleep(300);
     // An update in place: one output gets a DSCP (a new program), the others keep theirs.
     const updated = keptOutputs.map((o, i) => (i === 4 ? { ...o, dscp: 46 } : o));
     await x.ask({ set: { key: { group: kept, port: 5000 }, outputs: updated } });
@@ -228,5 +233,24 @@ describe('the XDP path', { skip }, () => {
     assert.equal(c.counts.packets, LONG);
     for (const o of c.outputs)
       assert.equal(o.counts.packets, LONG, `${o.id} kept its counters across the update`);
+  });
+
+  test("frames from the relay host's own addresses are loops: never relayed, counted own_source", async () => {
+    const group = `239.${NET}.0.11`;
+    await x.ask({ set: { key: { group, port: 5000 }, outputs: [out(4, `239.${NET}.11.1`)] } });
+    await x.ask({ hosts: [`10.${NET}.1.1`] }); // the sender's address, as if it were the relay's
+    const receiver = await x.receive(x.receivers[4]!, 'eth0', `239.${NET}.11.1`, 6000, 2);
+    x.send(group, 5000, 100, { size: SIZE });
+    assert.equal((await x.report(receiver)).datagrams, 0);
+    await x.ask({ hosts: [] });
+    const c = await counters(group);
+    assert.deepEqual(c.counts, {
+      packets: 100,
+      bytes: 100 * SIZE,
+      ownSource: 100,
+      ttlExpired: 0,
+      noOutput: 0,
+    });
+    assert.equal(c.outputs[0]!.counts.packets, 0);
   });
 });
