@@ -198,6 +198,14 @@ export const ERROR_CODES = {
     kind: 'internal',
     meaning: 'mcr generated an eBPF program it cannot encode: please report it',
   },
+  E_XDP_FULL: {
+    kind: 'host',
+    meaning: 'an input interface has as many XDP rules or outputs as its maps hold',
+  },
+  E_XDP_MODE: {
+    kind: 'host',
+    meaning: 'the XDP path needs native XDP on the input (generic mode loses its metadata)',
+  },
 
   // Warnings (logged).
   W_SHARED_USER: {

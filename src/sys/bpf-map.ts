@@ -22,8 +22,11 @@ import { allocateNative, libc, type NativeMemory } from './libc.js';
 export const MAP_TYPES = {
   hash: 1,
   array: 2,
+  prog_array: 3,
   percpu_hash: 5,
   percpu_array: 6,
+  array_of_maps: 12,
+  hash_of_maps: 13,
   devmap: 14,
   devmap_hash: 25,
 } as const;
@@ -38,6 +41,11 @@ export interface MapSpec {
   maxEntries: number;
   /** BPF_F_* map flags (e.g. BPF_F_NO_PREALLOC); 0 by default. */
   flags?: number;
+  /**
+   * array_of_maps and hash_of_maps: a map like the ones its entries will hold (type, key and
+   * value sizes, max entries); the kernel copies its shape, the map itself is not kept.
+   */
+  innerMap?: { readonly fd: number };
 }
 
 /** How an update treats an existing entry: BPF_ANY, BPF_NOEXIST (create only), BPF_EXIST (replace only). */
@@ -95,6 +103,7 @@ export function createMap(spec: MapSpec): BpfMap {
     view.setUint32(MAP_CREATE.valueSize, spec.valueSize, true);
     view.setUint32(MAP_CREATE.maxEntries, spec.maxEntries, true);
     view.setUint32(MAP_CREATE.mapFlags, spec.flags ?? 0, true);
+    if (spec.innerMap !== undefined) view.setUint32(MAP_CREATE.innerMapFd, spec.innerMap.fd, true);
     writeObjectName(memory.bytes, MAP_CREATE.mapName, spec.name);
     fd = bpfCommand(BPF_MAP_CREATE, memory, MAP_CREATE.size);
   } finally {

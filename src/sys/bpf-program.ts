@@ -40,6 +40,8 @@ export const VERIFIER_LOG_TAIL = 4096;
 
 /** XDP frames a test run starts with this much room in front (XDP_PACKET_HEADROOM). */
 const XDP_HEADROOM = 256;
+/** struct xdp_md, passed as a test run's context: data, data_end, data_meta, three ifindex/queue fields. */
+const XDP_MD_SIZE = 24;
 
 export interface ProgramSpec {
   /** Up to 15 letters, digits, '_' or '.'; `ip link` and bpftool show it. */
@@ -171,31 +173,46 @@ export class BpfProgram {
 
   /**
    * Runs the program on `frame` without an interface (BPF_PROG_TEST_RUN), `repeat` times; maps
-   * it uses see the runs as real ones. Needs the same privileges as loading.
+   * it uses see the runs as real ones. `metadata` (a multiple of 4 bytes, at most 32) goes in
+   * front of the frame as XDP metadata (data_meta), as a program before it would have left it;
+   * the output is the frame without it. Needs the same privileges as loading.
    */
-  testRun(frame: Uint8Array, repeat = 1): TestRunResult {
-    const inAt = TEST_RUN.size;
-    const outAt = inAt + frame.byteLength;
-    const outSize = frame.byteLength + XDP_HEADROOM;
+  testRun(frame: Uint8Array, repeat = 1, metadata?: Uint8Array): TestRunResult {
+    const meta = metadata ?? new Uint8Array(0);
+    const ctxAt = TEST_RUN.size;
+    const inAt = ctxAt + XDP_MD_SIZE;
+    const size = meta.byteLength + frame.byteLength;
+    const outAt = inAt + size;
+    const outSize = size + XDP_HEADROOM;
     const { memory, view } = newAttr(outAt + outSize);
     try {
-      memory.bytes.set(frame, inAt);
+      memory.bytes.set(meta, inAt);
+      memory.bytes.set(frame, inAt + meta.byteLength);
       view.setUint32(TEST_RUN.progFd, this.liveFd(), true);
-      view.setUint32(TEST_RUN.dataSizeIn, frame.byteLength, true);
+      view.setUint32(TEST_RUN.dataSizeIn, size, true);
       view.setUint32(TEST_RUN.dataSizeOut, outSize, true);
       setPointer(view, TEST_RUN.dataIn, memory.address + inAt);
       setPointer(view, TEST_RUN.dataOut, memory.address + outAt);
       view.setUint32(TEST_RUN.repeat, repeat, true);
+      if (metadata !== undefined) {
+        // struct xdp_md in: data = where the frame starts after the metadata, data_end = its end.
+        view.setUint32(ctxAt, meta.byteLength, true);
+        view.setUint32(ctxAt + 4, size, true);
+        view.setUint32(TEST_RUN.ctxSizeIn, XDP_MD_SIZE, true);
+        setPointer(view, TEST_RUN.ctxIn, memory.address + ctxAt);
+      }
       const result = bpfCommand(BPF_PROG_TEST_RUN, memory, TEST_RUN.size);
       const call = `bpf(BPF_PROG_TEST_RUN ${this.name})`;
       if (result < 0 && isPermissionDenied(-result)) {
         throw new BpfError('E_BPF_PERMISSION', call, -result, BPF_CAPABILITIES_ADVICE);
       }
       if (result < 0) throw new BpfError('E_BPF_PROGRAM', call, -result, 'the test run was refused');
-      const written = view.getUint32(TEST_RUN.dataSizeOut, true);
+      const written = Math.min(view.getUint32(TEST_RUN.dataSizeOut, true), outSize);
+      // The output starts at the metadata, which the program may have moved with the frame.
+      const metaOut = metadata === undefined ? 0 : meta.byteLength;
       return {
         retval: view.getUint32(TEST_RUN.retval, true),
-        output: memory.bytes.slice(outAt, outAt + Math.min(written, outSize)),
+        output: memory.bytes.slice(outAt + metaOut, outAt + written),
         durationNs: view.getUint32(TEST_RUN.duration, true),
       };
     } finally {

@@ -131,6 +131,7 @@ export const HELPERS = {
   xdp_adjust_meta: 54,
   xdp_adjust_tail: 65,
   fib_lookup: 69,
+  xdp_get_buff_len: 188,
 } as const;
 export type HelperName = keyof typeof HELPERS;
 
