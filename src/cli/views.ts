@@ -20,7 +20,7 @@ function describeOutputTarget(o: OutputView): string {
   return `-> ${o.group}:${o.port}${o.interface ? ` ${o.interface}` : ''}`;
 }
 
-/** "raw", "socket", "auto: raw", "raw (waiting)". */
+/** "raw", "socket", "xdp", "auto: raw", "auto: xdp", "raw: none yet". */
 function describePath(o: OutputView): string {
   const inUse = o.path ?? 'none yet';
   return o.mode === 'auto' ? `auto: ${inUse}` : o.path === null ? `${o.mode}: ${inUse}` : o.path;
@@ -49,7 +49,7 @@ export function rulesTable(rules: RuleView[]): string {
       r.name ?? '-',
       r.origin,
       describeRuleInput(r),
-      '',
+      r.path ?? '',
       '',
       '',
       describeState(r.state, r.reason),

@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import type { RuleView } from '../../src/protocol/control-api.js';
+import { waitFor } from '../helpers/processes.js';
+import { RelayHost, workerTotals } from '../helpers/relay-host.js';
+import { sleep } from '../helpers/topology.js';
+import { XdpLab } from '../helpers/xdp-lab.js';
+
+// The XDP path inside mcrd, through the real binaries: mcrctl add … :xdp, mcrgen send/recv,
+// exact counts at the receivers and in mcrctl stats; what XDP passes on still reaches the
+// workers; a killed mcrd leaves nothing attached; another program on the input is left alone.
+
+const isRoot = process.getuid?.() === 0;
+const skip = isRoot ? false : 'needs root (namespaces, CAP_BPF, CAP_NET_ADMIN)';
+const NET = 95;
+const COUNT = 600;
+const SIZE = 100;
+const COUNTER = new URL('../helpers/xdp-counter.js', import.meta.url).pathname;
+
+describe('the XDP path in mcrd', { skip }, () => {
+  let x: XdpLab;
+  let relay: RelayHost;
+  const socketPath = (): string => x.lab.socketPath('mcrd');
+  const start = (args: string[] = []): Promise<RelayHost> =>
+    RelayHost.start({ ns: x.relay, socketPath: socketPath(), hosts: x.lab }, args);
+  const group = (a: number, b: number): string => `239.${NET}.${a}.${b}`;
+  const find = (id: string): RuleView =>
+    relay.mcrctlJson<{ rules: RuleView[] }>(['list']).rules.find((r) => r.id === id)!;
+  const xdpShown = (): string => x.run(x.relay, 'ip', ['-d', 'link', 'show', 'dev', 'in0']);
+
+  before(async () => {
+    x = new XdpLab(NET);
+    await x.up();
+    relay = await start();
+  });
+
+  after(() => x?.destroy());
+
+  test('a forced xdp rule forwards every packet once; stats and list show the path', async () => {
+    const rule = relay.addRule(
+      group(0, 1),
+      5000,
+      `${group(1, 1)}:6000:out0:xdp,${group(1, 2)}:6001:out1:xdp`,
+    );
+    assert.equal(rule.path, 'xdp', JSON.stringify(rule));
+    assert.deepEqual(
+      rule.outputs.map((o) => o.path),
+      ['xdp', 'xdp'],
+    );
+    assert.match(xdpShown(), /prog\/xdp id \d+/);
+    assert.match(relay.mcrctl(['list']).stdout, /-> 239\.95\.1\.1:6000 out0 +xdp +≤16/);
+    const receivers = await Promise.all([
+      x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000, 4),
+      x.receive(x.receivers[1]!, 'eth0', group(1, 2), 6001, 4),
+    ]);
+    x.send(group(0, 1), 5000, COUNT, { size: SIZE });
+    for (const receiver of receivers) {
+      const report = await x.report(receiver);
+      assert.deepEqual([report.unique, report.duplicates, report.corrupted], [COUNT, 0, 0]);
+    }
+    const stats = await relay.statsAfter((s) => s.rules[0]!.counters.outputs[1]!.packets === COUNT, 3000);
+    const { counters } = stats.rules.find((r) => r.id === rule.id)!;
+    assert.equal(counters.packetsIn, COUNT);
+    assert.equal(counters.bytesIn, COUNT * SIZE);
+    for (const output of counters.outputs) {
+      assert.deepEqual(output, {
+        packets: COUNT,
+        bytes: COUNT * SIZE,
+        raw: 0,
+        xdp: COUNT,
+        errors: {},
+        ttlExpired: 0,
+      });
+    }
+    assert.ok(counters.lastPacketAt !== null);
+    // XDP-path frames never reach a worker.
+    assert.equal(workerTotals(stats).forwarded, 0);
+  });
+
+  test('what XDP does not match still reaches the workers and their counters', async () => {
+    const before = workerTotals(relay.stats());
+    x.send(group(9, 9), 5000, 200, { size: SIZE });
+    const stats = await relay.statsAfter((s) => workerTotals(s).noRule - before.noRule >= 200, 3000);
+    assert.equal(workerTotals(stats).noRule - before.noRule, 200);
+    assert.equal(workerTotals(stats).forwarded, 0);
+  });
+
+  test('another rule added and removed, and updated by a config load, while the first forwards: no loss', async () => {
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000, 8);
+    const sender = x.lab.start(x.sender, process.execPath, [
+      new URL('../../src/cli/mcrgen.js', import.meta.url).pathname,
+      ...['send', '--interface', 'eth0', '--group', group(0, 1), '--port', '5000'],
+      ...['--rate', '500', '--size', String(SIZE), '--count', '2000', '--ttl', '16'],
+    ]);
+    const file = `${x.lab.dir}/other.json5`;
+    const load = (outputs: object[]): void => {
+      writeFileSync(
+        file,
+        JSON.stringify({ rules: [{ input: { interface: 'in0', group: group(0, 2), port: 5000 }, outputs }] }),
+      );
+      relay.mcrctlJson(['config', 'load', file]);
+    };
+    for (let i = 0; i < 3; i++) {
+      const other = relay.addRule(group(0, 2), 5000, `${group(2, 1)}:6000:out2:xdp`);
+      await sleep(200);
+      relay.mcrctlJson(['remove', '-r', other.id]);
+      await sleep(200);
+      load([{ group: group(2, 1), port: 6000, interface: 'out2', mode: 'xdp' }]);
+      await sleep(200);
+      load([
+        { group: group(2, 1), port: 6000, interface: 'out2', mode: 'xdp' },
+        { group: group(2, 2), port: 6000, interface: 'out3', mode: 'xdp' },
+      ]);
+      await sleep(200);
+      relay.mcrctlJson(['remove', '-r', other.id]);
+    }
+    assert.equal((await sender.exited).code, 0, sender.stderr);
+    const report = await x.report(receiver);
+    assert.deepEqual([report.unique, report.lost, report.duplicates], [2000, 0, 0]);
+  });
+
+  test('mcrd killed: nothing stays attached; restarted with its config file, it forwards again', async () => {
+    const config = `${x.lab.dir}/mcrd.json5`;
+    writeFileSync(
+      config,
+      JSON.stringify({
+        rules: [
+          {
+            input: { interface: 'in0', group: group(0, 3), port: 5000 },
+            outputs: [{ group: group(3, 1), port: 6000, interface: 'out0', mode: 'xdp' }],
+          },
+        ],
+      }),
+    );
+    relay.daemon.child.kill('SIGKILL');
+    await relay.daemon.exited;
+    await waitFor('the program detached', () => (/prog\/xdp/.test(xdpShown()) ? undefined : true), 5000);
+    relay = await start(['--config', config]);
+    const [rule] = relay.mcrctlJson<{ rules: RuleView[] }>(['list']).rules;
+    assert.equal(rule!.path, 'xdp', JSON.stringify(rule));
+    assert.match(xdpShown(), /prog\/xdp id \d+/);
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(3, 1), 6000, 3);
+    x.send(group(0, 3), 5000, COUNT, { size: SIZE });
+    const report = await x.report(receiver);
+    assert.equal(report.unique, COUNT);
+    relay.mcrctlJson(['remove', '-r', rule!.id]);
+    await waitFor(
+      'the last XDP rule gone, the program too',
+      () => (/prog\/xdp/.test(xdpShown()) ? undefined : true),
+      5000,
+    );
+  });
+
+  test('another XDP program on the input is left alone: auto stays on the worker path, xdp is refused', async () => {
+    const foreign = spawn(
+      'ip',
+      ['netns', 'exec', x.relay, process.execPath, COUNTER, 'in0', '5999', 'native'],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
+    try {
+      const lines: string[] = [];
+      createInterface({ input: foreign.stdout! }).on('line', (l) => lines.push(l));
+      const first = await waitFor('the foreign program', () => lines.shift(), 10000);
+      const { programId } = JSON.parse(first) as { programId: number };
+      const refused = relay.mcrctl([
+        '--json',
+        'add',
+        '-i',
+        'in0',
+        '-g',
+        group(0, 4),
+        '-p',
+        '5000',
+        '-o',
+        `${group(4, 1)}:6000:out0:xdp`,
+      ]);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stdout + refused.stderr, /E_XDP_UNAVAILABLE/);
+      assert.match(refused.stdout + refused.stderr, /already has an XDP program/);
+      const auto = relay.addRule(group(0, 4), 5000, `${group(4, 1)}:6000:out0`);
+      assert.equal(auto.path, 'worker');
+      assert.ok(auto.pathReason !== null);
+      assert.equal(find(auto.id).outputs[0]!.path, 'raw');
+      assert.match(xdpShown(), new RegExp(`prog/xdp id ${programId}\\b`));
+      relay.mcrctlJson(['remove', '-r', auto.id]);
+    } finally {
+      foreign.kill('SIGKILL');
+    }
+  });
+});
