@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorKind, isErrorCode } from '../protocol/error-codes.js';
 import { readConfigFile, type ConfigFile } from '../supervisor/config-file.js';
+import { xdpPrivilegeProblem } from '../supervisor/xdp-system.js';
 import {
   METRICS_ADDRESS_FORM,
   parseMetricsAddress,
@@ -14,6 +15,7 @@ import { seccompSupported } from '../sys/seccomp.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import {
   checkCapabilities,
+  checkXdpCapabilities,
   checkRingMemory,
   DEFAULT_USER,
   prepareStateDirectory,
@@ -339,6 +341,8 @@ async function main(): Promise<void> {
   const workers = options.workers ?? defaultWorkers;
   checkRingMemory(options.ringSize, workers);
   checkCapabilities();
+  const forcedXdp = (configFile?.rules ?? []).filter((r) => r.outputs.some((o) => o.mode === 'xdp')).length;
+  checkXdpCapabilities(xdpPrivilegeProblem(), forcedXdp, log);
   if (!seccompSupported()) {
     // Each worker says so too, at every start, and mcrctl workers shows confined: no.
     log.warn(
