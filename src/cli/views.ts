@@ -84,7 +84,7 @@ export function statsText(stats: StatsView): string {
     ruleRows.push([
       r.id,
       r.name ?? '-',
-      describeRuleInput(r),
+      r.path === null ? describeRuleInput(r) : `${describeRuleInput(r)} (${r.path})`,
       formatCount(r.counters.packetsIn),
       formatRate(r.rates.packetsIn),
       formatCount(r.counters.bytesIn),
@@ -97,7 +97,7 @@ export function statsText(stats: StatsView): string {
       ruleRows.push([
         '',
         '',
-        `  ${describeOutputTarget(o)}`,
+        `  ${describeOutputTarget(o)} (${describePath(o)})`,
         formatCount(c?.packets ?? 0),
         formatRate(r.rates.outputs[i] ?? 0),
         formatCount(c?.bytes ?? 0),
