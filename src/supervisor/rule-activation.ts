@@ -381,7 +381,9 @@ export class RuleActivation {
     const forced = forcesXdpRule(rule);
     let choice: PathChoice = { path: 'worker', forced, reason: forced ? 'this mcrd has no XDP path' : null };
     if (this.xdp) {
-      if (refuse) this.xdp.retry(rule);
+      // A forced rule tries to attach again at every chance (the other program may be gone); an
+      // auto rule only when asked (an add) or when its input appears, not to churn on every event.
+      if (refuse || forced) this.xdp.retry(rule);
       choice = this.xdp.choose(rule);
       if (choice.path === 'xdp') {
         this.xdp.setHostAddresses(this.currentAddresses());

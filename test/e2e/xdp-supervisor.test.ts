@@ -52,6 +52,10 @@ describe('the XDP path in mcrd', { skip }, () => {
     );
     assert.match(xdpShown(), /prog\/xdp id \d+/);
     assert.match(relay.mcrctl(['list']).stdout, /-> 239\.95\.1\.1:6000 out0 +xdp +≤16/);
+    assert.match(
+      relay.mcrctl(['stats']).stdout,
+      /in0 239\.95\.0\.1:5000 \(xdp\)[\s\S]*-> 239\.95\.1\.1:6000 out0 \(xdp\)/,
+    );
     const receivers = await Promise.all([
       x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000, 4),
       x.receive(x.receivers[1]!, 'eth0', group(1, 2), 6001, 4),
