@@ -114,11 +114,20 @@ export class XdpPaths {
     const input = this.inputs.get(rule.inputInterface);
     if (input === undefined) throw new Error(`XDP of ${rule.inputInterface} is not open (rule ${rule.id})`);
     const key = keyOf(rule);
+    const before = input.rules.has(rule.id) ? this.liveCounters(input, key) : undefined;
     input.port.setRule(
       key,
       outputs.map((o) => this.xdpOutput(o)),
     );
     input.rules.set(rule.id, key);
+    // An output that leaves the maps (its link or address gone) takes its counter row with it:
+    // what it counted is carried, so it does not start from 0 when it comes back.
+    const staying = new Set(outputs.map((o) => o.id));
+    const leaving = before?.outputs.filter((o) => !staying.has(o.id)) ?? [];
+    if (leaving.length > 0) {
+      const zero = emptyXdpTotals().counts;
+      this.carried.set(rule.id, addXdpTotals(this.carriedOf(rule.id), { counts: zero, outputs: leaving }));
+    }
   }
 
   /** Takes the rule out of the maps; its counts are kept. The input's XDP closes with its last rule. */
@@ -149,8 +158,7 @@ export class XdpPaths {
     let totals = this.carried.get(rule.id);
     const input = this.inputs.get(rule.inputInterface);
     if (input?.rules.has(rule.id)) {
-      const key = input.rules.get(rule.id)!;
-      const live = input.port.readCounters().find((c) => sameKey(c.key, key));
+      const live = this.liveCounters(input, input.rules.get(rule.id)!);
       if (live !== undefined) totals = addXdpTotals(totals ?? emptyXdpTotals(), live);
     }
     if (totals === undefined) return worker;
@@ -193,6 +201,10 @@ export class XdpPaths {
     };
   }
 
+  private liveCounters(input: InputState, key: RuleKey): XdpRuleCounters | undefined {
+    return input.port.readCounters().find((c) => sameKey(c.key, key));
+  }
+
   private carriedOf(id: string): XdpRuleTotals {
     return this.carried.get(id) ?? emptyXdpTotals();
   }
@@ -204,7 +216,7 @@ export class XdpPaths {
 
   private closeInput(name: string, input: InputState): void {
     for (const [id, key] of input.rules) {
-      const last = input.port.readCounters().find((c) => sameKey(c.key, key));
+      const last = this.liveCounters(input, key);
       if (last !== undefined) this.carried.set(id, addXdpTotals(this.carriedOf(id), last));
     }
     input.port.close();

@@ -126,6 +126,51 @@ describe('the XDP path in mcrd', { skip }, () => {
     assert.deepEqual([report.unique, report.lost, report.duplicates], [2000, 0, 0]);
   });
 
+  test('an output link down and up, and its address changed: the maps follow, the other output goes on', async () => {
+    const rule = relay.addRule(
+      group(0, 5),
+      5000,
+      `${group(5, 1)}:6000:out3:xdp,${group(5, 2)}:6000:out4:xdp`,
+    );
+    const phase = async (count: number): Promise<[number, number]> => {
+      const receivers = await Promise.all([
+        x.receive(x.receivers[3]!, 'eth0', group(5, 1), 6000, 3),
+        x.receive(x.receivers[4]!, 'eth0', group(5, 2), 6000, 3),
+      ]);
+      x.send(group(0, 5), 5000, count, { size: SIZE });
+      const [a, b] = await Promise.all(receivers.map((r) => x.report(r)));
+      return [a!.unique, b!.unique];
+    };
+    assert.deepEqual(await phase(300), [300, 300]);
+    x.run(x.relay, 'ip', ['link', 'set', 'out4', 'down']);
+    await waitFor('out4 down', () => (find(rule.id).outputs[1]!.state === 'down' ? true : undefined));
+    assert.equal(find(rule.id).path, 'xdp');
+    assert.deepEqual(await phase(300), [300, 0]);
+    x.run(x.relay, 'ip', ['link', 'set', 'out4', 'up']);
+    await waitFor('out4 up', () => (find(rule.id).state === 'active' ? true : undefined));
+    await sleep(500); // the receiver's end gets its carrier back
+    assert.deepEqual(await phase(300), [300, 300]);
+    // A new address: the output leaves the maps while it has none, and comes back with the new one.
+    x.run(x.relay, 'ip', ['addr', 'flush', 'dev', 'out4']);
+    await waitFor('out4 without address', () =>
+      find(rule.id).outputs[1]!.state === 'waiting' ? true : undefined,
+    );
+    x.run(x.relay, 'ip', ['addr', 'add', `10.${NET}.14.9/24`, 'dev', 'out4']);
+    await waitFor('out4 with its new address', () => (find(rule.id).state === 'active' ? true : undefined));
+    assert.deepEqual(await phase(300), [300, 300]);
+    const stats = await relay.statsAfter(
+      (s) => s.rules.find((r) => r.id === rule.id)!.counters.outputs[0]!.packets === 1200,
+      3000,
+    );
+    const counters = stats.rules.find((r) => r.id === rule.id)!.counters;
+    assert.deepEqual(
+      counters.outputs.map((o) => o.packets),
+      [1200, 900],
+      'copies to a down link are not counted as sent',
+    );
+    relay.mcrctlJson(['remove', '-r', rule.id]);
+  });
+
   test('mcrd killed: nothing stays attached; restarted with its config file, it forwards again', async () => {
     const config = `${x.lab.dir}/mcrd.json5`;
     writeFileSync(
