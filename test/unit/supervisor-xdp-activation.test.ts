@@ -202,3 +202,22 @@ test('an output link that goes leaves the maps; the rule stays on XDP; its retur
   activation.close();
   assert.equal(input.closed, true);
 });
+
+test('a reload that forces xdp moves a rule from the workers to XDP whole, and back', () => {
+  const { activation, workers, system } = xdpSetup();
+  system.driver = 'veth';
+  const auto = rule({ outputs: two });
+  activation.add(auto);
+  assert.equal(activation.view(auto.id).path, 'worker');
+  assert.match(activation.view(auto.id).pathReason ?? '', /auto keeps veth outputs/);
+  workers.take();
+  const forced = rule({ outputs: two.map((o) => ({ ...o, mode: 'xdp' as const })) });
+  activation.update(forced, [0, 1]);
+  assert.equal(activation.view(auto.id).path, 'xdp');
+  assert.equal(workers.take('rule.remove').length, 2, 'the workers let the rule go');
+  assert.equal(system.opened[0]!.rules.size, 1);
+  activation.update(auto, [0, 1]);
+  assert.equal(activation.view(auto.id).path, 'worker');
+  assert.equal(workers.take('rule.add').length, 2, 'the workers hold it again');
+  assert.equal(system.opened[0]!.closed, true, 'its input had no other XDP rule');
+});
