@@ -377,25 +377,12 @@ export class RuleActivation {
    */
   private enterPath(state: RuleState, refuse: boolean): boolean {
     const { rule } = state;
-    state.path = 'worker';
     const forced = forcesXdpRule(rule);
-    let choice: PathChoice = { path: 'worker', forced, reason: forced ? 'this mcrd has no XDP path' : null };
-    if (this.xdp) {
-      // A forced rule tries to attach again at every chance (the other program may be gone); an
-      // auto rule only when asked (an add) or when its input appears, not to churn on every event.
-      if (refuse || forced) this.xdp.retry(rule);
-      choice = this.xdp.choose(rule);
-      if (choice.path === 'xdp') {
-        this.xdp.setHostAddresses(this.currentAddresses());
-        try {
-          this.xdp.prepare(rule, this.links.get(rule.inputInterface)!);
-        } catch (err) {
-          choice = { ...choice, path: 'worker', reason: (err as Error).message };
-        }
-      }
-    }
+    const choice: PathChoice = this.xdp
+      ? this.xdp.enter(rule, this.links.get(rule.inputInterface)!, this.currentAddresses(), refuse)
+      : { path: 'worker', forced, reason: forced ? 'this mcrd has no XDP path' : null };
+    state.path = choice.path;
     state.pathReason = choice.reason;
-    if (choice.path === 'xdp') state.path = 'xdp';
     if (choice.path === 'xdp' || !choice.forced) return true;
     const message = refusal(rule, choice);
     if (refuse) throw new ControlError('E_XDP_UNAVAILABLE', message);
@@ -405,8 +392,7 @@ export class RuleActivation {
 
   /** Whether the rule, active, would now take the other path (or, forced, none). */
   private switchesPath(state: RuleState): boolean {
-    const choice = this.xdp!.choose(state.rule);
-    return choice.path !== state.path || (choice.forced && choice.path === 'worker');
+    return this.xdp!.switches(state.rule, state.path);
   }
 
   /** The attached outputs of an XDP rule, as the maps take them. */

@@ -6,6 +6,7 @@ import type { RuleKey } from '../xdp/xdp-maps.js';
 import type { LinkState, Links } from './links.js';
 import { addXdpTotals, emptyXdpTotals, mergeXdpCounters, type XdpRuleTotals } from './xdp-counters.js';
 import { choosePath, type PathChoice, type XdpLinkFacts } from './xdp-path-choice.js';
+import { forcesXdp } from '../rules/xdp-eligibility.js';
 
 /** What the supervisor uses of an XdpInput (the real one, or a fake's). */
 export interface XdpInputPort {
@@ -75,6 +76,32 @@ export class XdpPaths {
       },
       attachFailure: (name) => this.failures.get(name),
     });
+  }
+
+  /**
+   * The path a rule enters now: XDP when choose() says so and its input's program is attached
+   * (prepare), else the worker path with the reason (for a forced rule: why it cannot go). A
+   * forced rule tries to attach again at every chance (the other program may be gone); an auto
+   * rule only when asked (`retry`: an operator's add) or when its input appears, so that another
+   * program on the input causes no churn.
+   */
+  enter(rule: Rule, input: LinkState, addresses: readonly number[], retry: boolean): PathChoice {
+    if (retry || forcesXdp(rule)) this.retry(rule);
+    const choice = this.choose(rule);
+    if (choice.path !== 'xdp') return choice;
+    this.setHostAddresses(addresses);
+    try {
+      this.prepare(rule, input);
+      return choice;
+    } catch (err) {
+      return { ...choice, path: 'worker', reason: (err as Error).message };
+    }
+  }
+
+  /** Whether an active rule on `current` would now take the other path (or, forced, none). */
+  switches(rule: Rule, current: 'worker' | 'xdp'): boolean {
+    const choice = this.choose(rule);
+    return choice.path !== current || (choice.forced && choice.path === 'worker');
   }
 
   /** A link changed: attaching to it is worth another try. */
