@@ -171,6 +171,23 @@ describe('the XDP path in mcrd', { skip }, () => {
     relay.mcrctlJson(['remove', '-r', rule.id]);
   });
 
+  test('the input link gone: the rule waits, its program goes; the link back: attached again, forwarding', async () => {
+    const rule = relay.addRule(group(0, 6), 5000, `${group(6, 1)}:6000:out0:xdp`);
+    x.run(x.relay, 'ip', ['link', 'del', 'in0']);
+    await waitFor('the rule waiting for in0', () => (find(rule.id).state === 'waiting' ? true : undefined));
+    assert.equal(find(rule.id).reason, 'waiting for in0');
+    x.lab.link(x.sender, 'eth0', x.relay, 'in0', `10.${NET}.1.1/24`, `10.${NET}.1.2/24`);
+    x.run(x.sender, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
+    await x.up();
+    await waitFor('the rule active again', () => (find(rule.id).state === 'active' ? true : undefined));
+    assert.equal(find(rule.id).path, 'xdp');
+    assert.match(xdpShown(), /prog\/xdp id \d+/);
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(6, 1), 6000, 3);
+    x.send(group(0, 6), 5000, COUNT, { size: SIZE });
+    assert.equal((await x.report(receiver)).unique, COUNT);
+    relay.mcrctlJson(['remove', '-r', rule.id]);
+  });
+
   test('mcrd killed: nothing stays attached; restarted with its config file, it forwards again', async () => {
     const config = `${x.lab.dir}/mcrd.json5`;
     writeFileSync(
