@@ -23,9 +23,13 @@ export function preparePath(topo: Topology, path: DataPath): void {
 /** "G:P:IF,…" with each output on `path` (raw: as given, so auto picks raw on these links). */
 export function onPath(outputs: string, path: DataPath): string {
   if (path === 'raw') return outputs;
+  // The mode is the fourth positional part, before any option (ttl=, fixed-ttl=, dscp=).
   return outputs
     .split(',')
-    .map((o) => `${o}:xdp`)
+    .map((o) => {
+      const parts = o.split(':');
+      return [...parts.slice(0, 3), 'xdp', ...parts.slice(3)].join(':');
+    })
     .join(',');
 }
 
