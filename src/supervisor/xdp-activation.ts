@@ -41,7 +41,12 @@ interface InputState {
   port: XdpInputPort;
   ifindex: number;
   rules: Map<string, RuleKey>;
+  /** The last readCounters() by rule key, and when (a sample merges every rule of the input). */
+  read: { at: number; counters: Map<string, XdpRuleCounters> } | null;
 }
+
+/** A sample reads every rule's counters at once: one read of an input's maps serves all of them. */
+const READ_REUSE_MS = 50;
 
 /**
  * The XDP path of every input interface, for rule activation: which path a rule takes, the
@@ -126,7 +131,7 @@ export class XdpPaths {
     try {
       const port = this.system.open(input.ifindex, name);
       port.setHostAddresses(this.addresses);
-      this.inputs.set(name, { port, ifindex: input.ifindex, rules: new Map() });
+      this.inputs.set(name, { port, ifindex: input.ifindex, rules: new Map(), read: null });
       this.log.info({ interface: name, program: port.programId() }, 'XDP program attached');
     } catch (err) {
       const reason = `${name}: XDP could not be attached: ${(err as Error).message}`;
@@ -141,12 +146,13 @@ export class XdpPaths {
     const input = this.inputs.get(rule.inputInterface);
     if (input === undefined) throw new Error(`XDP of ${rule.inputInterface} is not open (rule ${rule.id})`);
     const key = keyOf(rule);
-    const before = input.rules.has(rule.id) ? this.liveCounters(input, key) : undefined;
+    const before = input.rules.has(rule.id) ? this.liveCounters(input, key, true) : undefined;
     input.port.setRule(
       key,
       outputs.map((o) => this.xdpOutput(o)),
     );
     input.rules.set(rule.id, key);
+    input.read = null; // counter rows moved: a read from before must not be merged again
     // An output that leaves the maps (its link or address gone) takes its counter row with it:
     // what it counted is carried, so it does not start from 0 when it comes back.
     const staying = new Set(outputs.map((o) => o.id));
@@ -161,11 +167,15 @@ export class XdpPaths {
   remove(rule: Rule): void {
     const name = rule.inputInterface;
     const input = this.inputs.get(name);
-    const key = input?.rules.get(rule.id);
-    if (input === undefined || key === undefined) return;
-    const last = input.port.removeRule(key);
-    if (last !== undefined) this.carried.set(rule.id, addXdpTotals(this.carriedOf(rule.id), last));
-    input.rules.delete(rule.id);
+    if (input === undefined) return;
+    const key = input.rules.get(rule.id);
+    if (key !== undefined) {
+      const last = input.port.removeRule(key);
+      if (last !== undefined) this.carried.set(rule.id, addXdpTotals(this.carriedOf(rule.id), last));
+      input.rules.delete(rule.id);
+      input.read = null;
+    }
+    // Also after a first setRule that failed: an input with no rule keeps no program attached.
     this.closeIfUnused(name);
   }
 
@@ -228,8 +238,14 @@ export class XdpPaths {
     };
   }
 
-  private liveCounters(input: InputState, key: RuleKey): XdpRuleCounters | undefined {
-    return input.port.readCounters().find((c) => sameKey(c.key, key));
+  /** A rule's counters as the maps hold them; `fresh`: read now, not within READ_REUSE_MS. */
+  private liveCounters(input: InputState, key: RuleKey, fresh = false): XdpRuleCounters | undefined {
+    const now = performance.now();
+    if (fresh || input.read === null || now - input.read.at > READ_REUSE_MS) {
+      const counters = new Map(input.port.readCounters().map((c) => [keyText(c.key), c]));
+      input.read = { at: now, counters };
+    }
+    return input.read.counters.get(keyText(key));
   }
 
   private carriedOf(id: string): XdpRuleTotals {
@@ -243,7 +259,7 @@ export class XdpPaths {
 
   private closeInput(name: string, input: InputState): void {
     for (const [id, key] of input.rules) {
-      const last = this.liveCounters(input, key);
+      const last = this.liveCounters(input, key, true);
       if (last !== undefined) this.carried.set(id, addXdpTotals(this.carriedOf(id), last));
     }
     input.port.close();
@@ -256,6 +272,6 @@ function keyOf(rule: Rule): RuleKey {
   return { group: rule.inputGroup, port: rule.inputPort, vlan: rule.inputVlan };
 }
 
-function sameKey(a: RuleKey, b: RuleKey): boolean {
-  return a.group === b.group && a.port === b.port && a.vlan === b.vlan;
+function keyText(key: RuleKey): string {
+  return `${key.group}:${key.port}:${key.vlan}`;
 }
