@@ -58,7 +58,8 @@ const program = new Command('mcrd')
     'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
       'control socket that mcrctl talks to. Runs in the foreground; needs root, or CAP_NET_RAW, ' +
       'CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID and CAP_KILL (it creates the raw sockets, then runs workers ' +
-      'as an unprivileged user it must be able to stop).',
+      'as an unprivileged user it must be able to stop), and CAP_BPF and CAP_PERFMON for the XDP path ' +
+      '(without them every rule stays on the worker path).',
   )
   // commander exits 1 on its own usage errors; mcr's programs exit 2 on bad usage.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
