@@ -171,8 +171,18 @@ describe('the XDP path in mcrd', { skip }, () => {
     relay.mcrctlJson(['remove', '-r', rule.id]);
   });
 
-  test('the input link gone: the rule waits, its program goes; the link back: attached again, forwarding', async () => {
+  test('the input link down and up, then gone and back: the rule follows, attached again, forwarding', async () => {
     const rule = relay.addRule(group(0, 6), 5000, `${group(6, 1)}:6000:out0:xdp`);
+    // Down and up first: the program stays attached, and the rule forwards again.
+    x.run(x.relay, 'ip', ['link', 'set', 'in0', 'down']);
+    await waitFor('the rule down', () => (find(rule.id).state === 'down' ? true : undefined));
+    assert.match(xdpShown(), /prog\/xdp id \d+/);
+    x.run(x.relay, 'ip', ['link', 'set', 'in0', 'up']);
+    await x.up();
+    await waitFor('the rule active', () => (find(rule.id).state === 'active' ? true : undefined));
+    const first = await x.receive(x.receivers[0]!, 'eth0', group(6, 1), 6000, 3);
+    x.send(group(0, 6), 5000, COUNT, { size: SIZE });
+    assert.equal((await x.report(first)).unique, COUNT);
     x.run(x.relay, 'ip', ['link', 'del', 'in0']);
     await waitFor('the rule waiting for in0', () => (find(rule.id).state === 'waiting' ? true : undefined));
     assert.equal(find(rule.id).reason, 'waiting for in0');
