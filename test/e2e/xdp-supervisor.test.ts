@@ -82,6 +82,17 @@ describe('the XDP path in mcrd', { skip }, () => {
     assert.ok(counters.lastPacketAt !== null);
     // XDP-path frames never reach a worker.
     assert.equal(workerTotals(stats).forwarded, 0);
+    // Where a copy the driver refused would show: the veth's own XDP transmit counters (summed
+    // over its queues) agree with the output's count, none refused.
+    for (const link of ['out0', 'out1']) {
+      const ethtool = x.run(x.relay, 'ethtool', ['-S', link]);
+      const sum = (name: string): number =>
+        [...ethtool.matchAll(new RegExp(`tx_queue_\\d+_${name}: (\\d+)`, 'g'))].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
+      assert.deepEqual([sum('xdp_xmit'), sum('xdp_xmit_errors')], [COUNT, 0], ethtool);
+    }
   });
 
   test('what XDP does not match still reaches the workers and their counters', async () => {
