@@ -335,7 +335,14 @@ export class RuleActivation {
     const { rule } = state;
     if (state.active || inputProblem(this.links, rule, false) !== null) return;
     if (!this.enterPath(state, refuse)) return;
-    const created = this.sockets.acquireInput(rule, this.links.get(rule.inputInterface)!);
+    let created: InputSocketSet | undefined;
+    try {
+      created = this.sockets.acquireInput(rule, this.links.get(rule.inputInterface)!);
+    } catch (err) {
+      // An input attached for this rule alone is detached again.
+      if (state.path === 'xdp') this.xdp!.remove(rule);
+      throw err;
+    }
     try {
       rule.outputs.forEach((output, i) => {
         const out = state.outputs[i]!;

@@ -221,3 +221,10 @@ test('a reload that forces xdp moves a rule from the workers to XDP whole, and b
   assert.equal(workers.take('rule.add').length, 2, 'the workers hold it again');
   assert.equal(system.opened[0]!.closed, true, 'its input had no other XDP rule');
 });
+
+test('an input whose sockets cannot be opened leaves no program attached', () => {
+  const { activation, sockets, system } = xdpSetup();
+  sockets.failingInputs.add('in0');
+  assert.throws(() => activation.add(rule({ outputs: two })), /cannot open in0/);
+  assert.equal(system.opened[0]!.closed, true);
+});
