@@ -49,8 +49,9 @@ program
   .requiredOption(
     '-o, --outputs <list>',
     'comma-separated GROUP:PORT[:INTERFACE[:MODE]][:ttl=N|:fixed-ttl=N][:dscp=D]; the interface is ' +
-      'required for multicast outputs; MODE is auto (default: raw egress on Ethernet links, else the ' +
-      'UDP socket), raw or socket; ttl=N caps the TTL (a copy leaves with the lower of N and the ' +
+      'required for multicast outputs; MODE is auto (default: the XDP path where it is sure to work, ' +
+      'else raw egress on Ethernet links, else the UDP socket), raw, socket or xdp (the whole rule in ' +
+      'the input driver, or refused with the reason); ttl=N caps the TTL (a copy leaves with the lower of N and the ' +
       "input's TTL minus one, default 16 for groups and 64 for unicast), fixed-ttl=N gives every copy " +
       "TTL N whatever the input's; dscp=D (0-63, or ef, af11..af43, cs0..cs7) marks the copies, " +
       "default: they keep the input's DSCP",

@@ -41,6 +41,9 @@ const NEEDED_CAPABILITIES: Partial<Record<CapabilityName, string>> = {
   CAP_KILL: 'CAP_KILL to stop workers that run as another account',
 };
 
+/** What the XDP path needs beyond NEEDED_CAPABILITIES (CAP_NET_ADMIN is there already). */
+const XDP_CAPABILITIES = ['CAP_BPF', 'CAP_PERFMON'] as const;
+
 /**
  * Checked before anything is opened or spawned: without these, mcrd would start and then fail
  * at the first rule (CAP_NET_RAW, CAP_NET_ADMIN) or lose every worker at start (CAP_SETUID,
@@ -53,7 +56,29 @@ export function checkCapabilities(): void {
   throw new StartError(
     'E_PRIVILEGES',
     `mcrd lacks ${missing.join(', ')}; it needs ${names.map((n) => NEEDED_CAPABILITIES[n]).join(', ')}. ` +
-      `Run it as root, or grant the capabilities (in a systemd unit: AmbientCapabilities=${names.join(' ')})`,
+      `Run it as root, or grant the capabilities, with CAP_BPF and CAP_PERFMON for the XDP path ` +
+      `(in a systemd unit: AmbientCapabilities=${[...names, ...XDP_CAPABILITIES].join(' ')})`,
+  );
+}
+
+/**
+ * The XDP path needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN in mcrd (only mcrd loads programs; workers keep
+ * none). Without them auto rules stay on the worker path: a warning. A rule of the config file
+ * that forces xdp could never apply: then mcrd does not start.
+ */
+export function checkXdpCapabilities(problem: string | null, forcedXdpRules: number, log: Logger): void {
+  if (problem === null) return;
+  const advice =
+    'grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (in a systemd unit: AmbientCapabilities and CapabilityBoundingSet)';
+  if (forcedXdpRules > 0) {
+    throw new StartError(
+      'E_PRIVILEGES',
+      `${problem}, and ${forcedXdpRules} rule(s) of the config file ask for xdp: ${advice}, or make those outputs auto`,
+    );
+  }
+  log.warn(
+    { code: 'E_PRIVILEGES' },
+    `${problem}: every rule stays on the worker path (xdp outputs are refused); ${advice}`,
   );
 }
 

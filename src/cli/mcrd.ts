@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorKind, isErrorCode } from '../protocol/error-codes.js';
 import { readConfigFile, type ConfigFile } from '../supervisor/config-file.js';
+import { xdpPrivilegeProblem } from '../supervisor/xdp-system.js';
 import {
   METRICS_ADDRESS_FORM,
   parseMetricsAddress,
@@ -14,6 +15,7 @@ import { seccompSupported } from '../sys/seccomp.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import {
   checkCapabilities,
+  checkXdpCapabilities,
   checkRingMemory,
   DEFAULT_USER,
   prepareStateDirectory,
@@ -56,7 +58,8 @@ const program = new Command('mcrd')
     'The mcr supervisor: owns the rules and sockets, runs the packet-moving workers and serves the ' +
       'control socket that mcrctl talks to. Runs in the foreground; needs root, or CAP_NET_RAW, ' +
       'CAP_NET_ADMIN, CAP_SETUID, CAP_SETGID and CAP_KILL (it creates the raw sockets, then runs workers ' +
-      'as an unprivileged user it must be able to stop).',
+      'as an unprivileged user it must be able to stop), and CAP_BPF and CAP_PERFMON for the XDP path ' +
+      '(without them every rule stays on the worker path).',
   )
   // commander exits 1 on its own usage errors; mcr's programs exit 2 on bad usage.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
@@ -339,6 +342,8 @@ async function main(): Promise<void> {
   const workers = options.workers ?? defaultWorkers;
   checkRingMemory(options.ringSize, workers);
   checkCapabilities();
+  const forcedXdp = (configFile?.rules ?? []).filter((r) => r.outputs.some((o) => o.mode === 'xdp')).length;
+  checkXdpCapabilities(xdpPrivilegeProblem(), forcedXdp, log);
   if (!seccompSupported()) {
     // Each worker says so too, at every start, and mcrctl workers shows confined: no.
     log.warn(

@@ -20,7 +20,7 @@ function describeOutputTarget(o: OutputView): string {
   return `-> ${o.group}:${o.port}${o.interface ? ` ${o.interface}` : ''}`;
 }
 
-/** "raw", "socket", "auto: raw", "raw (waiting)". */
+/** "raw", "socket", "xdp", "auto: raw", "auto: xdp", "raw: none yet". */
 function describePath(o: OutputView): string {
   const inUse = o.path ?? 'none yet';
   return o.mode === 'auto' ? `auto: ${inUse}` : o.path === null ? `${o.mode}: ${inUse}` : o.path;
@@ -49,7 +49,7 @@ export function rulesTable(rules: RuleView[]): string {
       r.name ?? '-',
       r.origin,
       describeRuleInput(r),
-      '',
+      r.path ?? '',
       '',
       '',
       describeState(r.state, r.reason),
@@ -84,7 +84,7 @@ export function statsText(stats: StatsView): string {
     ruleRows.push([
       r.id,
       r.name ?? '-',
-      describeRuleInput(r),
+      r.path === null ? describeRuleInput(r) : `${describeRuleInput(r)} (${r.path})`,
       formatCount(r.counters.packetsIn),
       formatRate(r.rates.packetsIn),
       formatCount(r.counters.bytesIn),
@@ -97,7 +97,7 @@ export function statsText(stats: StatsView): string {
       ruleRows.push([
         '',
         '',
-        `  ${describeOutputTarget(o)}`,
+        `  ${describeOutputTarget(o)} (${describePath(o)})`,
         formatCount(c?.packets ?? 0),
         formatRate(r.rates.outputs[i] ?? 0),
         formatCount(c?.bytes ?? 0),

@@ -29,6 +29,12 @@ export interface RuleView {
   state: 'active' | 'degraded' | 'down' | 'waiting';
   /** Why it is not simply active, in words; null when it is. */
   reason: string | null;
+  /**
+   * The data path while active: worker (AF_PACKET in the workers) or xdp (in the input's driver);
+   * null while waiting. pathReason: why the rule is not on the XDP path, when it is not.
+   */
+  path: 'worker' | 'xdp' | null;
+  pathReason: string | null;
   /** Where it came from: the config file, or a control client (kept in the state directory). */
   origin: 'config' | 'runtime';
   createdAt: string;
@@ -43,10 +49,10 @@ export interface OutputView {
   ttlFixed: boolean;
   /** The DSCP copies get, or null: they keep the input's. */
   dscp: number | null;
-  /** Requested path: auto, raw or socket. */
+  /** Requested path: auto, raw, socket or xdp. */
   mode: string;
-  /** The path in use: raw or socket (null while the output has no sockets). */
-  path: 'raw' | 'socket' | null;
+  /** The path in use: raw, socket or xdp (null while the output has no sockets). */
+  path: 'raw' | 'socket' | 'xdp' | null;
   /** "active": sending; "down": its link is down (copies fail and are counted); "waiting": no sockets yet. */
   state: 'active' | 'down' | 'waiting';
   reason: string | null;
@@ -98,6 +104,11 @@ export interface OutputCounters {
   bytes: number;
   /** Of these, sent on the raw path. */
   raw: number;
+  /**
+   * Of these, handed to the output's driver by the XDP path (counted by its egress program; these
+   * frames never reach a worker, so no worker counter has them).
+   */
+  xdp: number;
   /** Copies the kernel refused (by errno name, e.g. ENOBUFS). */
   errors: Record<string, number>;
   /** Copies not sent because their TTL would have been 0 (the input arrived with TTL ≤ 1). */

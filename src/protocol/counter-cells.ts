@@ -103,6 +103,7 @@ export function outputCountersAt(cells: Float64Array, at: number, errnoName: Err
     packets: cells[at + OUTPUT_PACKETS]!,
     bytes: cells[at + OUTPUT_BYTES]!,
     raw: cells[at + OUTPUT_RAW]!,
+    xdp: 0,
     errors,
     ttlExpired: cells[at + OUTPUT_TTL_EXPIRED]!,
   };

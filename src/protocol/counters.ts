@@ -48,6 +48,7 @@ export function emptyRuleCounters(outputs: number, rtp = false): RuleCounters {
       packets: 0,
       bytes: 0,
       raw: 0,
+      xdp: 0,
       errors: {},
       ttlExpired: 0,
     })),
@@ -101,6 +102,7 @@ export function addRuleCounters(a: RuleCounters | undefined, b: RuleCounters): R
         packets: o.packets + (other?.packets ?? 0),
         bytes: o.bytes + (other?.bytes ?? 0),
         raw: o.raw + (other?.raw ?? 0),
+        xdp: o.xdp + (other?.xdp ?? 0),
         errors: addByName(o.errors, other?.errors ?? {}),
         ttlExpired: o.ttlExpired + (other?.ttlExpired ?? 0),
       };

@@ -62,6 +62,11 @@ export const ERROR_CODES = {
     kind: 'usage',
     meaning: 'raw egress where it cannot apply (unicast, no Ethernet address)',
   },
+  E_XDP_UNSUPPORTED: {
+    kind: 'usage',
+    meaning:
+      'xdp asked for where it cannot apply as written (a unicast output, one without an interface, mixed with raw or socket)',
+  },
   E_LOOP: { kind: 'usage', meaning: "an output that is the rule's own input" },
   E_RULE_EXISTS: { kind: 'conflict', meaning: 'another rule relays this input' },
   E_TOO_MANY_RULES: {
@@ -201,6 +206,11 @@ export const ERROR_CODES = {
   E_XDP_FULL: {
     kind: 'host',
     meaning: 'an input interface has as many XDP rules or outputs as its maps hold',
+  },
+  E_XDP_UNAVAILABLE: {
+    kind: 'host',
+    meaning:
+      'a rule forced onto XDP cannot go there on this host now (the reason names what is missing and where)',
   },
   E_XDP_MODE: {
     kind: 'host',

@@ -49,7 +49,7 @@ function parseOutput(item: string, field: string): OutputRequest {
         'E_INVALID_OUTPUT',
         `${field}.mode`,
         mode,
-        `${field}.mode must be auto, raw or socket, got ${JSON.stringify(mode)}`,
+        `${field}.mode must be auto, raw, socket or xdp, got ${JSON.stringify(mode)}`,
       );
     }
     request.mode = mode as OutputMode;

@@ -19,6 +19,7 @@ export type RuleErrorCode =
   | 'E_INVALID_OUTPUT'
   | 'E_DUPLICATE_OUTPUT'
   | 'E_RAW_UNSUPPORTED'
+  | 'E_XDP_UNSUPPORTED'
   | 'E_LOOP'
   | 'E_RULE_EXISTS'
   | 'E_NAME_TAKEN'

@@ -44,11 +44,15 @@ export interface OutputRequest {
    * the input's DSCP. The input's ECN bits are kept either way.
    */
   dscp?: number | string | undefined;
-  /** Egress path: raw (AF_PACKET with a header template), socket (UDP), or auto (raw where it can). */
+  /**
+   * Path: raw (a worker's AF_PACKET with a header template), socket (a worker's UDP socket), xdp
+   * (in the driver: the whole rule goes there, or it is refused), or auto (XDP where it is sure to
+   * work, else raw where it can, else socket).
+   */
   mode?: OutputMode | undefined;
 }
 
-export const OUTPUT_MODES = ['auto', 'raw', 'socket'] as const;
+export const OUTPUT_MODES = ['auto', 'raw', 'socket', 'xdp'] as const;
 export type OutputMode = (typeof OUTPUT_MODES)[number];
 
 /** A validated output: where one copy of each packet of a rule goes. */

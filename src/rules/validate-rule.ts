@@ -11,6 +11,7 @@ import {
   type RuleRequest,
 } from './rule.js';
 import { RuleError } from './rule-error.js';
+import { forcesXdp, xdpRuleProblem } from './xdp-eligibility.js';
 
 /**
  * Checks a rule request and turns it into a Rule, or throws a RuleError naming the first field at
@@ -66,21 +67,34 @@ export function checkRule(request: RuleRequest): { rule: Rule | undefined; error
     check(() => checkNotLooped(o, i, request, { inputInterface, inputGroup, inputPort, inputVlan })),
   );
   if (errors.length > 0) return { rule: undefined, errors };
-  return {
-    rule: {
-      id: ruleIdFor(inputInterface, inputGroup, inputPort, inputVlan, inputSource),
-      name,
-      inputInterface,
-      inputVlan,
-      inputSource,
-      inputGroup,
-      inputPort,
-      unicastInput,
-      rtp: request.rtp === true,
-      outputs: checked,
-    },
-    errors,
+  const rule: Rule = {
+    id: ruleIdFor(inputInterface, inputGroup, inputPort, inputVlan, inputSource),
+    name,
+    inputInterface,
+    inputVlan,
+    inputSource,
+    inputGroup,
+    inputPort,
+    unicastInput,
+    rtp: request.rtp === true,
+    outputs: checked,
   };
+  check(() => checkXdpAsWritten(rule));
+  return errors.length > 0 ? { rule: undefined, errors } : { rule, errors };
+}
+
+/** A rule with an xdp output goes to XDP whole: refused when what it says keeps it off. */
+function checkXdpAsWritten(rule: Rule): void {
+  if (!forcesXdp(rule)) return;
+  const problem = xdpRuleProblem(rule);
+  if (problem === null) return;
+  const index = rule.outputs.findIndex((o) => o.mode === 'xdp');
+  throw new RuleError(
+    'E_XDP_UNSUPPORTED',
+    `outputs[${index}].mode`,
+    'xdp',
+    `outputs[${index}].mode xdp puts the whole rule on the XDP path, and ${problem}`,
+  );
 }
 
 function validateInputGroup(value: string, unicastInput: boolean): number {
@@ -210,7 +224,7 @@ function validateOutput(request: OutputRequest, field: string): Output {
       'E_INVALID_OUTPUT',
       `${field}.mode`,
       request.mode,
-      `${field}.mode must be auto, raw or socket, got ${JSON.stringify(request.mode)}`,
+      `${field}.mode must be auto, raw, socket or xdp, got ${JSON.stringify(request.mode)}`,
     );
   }
   if (mode === 'raw' && !multicast) {
@@ -219,6 +233,14 @@ function validateOutput(request: OutputRequest, field: string): Output {
       `${field}.mode`,
       mode,
       `${field}.mode raw: raw egress sends to multicast groups on Ethernet links, and ${request.group} is unicast; use socket or auto`,
+    );
+  }
+  if (mode === 'xdp' && (!multicast || iface === undefined)) {
+    throw new RuleError(
+      'E_XDP_UNSUPPORTED',
+      `${field}.mode`,
+      mode,
+      `${field}.mode xdp: ${request.group} is ${multicast ? 'a multicast output without an interface' : 'unicast'}, and unicast outputs and outputs without an interface stay on the worker path; use auto or socket`,
     );
   }
   return { group, port, interface: iface, ttl, ttlFixed, dscp, multicast, mode };

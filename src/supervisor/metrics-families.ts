@@ -24,7 +24,7 @@ const OUTPUT_LABELS = [...RULE_LABELS, 'output', 'output_group', 'output_port', 
 const RULE_DROP_REASONS = ['own_source', 'ttl_expired'] as const;
 const RULE_STATES: readonly RuleStatsView['state'][] = ['active', 'degraded', 'down', 'waiting'];
 const OUTPUT_STATES = ['active', 'down', 'waiting'] as const;
-const OUTPUT_PATHS = ['raw', 'socket'] as const;
+const OUTPUT_PATHS = ['raw', 'socket', 'xdp'] as const;
 const WORKER_STATES: readonly WorkerStatsView['state'][] = ['starting', 'running', 'stopped'];
 
 /**
@@ -189,12 +189,12 @@ export class MetricFamilies {
     );
     this.outputPath = gauge(
       'mcr_output_path',
-      'The egress path the output uses: 1 for raw or socket, 0 for the other (both 0 while it has no sockets).',
+      'The egress path the output uses: 1 for the one it uses (raw, socket or xdp), 0 for the others (all 0 while it has no sockets).',
       [...OUTPUT_LABELS, 'path'],
     );
     this.outputSentPackets = counter(
       'mcr_output_sent_packets_total',
-      'Copies the kernel took for the output, by egress path (raw or socket).',
+      'Copies the kernel took for the output, by egress path (raw, socket, or xdp: handed to the driver by the XDP path).',
       [...OUTPUT_LABELS, 'path'],
     );
     this.outputSentBytes = counter(
@@ -357,7 +357,8 @@ export class MetricFamilies {
       const sent = counters.outputs[i];
       if (sent === undefined) return;
       this.outputSentPackets.put({ ...outputLabels, path: 'raw' }, sent.raw);
-      this.outputSentPackets.put({ ...outputLabels, path: 'socket' }, sent.packets - sent.raw);
+      this.outputSentPackets.put({ ...outputLabels, path: 'socket' }, sent.packets - sent.raw - sent.xdp);
+      this.outputSentPackets.put({ ...outputLabels, path: 'xdp' }, sent.xdp);
       this.outputSentBytes.put(outputLabels, sent.bytes);
       this.outputTtlExpired.put(outputLabels, sent.ttlExpired);
       for (const [errno, n] of Object.entries(sent.errors))

@@ -42,6 +42,7 @@ export function openOutputSockets(
   try {
     if (
       output.mode === 'socket' ||
+      output.mode === 'xdp' ||
       !output.multicast ||
       output.interface === undefined ||
       ifindex === undefined

@@ -1,12 +1,17 @@
 import type { Logger } from 'pino';
+import type { RuleCounters } from '../protocol/control-api.js';
 import type { CounterSlot } from '../protocol/counter-layout.js';
+import { ControlError } from '../protocol/json-rpc.js';
 import type { RuleCounterSlots, SupervisorMessage, WorkerRule } from '../protocol/worker-messages.js';
 import { describeOutput, type Output, type Rule } from '../rules/rule.js';
+import { forcesXdp as forcesXdpRule } from '../rules/xdp-eligibility.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { ringGeometryFor } from '../sys/rx-ring.js';
 import { inputProblem, outputProblem, type LinkState, type Links } from './links.js';
 import type { OutputSockets } from './output-sockets.js';
 import type { InputSocketSet, SocketOpener } from './system-sockets.js';
+import type { XdpPaths, XdpRuleOutput } from './xdp-activation.js';
+import { refusal, type PathChoice } from './xdp-path-choice.js';
 
 /** The worker processes, as activation talks to them. */
 export interface WorkerLink {
@@ -30,6 +35,8 @@ export interface ActivationOptions {
   log: Logger;
   /** Bytes of RX ring per input and worker: decides the slot size an MTU needs. */
   ringBytes: number;
+  /** The XDP path; without it every rule is on the worker path and xdp outputs are refused. */
+  xdp?: XdpPaths | undefined;
 }
 
 /** An output of an active rule: its sockets, or why it has none. */
@@ -50,14 +57,18 @@ interface RuleState {
   outputs: OutputState[];
   /** Why the last activation failed, when it did. */
   failure: string | null;
+  /** The data path of the rule while active: the workers, or XDP (xdp-activation.ts). */
+  path: 'worker' | 'xdp';
+  /** Why the rule is not on the XDP path (auto's reason, or a forced rule's refusal). */
+  pathReason: string | null;
 }
 
 export type RuleStateName = 'active' | 'degraded' | 'down' | 'waiting';
 export type OutputStateName = 'active' | 'down' | 'waiting';
 
 export interface OutputActivationView {
-  /** The egress path in use: raw or socket; null while the output has no sockets. */
-  path: 'raw' | 'socket' | null;
+  /** The egress path in use: raw, socket or xdp; null while the output has no sockets. */
+  path: 'raw' | 'socket' | 'xdp' | null;
   state: OutputStateName;
   reason: string | null;
 }
@@ -65,6 +76,9 @@ export interface OutputActivationView {
 export interface RuleActivationView {
   state: RuleStateName;
   reason: string | null;
+  /** The data path: worker or xdp (null while waiting), and why not xdp when it is not. */
+  path: 'worker' | 'xdp' | null;
+  pathReason: string | null;
   outputs: OutputActivationView[];
 }
 
@@ -90,6 +104,7 @@ export class RuleActivation {
   private readonly log: Logger;
   private readonly ringBytes: number;
   private readonly counters: CounterSlots;
+  private readonly xdp: XdpPaths | undefined;
   private readonly rules = new Map<string, RuleState>();
   /** The host's addresses as last sent to the workers (sorted, joined), to send only changes. */
   private sentAddresses = '';
@@ -103,6 +118,7 @@ export class RuleActivation {
     this.log = options.log;
     this.ringBytes = options.ringBytes;
     this.counters = options.counters;
+    this.xdp = options.xdp;
   }
 
   /**
@@ -118,6 +134,8 @@ export class RuleActivation {
       active: false,
       outputs: slots.outputs.map((counters) => ({ counters, sockets: null, failure: null })),
       failure: null,
+      path: 'worker',
+      pathReason: null,
     };
     try {
       if (refuse) this.activate(state, true);
@@ -154,7 +172,13 @@ export class RuleActivation {
         ? old[previous[i]!]!
         : { counters: this.counters.allocateOutput(), sockets: null, failure: null },
     );
-    if (state.active) {
+    if (state.active && this.xdp && this.switchesPath(state)) {
+      // Another path: the rule leaves the old one whole and enters the new one.
+      this.deactivate(state);
+      this.activateLogged(state, 'updated');
+    } else if (state.active && state.path === 'xdp') {
+      this.refreshXdp(state, () => true);
+    } else if (state.active) {
       rule.outputs.forEach((output, i) => {
         if (previous[i]! >= 0 || outputProblem(this.links, output) !== null) return;
         const out = state.outputs[i]!;
@@ -191,12 +215,14 @@ export class RuleActivation {
     const state = this.rules.get(id);
     if (!state) return;
     this.deactivate(state);
+    this.xdp?.forget(id);
     this.rules.delete(id);
     this.counters.freeRule(slotsOf(state));
   }
 
   /** Re-evaluates every rule after a change of link `name`. */
   linkChanged(name: string, change: LinkChange): void {
+    if (change === 'appeared') this.xdp?.linkChanged(name);
     if (change !== 'link') this.sendHostAddressesIfChanged();
     if (change === 'mtu') this.followInputMtu(name);
     for (const state of this.rules.values()) {
@@ -214,12 +240,15 @@ export class RuleActivation {
 
   /** Sends every active rule again (to a worker whose rules drifted, after rules.reset). */
   sendRules(id: number): void {
-    for (const state of this.rules.values()) if (state.active) this.sendRule(id, state);
+    for (const state of this.rules.values())
+      if (state.active && state.path === 'worker') this.sendRule(id, state);
   }
 
   /** The hash of the rules every worker should hold now. */
   expectedHash(): string {
-    this.hash ??= rulesetHash([...this.rules.values()].filter((s) => s.active).map((s) => workerRule(s)));
+    this.hash ??= rulesetHash(
+      [...this.rules.values()].filter((s) => s.active && s.path === 'worker').map((s) => workerRule(s)),
+    );
     return this.hash;
   }
 
@@ -234,8 +263,10 @@ export class RuleActivation {
     const state = this.rules.get(id);
     if (!state) throw new Error(`rule ${id} is not known to activation`);
     const { rule } = state;
+    const path = { path: state.active ? state.path : null, pathReason: state.pathReason };
     if (!state.active) {
       return {
+        ...path,
         state: 'waiting',
         reason:
           inputProblem(this.links, rule, false) ??
@@ -248,17 +279,17 @@ export class RuleActivation {
         })),
       };
     }
-    const outputs = rule.outputs.map((o, i) => this.outputView(o, state.outputs[i]!));
+    const outputs = rule.outputs.map((o, i) => this.outputView(o, state.outputs[i]!, state.path));
     const problems = [...new Set(outputs.flatMap((o) => (o.reason ? [o.reason] : [])))];
     const input = this.links.get(rule.inputInterface);
     if (input && !input.running) {
-      return { state: 'down', reason: `${rule.inputInterface} is down`, outputs };
+      return { ...path, state: 'down', reason: `${rule.inputInterface} is down`, outputs };
     }
     if (!outputs.some((o) => o.path !== null)) {
-      return { state: 'waiting', reason: problems.join('; ') || 'no output is ready', outputs };
+      return { ...path, state: 'waiting', reason: problems.join('; ') || 'no output is ready', outputs };
     }
-    if (problems.length > 0) return { state: 'degraded', reason: problems.join('; '), outputs };
-    return { state: 'active', reason: null, outputs };
+    if (problems.length > 0) return { ...path, state: 'degraded', reason: problems.join('; '), outputs };
+    return { ...path, state: 'active', reason: null, outputs };
   }
 
   /** Releases every socket (mcrd is stopping; the workers are gone). */
@@ -269,14 +300,26 @@ export class RuleActivation {
       state.active = false;
     }
     this.rules.clear();
+    this.xdp?.close();
   }
 
-  private outputView(output: Output, state: OutputState): OutputActivationView {
+  /** A rule's counters with what the XDP path counted for it added. */
+  mergeXdp(id: string, worker: RuleCounters): RuleCounters {
+    const state = this.rules.get(id);
+    if (!state || !this.xdp) return worker;
+    return this.xdp.merge(
+      state.rule,
+      worker,
+      state.outputs.map((o) => String(o.counters.tag)),
+    );
+  }
+
+  private outputView(output: Output, state: OutputState, rulePath: 'worker' | 'xdp'): OutputActivationView {
     const problem = outputProblem(this.links, output);
     if (!state.sockets) {
       return { path: null, state: 'waiting', reason: problem?.reason ?? state.failure ?? 'not ready' };
     }
-    const path = state.sockets.raw ? 'raw' : 'socket';
+    const path = rulePath === 'xdp' ? 'xdp' : state.sockets.raw ? 'raw' : 'socket';
     return problem
       ? { path, state: 'down', reason: problem.reason }
       : { path, state: 'active', reason: null };
@@ -291,14 +334,22 @@ export class RuleActivation {
   private activate(state: RuleState, refuse: boolean): void {
     const { rule } = state;
     if (state.active || inputProblem(this.links, rule, false) !== null) return;
-    const created = this.sockets.acquireInput(rule, this.links.get(rule.inputInterface)!);
+    if (!this.enterPath(state, refuse)) return;
+    let created: InputSocketSet | undefined;
+    try {
+      created = this.sockets.acquireInput(rule, this.links.get(rule.inputInterface)!);
+    } catch (err) {
+      // An input attached for this rule alone is detached again.
+      if (state.path === 'xdp') this.xdp!.remove(rule);
+      throw err;
+    }
     try {
       rule.outputs.forEach((output, i) => {
         const out = state.outputs[i]!;
         out.failure = null;
         if (outputProblem(this.links, output) !== null) return;
         try {
-          out.sockets = this.sockets.openOutput(rule, i, this.linkOf(output));
+          out.sockets = this.sockets.openOutput(rule, i, this.linkOf(output), state.path);
         } catch (err) {
           if (refuse) throw err;
           out.failure = `could not open its sockets: ${(err as Error).message}`;
@@ -308,8 +359,10 @@ export class RuleActivation {
           );
         }
       });
+      if (state.path === 'xdp') this.xdp!.set(rule, this.xdpOutputs(state));
     } catch (err) {
       for (const out of state.outputs) this.closeOutputOf(out);
+      if (state.path === 'xdp') this.xdp!.remove(rule);
       // Nothing was sent to the workers yet, so a closed input needs no input.detach.
       this.sockets.releaseInput(rule);
       throw err;
@@ -318,8 +371,70 @@ export class RuleActivation {
     state.failure = null;
     this.hash = undefined;
     for (const id of this.workers.ids()) {
+      // The workers take the input of an XDP rule too: what the program passes on, they count.
       if (created) this.sendInput(id, created);
-      this.sendRule(id, state);
+      if (state.path === 'worker') this.sendRule(id, state);
+    }
+  }
+
+  /**
+   * Chooses the rule's path before it takes anything: XDP when choosePath says so and the input's
+   * program is attached, else the worker path (auto, with the reason kept). False when a forced
+   * rule cannot go to XDP and waits (with `refuse`, that is thrown: E_XDP_UNAVAILABLE).
+   */
+  private enterPath(state: RuleState, refuse: boolean): boolean {
+    const { rule } = state;
+    const forced = forcesXdpRule(rule);
+    const choice: PathChoice = this.xdp
+      ? this.xdp.enter(rule, this.links.get(rule.inputInterface)!, this.currentAddresses(), refuse)
+      : { path: 'worker', forced, reason: forced ? 'this mcrd has no XDP path' : null };
+    state.path = choice.path;
+    state.pathReason = choice.reason;
+    if (choice.path === 'xdp' || !choice.forced) return true;
+    const message = refusal(rule, choice);
+    if (refuse) throw new ControlError('E_XDP_UNAVAILABLE', message);
+    state.failure = message;
+    return false;
+  }
+
+  /** Whether the rule, active, would now take the other path (or, forced, none). */
+  private switchesPath(state: RuleState): boolean {
+    return this.xdp!.switches(state.rule, state.path);
+  }
+
+  /** The attached outputs of an XDP rule, as the maps take them. */
+  private xdpOutputs(state: RuleState): XdpRuleOutput[] {
+    return state.rule.outputs.flatMap((output, i) => {
+      const out = state.outputs[i]!;
+      return out.sockets ? [{ id: String(out.counters.tag), output, socketFd: out.sockets.socketFd }] : [];
+    });
+  }
+
+  /**
+   * Brings an XDP rule's outputs in step with their links (those `touched` selects): an output
+   * whose link or address went loses its socket, one whose link is ready gets one; then the maps
+   * get the rule's outputs anew (addresses and MACs read again) in one update.
+   */
+  private refreshXdp(state: RuleState, touched: (output: Output) => boolean): void {
+    const { rule } = state;
+    rule.outputs.forEach((output, i) => {
+      if (!touched(output)) return;
+      const out = state.outputs[i]!;
+      const problem = outputProblem(this.links, output);
+      if (out.sockets && problem?.detach) this.closeOutputOf(out);
+      else if (!out.sockets && problem === null) {
+        try {
+          out.sockets = this.sockets.openOutput(rule, i, this.linkOf(output), 'xdp');
+          out.failure = null;
+        } catch (err) {
+          out.failure = `could not open its socket: ${(err as Error).message}`;
+        }
+      }
+    });
+    try {
+      this.xdp!.set(rule, this.xdpOutputs(state));
+    } catch (err) {
+      this.log.error({ err, rule: rule.id }, 'XDP outputs could not be updated; the rule keeps its old ones');
     }
   }
 
@@ -341,7 +456,8 @@ export class RuleActivation {
     const { rule } = state;
     state.active = false;
     this.hash = undefined;
-    for (const id of this.workers.ids()) this.workers.send(id, { type: 'rule.remove', id: rule.id });
+    if (state.path === 'xdp') this.xdp!.remove(rule);
+    else for (const id of this.workers.ids()) this.workers.send(id, { type: 'rule.remove', id: rule.id });
     for (const out of state.outputs) this.closeOutputOf(out);
     if (this.sockets.releaseInput(rule)) {
       for (const id of this.workers.ids())
@@ -356,6 +472,17 @@ export class RuleActivation {
       this.deactivate(state);
       this.log.debug({ rule: rule.id, name: rule.name, why }, 'rule is waiting again');
       return;
+    }
+    if (this.xdp && (rule.inputInterface === name || rule.outputs.some((o) => o.interface === name))) {
+      if (this.switchesPath(state)) {
+        this.deactivate(state);
+        this.activateLogged(state, `${name} ${change}`);
+        return;
+      }
+      if (state.path === 'xdp') {
+        this.refreshXdp(state, (o) => o.interface === name);
+        return;
+      }
     }
     rule.outputs.forEach((output, i) => {
       if (output.interface !== name) return;
@@ -456,6 +583,7 @@ export class RuleActivation {
     const key = addresses.join(',');
     if (key === this.sentAddresses) return;
     this.sentAddresses = key;
+    this.xdp?.setHostAddresses(addresses);
     for (const id of this.workers.ids()) this.workers.send(id, { type: 'host.addresses', addresses });
   }
 

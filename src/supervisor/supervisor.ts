@@ -26,6 +26,8 @@ import type { MetricsAddress } from './metrics-address.js';
 import { MetricsExposition } from './metrics-exposition.js';
 import { MetricsServer } from './metrics-server.js';
 import { RuleActivation, type LinkChange } from './rule-activation.js';
+import { XdpPaths } from './xdp-activation.js';
+import { hostXdp } from './xdp-system.js';
 import type { StoredRule } from './rule-store.js';
 import { clientCause, linkCause, signalCause } from './rule-events.js';
 import { RuleTable } from './rule-table.js';
@@ -139,6 +141,7 @@ export class Supervisor {
       },
       log: options.log,
       ringBytes: options.settings.ringBytes,
+      xdp: new XdpPaths(hostXdp(), this.interfaces, options.log),
     });
     this.table = new RuleTable({
       activation: this.activation,
@@ -434,7 +437,13 @@ export class Supervisor {
       rules: new Map(
         this.table
           .list()
-          .map(({ rule }) => [rule.id, this.counters.rule(this.activation.counterSlots(rule.id), rule.rtp)]),
+          .map(({ rule }) => [
+            rule.id,
+            this.activation.mergeXdp(
+              rule.id,
+              this.counters.rule(this.activation.counterSlots(rule.id), rule.rtp),
+            ),
+          ]),
       ),
     };
   }

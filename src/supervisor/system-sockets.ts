@@ -29,8 +29,12 @@ export interface SocketOpener {
    */
   reopenInput(link: LinkState): InputSocketSet | undefined;
   inputs(): Iterable<InputSocketSet>;
-  /** Opens output `index` of a rule: a connected UDP socket and, where it applies, a raw one. */
-  openOutput(rule: Rule, index: number, link: LinkState | undefined): OutputSockets;
+  /**
+   * Opens output `index` of a rule: a connected UDP socket and, on the worker path where it
+   * applies, a raw one. An XDP rule's output gets the UDP socket alone (its copies leave from
+   * that socket's port).
+   */
+  openOutput(rule: Rule, index: number, link: LinkState | undefined, path?: 'worker' | 'xdp'): OutputSockets;
   closeOutput(sockets: OutputSockets): void;
 }
 
@@ -60,8 +64,15 @@ export class SystemSockets implements SocketOpener {
     return this.ingress.all();
   }
 
-  openOutput(rule: Rule, index: number, link: LinkState | undefined): OutputSockets {
-    return openOutputSockets(rule.outputs[index]!, link?.ifindex, `outputs[${index}]`, this.qdiscBypass);
+  openOutput(
+    rule: Rule,
+    index: number,
+    link: LinkState | undefined,
+    path: 'worker' | 'xdp' = 'worker',
+  ): OutputSockets {
+    const output = rule.outputs[index]!;
+    const asked = path === 'xdp' ? { ...output, mode: 'xdp' as const } : output;
+    return openOutputSockets(asked, link?.ifindex, `outputs[${index}]`, this.qdiscBypass);
   }
 
   closeOutput(sockets: OutputSockets): void {

@@ -41,6 +41,8 @@ export function ruleView(stored: StoredRule, activation: RuleActivationView): Ru
     })),
     state: activation.state,
     reason: activation.reason,
+    path: activation.path,
+    pathReason: activation.pathReason,
     origin: stored.origin,
     createdAt: stored.createdAt.toISOString(),
   };

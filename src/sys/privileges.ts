@@ -157,6 +157,8 @@ const CAPABILITY_BITS = {
   CAP_SETUID: 7,
   CAP_NET_ADMIN: 12,
   CAP_NET_RAW: 13,
+  CAP_PERFMON: 38,
+  CAP_BPF: 39,
 } as const;
 export type CapabilityName = keyof typeof CAPABILITY_BITS;
 

@@ -35,6 +35,7 @@ test('a steady stream: exact packets and bytes, its rate while it flows, 0 withi
       packets: count,
       bytes: count * size,
       raw: count,
+      xdp: 0,
       errors: {},
       ttlExpired: 0,
     });

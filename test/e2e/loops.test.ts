@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { StatsView } from '../../src/protocol/control-api.js';
 import { Lab } from '../helpers/lab.js';
 import { expectPackets, listen, receiverReport, RelayHost, workerTotals } from '../helpers/relay-host.js';
+import { DATA_PATHS, named, onPath, preparePath, workerForwarded } from '../helpers/data-paths.js';
 import { BIN, sleep, Topology } from '../helpers/topology.js';
 
 // A relay must never let a packet circulate: copies carry a lower TTL than their input, a copy
@@ -104,33 +105,45 @@ test('two relays whose rules feed each other: the TTL ends the loop, and each ho
   }
 });
 
-test('a TTL-1 source is relayed only by outputs with a fixed TTL; the others count it as ttl_expired', async () => {
-  const topo = new Topology({ outputLinks: 2, net: 93 });
-  try {
-    const relay = await RelayHost.start(topo, ['--workers', '1']);
-    relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0,239.2.2.2:6000:out1:fixed-ttl=4');
-    relay.addRule('239.1.1.2', 5000, '239.2.2.3:6000:out0');
-    const capped = await listen(topo, 'eth0', '239.2.2.1', 6000, 3);
-    const fixed = await expectPackets(topo, 'eth1', '239.2.2.2', 6000, 50);
-    for (const group of ['239.1.1.1', '239.1.1.2']) {
-      const r = topo.exec(topo.sender, BIN('mcrgen'), [
-        ...['send', '--interface', 'eth0', '--group', group, '--port', '5000'],
-        ...['--rate', '1000', '--size', '100', '--count', '50', '--ttl', '1'],
-      ]);
-      assert.equal(r.code, 0, r.stderr);
-    }
-    assert.equal((await receiverReport(fixed)).code, 0, fixed.stderr);
-    assert.equal((await receiverReport(capped)).report.totals.datagrams, 0);
-    const stats = await relay.statsAfter((s) => workerTotals(s).framesSeen >= 100);
-    const [both, cappedOnly] = stats.rules;
-    assert.equal(both!.counters.outputs[0]!.ttlExpired, 50);
-    assert.equal(both!.counters.outputs[1]!.packets, 50);
-    assert.deepEqual(both!.counters.drops, {}, 'relayed by one output: forwarded');
-    assert.deepEqual(cappedOnly!.counters.drops, { ttl_expired: 50 });
-    const worker = workerTotals(stats);
-    assert.equal(worker.forwarded, 50);
-    assert.equal(worker.dropsByReason.ttl_expired, 50);
-  } finally {
-    topo.destroy();
-  }
-});
+// On both data paths: the XDP programs drop a copy whose TTL would be 0 in the egress program,
+// and a frame no output could send at the input, counted the same way.
+for (const path of DATA_PATHS) {
+  test(
+    named(
+      'a TTL-1 source is relayed only by outputs with a fixed TTL; the others count it as ttl_expired',
+      path,
+    ),
+    async () => {
+      const topo = new Topology({ outputLinks: 2, net: 93 });
+      try {
+        preparePath(topo, path);
+        const relay = await RelayHost.start(topo, ['--workers', '1']);
+        relay.addRule('239.1.1.1', 5000, onPath('239.2.2.1:6000:out0,239.2.2.2:6000:out1:fixed-ttl=4', path));
+        relay.addRule('239.1.1.2', 5000, onPath('239.2.2.3:6000:out0', path));
+        const capped = await listen(topo, 'eth0', '239.2.2.1', 6000, 3);
+        const fixed = await expectPackets(topo, 'eth1', '239.2.2.2', 6000, 50);
+        for (const group of ['239.1.1.1', '239.1.1.2']) {
+          const r = topo.exec(topo.sender, BIN('mcrgen'), [
+            ...['send', '--interface', 'eth0', '--group', group, '--port', '5000'],
+            ...['--rate', '1000', '--size', '100', '--count', '50', '--ttl', '1'],
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+        }
+        assert.equal((await receiverReport(fixed)).code, 0, fixed.stderr);
+        assert.equal((await receiverReport(capped)).report.totals.datagrams, 0);
+        const stats = await relay.statsAfter((s) => s.rules.every((r) => r.counters.packetsIn >= 50));
+        const [both, cappedOnly] = stats.rules;
+        assert.equal(both!.counters.outputs[0]!.ttlExpired, 50);
+        assert.equal(cappedOnly!.counters.outputs[0]!.ttlExpired, 50);
+        assert.equal(both!.counters.outputs[1]!.packets, 50);
+        assert.deepEqual(both!.counters.drops, {}, 'relayed by one output: forwarded');
+        assert.deepEqual(cappedOnly!.counters.drops, { ttl_expired: 50 });
+        const worker = workerTotals(stats);
+        assert.equal(worker.forwarded, workerForwarded(50, path));
+        assert.equal(worker.dropsByReason.ttl_expired, path === 'xdp' ? undefined : 50);
+      } finally {
+        topo.destroy();
+      }
+    },
+  );
+}

@@ -238,6 +238,8 @@ function capabilityMask(names: string[]): bigint {
     CAP_SETUID: 7,
     CAP_NET_ADMIN: 12,
     CAP_NET_RAW: 13,
+    CAP_PERFMON: 38,
+    CAP_BPF: 39,
   };
   return names.reduce((mask, name) => {
     assert.ok(name in bits, `a capability this test knows: ${name}`);

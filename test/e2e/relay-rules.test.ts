@@ -9,70 +9,80 @@ import {
   send,
   workerTotals,
 } from '../helpers/relay-host.js';
+import { DATA_PATHS, named, onPath, preparePath } from '../helpers/data-paths.js';
 import { Topology } from '../helpers/topology.js';
 
-test('traffic for a group with no rule is counted as no rule and not forwarded', async () => {
-  const topo = new Topology();
-  try {
-    const relay = await RelayHost.start(topo);
-    relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
-    const before = topo.linkStats(topo.relay, 'out0').txPackets;
-    // Same group, other port; and another group: neither has a rule.
-    send(topo, '239.1.1.1', 5001, { rate: 2000, size: 100, count: 300 });
-    send(topo, '239.1.1.9', 5000, { rate: 2000, size: 100, count: 200 });
-    const stats = await relay.statsAfter((s) => workerTotals(s).noRule >= 500);
-    assert.equal(workerTotals(stats).noRule, 500);
-    assert.equal(workerTotals(stats).forwarded, 0);
-    assert.equal(stats.rules[0]!.counters.packetsIn, 0);
-    assert.equal(stats.rules[0]!.counters.outputs[0]!.packets, 0);
-    // Nothing left the output link beyond what the kernel itself sends (IGMP, ND): far fewer than 500.
-    assert.ok(topo.linkStats(topo.relay, 'out0').txPackets - before < 10);
-  } finally {
-    topo.destroy();
-  }
-});
+// The first two run on both data paths: the workers' and XDP (whose program passes what no rule
+// matches on to the kernel, and whose rule changes are map updates).
+for (const path of DATA_PATHS) {
+  test(named('traffic for a group with no rule is counted as no rule and not forwarded', path), async () => {
+    const topo = new Topology();
+    try {
+      preparePath(topo, path);
+      const relay = await RelayHost.start(topo);
+      relay.addRule('239.1.1.1', 5000, onPath('239.2.2.2:6000:out0', path));
+      const before = topo.linkStats(topo.relay, 'out0').txPackets;
+      // Same group, other port; and another group: neither has a rule.
+      send(topo, '239.1.1.1', 5001, { rate: 2000, size: 100, count: 300 });
+      send(topo, '239.1.1.9', 5000, { rate: 2000, size: 100, count: 200 });
+      const stats = await relay.statsAfter((s) => workerTotals(s).noRule >= 500);
+      assert.equal(workerTotals(stats).noRule, 500);
+      assert.equal(workerTotals(stats).forwarded, 0);
+      assert.equal(stats.rules[0]!.counters.packetsIn, 0);
+      assert.equal(stats.rules[0]!.counters.outputs[0]!.packets, 0);
+      // Nothing left the output link beyond what the kernel itself sends (IGMP, ND): far fewer than 500.
+      assert.ok(topo.linkStats(topo.relay, 'out0').txPackets - before < 10);
+    } finally {
+      topo.destroy();
+    }
+  });
 
-test('removing a rule stops its flow, re-adding resumes it, other rules are untouched', async () => {
-  const topo = new Topology();
-  try {
-    const relay = await RelayHost.start(topo);
-    const ruleA = relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0', ['-n', 'flow-a']);
-    const ruleB = relay.addRule('239.1.1.2', 5000, '239.2.2.2:6000:out0', ['-n', 'flow-b']);
+  test(
+    named('removing a rule stops its flow, re-adding resumes it, other rules are untouched', path),
+    async () => {
+      const topo = new Topology();
+      try {
+        preparePath(topo, path);
+        const relay = await RelayHost.start(topo);
+        const ruleA = relay.addRule('239.1.1.1', 5000, onPath('239.2.2.1:6000:out0', path), ['-n', 'flow-a']);
+        const ruleB = relay.addRule('239.1.1.2', 5000, onPath('239.2.2.2:6000:out0', path), ['-n', 'flow-b']);
 
-    // One phase: both flows send 400 packets; what did each output's receiver get?
-    const phase = async (): Promise<[number, number]> => {
-      const recvA = await listen(topo, 'eth0', '239.2.2.1', 6000, 2.5);
-      const recvB = await listen(topo, 'eth0', '239.2.2.2', 6000, 2.5);
-      send(topo, '239.1.1.1', 5000, { rate: 2000, size: 200, count: 400 });
-      send(topo, '239.1.1.2', 5000, { rate: 2000, size: 200, count: 400 });
-      const [a, b] = await Promise.all([receiverReport(recvA), receiverReport(recvB)]);
-      return [a.report.totals.unique, b.report.totals.unique];
-    };
+        // One phase: both flows send 400 packets; what did each output's receiver get?
+        const phase = async (): Promise<[number, number]> => {
+          const recvA = await listen(topo, 'eth0', '239.2.2.1', 6000, 2.5);
+          const recvB = await listen(topo, 'eth0', '239.2.2.2', 6000, 2.5);
+          send(topo, '239.1.1.1', 5000, { rate: 2000, size: 200, count: 400 });
+          send(topo, '239.1.1.2', 5000, { rate: 2000, size: 200, count: 400 });
+          const [a, b] = await Promise.all([receiverReport(recvA), receiverReport(recvB)]);
+          return [a.report.totals.unique, b.report.totals.unique];
+        };
 
-    assert.deepEqual(await phase(), [400, 400]);
+        assert.deepEqual(await phase(), [400, 400]);
 
-    const removed = relay.mcrctlJson<{ removed: RuleView }>(['remove', '--name', 'flow-a']).removed;
-    assert.equal(removed.id, ruleA.id);
-    assert.deepEqual(await phase(), [0, 400]);
-    const middle = await relay.statsAfter((s) => workerTotals(s).noRule === 400);
-    assert.equal(workerTotals(middle).noRule, 400, 'flow A is now "no rule"');
+        const removed = relay.mcrctlJson<{ removed: RuleView }>(['remove', '--name', 'flow-a']).removed;
+        assert.equal(removed.id, ruleA.id);
+        assert.deepEqual(await phase(), [0, 400]);
+        const middle = await relay.statsAfter((s) => workerTotals(s).noRule === 400);
+        assert.equal(workerTotals(middle).noRule, 400, 'flow A is now "no rule"');
 
-    const again = relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0', ['-n', 'flow-a']);
-    assert.equal(again.id, ruleA.id, 'the id derives from the input, so it is the same again');
-    assert.deepEqual(await phase(), [400, 400]);
+        const again = relay.addRule('239.1.1.1', 5000, onPath('239.2.2.1:6000:out0', path), ['-n', 'flow-a']);
+        assert.equal(again.id, ruleA.id, 'the id derives from the input, so it is the same again');
+        assert.deepEqual(await phase(), [400, 400]);
 
-    const stats = await relay.statsAfter(
-      (s) => s.rules.find((r) => r.id === ruleB.id)?.counters.packetsIn === 1200,
-    );
-    const b = stats.rules.find((r) => r.id === ruleB.id)!;
-    assert.equal(b.counters.packetsIn, 1200, 'rule B kept counting through the remove and re-add of A');
-    assert.equal(b.counters.outputs[0]!.packets, 1200);
-    const a = stats.rules.find((r) => r.id === ruleA.id)!;
-    assert.equal(a.counters.packetsIn, 400, 'the re-added rule A counts from zero');
-  } finally {
-    topo.destroy();
-  }
-});
+        const stats = await relay.statsAfter(
+          (s) => s.rules.find((r) => r.id === ruleB.id)?.counters.packetsIn === 1200,
+        );
+        const b = stats.rules.find((r) => r.id === ruleB.id)!;
+        assert.equal(b.counters.packetsIn, 1200, 'rule B kept counting through the remove and re-add of A');
+        assert.equal(b.counters.outputs[0]!.packets, 1200);
+        const a = stats.rules.find((r) => r.id === ruleA.id)!;
+        assert.equal(a.counters.packetsIn, 400, 'the re-added rule A counts from zero');
+      } finally {
+        topo.destroy();
+      }
+    },
+  );
+}
 
 /** mcrctl add arguments for input in0 GROUP:5000 with the given outputs. */
 const add = (group: string, outputs: string, ...more: string[]): string[] => [
@@ -104,6 +114,8 @@ test('bad mcrctl input gets a clear error and a non-zero exit; the daemon keeps 
       [add('239.1.1.3', '239.2.2.2:6000'), 2, /E_INVALID_INTERFACE: outputs\[0\]\.interface is required/],
       [add('239.1.1.3', '239.2.2.2:6000:out0:dscp=xx'), 2, /E_INVALID_DSCP: outputs\[0\]\.dscp "xx"/],
       [add('239.1.1.3', '239.2.2.2:6000:out0:ttl=0'), 2, /E_INVALID_TTL: outputs\[0\]\.ttl must be 1-255/],
+      [add('239.1.1.3', '10.9.9.9:6000::xdp'), 2, /E_XDP_UNSUPPORTED: outputs\[0\]\.mode xdp.*unicast/],
+      [add('239.1.1.3', `${out}:xdp,239.2.2.3:6000:out0:raw`), 2, /E_XDP_UNSUPPORTED: .*outputs\[1\].*raw/],
       [[...add('239.1.1.3', out), '--input-vlan', '4095'], 2, /E_INVALID_VLAN: input-vlan 4095/],
       [
         add('239.1.1.1', '239.9.9.9:6000:out0'),

@@ -126,6 +126,26 @@ test("every system call mcrd and its workers make is one the unit's SystemCallFi
     send(topo, '239.1.1.1', 5000, { rate: 500, size: 200, count: 300 });
     assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
     mcrctl(['add', '-i', 'in0', '-g', '239.1.1.2', '-p', '5000', '-o', '239.2.2.3:6000:out0:socket']);
+    // The XDP path: mcrd loads and attaches programs (bpf), reads the XDP features of the links
+    // (generic netlink) and the maps' counters, and detaches with the rule's removal. A redirect
+    // into a veth needs NAPI at its peer: GRO gives it one.
+    spawnSync('ip', ['netns', 'exec', topo.receiver, 'ethtool', '-K', 'eth0', 'gro', 'on']);
+    mcrctl([
+      'add',
+      '-i',
+      'in0',
+      '-g',
+      '239.1.1.3',
+      '-p',
+      '5000',
+      '-o',
+      '239.2.2.4:6000:out0:xdp',
+      '--name',
+      'xdp',
+    ]);
+    send(topo, '239.1.1.3', 5000, { rate: 500, size: 200, count: 50 });
+    mcrctl(['stats']);
+    mcrctl(['remove', '--name', 'xdp']);
     mcrctl(['config', 'load', places.configPath]);
     process.kill(pid, 'SIGHUP');
     mcrctl(['remove', '--name', 'traced']);

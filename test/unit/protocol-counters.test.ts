@@ -39,7 +39,7 @@ test('rule counters add per output, errors by errno, drops by reason; a missing 
     packetsIn: 4,
     bytesIn: 400,
     drops: { own_source: 1 },
-    outputs: [{ packets: 4, bytes: 400, raw: 4, errors: { ENOBUFS: 1 }, ttlExpired: 2 }],
+    outputs: [{ packets: 4, bytes: 400, raw: 4, xdp: 0, errors: { ENOBUFS: 1 }, ttlExpired: 2 }],
     lastPacketAt: '2026-12-01T04:00:02.000Z',
     rtp: null,
   };
@@ -47,7 +47,7 @@ test('rule counters add per output, errors by errno, drops by reason; a missing 
     packetsIn: 1,
     bytesIn: 100,
     drops: { own_source: 2, ttl_expired: 1 },
-    outputs: [{ packets: 1, bytes: 100, raw: 0, errors: { ENOBUFS: 2, ENETDOWN: 1 }, ttlExpired: 1 }],
+    outputs: [{ packets: 1, bytes: 100, raw: 0, xdp: 0, errors: { ENOBUFS: 2, ENETDOWN: 1 }, ttlExpired: 1 }],
     lastPacketAt: '2026-12-01T04:00:01.000Z',
     rtp: null,
   };
@@ -55,14 +55,14 @@ test('rule counters add per output, errors by errno, drops by reason; a missing 
     packetsIn: 5,
     bytesIn: 500,
     drops: { own_source: 3, ttl_expired: 1 },
-    outputs: [{ packets: 5, bytes: 500, raw: 4, errors: { ENOBUFS: 3, ENETDOWN: 1 }, ttlExpired: 3 }],
+    outputs: [{ packets: 5, bytes: 500, raw: 4, xdp: 0, errors: { ENOBUFS: 3, ENETDOWN: 1 }, ttlExpired: 3 }],
     lastPacketAt: '2026-12-01T04:00:02.000Z',
     rtp: null,
   });
   assert.deepEqual(addRuleCounters(undefined, b), b);
   assert.deepEqual(emptyRuleCounters(2).outputs, [
-    { packets: 0, bytes: 0, raw: 0, errors: {}, ttlExpired: 0 },
-    { packets: 0, bytes: 0, raw: 0, errors: {}, ttlExpired: 0 },
+    { packets: 0, bytes: 0, raw: 0, xdp: 0, errors: {}, ttlExpired: 0 },
+    { packets: 0, bytes: 0, raw: 0, xdp: 0, errors: {}, ttlExpired: 0 },
   ]);
 });
 

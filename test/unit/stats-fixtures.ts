@@ -51,6 +51,8 @@ export function rule(
     })),
     state: more.state ?? 'active',
     reason: more.reason ?? null,
+    path: 'worker',
+    pathReason: null,
     origin: 'runtime',
     createdAt: '2026-12-01T00:00:00.000Z',
     counters: {
@@ -61,6 +63,7 @@ export function rule(
         packets: 0,
         bytes: 0,
         raw: 0,
+        xdp: 0,
         errors: o.errors ?? {},
         ttlExpired: o.ttlExpired ?? 0,
       })),

@@ -45,6 +45,8 @@ function rule(overrides: Partial<RuleStatsView> = {}): RuleStatsView {
     ],
     state: 'degraded',
     reason: 'an output is down',
+    path: 'worker',
+    pathReason: null,
     origin: 'config',
     createdAt: '2026-12-01T00:00:00.000Z',
     counters: {
@@ -52,8 +54,8 @@ function rule(overrides: Partial<RuleStatsView> = {}): RuleStatsView {
       bytesIn: 1_316_000,
       drops: { own_source: 3 },
       outputs: [
-        { packets: 997, bytes: 1_312_052, raw: 997, errors: {}, ttlExpired: 0 },
-        { packets: 990, bytes: 1_302_840, raw: 0, errors: { ENETDOWN: 7 }, ttlExpired: 2 },
+        { packets: 997, bytes: 1_312_052, raw: 997, xdp: 0, errors: {}, ttlExpired: 0 },
+        { packets: 990, bytes: 1_302_840, raw: 0, xdp: 0, errors: { ENETDOWN: 7 }, ttlExpired: 2 },
       ],
       lastPacketAt: '2026-12-01T04:05:06.500Z',
       rtp: null,

@@ -60,7 +60,13 @@ function setup() {
   return { rules, events, table, views, add, looked };
 }
 
-const active: RuleActivationView = { state: 'active', reason: null, outputs: [] };
+const active: RuleActivationView = {
+  path: null,
+  pathReason: null,
+  state: 'active',
+  reason: null,
+  outputs: [],
+};
 const client = { id: 3, pid: 4242, uid: 0 };
 
 test('a rule added by a control client names the client by pid and uid, and what the rule is', () => {
@@ -118,7 +124,7 @@ test('a state that moves during a change is published once the change is done, w
   );
   const id = stored.rule.id;
   rules.because(linkCause('out1'), () => {
-    views.set(id, { state: 'degraded', reason: 'out1 is down', outputs: [] });
+    views.set(id, { path: null, pathReason: null, state: 'degraded', reason: 'out1 is down', outputs: [] });
     // Nested changes are part of the outer one: no state published yet.
     rules.because(linkCause('out0'), () => undefined);
     assert.equal(events.length, 1);
@@ -142,7 +148,13 @@ test('a state that moves during a change is published once the change is done, w
   assert.equal(events.length, 2);
   // Only the reason moved.
   rules.because(linkCause('out0'), () =>
-    views.set(id, { state: 'degraded', reason: 'out0 is down; out1 is down', outputs: [] }),
+    views.set(id, {
+      path: null,
+      pathReason: null,
+      state: 'degraded',
+      reason: 'out0 is down; out1 is down',
+      outputs: [],
+    }),
   );
   assert.equal(events.length, 3);
   assert.equal(events[2]!.rule?.previousState, 'degraded');
@@ -154,7 +166,13 @@ test('a state that moves during a change is published once the change is done, w
 
 test('removed and updated rules carry their cause; a removed rule says the state it was in and is forgotten', () => {
   const { rules, events, table, views, add } = setup();
-  const stored = add('video', 5000, 'config', { state: 'down', reason: 'in0 is down', outputs: [] });
+  const stored = add('video', 5000, 'config', {
+    path: null,
+    pathReason: null,
+    state: 'down',
+    reason: 'in0 is down',
+    outputs: [],
+  });
   const reload = clientCause('config-reload', client, '/etc/mcr/mcr.json5');
   rules.because(reload, () => {
     rules.ruleUpdated(stored, false);

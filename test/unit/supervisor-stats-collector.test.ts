@@ -20,7 +20,14 @@ function ruleCounters(packetsIn: number, bytesIn: number, outputs: number[]): Ru
     packetsIn,
     bytesIn,
     drops: {},
-    outputs: outputs.map((packets) => ({ packets, bytes: packets * 100, raw: 0, errors: {}, ttlExpired: 0 })),
+    outputs: outputs.map((packets) => ({
+      packets,
+      bytes: packets * 100,
+      raw: 0,
+      xdp: 0,
+      errors: {},
+      ttlExpired: 0,
+    })),
     lastPacketAt: null,
     rtp: null,
   };
