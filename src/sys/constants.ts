@@ -37,6 +37,8 @@ export const SOL_PACKET = 263;
 export const PACKET_RX_RING = 5;
 export const PACKET_STATISTICS = 6;
 export const PACKET_VERSION = 10;
+export const PACKET_TX_RING = 13;
+export const PACKET_LOSS = 14;
 export const PACKET_IGNORE_OUTGOING = 23;
 export const TPACKET_V2 = 1;
 
