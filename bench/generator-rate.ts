@@ -30,7 +30,7 @@ import { sleepMicroseconds } from '../src/sys/short-sleep.js';
 import { setBufferSize } from '../src/sys/socket.js';
 import { TxRing } from '../src/sys/tx-ring.js';
 import { BIN, sleep, Topology } from '../test/helpers/topology.js';
-import { GENERATOR_CPU, placeInputReceive, RELAY_CPU } from './placement.js';
+import { coalesceInput, GENERATOR_CPU, placeInputReceive, RELAY_CPU } from './placement.js';
 import { spread, writeResults, type Spread } from './results.js';
 
 /** mcrgen send arguments of each variant, and the CPUs it may use. */
@@ -40,9 +40,8 @@ const MCRGEN_VARIANTS: Record<string, { args: string[]; cpus: string }> = {
   'raw-drop': { args: ['--raw', '--drop-when-full'], cpus: `${GENERATOR_CPU}` },
   'raw-qdisc': { args: ['--raw', '--no-qdisc-bypass'], cpus: `${GENERATOR_CPU}` },
   'raw-qdisc-drop': { args: ['--raw', '--no-qdisc-bypass', '--drop-when-full'], cpus: `${GENERATOR_CPU}` },
-  'raw-2-processes': { args: ['--raw', '--processes', '2'], cpus: `${GENERATOR_CPU}` },
   'raw-2-threads': { args: ['--raw', '--threads', '2'], cpus: `${GENERATOR_CPU}` },
-  'raw-2-processes-2-cpus': { args: ['--raw', '--processes', '2'], cpus: `${RELAY_CPU},${GENERATOR_CPU}` },
+  'raw-2-threads-2-cpus': { args: ['--raw', '--threads', '2'], cpus: `${RELAY_CPU},${GENERATOR_CPU}` },
 };
 const BLASTS = ['blast-sendmmsg', 'blast-tx-ring'] as const;
 const VARIANTS = [...Object.keys(MCRGEN_VARIANTS), ...BLASTS];
@@ -53,6 +52,8 @@ const BATCH = 64;
 
 interface Trial {
   variant: string;
+  /** in0's receive coalescing (µs) during the trial; null for a bare veth. */
+  coalesceUs: number | null;
   /** Paced target, or 'max'. */
   target: number | 'max';
   /** Frames handed to the kernel per second: accepted + refused. */
@@ -70,7 +71,8 @@ interface Options {
   variants: string[];
   rates: number[];
   peer: 'napi' | 'plain';
-  inputCoalesce: number;
+  /** With --peer napi: in0's receive coalescing, µs; trials interleave over the values. */
+  inputCoalesce: number[];
   results: string;
   blast?: 'blast-sendmmsg' | 'blast-tx-ring';
 }
@@ -87,9 +89,12 @@ function parseOptions(): Options {
     .addOption(new Option('--rates <list>', 'paced raw trials at these rates').argParser(numbers).default([]))
     .addOption(new Option('--peer <kind>', 'receiving end').choices(['napi', 'plain']).default('napi'))
     .addOption(
-      new Option('--input-coalesce <µs>', 'with --peer napi: receive coalescing on in0, as the bench')
-        .argParser(Number)
-        .default(50),
+      new Option(
+        '--input-coalesce <list>',
+        'with --peer napi: in0 receive coalescing, µs (several: interleaved)',
+      )
+        .argParser(numbers)
+        .default([50]),
     )
     .addOption(
       new Option('--results <file>').default(
@@ -105,7 +110,14 @@ function parseOptions(): Options {
 }
 
 /** One trial: a sender in the sender namespace, in0's rx_packets before and after. */
-async function trial(topo: Topology, o: Options, variant: string, target: number | 'max'): Promise<Trial> {
+async function trial(
+  topo: Topology,
+  o: Options,
+  variant: string,
+  target: number | 'max',
+  coalesceUs: number | null,
+): Promise<Trial> {
+  if (coalesceUs !== null) coalesceInput(topo, coalesceUs);
   const self = fileURLToPath(import.meta.url);
   const mcrgen = MCRGEN_VARIANTS[variant];
   const command = mcrgen
@@ -137,6 +149,7 @@ async function trial(topo: Topology, o: Options, variant: string, target: number
   const offered = r.packets + r.refused;
   return {
     variant,
+    coalesceUs,
     target,
     offeredPps: offered / r.elapsedSeconds,
     acceptedPps: r.packets / r.elapsedSeconds,
@@ -214,17 +227,23 @@ function blast(o: Options): void {
   process.stdout.write(`${JSON.stringify({ packets, refused: 0, elapsedSeconds, refusals })}\n`);
 }
 
-/** Nanoseconds of JavaScript per frame: the probe alone, and the probe with the UDP checksum. */
+/**
+ * Nanoseconds of JavaScript per frame: the probe alone, and the probe with the UDP checksum. The
+ * least of five samples: other work on a shared machine only ever adds time.
+ */
 function javascriptCost(size: number): { probeNs: number; probeFrameNs: number } {
   const slots = 64;
-  const bytes = new Uint8Array(slots * (FRAME_HEADER_BYTES + size + 8));
   const stride = FRAME_HEADER_BYTES + size + 8;
-  const rounds = 40_000;
+  const bytes = new Uint8Array(slots * stride);
+  const frames = 640_000;
   const time = (body: (at: number, seq: number) => void): number => {
-    for (let i = 0; i < 2000; i++) body((i % slots) * stride, i); // warm-up
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < rounds * slots; i++) body((i % slots) * stride, i);
-    return Number(process.hrtime.bigint() - t0) / (rounds * slots);
+    let best = Number.POSITIVE_INFINITY;
+    for (let sample = 0; sample < 5; sample++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < frames; i++) body((i % slots) * stride, i);
+      best = Math.min(best, Number(process.hrtime.bigint() - t0) / frames);
+    }
+    return best;
   };
   const timeUs = Date.now() * 1000;
   return {
@@ -244,7 +263,7 @@ async function main(): Promise<void> {
   if (o.blast) return blast(o);
   const js = javascriptCost(o.size);
   console.log(
-    `generator-rate: ${o.size}-byte payloads, ${o.seconds}-s trials, ${o.repeat} interleaved repetitions, peer ${o.peer === 'plain' ? 'a bare veth (receive work on the sender CPU)' : `in0 with GRO and threaded NAPI on CPU ${RELAY_CPU}, coalescing ${o.inputCoalesce > 0 ? `${o.inputCoalesce} µs` : 'off'}`}`,
+    `generator-rate: ${o.size}-byte payloads, ${o.seconds}-s trials, ${o.repeat} interleaved repetitions, peer ${o.peer === 'plain' ? 'a bare veth (receive work on the sender CPU)' : `in0 with GRO and threaded NAPI on CPU ${RELAY_CPU}, coalescing ${o.inputCoalesce.join(' and ')} µs`}`,
   );
   console.log(
     `JavaScript per frame (this process): probe ${js.probeNs.toFixed(0)} ns, probe + UDP checksum ${js.probeFrameNs.toFixed(0)} ns`,
@@ -252,27 +271,29 @@ async function main(): Promise<void> {
   const topo = new Topology();
   const trials: Trial[] = [];
   try {
-    if (o.peer === 'napi') placeInputReceive(topo, 'relay-core', o.inputCoalesce);
-    const plan: [string, number | 'max'][] = [
-      ...o.variants.map((v): [string, 'max'] => [v, 'max']),
-      ...o.rates.map((r): [string, number] => ['raw', r]),
-    ];
+    const coalescing = o.peer === 'napi' ? o.inputCoalesce : [null];
+    if (o.peer === 'napi') placeInputReceive(topo, 'relay-core');
+    const plan: [string, number | 'max', number | null][] = [];
+    for (const c of coalescing) {
+      for (const v of o.variants) plan.push([v, 'max', c]);
+      for (const r of o.rates) plan.push(['raw', r, c]);
+    }
+    const k = (n: number): string => `${(n / 1000).toFixed(0)}k`;
     for (let rep = 1; rep <= o.repeat; rep++) {
-      for (const [variant, target] of plan) {
-        const t = await trial(topo, o, variant, target);
+      for (const [variant, target, c] of plan) {
+        const t = await trial(topo, o, variant, target, c);
         trials.push(t);
-        const k = (n: number): string => `${(n / 1000).toFixed(0)}k`;
         console.log(
-          `[${rep}/${o.repeat}] ${variant} ${target === 'max' ? 'unpaced' : `at ${k(target)}`}: offered ${k(t.offeredPps)}, received ${k(t.receivedPps)}` +
+          `[${rep}/${o.repeat}] ${variant} ${target === 'max' ? 'unpaced' : `at ${k(target)}`}${c === null ? '' : `, coalescing ${c} µs`}: offered ${k(t.offeredPps)}, received ${k(t.receivedPps)}` +
             (t.refusedShare > 0 ? `, ${(t.refusedShare * 100).toFixed(1)} % refused` : ''),
         );
       }
     }
-    console.log('\nVARIANT                    TARGET  OFFERED PPS            RECEIVED AT in0 PPS');
-    for (const [variant, target] of plan) {
-      const mine = trials.filter((t) => t.variant === variant && t.target === target);
+    console.log('\nVARIANT                    TARGET  COALESCE  OFFERED PPS            RECEIVED AT in0 PPS');
+    for (const [variant, target, c] of plan) {
+      const mine = trials.filter((t) => t.variant === variant && t.target === target && t.coalesceUs === c);
       console.log(
-        `${variant.padEnd(26)} ${String(target).padStart(7)}  ${format(spread(mine.map((t) => t.offeredPps))).padEnd(22)} ${format(spread(mine.map((t) => t.receivedPps)))}`,
+        `${variant.padEnd(26)} ${String(target).padStart(7)}  ${(c === null ? '-' : `${c} µs`).padStart(8)}  ${format(spread(mine.map((t) => t.offeredPps))).padEnd(22)} ${format(spread(mine.map((t) => t.receivedPps)))}`,
       );
     }
     writeResults(o.results, {

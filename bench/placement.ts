@@ -45,13 +45,7 @@ export function placeInputReceive(topo: Topology, placement: Placement, coalesce
     'tc qdisc replace',
   );
   must(topo.exec(topo.relay, 'ethtool', ['-K', 'in0', 'gro', 'on']), 'ethtool -K in0 gro on');
-  if (coalesceUs > 0) {
-    for (const [file, value] of [
-      ['gro_flush_timeout', String(Math.round(coalesceUs * 1000))],
-      ['napi_defer_hard_irqs', String(DEFERRED_POLLS)],
-    ] as const)
-      must(topo.exec(topo.relay, 'sh', ['-c', `echo ${value} > /sys/class/net/in0/${file}`]), `in0 ${file}`);
-  }
+  coalesceInput(topo, coalesceUs);
   const before = napiThreads('in0');
   must(topo.exec(topo.relay, 'sh', ['-c', 'echo 1 > /sys/class/net/in0/threaded']), 'threaded NAPI on in0');
   const created = napiThreads('in0').filter((pid) => !before.includes(pid));
@@ -61,6 +55,15 @@ export function placeInputReceive(topo: Topology, placement: Placement, coalesce
   const cpu = placement === 'relay-core' ? RELAY_CPU : GENERATOR_CPU;
   must(topo.exec(topo.relay, 'taskset', ['-pc', String(cpu), String(pid)]), `pinning napi thread ${pid}`);
   return pid;
+}
+
+/** Sets in0's receive coalescing (see placeInputReceive); 0 turns it off. */
+export function coalesceInput(topo: Topology, coalesceUs: number): void {
+  for (const [file, value] of [
+    ['gro_flush_timeout', String(Math.round(coalesceUs * 1000))],
+    ['napi_defer_hard_irqs', coalesceUs > 0 ? String(DEFERRED_POLLS) : '0'],
+  ] as const)
+    must(topo.exec(topo.relay, 'sh', ['-c', `echo ${value} > /sys/class/net/in0/${file}`]), `in0 ${file}`);
 }
 
 /** Pids of kernel threads named napi/<ifname>-<id>, in any namespace. */

@@ -101,11 +101,11 @@ the peer's receive ring) refuses a frame; it is retried after 50 µs, or with
 --drop-when-full counted as "refused" and given up (the receiver sees it lost),
 so the offered rate holds as it would on a wire into a full NIC ring.
 
-With --processes N the run is shared by N sender processes (each with its own
-socket and event loop) that start together; sender j sends stream ids
---stream-id + j × streams + k, and gets 1/N of --rate and of --count. The report
-sums them, and --json lists each in "perSender". --threads N does the same with
-worker threads.
+With --threads N the run is shared by N senders, each in a worker thread with
+its own socket and event loop, that start together; sender j sends stream ids
+--stream-id + j × streams + k and gets 1/N of --rate and of --count. The report
+sums them, and --json lists each in "perSender". It only helps with CPUs to
+spare: one sender already keeps a core busy.
 
 Examples:
   mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate 10000 --size 1316 --duration 10
@@ -195,11 +195,7 @@ function buildProgram(): Command {
     .option('--destination-mac <mac>', 'with --raw: destination MAC (required for a unicast --group)')
     .option('--drop-when-full', 'with --raw: give up (count as refused) frames a full device queue refuses')
     .option('--no-qdisc-bypass', 'with --raw: go through the interface’s qdisc (PACKET_QDISC_BYPASS off)')
-    .option(
-      '--processes <n>',
-      `share the run among N sender processes, 1-${MAX_SENDERS} (own stream ids each)`,
-    )
-    .option('--threads <n>', `share the run among N worker threads, 1-${MAX_SENDERS} (own stream ids each)`)
+    .option('--threads <n>', `share the run among N sender threads, 1-${MAX_SENDERS} (own stream ids each)`)
     .option('--json', 'print the report as one JSON object')
     .addHelpText('after', SEND_HELP)
     .action(async (raw: RawOptions) => {

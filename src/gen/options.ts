@@ -21,7 +21,7 @@ export const MAX_STREAMS = 1024;
 export const RTP_HEADER_BYTES = 12;
 /** Most entries of --rtp-gaps. */
 export const MAX_RTP_GAPS = 10_000;
-/** Most sender processes (or threads) one mcrgen send starts. */
+/** Most sender threads one mcrgen send starts. */
 export const MAX_SENDERS = 64;
 
 /** A value the user gave is unusable; `field` is the option as typed, e.g. "--port". */
@@ -72,11 +72,10 @@ export interface SendOptions extends CommonOptions {
   /** --raw: whole Ethernet frames through an AF_PACKET socket; undefined: a UDP socket. */
   raw: RawPathOptions | undefined;
   /**
-   * --processes / --threads: how many senders share the run, each with its own stream ids and
-   * its share of --rate and --count (1: this process sends), and what they run in.
+   * --threads: how many senders share the run, each in a worker thread with its own stream ids
+   * and its share of --rate and --count (1: the main thread sends).
    */
   senders: number;
-  sendersAs: 'processes' | 'threads';
 }
 
 export interface RawPathOptions {
@@ -134,11 +133,11 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
   if (rawPath !== undefined && rtp !== undefined) {
     throw new OptionError('--rtp', 'is sent through the UDP socket only; leave out --raw');
   }
-  const { senders, sendersAs } = parseSenders(raw, common.stop);
+  const senders = parseThreads(raw, common.stop);
   if (senders > 1 && rtp !== undefined) {
     throw new OptionError(
       '--rtp',
-      `sends one RTP stream, not one per sender; leave --${sendersAs} out, or run one mcrgen send --rtp per stream`,
+      'sends one RTP stream, not one per sender; leave --threads out, or run one mcrgen send --rtp per stream',
     );
   }
   return {
@@ -151,7 +150,6 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
     rtp,
     raw: rawPath,
     senders,
-    sendersAs,
   };
 }
 
@@ -194,25 +192,16 @@ function parseRawPath(raw: RawOptions, multicast: boolean): RawPathOptions | und
   };
 }
 
-/** --processes N or --threads N (not both); each sender needs at least one packet of a --count. */
-function parseSenders(
-  raw: RawOptions,
-  stop: StopCondition,
-): { senders: number; sendersAs: 'processes' | 'threads' } {
-  const processes = integerOption(raw, 'processes', '--processes', 1, MAX_SENDERS, 'senders');
-  const threads = integerOption(raw, 'threads', '--threads', 1, MAX_SENDERS, 'senders');
-  if (processes !== undefined && threads !== undefined) {
-    throw new OptionError('--processes/--threads', 'both given; expected at most one of them');
-  }
-  const sendersAs = threads !== undefined ? 'threads' : 'processes';
-  const senders = processes ?? threads ?? 1;
+/** --threads N; each sender needs at least one packet of a --count. */
+function parseThreads(raw: RawOptions, stop: StopCondition): number {
+  const senders = integerOption(raw, 'threads', '--threads', 1, MAX_SENDERS, 'senders') ?? 1;
   if (stop.kind === 'count' && stop.count < senders) {
     throw new OptionError(
-      `--${sendersAs}`,
+      '--threads',
       `${senders} senders cannot share --count ${stop.count}; expected at most ${stop.count}`,
     );
   }
-  return { senders, sendersAs };
+  return senders;
 }
 
 const RTP_IMPAIRMENTS = [

@@ -99,7 +99,7 @@ export interface SendReport {
   rtp: SendRtpReport | null;
   /** With --raw: the headers the frames carried and how they were handed to the device. */
   raw: RawSendReport | null;
-  /** Senders that shared the run (--processes, --threads). */
+  /** Senders that shared the run (--threads). */
   senders: number;
   /** Each sender's own report when there were several; the fields above are their sums. */
   perSender: SendReport[] | null;

@@ -47,7 +47,6 @@ test('send: a full valid command line', () => {
     rtp: undefined,
     raw: undefined,
     senders: 1,
-    sendersAs: 'processes',
   });
 });
 
@@ -98,24 +97,13 @@ test('send --raw: its options, and the ones that only apply with it', () => {
   );
 });
 
-test('send --processes / --threads: how many senders, and what cannot be shared', () => {
-  assert.deepEqual(
-    (({ senders, sendersAs }) => ({ senders, sendersAs }))(
-      parseSendOptions({ ...send, processes: '3' }, resolve),
-    ),
-    { senders: 3, sendersAs: 'processes' },
-  );
-  assert.equal(parseSendOptions({ ...send, threads: '2' }, resolve).sendersAs, 'threads');
+test('send --threads: how many senders, and what cannot be shared', () => {
+  assert.equal(parseSendOptions({ ...send, threads: '3' }, resolve).senders, 3);
+  rejects(() => parseSendOptions({ ...send, threads: '65' }, resolve), '--threads', /1-64/);
+  rejects(() => parseSendOptions({ ...send, threads: '0' }, resolve), '--threads', /out of range/);
   rejects(
-    () => parseSendOptions({ ...send, processes: '2', threads: '2' }, resolve),
-    '--processes/--threads',
-    /both given/,
-  );
-  rejects(() => parseSendOptions({ ...send, processes: '65' }, resolve), '--processes', /1-64/);
-  rejects(() => parseSendOptions({ ...send, processes: '0' }, resolve), '--processes', /out of range/);
-  rejects(
-    () => parseSendOptions({ ...send, count: '2', processes: '3' }, resolve),
-    '--processes',
+    () => parseSendOptions({ ...send, count: '2', threads: '3' }, resolve),
+    '--threads',
     /3 senders cannot share --count 2/,
   );
   rejects(

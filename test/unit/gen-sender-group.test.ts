@@ -14,7 +14,7 @@ const base: RawOptions = {
   size: '64',
   count: '10',
   raw: true,
-  processes: '3',
+  threads: '3',
 };
 
 test('senders split the count (first ones take the remainder), the rate, and the stream ids', () => {
@@ -75,7 +75,7 @@ function report(overrides: Partial<SendReport>): SendReport {
 }
 
 test('the combined report sums the counts over the longest sender time and keeps each report', () => {
-  const options = parseSendOptions({ ...base, processes: '2' }, resolve);
+  const options = parseSendOptions({ ...base, threads: '2' }, resolve);
   const a = report({
     streamId: 7,
     packets: 6,
