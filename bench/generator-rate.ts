@@ -19,7 +19,12 @@ import type { SendReport } from '../src/gen/sender.js';
 import { multicastMac } from '../src/packet/build.js';
 import { parseIpv4 } from '../src/packet/ipv4-address.js';
 import { writeProbe } from '../src/packet/probe.js';
-import { FRAME_HEADER_BYTES, writeFrameHeader, writeProbeFrame } from '../src/packet/probe-frame.js';
+import {
+  FRAME_HEADER_BYTES,
+  frameWords,
+  writeFrameHeader,
+  writeProbeFrame,
+} from '../src/packet/probe-frame.js';
 import { MSG_DONTWAIT } from '../src/sys/constants.js';
 import { errnoName } from '../src/sys/errors.js';
 import { interfaceInfo } from '../src/sys/interfaces.js';
@@ -165,6 +170,7 @@ function blast(o: Options): void {
   const fd = openFrameSender(link.index, 'eth0', true);
   setBufferSize(fd, 'send', 4 * 1024 * 1024, true);
   const length = FRAME_HEADER_BYTES + o.size;
+  const stride = Math.ceil(length / 8) * 8; // frames start at even offsets
   const write = (bytes: Uint8Array, at: number): void => {
     const base = writeFrameHeader(bytes, at, {
       destinationMac: multicastMac(group),
@@ -176,18 +182,18 @@ function blast(o: Options): void {
       ttl: 16,
       payloadLength: o.size,
     });
-    writeProbeFrame(bytes, at, o.size, 1, 0, 0, base);
+    writeProbeFrame(bytes, frameWords(bytes), at, o.size, 1, 0, 0, base);
   };
   let packets = 0;
   let refusals = 0;
   const started = performance.now();
   const end = started + o.seconds * 1000;
   if (o.blast === 'blast-sendmmsg') {
-    const frames = allocateNative(BATCH * length);
+    const frames = allocateNative(BATCH * stride);
     const batch = new MessageBatch(BATCH);
     for (let i = 0; i < BATCH; i++) {
-      write(frames.bytes, i * length);
-      batch.add(frames.region, i * length, length);
+      write(frames.bytes, i * stride);
+      batch.add(frames.region, i * stride, length);
     }
     while (performance.now() < end) {
       for (let from = 0; from < BATCH;) {
@@ -233,8 +239,9 @@ function blast(o: Options): void {
  */
 function javascriptCost(size: number): { probeNs: number; probeFrameNs: number } {
   const slots = 64;
-  const stride = FRAME_HEADER_BYTES + size + 8;
+  const stride = Math.ceil((FRAME_HEADER_BYTES + size) / 8) * 8;
   const bytes = new Uint8Array(slots * stride);
+  const words = frameWords(bytes);
   const frames = 640_000;
   const time = (body: (at: number, seq: number) => void): number => {
     let best = Number.POSITIVE_INFINITY;
@@ -248,7 +255,7 @@ function javascriptCost(size: number): { probeNs: number; probeFrameNs: number }
   const timeUs = Date.now() * 1000;
   return {
     probeNs: time((at, seq) => writeProbe(bytes, at + FRAME_HEADER_BYTES, size, 7, seq, timeUs)),
-    probeFrameNs: time((at, seq) => writeProbeFrame(bytes, at, size, 7, seq, timeUs, 0x1234)),
+    probeFrameNs: time((at, seq) => writeProbeFrame(bytes, words, at, size, 7, seq, timeUs, 0x1234)),
   };
 }
 

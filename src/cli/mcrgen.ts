@@ -94,8 +94,9 @@ address and --source-port (default: a random ephemeral port), goes to the
 group's MAC (01:00:5e + its low 23 bits) or, for a unicast GROUP, to
 --destination-mac (required then); IPv4 TTL --ttl, DF set, id 0, both checksums
 computed. --size must fit the interface's MTU less 28. The probes are the same,
-so "mcrgen recv" checks them as always. It offers about twice the socket path's
-rate (over 1 M pps of 64-byte payloads on a 2-vCPU VM; see docs/PERFORMANCE.md).
+so "mcrgen recv" checks them as always. From one core of a 2-vCPU VM it offered
+1.1-1.2 M pps of 64-byte payloads where the socket path offered 0.7 M (see
+docs/PERFORMANCE.md, the generator).
 "packets" counts the frames the kernel accepted. A full device queue (on veth:
 the peer's receive ring) refuses a frame; it is retried after 50 µs, or with
 --drop-when-full counted as "refused" and given up (the receiver sees it lost),
@@ -191,7 +192,7 @@ function buildProgram(): Command {
     .option('--rtp-skip-every <n>', 'with --rtp: skip one sequence number before every Nth packet')
     .option('--rtp-duplicate-every <n>', 'with --rtp: send every Nth packet twice')
     .option('--rtp-reorder-every <n>', 'with --rtp: send every Nth packet (N ≥ 2) after the next one')
-    .option('--raw', 'send whole Ethernet frames through an AF_PACKET socket (about twice as fast)')
+    .option('--raw', 'send whole Ethernet frames through an AF_PACKET socket (faster; CAP_NET_RAW)')
     .option('--destination-mac <mac>', 'with --raw: destination MAC (required for a unicast --group)')
     .option('--drop-when-full', 'with --raw: give up (count as refused) frames a full device queue refuses')
     .option('--no-qdisc-bypass', 'with --raw: go through the interface’s qdisc (PACKET_QDISC_BYPASS off)')

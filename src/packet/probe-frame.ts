@@ -87,14 +87,29 @@ export function udpChecksumBase(
   return fold(sum);
 }
 
+/** Whether 16-bit words are stored low byte first here (then a word sum comes out byte-swapped). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /**
- * Writes a `size`-byte probe into the frame at `offset` (whose header writeFrameHeader wrote
- * with `base` as its result) and stores the UDP checksum. The checksum adds the payload's even
- * and odd bytes separately, with no carry handling per word; for 64-byte payloads it is about a
- * sixth of the cost of the probe itself (see docs/PERFORMANCE.md, the generator).
+ * A 16-bit view of `bytes` (the same memory from the same start), which writeProbeFrame sums the
+ * payload through: for 64 bytes 26 ns against 71 ns a byte at a time. `bytes` must start at an
+ * even byte of its buffer.
+ */
+export function frameWords(bytes: Uint8Array): Uint16Array {
+  if (bytes.byteOffset % 2 !== 0) throw new RangeError('frame memory must start at an even byte');
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
+}
+
+/**
+ * Writes a `size`-byte probe into the frame at `offset` (even; its header written by
+ * writeFrameHeader, which returned `base`) and stores the UDP checksum. `words` is
+ * frameWords(bytes). The checksum sums native-order words, four per step, and swaps the folded
+ * sum's bytes where words are little-endian (RFC 1071: the sum commutes with byte order): it adds
+ * 20-30 ns to the probe's 140-150 ns for a 64-byte payload (docs/PERFORMANCE.md, the generator).
  */
 export function writeProbeFrame(
   bytes: Uint8Array,
+  words: Uint16Array,
   offset: number,
   size: number,
   streamId: number,
@@ -102,19 +117,20 @@ export function writeProbeFrame(
   timeUs: number,
   base: number,
 ): void {
+  if ((offset & 1) !== 0) throw new RangeError(`frames start at even offsets, got ${offset}`);
   const payload = offset + FRAME_HEADER_BYTES;
   writeProbe(bytes, payload, size, streamId, seq, timeUs);
-  let high = 0;
-  let low = 0;
-  const end = payload + size;
-  let i = payload;
-  for (; i + 1 < end; i += 2) {
-    high += bytes[i]!;
-    low += bytes[i + 1]!;
-  }
-  if (i < end) high += bytes[i]!; // an odd last byte is the high half of a word padded with zero
-  // At most 32754 × 255 per half: the sum stays below 2^32, so >>> in fold is exact.
-  let check = ~fold(base + high * 256 + low) & 0xffff;
+  // At most 32753 words of 0xffff: the sum stays below 2^32, so >>> in fold is exact.
+  const end = (payload + size) >>> 1; // words wholly inside the payload
+  let w = payload >>> 1;
+  let sum = 0;
+  for (; w + 3 < end; w += 4) sum += words[w]! + words[w + 1]! + words[w + 2]! + words[w + 3]!;
+  for (; w < end; w++) sum += words[w]!;
+  let payloadSum = fold(sum);
+  if (LITTLE_ENDIAN) payloadSum = ((payloadSum & 0xff) << 8) | (payloadSum >>> 8);
+  // An odd last byte is the high half of a word padded with zero.
+  if ((size & 1) !== 0) payloadSum += bytes[payload + size - 1]! << 8;
+  let check = ~fold(base + payloadSum) & 0xffff;
   if (check === 0) check = 0xffff; // 0 would mean "no checksum" (RFC 768)
   bytes[offset + UDP_CHECKSUM_OFFSET] = check >>> 8;
   bytes[offset + UDP_CHECKSUM_OFFSET + 1] = check & 0xff;

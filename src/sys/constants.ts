@@ -78,6 +78,7 @@ export const ENOENT = 2;
 export const ENODEV = 19;
 export const EADDRINUSE = 98;
 export const EADDRNOTAVAIL = 99;
+export const ENOBUFS = 105;
 
 export const PACKET_FANOUT = 18;
 export const PACKET_FANOUT_HASH = 0;

@@ -8,6 +8,7 @@ import { macToString, parseMac } from '../../src/packet/mac-address.js';
 import { ProbeInfo, ProbeStatus, readProbe } from '../../src/packet/probe.js';
 import {
   FRAME_HEADER_BYTES,
+  frameWords,
   writeFrameHeader,
   writeProbeFrame,
   type FrameHeaderFields,
@@ -33,7 +34,16 @@ function fields(size: number, overrides: Partial<FrameHeaderFields> = {}): Frame
 function frame(size: number, offset = 0, overrides: Partial<FrameHeaderFields> = {}): Uint8Array {
   const bytes = new Uint8Array(offset + FRAME_HEADER_BYTES + size + 3).fill(0xee);
   const base = writeFrameHeader(bytes, offset, fields(size, overrides));
-  writeProbeFrame(bytes, offset, size, 0xdeadbeef, 2 ** 40 + 17, 1_700_000_000_123_456, base);
+  writeProbeFrame(
+    bytes,
+    frameWords(bytes),
+    offset,
+    size,
+    0xdeadbeef,
+    2 ** 40 + 17,
+    1_700_000_000_123_456,
+    base,
+  );
   return bytes.subarray(offset, offset + FRAME_HEADER_BYTES + size);
 }
 
@@ -83,9 +93,9 @@ test('headers sit at their offsets with the fields asked for', () => {
   assert.notEqual(u16(f, 40), 0, 'a UDP checksum is present');
 });
 
-test('the IPv4 and UDP checksums verify, for even and odd payload sizes and at any offset', () => {
-  for (const size of [32, 33, 64, 101, 1316, 1472]) {
-    for (const offset of [0, 7, 64]) {
+test('the IPv4 and UDP checksums verify, for even and odd payload sizes and at any even offset', () => {
+  for (const size of [32, 33, 34, 35, 64, 101, 1316, 1472]) {
+    for (const offset of [0, 2, 6, 64]) {
       const f = frame(size, offset);
       assert.equal(onesComplementSum(wordsOf(f, 14, 34)), 0xffff, `IPv4 checksum, size ${size} at ${offset}`);
       assert.ok(udpChecksumVerifies(f), `UDP checksum, size ${size} at ${offset}`);
@@ -109,12 +119,13 @@ test('a unicast destination takes the MAC given; other addresses and ports are c
 test('a UDP checksum that computes to 0 is sent as 0xffff (0 would mean none)', () => {
   const size = 64;
   const bytes = new Uint8Array(FRAME_HEADER_BYTES + size);
+  const words = frameWords(bytes);
   writeFrameHeader(bytes, 0, fields(size));
   // With a base of 0 the stored checksum is ~S, S being the payload's folded sum; a base of
   // 0xffff − S makes the total 0xffff, whose complement is 0.
-  writeProbeFrame(bytes, 0, size, 1, 2, 3, 0);
+  writeProbeFrame(bytes, words, 0, size, 1, 2, 3, 0);
   const payloadSum = ~u16(bytes, 40) & 0xffff;
-  writeProbeFrame(bytes, 0, size, 1, 2, 3, 0xffff - payloadSum);
+  writeProbeFrame(bytes, words, 0, size, 1, 2, 3, 0xffff - payloadSum);
   assert.equal(u16(bytes, 40), 0xffff);
 });
 
@@ -137,17 +148,20 @@ test('rewriting a slot for the next packet leaves a valid frame with the new pro
   const size = 64;
   const bytes = new Uint8Array(FRAME_HEADER_BYTES + size);
   const base = writeFrameHeader(bytes, 0, fields(size));
+  const words = frameWords(bytes);
   const info = new ProbeInfo();
   for (let seq = 0; seq < 300; seq++) {
-    writeProbeFrame(bytes, 0, size, 5, seq, 1000 + seq, base);
+    writeProbeFrame(bytes, words, 0, size, 5, seq, 1000 + seq, base);
     assert.ok(udpChecksumVerifies(bytes), `seq ${seq}`);
     assert.equal(readProbe(bytes, FRAME_HEADER_BYTES, size, info), ProbeStatus.OK);
     assert.equal(info.seq, seq);
   }
 });
 
-test('header values that cannot be encoded are refused', () => {
+test('header values that cannot be encoded, odd frame offsets and odd memory are refused', () => {
   const bytes = new Uint8Array(200);
+  assert.throws(() => writeProbeFrame(bytes, frameWords(bytes), 1, 64, 0, 0, 0, 0), /even offsets, got 1/);
+  assert.throws(() => frameWords(new Uint8Array(new ArrayBuffer(16), 1, 8)), /even byte/);
   assert.throws(() => writeFrameHeader(bytes, 0, fields(64, { ttl: 256 })), RangeError);
   assert.throws(() => writeFrameHeader(bytes, 0, fields(64, { sourcePort: 70000 })), RangeError);
   assert.throws(() => writeFrameHeader(bytes, 180, fields(64)), RangeError);
