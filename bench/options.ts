@@ -134,7 +134,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
 Every case builds fresh namespaces: a sender (mcrgen, CPU 1; --raw unless --generator socket),
 the relay (its relay process pinned to CPU 0) and a receiver counting at its interfaces. Placements: relay-core runs the input veth's
 threaded NAPI on CPU 0, sharing the relay's core as a NIC queue steered there would; other-core
-runs it on CPU 1. Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
+runs it on CPU 1. in0's receive is coalesced as a NIC's interrupt moderation would (--input-coalesce). Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
 the maximum lossless rate (loss <= 0.1 %), output at twice that rate, and with --soak a long
 unpaced trial for the worker's garbage collections and memory. docs/PERFORMANCE.md
 explains the method and the figures.`,
