@@ -1,8 +1,9 @@
 // What mcrgen can offer. Each variant sends probes unpaced (or paced, with --rates) for a few
 // seconds over the forwarding-rate benchmark's own input link, set up the same way (sender eth0
-// on CPU 1 → relay in0 with GRO and threaded NAPI pinned to CPU 0, or with --peer plain a bare
-// veth whose receive work runs on the sender's CPU), and in0's rx_packets counts what arrived.
-// Variants are interleaved and repeated; the table gives medians and ranges.
+// on CPU 1 → relay in0 with GRO and threaded NAPI pinned to CPU 0, its receive coalesced by each
+// --input-coalesce value in turn; or with --peer plain a bare veth whose receive work runs on the
+// sender's CPU), and in0's rx_packets counts what arrived. Trials are interleaved and repeated;
+// the table gives medians and ranges. docs/PERFORMANCE.md (the generator) has a run's figures.
 //
 // Besides mcrgen's own modes it can blast one prebuilt frame as fast as possible through the
 // two kernel paths a raw sender could use, with no JavaScript per frame: sendmmsg of 64 messages
@@ -10,7 +11,8 @@
 // times the JavaScript that mcrgen --raw runs per frame.
 //
 // Usage (root): node dist/bench/generator-rate.js [--seconds 5] [--repeat 5] [--size 64]
-//   [--variants socket,raw,…] [--rates 500000,1000000] [--peer napi|plain] [--results FILE]
+//   [--variants socket,raw,…] [--rates 500000,1000000] [--peer napi|plain] [--input-coalesce 0,50]
+//   [--results FILE]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
