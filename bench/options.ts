@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SCENARIOS } from './scenarios.js';
 import { PLACEMENTS, type Placement } from './placement.js';
 import { SYSTEMS, type SystemName } from './systems.js';
+import { GENERATORS, type Generator } from './trial.js';
 
 export interface BenchOptions {
   scenarios: string[];
@@ -17,6 +18,10 @@ export interface BenchOptions {
   /** Bisection stops when the lossy and lossless rates are this close (a fraction). */
   resolution: number;
   workers: number;
+  /** How mcrgen offers load: whole frames on a packet socket (the fastest), or UDP datagrams. */
+  generator: Generator;
+  /** Receive coalescing on the relay's input in µs (0: none); see placement.ts. */
+  inputCoalesce: number;
   qdiscBypass: boolean;
   /** Seconds of unpaced load after the search, inside the GC window (0: none). */
   soak: number;
@@ -98,6 +103,16 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
         .default(0),
     )
     .addOption(new Option('--workers <n>', 'mcr worker processes').argParser(positive).default(1))
+    .addOption(
+      new Option('--generator <kind>', 'mcrgen send --raw (frames on a packet socket) or its UDP socket')
+        .choices(GENERATORS)
+        .default('raw'),
+    )
+    .addOption(
+      new Option('--input-coalesce <µs>', 'receive coalescing on the relay’s input (0: none)')
+        .argParser(nonNegative)
+        .default(50),
+    )
     .option('--no-qdisc-bypass', 'mcr raw egress through the qdisc (PACKET_QDISC_BYPASS off)')
     .addOption(
       new Option('--mcrd-args <args>', 'extra mcrd arguments, e.g. "--batch-size 16 --ring-size 1"')
@@ -116,10 +131,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     .addHelpText(
       'after',
       `
-Every case builds fresh namespaces: a sender (mcrgen, CPU 1), the relay (its relay process pinned
-to CPU 0) and a receiver counting at its interfaces. Placements: relay-core runs the input veth's
+Every case builds fresh namespaces: a sender (mcrgen, CPU 1; --raw unless --generator socket),
+the relay (its relay process pinned to CPU 0) and a receiver counting at its interfaces. Placements: relay-core runs the input veth's
 threaded NAPI on CPU 0, sharing the relay's core as a NIC queue steered there would; other-core
-runs it on CPU 1. Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
+runs it on CPU 1. in0's receive is coalesced as a NIC's interrupt moderation would (--input-coalesce). Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
 the maximum lossless rate (loss <= 0.1 %), output at twice that rate, and with --soak a long
 unpaced trial for the worker's garbage collections and memory. docs/PERFORMANCE.md
 explains the method and the figures.`,

@@ -32,7 +32,12 @@ export interface CaseRun extends CaseKey {
   fixedLoad?: Trial;
   fullLoad?: Trial;
   lossless?: Trial | null;
+  /** The lossless rate is as fast as the generator went (search.ts). */
   generatorBound?: boolean;
+  /** Full load: the system forwarded (nearly) all the generator offered. */
+  fullLoadGeneratorBound?: boolean;
+  /** Overload: the generator could not offer more than the system forwarded. */
+  overloadGeneratorBound?: boolean;
   overload?: Trial | null;
   /** The --soak trial: unpaced, long, for collections and memory over time. */
   soak?: Trial | null;
@@ -67,11 +72,14 @@ export interface CaseSummary extends CaseKey {
   losslessOutput: Spread | null;
   /** Input pps forwarded with the generator unpaced. */
   fullLoadForwarded: Spread | null;
+  /** Some repetition's full-load figure was generator-bound. */
+  fullLoadGeneratorBound: boolean;
   fullLoadOffered: Spread | null;
   /** Offered rate of the overload trial, as a multiple of the lossless rate. */
   overloadFactor: Spread | null;
   /** Input pps forwarded at twice the lossless rate, as a share of the lossless rate. */
   overloadDelivered: Spread | null;
+  overloadGeneratorBound: boolean;
   /** Relay core time per input packet at the fixed load (µs). */
   coreUsPerPacket: Spread | null;
   /** The relay's processes' time per input packet at the fixed load (µs). */
@@ -116,6 +124,7 @@ export function summarize(runs: CaseRun[]): CaseSummary[] {
       losslessGeneratorBound: done.some((r) => r.generatorBound),
       losslessOutput: pick((r) => r.lossless?.outputPps),
       fullLoadForwarded: pick((r) => r.fullLoad?.forwardedPps),
+      fullLoadGeneratorBound: done.some((r) => r.fullLoadGeneratorBound),
       fullLoadOffered: pick((r) => r.fullLoad?.sentPps),
       overloadFactor: pick((r) =>
         r.overload && r.lossless ? r.overload.sentPps / r.lossless.sentPps : null,
@@ -123,6 +132,7 @@ export function summarize(runs: CaseRun[]): CaseSummary[] {
       overloadDelivered: pick((r) =>
         r.overload && r.lossless ? r.overload.forwardedPps / r.lossless.sentPps : null,
       ),
+      overloadGeneratorBound: done.some((r) => r.overloadGeneratorBound),
       coreUsPerPacket: pick(perPacket((t) => t.relayCoreBusy)),
       processUsPerPacket: pick((r) =>
         r.system === 'kernel' ? null : perPacket((t) => t.relayProcessCpu)(r),
@@ -147,10 +157,10 @@ function kilo(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)}k` : n.toFixed(0);
 }
 
-function percent(s: Spread | null): string {
+function percent(s: Spread | null, bound = false): string {
   if (!s) return '-';
   const range = s.n > 1 ? ` [${(s.min * 100).toFixed(0)}-${(s.max * 100).toFixed(0)}]` : '';
-  return `${(s.median * 100).toFixed(0)}%${range}`;
+  return `${bound ? '≥' : ''}${(s.median * 100).toFixed(0)}%${range}`;
 }
 
 function plain(s: Spread | null, digits = 2): string {
@@ -169,8 +179,10 @@ export function formatSummary(summaries: CaseSummary[]): string {
     return [
       ...head,
       pps(s.lossless, s.losslessGeneratorBound),
-      pps(s.fullLoadForwarded),
-      s.overloadDelivered ? `${percent(s.overloadDelivered)} at ${plain(s.overloadFactor, 1)}×` : '-',
+      pps(s.fullLoadForwarded, s.fullLoadGeneratorBound),
+      s.overloadDelivered
+        ? `${percent(s.overloadDelivered, s.overloadGeneratorBound)} at ${plain(s.overloadFactor, 1)}×`
+        : '-',
       `${plain(s.coreUsPerPacket)} / ${s.system === 'kernel' ? '-' : plain(s.processUsPerPacket)} / ${plain(s.receiveUsPerPacket)}`,
       s.rssMb ? s.rssMb.median.toFixed(0) : '-',
       s.gcPausesOver1Ms ? `${plain(s.gcPausesOver1Ms, 0)} of ${plain(s.gcCollections, 0)}` : '-',

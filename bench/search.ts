@@ -4,6 +4,15 @@
 import type { Trial } from './trial.js';
 
 export const LOSSLESS = 0.001;
+/**
+ * A figure at least this share of the most the generator could offer in the same case (its
+ * full-load rate) is generator-bound: the generator, not the system, set it.
+ */
+export const GENERATOR_BOUND = 0.97;
+
+export function generatorBound(figurePps: number, generatorMaxPps: number): boolean {
+  return figurePps >= generatorMaxPps * GENERATOR_BOUND;
+}
 
 export interface LosslessResult {
   /** The highest lossless trial, or null when even the lowest rate tried lost packets. */
@@ -36,7 +45,7 @@ export async function findMaxLossless(
   }
   let hi = Math.min(generatorMax, Math.max(fullLoad.forwardedPps, 1000) * 1.2);
   const top = await attempt(hi);
-  if (top.loss <= LOSSLESS) return { best: top, generatorBound: hi >= generatorMax * 0.97, trials };
+  if (top.loss <= LOSSLESS) return { best: top, generatorBound: generatorBound(hi, generatorMax), trials };
   let best: Trial | null = null;
   let lo = hi * 0.5;
   while (best === null && lo >= 1000) {

@@ -1,17 +1,31 @@
 // One trial: the generator offers a rate for a fixed time; what arrives is counted at the
 // receiver's interfaces, and CPU is read from /proc for the relay core, the relay's processes and
 // the input's receive thread.
+//
+// The generator is mcrgen send on the generator core: --raw (whole frames on a packet socket,
+// the fastest; see docs/PERFORMANCE.md) or the UDP socket path. Raw frames go through the
+// sender's qdisc like the datagrams (--no-qdisc-bypass: its 1000 frames of buffer stay part of
+// the set-up), and one the qdisc has no room for is given up (--drop-when-full): it was offered
+// and is lost, as a datagram dropped there always was.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { SendReport } from '../src/gen/sender.js';
 import { BIN, sleep, type Topology } from '../test/helpers/topology.js';
 import { GENERATOR_CPU, RELAY_CPU } from './placement.js';
 import { INPUT_PORT, inputGroup, type Scenario } from './scenarios.js';
 
+export const GENERATORS = ['raw', 'socket'] as const;
+export type Generator = (typeof GENERATORS)[number];
+
 export interface Trial {
   /** The rate asked of the generator, or 'max' (as fast as it goes). */
   target: number | 'max';
-  /** Packets per second the generator sent (the offered rate). */
+  /**
+   * Packets per second the generator offered: those its kernel accepted, plus (raw generator)
+   * those refused because the relay's input was full.
+   */
   sentPps: number;
+  /** Share of the offered packets the sender's device refused (raw generator; 0 for UDP). */
+  refused: number;
   /** Packets per second that reached the relay's input interface. */
   inputPps: number;
   /** Packets per second counted at the receiver, over all output links. */
@@ -31,6 +45,7 @@ export interface Trial {
 }
 
 export interface TrialSetup {
+  generator: Generator;
   topo: Topology;
   scenario: Scenario;
   size: number;
@@ -63,10 +78,12 @@ export async function runTrial(
   const input = topo.linkStats(topo.relay, 'in0').rxPackets - inputBefore;
   const output = receivedAtReceiver(topo, scenario) - outputBefore;
   const elapsed = report.elapsedSeconds;
-  const expected = report.packets * scenario.fanout;
+  const offered = report.packets + report.refused;
+  const expected = offered * scenario.fanout;
   return {
     target: rate,
-    sentPps: report.packets / elapsed,
+    sentPps: offered / elapsed,
+    refused: offered > 0 ? report.refused / offered : 0,
     inputPps: input / elapsed,
     outputPps: output / elapsed,
     forwardedPps: output / scenario.fanout / elapsed,
@@ -86,6 +103,7 @@ async function generate(setup: TrialSetup, rate: number | 'max', seconds: number
     ...['--group', inputGroup(1), '--streams', String(scenario.streams), '--port', String(INPUT_PORT)],
     ...['--rate', rate === 'max' ? 'max' : String(Math.round(rate)), '--size', String(setup.size)],
     ...['--duration', String(seconds)],
+    ...(setup.generator === 'raw' ? ['--raw', '--no-qdisc-bypass', '--drop-when-full'] : []),
   ]);
   const { code } = await sender.exited;
   if (code !== 0) throw new Error(`mcrgen send exited ${code}: ${sender.stderr}`);

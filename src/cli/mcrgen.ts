@@ -7,10 +7,16 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 
-import { OptionError, parseRecvOptions, parseSendOptions, type RawOptions } from '../gen/options.js';
+import {
+  MAX_SENDERS,
+  OptionError,
+  parseRecvOptions,
+  parseSendOptions,
+  type RawOptions,
+} from '../gen/options.js';
 import { Receiver } from '../gen/receiver.js';
 import { formatRecvText, formatSendText } from '../gen/report.js';
-import { Sender } from '../gen/sender.js';
+import { createSender, SenderGroup } from '../gen/sender-group.js';
 import { SysError } from '../sys/errors.js';
 import { interfaceIndex } from '../sys/interfaces.js';
 import { endQuietlyWhenReaderLeaves } from './closed-pipe.js';
@@ -80,11 +86,35 @@ Pacing is computed from elapsed time since the start, so the average rate never
 drifts; packets that fall due within the same ~1 ms timer tick leave in one
 sendmmsg batch (up to 64).
 
+With --raw every packet leaves as a complete Ethernet/IPv4/UDP frame through an
+AF_PACKET socket bound to the interface (needs CAP_NET_RAW), in sendmmsg batches
+of 64, with PACKET_QDISC_BYPASS unless --no-qdisc-bypass: no routing, no ARP, no
+qdisc, no fragmentation. The frame comes from the interface's MAC and IPv4
+address and --source-port (default: a random ephemeral port), goes to the
+group's MAC (01:00:5e + its low 23 bits) or, for a unicast GROUP, to
+--destination-mac (required then); IPv4 TTL --ttl, DF set, id 0, both checksums
+computed. --size must fit the interface's MTU less 28. The probes are the same,
+so "mcrgen recv" checks them as always. From one core of a 2-vCPU VM it offered
+1.1-1.2 M pps of 64-byte payloads where the socket path offered 0.7 M (see
+docs/PERFORMANCE.md, the generator).
+"packets" counts the frames the kernel accepted. A full device queue (on veth:
+the peer's receive ring) refuses a frame; it is retried after 50 µs, or with
+--drop-when-full counted as "refused" and given up (the receiver sees it lost),
+so the offered rate holds as it would on a wire into a full NIC ring.
+
+With --threads N the run is shared by N senders, each in a worker thread with
+its own socket and event loop, that start together; sender j sends stream ids
+--stream-id + j × streams + k and gets 1/N of --rate and of --count. The report
+sums them, and --json lists each in "perSender". It only helps with CPUs to
+spare: one sender already keeps a core busy.
+
 Examples:
   mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate 10000 --size 1316 --duration 10
   mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate max --size 64 --count 1000000 --json
   mcrgen send --interface eth1 --group 239.1.1.1 --streams 100 --port 5000 --rate 100000 --size 64 --duration 10
-  mcrgen send --interface eth1 --group 239.1.1.1 --port 5004 --rate 1000 --size 1328 --count 10000 --rtp --rtp-gaps 100,2000:5 --rtp-reorder-every 500`;
+  mcrgen send --interface eth1 --group 239.1.1.1 --port 5004 --rate 1000 --size 1328 --count 10000 --rtp --rtp-gaps 100,2000:5 --rtp-reorder-every 500
+  mcrgen send --interface eth1 --group 239.1.1.1 --port 5000 --rate max --size 64 --duration 5 --raw
+  mcrgen send --interface eth1 --group 10.1.1.2 --port 5000 --rate 500000 --size 64 --count 1000000 --raw --destination-mac 02:00:00:00:00:02`;
 
 const RECV_HELP = `
 Binds GROUP:PORT (only that group and port; 0.0.0.0:PORT for a unicast GROUP) with
@@ -162,10 +192,16 @@ function buildProgram(): Command {
     .option('--rtp-skip-every <n>', 'with --rtp: skip one sequence number before every Nth packet')
     .option('--rtp-duplicate-every <n>', 'with --rtp: send every Nth packet twice')
     .option('--rtp-reorder-every <n>', 'with --rtp: send every Nth packet (N ≥ 2) after the next one')
+    .option('--raw', 'send whole Ethernet frames through an AF_PACKET socket (faster; CAP_NET_RAW)')
+    .option('--destination-mac <mac>', 'with --raw: destination MAC (required for a unicast --group)')
+    .option('--drop-when-full', 'with --raw: give up (count as refused) frames a full device queue refuses')
+    .option('--no-qdisc-bypass', 'with --raw: go through the interface’s qdisc (PACKET_QDISC_BYPASS off)')
+    .option('--threads <n>', `share the run among N sender threads, 1-${MAX_SENDERS} (own stream ids each)`)
     .option('--json', 'print the report as one JSON object')
     .addHelpText('after', SEND_HELP)
     .action(async (raw: RawOptions) => {
-      const sender = new Sender(parseSendOptions(raw, interfaceIndex));
+      const options = parseSendOptions(raw, interfaceIndex);
+      const sender = options.senders > 1 ? new SenderGroup(options) : createSender(options);
       const report = await withSignals(() => sender.stop(), sender.run());
       print(raw, report, formatSendText(report));
     });

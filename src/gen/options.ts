@@ -3,6 +3,7 @@
 // reading it is usually in the middle of a test and wants the fix, not a stack trace.
 
 import { ipv4ToString, isMulticastIpv4, offsetIpv4, parseIpv4 } from '../packet/ipv4-address.js';
+import { macToString, parseMac } from '../packet/mac-address.js';
 import { PROBE_MIN_SIZE } from '../packet/probe.js';
 import { MAX_GAP_SIZE, type RtpGap, type RtpPlanOptions } from './rtp-plan.js';
 
@@ -20,6 +21,8 @@ export const MAX_STREAMS = 1024;
 export const RTP_HEADER_BYTES = 12;
 /** Most entries of --rtp-gaps. */
 export const MAX_RTP_GAPS = 10_000;
+/** Most sender threads one mcrgen send starts. */
+export const MAX_SENDERS = 64;
 
 /** A value the user gave is unusable; `field` is the option as typed, e.g. "--port". */
 export class OptionError extends Error {
@@ -66,6 +69,25 @@ export interface SendOptions extends CommonOptions {
   sourcePort: number | undefined;
   /** --rtp: payloads are RTP (header, then the probe), numbered with these impairments. */
   rtp: RtpPlanOptions | undefined;
+  /** --raw: whole Ethernet frames through an AF_PACKET socket; undefined: a UDP socket. */
+  raw: RawPathOptions | undefined;
+  /**
+   * --threads: how many senders share the run, each in a worker thread with its own stream ids
+   * and its share of --rate and --count (1: the main thread sends).
+   */
+  senders: number;
+}
+
+export interface RawPathOptions {
+  /** --destination-mac, as "01:00:5e:01:01:01"; undefined: derived from each group. */
+  destinationMac: string | undefined;
+  /** PACKET_QDISC_BYPASS (the default); --no-qdisc-bypass goes through the interface's qdisc. */
+  qdiscBypass: boolean;
+  /**
+   * --drop-when-full: a frame the device refuses because its queue is full is counted and given
+   * up instead of retried, so the offered rate holds and the receiver sees the loss.
+   */
+  dropWhenFull: boolean;
 }
 
 export interface RecvOptions extends CommonOptions {
@@ -107,6 +129,17 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
       `${size} bytes cannot hold the RTP header and the probe; expected at least ${PROBE_MIN_SIZE + RTP_HEADER_BYTES} with --rtp`,
     );
   }
+  const rawPath = parseRawPath(raw, common.multicast);
+  if (rawPath !== undefined && rtp !== undefined) {
+    throw new OptionError('--rtp', 'is sent through the UDP socket only; leave out --raw');
+  }
+  const senders = parseThreads(raw, common.stop);
+  if (senders > 1 && rtp !== undefined) {
+    throw new OptionError(
+      '--rtp',
+      'sends one RTP stream, not one per sender; leave --threads out, or run one mcrgen send --rtp per stream',
+    );
+  }
   return {
     ...common,
     rate: parseRate(raw['rate']),
@@ -115,7 +148,60 @@ export function parseSendOptions(raw: RawOptions, resolveInterface: InterfaceRes
     streamId: parseStreamId(raw['streamId']),
     sourcePort: integerOption(raw, 'sourcePort', '--source-port', 1, 65535, '(a UDP port)'),
     rtp,
+    raw: rawPath,
+    senders,
   };
+}
+
+/** --raw and the options that only apply with it; undefined without --raw. */
+function parseRawPath(raw: RawOptions, multicast: boolean): RawPathOptions | undefined {
+  const macText = raw['destinationMac'];
+  if (raw['raw'] !== true) {
+    // commander sets qdiscBypass to true unless --no-qdisc-bypass was given.
+    const stray =
+      macText !== undefined
+        ? '--destination-mac'
+        : raw['dropWhenFull'] === true
+          ? '--drop-when-full'
+          : raw['qdiscBypass'] === false
+            ? '--no-qdisc-bypass'
+            : undefined;
+    if (stray !== undefined) throw new OptionError(stray, 'only applies with --raw');
+    return undefined;
+  }
+  let destinationMac: string | undefined;
+  if (macText !== undefined) {
+    const mac = parseMac(String(macText));
+    if (mac === undefined) {
+      throw new OptionError(
+        '--destination-mac',
+        `${JSON.stringify(String(macText))} is not a MAC address; expected six hex bytes such as 02:00:00:00:00:01`,
+      );
+    }
+    destinationMac = macToString(mac);
+  } else if (!multicast) {
+    throw new OptionError(
+      '--destination-mac',
+      'required with --raw for a unicast --group (mcrgen resolves no addresses); expected the next hop’s MAC, see `ip neigh`',
+    );
+  }
+  return {
+    destinationMac,
+    qdiscBypass: raw['qdiscBypass'] !== false,
+    dropWhenFull: raw['dropWhenFull'] === true,
+  };
+}
+
+/** --threads N; each sender needs at least one packet of a --count. */
+function parseThreads(raw: RawOptions, stop: StopCondition): number {
+  const senders = integerOption(raw, 'threads', '--threads', 1, MAX_SENDERS, 'senders') ?? 1;
+  if (stop.kind === 'count' && stop.count < senders) {
+    throw new OptionError(
+      '--threads',
+      `${senders} senders cannot share --count ${stop.count}; expected at most ${stop.count}`,
+    );
+  }
+  return senders;
 }
 
 const RTP_IMPAIRMENTS = [

@@ -286,13 +286,24 @@ export function formatRecvText(r: RecvReport): string {
 export function formatSendText(r: SendReport): string {
   const target = r.targetRate === 'max' ? 'as fast as possible' : `target ${r.targetRate} pps`;
   const errors = Object.entries(r.sendErrors).map(([name, n]) => `${name} ${n}`);
+  const ids = r.streams * r.senders;
   const streams =
-    r.streams > 1
-      ? `${r.streams} streams (ids ${r.streamId}-${(r.streamId + r.streams - 1) % 0x1_0000_0000}, round-robin)`
+    ids > 1
+      ? `${ids} streams (ids ${r.streamId}-${(r.streamId + ids - 1) % 0x1_0000_0000}, ${r.streams > 1 ? 'round-robin' : 'one'}${r.senders > 1 ? ` from each of ${r.senders} senders` : ''})`
       : `stream ${r.streamId}`;
+  const raw = r.raw;
   return [
     `mcrgen send: ${r.packets} packets of ${r.size} bytes to ${r.destinationRange}:${r.port} via ${r.interface}, ${streams}, stopped: ${STOP_WORDS[r.stoppedBy]}`,
     `${r.bytes} bytes in ${r.elapsedSeconds.toFixed(3)} s: ${Math.round(r.pps)} pps, ${r.payloadMbps.toFixed(1)} Mbit/s of UDP payload (${target})`,
+    ...(raw === null
+      ? []
+      : [
+          `raw frames ${raw.sourceMac} ${raw.sourceAddress}:${raw.sourcePort} > ${raw.destinationMac}, ttl ${raw.ttl}, through an AF_PACKET socket` +
+            `${raw.qdiscBypass ? ', qdisc bypassed' : ''}; packets are the frames the kernel accepted` +
+            (raw.dropWhenFull
+              ? `, ${r.refused} refused by a full device queue and dropped (${percentOf(r.refused, r.packets + r.refused)} of ${r.packets + r.refused} offered)`
+              : ''),
+        ]),
     `retries ${r.retries} (partial batches ${r.partialSends}; transient errors: ${errors.length > 0 ? errors.join(', ') : 'none'})` +
       (r.boundToDevice ? '' : '; not bound to the device (no privilege)'),
     ...(r.rtp === null
@@ -302,6 +313,10 @@ export function formatSendText(r: SendReport): string {
             `injected: ${r.rtp.injected.gaps} gaps (${r.rtp.injected.lost} numbers lost), ${r.rtp.injected.duplicates} duplicates, ${r.rtp.injected.reordered} reordered`,
         ]),
   ].join('\n');
+}
+
+function percentOf(part: number, whole: number): string {
+  return whole > 0 ? `${((part / whole) * 100).toFixed(2)} %` : '0 %';
 }
 
 function latencyText(l: LatencySummary | null): string {

@@ -53,6 +53,8 @@ export type SendStop = 'count' | 'duration' | 'signal';
 
 export interface SendReport {
   mode: 'send';
+  /** How packets left: a UDP socket, or whole frames on an AF_PACKET socket (--raw). */
+  path: 'socket' | 'raw';
   interface: string;
   /** The (first) destination address. */
   destination: string;
@@ -61,13 +63,24 @@ export interface SendReport {
   /** All destinations: "239.1.1.1-239.1.1.100", or the one address. */
   destinationRange: string;
   port: number;
-  /** Stream id of the first destination; destination k carries streamId + k (mod 2^32). */
+  /**
+   * Stream id of the first destination; destination k carries streamId + k (mod 2^32). With
+   * several senders, sender j's destination k carries streamId + j × streams + k.
+   */
   streamId: number;
   size: number;
   /** Requested packets per second, or "max". */
   targetRate: number | 'max';
   stoppedBy: SendStop;
+  /** Packets the kernel accepted: the frames or datagrams each send call reported as taken. */
   packets: number;
+  /**
+   * Frames the kernel refused because the device's queue was full and that were given up
+   * (--raw --drop-when-full): never sent, so the receiver counts them lost. What was offered to
+   * the link is packets + refused. 0 on the socket path, where the kernel drops such packets
+   * without telling the sender.
+   */
+  refused: number;
   /** UDP payload bytes. */
   bytes: number;
   elapsedSeconds: number;
@@ -84,6 +97,24 @@ export interface SendReport {
   sendBufferBytes: number;
   /** With --rtp: the stream's SSRC, first and last sequence numbers, and what the sequence injected. */
   rtp: SendRtpReport | null;
+  /** With --raw: the headers the frames carried and how they were handed to the device. */
+  raw: RawSendReport | null;
+  /** Senders that shared the run (--threads). */
+  senders: number;
+  /** Each sender's own report when there were several; the fields above are their sums. */
+  perSender: SendReport[] | null;
+}
+
+export interface RawSendReport {
+  sourceMac: string;
+  /** Of the first destination. */
+  destinationMac: string;
+  sourceAddress: string;
+  sourcePort: number;
+  ttl: number;
+  /** PACKET_QDISC_BYPASS: frames went straight to the driver. */
+  qdiscBypass: boolean;
+  dropWhenFull: boolean;
 }
 
 export interface SendRtpReport {
@@ -161,7 +192,7 @@ export class Sender {
 
   /** Opens and configures the socket, then sends until done. Rejects with SysError on failure. */
   run(): Promise<SendReport> {
-    this.open();
+    if (this.batch === undefined) this.prepare();
     return new Promise<SendReport>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -180,7 +211,8 @@ export class Sender {
     }
   }
 
-  private open(): void {
+  /** Opens and configures the socket (run does it when not done before). Throws SysError. */
+  prepare(): void {
     const o = this.options;
     const fd = openUdpSocket('mcrgen send');
     try {
@@ -325,6 +357,7 @@ export class Sender {
     const bytes = this.sent * o.size;
     this.resolve!({
       mode: 'send',
+      path: 'socket',
       interface: o.interfaceName,
       destination: ipv4ToString(o.group),
       streams: o.streams,
@@ -335,6 +368,7 @@ export class Sender {
       targetRate: o.rate === 0 ? 'max' : o.rate,
       stoppedBy,
       packets: this.sent,
+      refused: 0,
       bytes,
       elapsedSeconds,
       pps: elapsedSeconds > 0 ? this.sent / elapsedSeconds : 0,
@@ -345,6 +379,9 @@ export class Sender {
       boundToDevice: this.boundToDevice,
       sendBufferBytes: this.sendBufferBytes,
       rtp: this.rtpReport(),
+      raw: null,
+      senders: 1,
+      perSender: null,
     });
   }
 

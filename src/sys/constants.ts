@@ -37,6 +37,8 @@ export const SOL_PACKET = 263;
 export const PACKET_RX_RING = 5;
 export const PACKET_STATISTICS = 6;
 export const PACKET_VERSION = 10;
+export const PACKET_TX_RING = 13;
+export const PACKET_LOSS = 14;
 export const PACKET_IGNORE_OUTGOING = 23;
 export const TPACKET_V2 = 1;
 
@@ -76,6 +78,7 @@ export const ENOENT = 2;
 export const ENODEV = 19;
 export const EADDRINUSE = 98;
 export const EADDRNOTAVAIL = 99;
+export const ENOBUFS = 105;
 
 export const PACKET_FANOUT = 18;
 export const PACKET_FANOUT_HASH = 0;

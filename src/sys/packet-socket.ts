@@ -115,12 +115,16 @@ function fanoutType(mode: 'hash' | 'cpu'): number {
 }
 
 /**
- * Opens an AF_PACKET socket for sending whole Ethernet frames out of one interface (tools and
- * tests that need frames the IP stack would never build). Needs CAP_NET_RAW.
+ * Opens an AF_PACKET socket for sending whole Ethernet frames out of one interface (mcrgen send
+ * --raw, and tests that need frames the IP stack would never build). Bound with protocol 0, so
+ * it receives nothing and adds no tap to the interface's receive path. `qdiscBypass` hands
+ * frames straight to the driver (PACKET_QDISC_BYPASS): a full device queue then refuses a frame
+ * (ENOBUFS) where a qdisc would have held it. Needs CAP_NET_RAW.
  */
-export function openFrameSender(ifindex: number, interfaceName: string): number {
+export function openFrameSender(ifindex: number, interfaceName: string, qdiscBypass = false): number {
   const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET frame sender ${interfaceName}`);
   try {
+    if (qdiscBypass) setIntOption(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, 'PACKET_QDISC_BYPASS');
     bindPacketSocket(fd, ifindex, 0, interfaceName);
     return fd;
   } catch (err) {

@@ -143,8 +143,8 @@ export class RxRing {
   }
 }
 
-/** struct tpacket_req. */
-function ringRequest(
+/** struct tpacket_req, for PACKET_RX_RING and PACKET_TX_RING alike. */
+export function ringRequest(
   blockSize: number,
   blockCount: number,
   frameSize: number,

@@ -45,7 +45,72 @@ test('send: a full valid command line', () => {
     streamId: 16,
     sourcePort: 4000,
     rtp: undefined,
+    raw: undefined,
+    senders: 1,
   });
+});
+
+test('send --raw: its options, and the ones that only apply with it', () => {
+  // commander passes qdiscBypass: true unless --no-qdisc-bypass was given.
+  const o = parseSendOptions({ ...send, raw: true, qdiscBypass: true }, resolve);
+  assert.deepEqual(o.raw, { destinationMac: undefined, qdiscBypass: true, dropWhenFull: false });
+  const all = parseSendOptions(
+    { ...send, raw: true, qdiscBypass: false, dropWhenFull: true, destinationMac: '02-AA-bb-cc-dd-0E' },
+    resolve,
+  );
+  assert.deepEqual(all.raw, { destinationMac: '02:aa:bb:cc:dd:0e', qdiscBypass: false, dropWhenFull: true });
+  const unicast = parseSendOptions(
+    { ...send, group: '10.0.0.2', raw: true, destinationMac: '02:00:00:00:00:02' },
+    resolve,
+  );
+  assert.equal(unicast.raw?.destinationMac, '02:00:00:00:00:02');
+
+  rejects(
+    () => parseSendOptions({ ...send, group: '10.0.0.2', raw: true }, resolve),
+    '--destination-mac',
+    /required with --raw for a unicast --group/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, raw: true, destinationMac: '02:00:00:00:00' }, resolve),
+    '--destination-mac',
+    /not a MAC address/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, destinationMac: '02:00:00:00:00:02' }, resolve),
+    '--destination-mac',
+    /only applies with --raw/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, dropWhenFull: true }, resolve),
+    '--drop-when-full',
+    /only applies with --raw/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, qdiscBypass: false }, resolve),
+    '--no-qdisc-bypass',
+    /only applies with --raw/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, raw: true, rtp: true, size: '200' }, resolve),
+    '--rtp',
+    /UDP socket only; leave out --raw/,
+  );
+});
+
+test('send --threads: how many senders, and what cannot be shared', () => {
+  assert.equal(parseSendOptions({ ...send, threads: '3' }, resolve).senders, 3);
+  rejects(() => parseSendOptions({ ...send, threads: '65' }, resolve), '--threads', /1-64/);
+  rejects(() => parseSendOptions({ ...send, threads: '0' }, resolve), '--threads', /out of range/);
+  rejects(
+    () => parseSendOptions({ ...send, count: '2', threads: '3' }, resolve),
+    '--threads',
+    /3 senders cannot share --count 2/,
+  );
+  rejects(
+    () => parseSendOptions({ ...send, rtp: true, threads: '2', size: '200' }, resolve),
+    '--rtp',
+    /not one per sender; leave --threads out/,
+  );
 });
 
 test('send: defaults and alternatives', () => {

@@ -85,6 +85,7 @@ test('totals sum over streams; no packets gives null latency', () => {
 test('send report text', () => {
   const report: SendReport = {
     mode: 'send',
+    path: 'socket',
     interface: 'va',
     destination: '239.9.9.9',
     streams: 1,
@@ -95,6 +96,7 @@ test('send report text', () => {
     targetRate: 'max',
     stoppedBy: 'duration',
     packets: 10,
+    refused: 0,
     bytes: 13160,
     elapsedSeconds: 0.5,
     pps: 20,
@@ -105,6 +107,9 @@ test('send report text', () => {
     boundToDevice: false,
     sendBufferBytes: 1,
     rtp: null,
+    raw: null,
+    senders: 1,
+    perSender: null,
   };
   const text = formatSendText(report);
   assert.match(text, /10 packets of 1316 bytes to 239\.9\.9\.9:5000 via va/);
@@ -124,6 +129,30 @@ test('send report text', () => {
     /to 239\.1\.1\.1-239\.1\.1\.100:5000 via va, 100 streams \(ids 4294967294-97, round-robin\)/,
   );
   assert.doesNotMatch(text, /rtp/);
+  assert.doesNotMatch(text, /raw frames/);
+  const raw = formatSendText({
+    ...report,
+    path: 'raw',
+    packets: 9,
+    refused: 1,
+    boundToDevice: true,
+    raw: {
+      sourceMac: '02:00:00:00:00:01',
+      destinationMac: '01:00:5e:09:09:09',
+      sourceAddress: '10.1.1.1',
+      sourcePort: 40000,
+      ttl: 16,
+      qdiscBypass: true,
+      dropWhenFull: true,
+    },
+  });
+  assert.match(
+    raw,
+    /raw frames 02:00:00:00:00:01 10\.1\.1\.1:40000 > 01:00:5e:09:09:09, ttl 16, through an AF_PACKET socket, qdisc bypassed; packets are the frames the kernel accepted, 1 refused by a full device queue and dropped \(10\.00 % of 10 offered\)/,
+  );
+  assert.doesNotMatch(raw, /not bound/);
+  const group = formatSendText({ ...report, streams: 3, senders: 2, streamId: 10 });
+  assert.match(group, /6 streams \(ids 10-15, round-robin from each of 2 senders\)/);
   const rtp = formatSendText({
     ...report,
     rtp: {
