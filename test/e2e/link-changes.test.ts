@@ -114,10 +114,10 @@ test('an output link created later (down, then an address, then up) starts recei
 
 // With two workers the input's sockets are a fanout group, and the handover opens a second group
 // beside it. Each worker skips the frames it took from its own old ring, but a flow can reach one
-// worker's old ring and the other's new one (most likely when the first old socket closes: the
-// old group shrinks and its flows move to the other worker), and a few frames (1-9 of 3000, in 4 of 8 runs) are then relayed
-// twice. Known and open (issue 10): the test runs and reports, without failing the suite, until
-// the workers switch rings in step.
+// worker's old ring and the other's new one (when the first old socket closes the old group
+// shrinks and its flows move; and even with the old sockets kept open, 1 run in 8 still doubled
+// frames), so a few frames (1-9 of 3000, in 4 of 8 runs) are relayed twice. Known and open
+// (issue 10): the test runs and reports, without failing the suite, until that is fixed.
 for (const workers of [1, 2]) {
   test(
     `an input MTU raised while attached, ${workers} worker(s): larger frames are relayed, and a flow across the change arrives exactly once`,
