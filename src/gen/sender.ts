@@ -1,12 +1,11 @@
 // mcrgen send: paced probe packets on a connected UDP socket, in sendmmsg batches built in
 // native memory. With --streams N > 1 the socket is unconnected and every message names its
 // own destination (N consecutive addresses, round-robin), so one process offers N streams.
-// The loop runs in short slices inside the Node event loop so SIGINT/SIGTERM and timers are
-// handled promptly even at full speed.
+// The send loop (pacing, slices, the end of a run, the report) is paced-send.ts.
 
 import { randomInt } from 'node:crypto';
 
-import { ipv4RangeToString, ipv4ToString } from '../packet/ipv4-address.js';
+import { ipv4ToString } from '../packet/ipv4-address.js';
 import { writeProbe } from '../packet/probe.js';
 import { IPPROTO_IP, IP_TTL, MSG_DONTWAIT } from '../sys/constants.js';
 import { SysError, errnoName } from '../sys/errors.js';
@@ -24,18 +23,12 @@ import {
 } from '../sys/socket.js';
 import { wallClockUs } from './clock.js';
 import { RTP_HEADER_BYTES, type SendOptions } from './options.js';
-import { Pacer, packetsInDuration } from './pacer.js';
+import { PacedSend, SEND_BATCH, SEND_FAILED, SEND_GO_ON, type SendReportDetails } from './paced-send.js';
 import { RtpSequencePlan, writeRtpHeader, type RtpInjected } from './rtp-plan.js';
 import { bindToDeviceIfPermitted, enlargeBuffer, naming } from './socket-setup.js';
 
-/** Messages per sendmmsg call. */
-export const SEND_BATCH = 64;
-/** Longest stretch the send loop runs before letting the event loop in (signals, timers). */
-const SLICE_MS = 5;
 /** Wait before retrying after the kernel refused part of a batch (full buffer or queue). */
 const RETRY_PAUSE_MS = 1;
-/** Waits shorter than this are not worth a timer (which cannot fire sooner than 1 ms anyway). */
-const MIN_TIMER_MS = 0.05;
 const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 /** RTP payload type of --rtp packets: a dynamic one (96-127), as the payload is mcrgen's own. */
 export const RTP_PAYLOAD_TYPE = 96;
@@ -127,88 +120,23 @@ export interface SendRtpReport {
   injected: RtpInjected;
 }
 
-export class Sender {
-  private readonly options: SendOptions;
-  private readonly streamId: number;
-  private readonly pacer: Pacer;
-  /** Packets the run sends at most (Infinity when only time ends it). */
-  private readonly limit: number;
-  /** Set when a duration ends an unpaced run; paced runs end by their packet count. */
-  private readonly timeLimitMs: number | undefined;
-
-  private fd = -1;
+export class Sender extends PacedSend {
   private memory: NativeMemory | undefined;
-  private batch: MessageBatch | undefined;
   /** --streams > 1: one sockaddr_in per stream; undefined for a connected socket. */
   private destinations: DestinationTable | undefined;
   private boundToDevice = false;
-  private sendBufferBytes = 0;
-
-  private startMs = 0;
-  /**
-   * Index of the next packet to write, over all streams; all below it are in the current batch
-   * or already sent. Packet i goes to stream i mod N with sequence number floor(i / N).
-   */
-  private nextSeq = 0;
-  /** Packets the kernel accepted. */
-  private sent = 0;
-  /** Index in the current batch of the first message not yet accepted. */
-  private pendingFrom = 0;
-  private retries = 0;
-  private partialSends = 0;
-  private readonly sendErrors: Record<string, number> = {};
   /** --rtp: the sequence numbers to write, the timestamp's start and step per number. */
   private readonly rtpPlan: RtpSequencePlan | undefined;
   private readonly rtpTimestampBase: number;
   private readonly rtpTimestampStep: number;
 
-  private timeout: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
-  private stopRequested = false;
-  private done = false;
-  private resolve: ((report: SendReport) => void) | undefined;
-  private reject: ((err: unknown) => void) | undefined;
-
   constructor(options: SendOptions) {
-    this.options = options;
-    this.streamId = options.streamId ?? randomInt(0, 0x1_0000_0000);
-    const { stop, rate } = options;
-    if (stop.kind === 'count') {
-      this.limit = stop.count;
-      this.timeLimitMs = undefined;
-    } else if (rate > 0) {
-      this.limit = packetsInDuration(rate, stop.seconds);
-      this.timeLimitMs = undefined;
-    } else {
-      this.limit = Number.POSITIVE_INFINITY;
-      this.timeLimitMs = stop.seconds * 1000;
-    }
-    this.pacer = new Pacer(rate, this.limit);
+    super(options);
+    const { rate } = options;
     this.rtpPlan = options.rtp === undefined ? undefined : new RtpSequencePlan(options.rtp, this.limit);
     this.rtpTimestampBase = randomInt(0, 0x1_0000_0000);
     // The media time one packet stands for at the paced rate (a sender at "max" steps by 1).
     this.rtpTimestampStep = rate > 0 ? Math.max(1, Math.round(RTP_CLOCK_HZ / rate)) : 1;
-  }
-
-  /** Opens and configures the socket, then sends until done. Rejects with SysError on failure. */
-  run(): Promise<SendReport> {
-    if (this.batch === undefined) this.prepare();
-    return new Promise<SendReport>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-      this.startMs = performance.now();
-      this.tick();
-    });
-  }
-
-  /** Ends the run at the next opportunity (signal handlers call this); the report follows. */
-  stop(): void {
-    if (this.done || this.stopRequested) return;
-    this.stopRequested = true;
-    if (this.resolve !== undefined) {
-      this.cancelTimer();
-      this.tick();
-    }
   }
 
   /** Opens and configures the socket (run does it when not done before). Throws SysError. */
@@ -247,49 +175,34 @@ export class Sender {
     this.fd = fd;
   }
 
-  private readonly tick = (): void => {
-    this.timeout = undefined;
-    this.immediate = undefined;
-    if (this.done) return;
-    const batch = this.batch!;
-    const sliceEnd = performance.now() + SLICE_MS;
-    for (;;) {
-      if (this.stopRequested) return this.finish('signal');
-      const elapsed = performance.now() - this.startMs;
-      if (this.timeLimitMs !== undefined && elapsed >= this.timeLimitMs) return this.finish('duration');
-      if (this.pendingFrom >= batch.count) {
-        if (this.sent >= this.limit) {
-          // A paced run lasts until the slot after its last packet, so N packets at R pps
-          // take N/R seconds and the achieved rate reads as R.
-          const wait = this.pacer.msUntil(this.limit, elapsed);
-          if (wait > 0) return this.schedule(wait);
-          return this.finish(this.options.stop.kind);
-        }
-        const due = this.pacer.dueBy(elapsed) - this.nextSeq;
-        if (due <= 0) return this.schedule(this.pacer.msUntil(this.nextSeq, elapsed));
-        this.fill(Math.min(due, SEND_BATCH));
+  /** One sendmmsg; a refusal or a partial batch is retried after RETRY_PAUSE_MS. */
+  protected sendPending(batch: MessageBatch): number {
+    const result = batch.send(this.fd, this.pendingFrom, MSG_DONTWAIT);
+    if (result < 0) {
+      const name = errnoName(-result);
+      if (!TRANSIENT_ERRORS.has(name)) {
+        this.fail(new SysError('sendmmsg(udp)', -result));
+        return SEND_FAILED;
       }
-      const result = batch.send(this.fd, this.pendingFrom, MSG_DONTWAIT);
-      if (result < 0) {
-        const name = errnoName(-result);
-        if (!TRANSIENT_ERRORS.has(name)) return this.fail(new SysError('sendmmsg(udp)', -result));
-        this.sendErrors[name] = (this.sendErrors[name] ?? 0) + 1;
-        this.retries++;
-        return this.schedule(RETRY_PAUSE_MS);
-      }
-      this.sent += result;
-      this.pendingFrom += result;
-      if (this.pendingFrom < batch.count) {
-        this.partialSends++;
-        this.retries++;
-        return this.schedule(RETRY_PAUSE_MS);
-      }
-      if (performance.now() >= sliceEnd) return this.schedule(0);
+      this.countError(name);
+      return RETRY_PAUSE_MS;
     }
-  };
+    this.sent += result;
+    this.pendingFrom += result;
+    if (this.pendingFrom < batch.count) {
+      this.partialSends++;
+      this.retries++;
+      return RETRY_PAUSE_MS;
+    }
+    return SEND_GO_ON;
+  }
+
+  protected offered(): number {
+    return this.sent;
+  }
 
   /** Writes the next `n` probes into batch slots 0..n-1; one timestamp per batch (one syscall). */
-  private fill(n: number): void {
+  protected fill(n: number): void {
     const { size, streams } = this.options;
     const memory = this.memory!;
     const batch = this.batch!;
@@ -335,54 +248,16 @@ export class Sender {
       }
     }
     this.nextSeq += n;
-    this.pendingFrom = 0;
   }
 
-  private schedule(ms: number): void {
-    if (ms < MIN_TIMER_MS) this.immediate = setImmediate(this.tick);
-    else this.timeout = setTimeout(this.tick, ms);
-  }
-
-  private cancelTimer(): void {
-    if (this.timeout !== undefined) clearTimeout(this.timeout);
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.timeout = undefined;
-    this.immediate = undefined;
-  }
-
-  private finish(stoppedBy: SendStop): void {
-    const elapsedSeconds = (performance.now() - this.startMs) / 1000;
-    this.close();
-    const o = this.options;
-    const bytes = this.sent * o.size;
-    this.resolve!({
-      mode: 'send',
+  protected details(): SendReportDetails {
+    return {
       path: 'socket',
-      interface: o.interfaceName,
-      destination: ipv4ToString(o.group),
-      streams: o.streams,
-      destinationRange: ipv4RangeToString(o.group, o.streams),
-      port: o.port,
-      streamId: this.streamId,
-      size: o.size,
-      targetRate: o.rate === 0 ? 'max' : o.rate,
-      stoppedBy,
-      packets: this.sent,
       refused: 0,
-      bytes,
-      elapsedSeconds,
-      pps: elapsedSeconds > 0 ? this.sent / elapsedSeconds : 0,
-      payloadMbps: elapsedSeconds > 0 ? (bytes * 8) / elapsedSeconds / 1e6 : 0,
-      retries: this.retries,
-      partialSends: this.partialSends,
-      sendErrors: { ...this.sendErrors },
       boundToDevice: this.boundToDevice,
-      sendBufferBytes: this.sendBufferBytes,
       rtp: this.rtpReport(),
       raw: null,
-      senders: 1,
-      perSender: null,
-    });
+    };
   }
 
   /**
@@ -404,17 +279,7 @@ export class Sender {
     };
   }
 
-  private fail(err: unknown): void {
-    this.close();
-    this.reject!(err);
-  }
-
-  private close(): void {
-    this.done = true;
-    this.cancelTimer();
-    closeFd(this.fd);
-    this.fd = -1;
-    this.batch?.free();
+  protected release(): void {
     this.memory?.free();
     this.destinations?.free();
   }
