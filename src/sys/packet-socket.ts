@@ -5,6 +5,7 @@ import {
   ETH_P_ALL,
   ETH_P_IP,
   PACKET_FANOUT,
+  PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
   PACKET_FANOUT_FLAG_UNIQUEID,
   PACKET_FANOUT_CPU,
   PACKET_FANOUT_HASH,
@@ -85,7 +86,12 @@ export function readPacketStatistics(fd: number): PacketStatistics {
  * frames over the group's sockets (one per worker). Hash mode keeps each flow on one socket, so
  * its order holds. The kernel picks an id no other group of this network namespace uses
  * (PACKET_FANOUT_FLAG_UNIQUEID), so two relays, or two generations of one input's sockets,
- * never share a group by accident. Must follow bind. Returns the id for joinFanoutGroup.
+ * never share a group by accident. Once a socket is in a group, the group's hook receives the
+ * interface's frames instead of the socket's own, so the socket's PACKET_IGNORE_OUTGOING no
+ * longer applies: the group is told to skip the host's own transmissions itself
+ * (PACKET_FANOUT_FLAG_IGNORE_OUTGOING), or with two workers the relay would take its IGMP reports
+ * and whatever the host sends out of the input. Must follow bind. Returns the id for
+ * joinFanoutGroup.
  */
 export function createFanoutGroup(fd: number, mode: 'hash' | 'cpu'): number {
   const type = fanoutType(mode);
@@ -93,19 +99,19 @@ export function createFanoutGroup(fd: number, mode: 'hash' | 'cpu'): number {
     fd,
     SOL_PACKET,
     PACKET_FANOUT,
-    (type | PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+    (type | PACKET_FANOUT_FLAG_UNIQUEID | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16,
     `PACKET_FANOUT ${mode} new`,
   );
   return getIntOption(fd, SOL_PACKET, PACKET_FANOUT, 'PACKET_FANOUT') & 0xffff;
 }
 
-/** Joins a socket to the group createFanoutGroup made; every member uses the same mode. */
+/** Joins a socket to the group createFanoutGroup made; every member uses the same mode and flags. */
 export function joinFanoutGroup(fd: number, groupId: number, mode: 'hash' | 'cpu'): void {
   setIntOption(
     fd,
     SOL_PACKET,
     PACKET_FANOUT,
-    (groupId & 0xffff) | (fanoutType(mode) << 16),
+    (groupId & 0xffff) | ((fanoutType(mode) | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16),
     `PACKET_FANOUT ${mode} ${groupId}`,
   );
 }
