@@ -94,8 +94,10 @@ test('/metrics passes promtool; a real Prometheus sees the sent rate; every dash
     assert.equal((await httpGet(topo.relay, `http://${METRICS}/nothing`)).status, 404);
 
     prometheus = await PrometheusServer.start(topo, topo.relay, [METRICS], PROMETHEUS_PORT);
-    // Enough scrapes for a 10 s rate window, and the dashboard's 2 m ranges to hold data.
-    await sleep(14000);
+    // Enough scrapes for a 20 s rate window, and the dashboard's 2 m ranges to hold data. The
+    // window is that long because a rate is the difference of two scrapes over their distance:
+    // a scrape late by a few hundred ms on a busy machine moves a 10 s rate by several percent.
+    await sleep(24000);
     const targets = await prometheus.targets();
     assert.deepEqual(
       targets.map((t) => [t.scrapeUrl, t.health, t.lastError]),
@@ -103,7 +105,7 @@ test('/metrics passes promtool; a real Prometheus sees the sent rate; every dash
     );
 
     const [received] = await prometheus.query(
-      'rate(mcr_rule_received_packets_total{rule_name="steady"}[10s])',
+      'rate(mcr_rule_received_packets_total{rule_name="steady"}[20s])',
     );
     const receivedRate = Number(received?.value[1]);
     assert.ok(
@@ -111,7 +113,7 @@ test('/metrics passes promtool; a real Prometheus sees the sent rate; every dash
       `Prometheus' rate ${receivedRate} pps, sent ${RATE}`,
     );
     const [sent] = await prometheus.query(
-      'sum(rate(mcr_output_sent_packets_total{rule_name="steady", output="0"}[10s]))',
+      'sum(rate(mcr_output_sent_packets_total{rule_name="steady", output="0"}[20s]))',
     );
     const sentRate = Number(sent?.value[1]);
     assert.ok(Math.abs(sentRate - RATE) < RATE * 0.1, `output 0: ${sentRate} pps`);

@@ -11,6 +11,13 @@ export interface RelayPlace {
   hosts: { start(ns: string, command: string, args: string[]): RunningProcess };
 }
 
+/**
+ * The mcrd each control socket path was last given to. A test that fails before it stops its
+ * mcrd leaves it serving the topology's socket; the next test on that topology would then fail
+ * too (E_ALREADY_RUNNING) and hide which test really failed, so start() ends it first.
+ */
+const running = new Map<string, RelayHost>();
+
 /** mcrd running in a namespace (by default the relay namespace of a topology), and the tools that drive it. */
 export class RelayHost {
   readonly socketPath: string;
@@ -40,8 +47,14 @@ export class RelayHost {
       'info',
       ...extraArgs,
     ];
+    const left = running.get(place.socketPath);
+    if (left && left.daemon.child.exitCode === null && left.daemon.child.signalCode === null) {
+      left.daemon.child.kill('SIGKILL');
+      await left.daemon.exited;
+    }
     const daemon = place.hosts.start(place.ns, command[0]!, command.slice(1));
     const host = new RelayHost(place.socketPath, daemon);
+    running.set(place.socketPath, host);
     const deadline = Date.now() + 15000;
     while (host.mcrctl(['ping']).code !== 0) {
       if (daemon.child.exitCode !== null) throw new Error(`mcrd exited at start:\n${daemon.stderr}`);
