@@ -84,7 +84,5 @@ export const PACKET_FANOUT = 18;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_CPU = 2;
 export const PACKET_FANOUT_FLAG_UNIQUEID = 0x2000;
-/** Linux 6.1+: the group's hook skips the host's own transmissions (a member's PACKET_IGNORE_OUTGOING does not reach it). */
-export const PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000;
 export const PACKET_VNET_HDR = 15;
 export const PACKET_QDISC_BYPASS = 20;

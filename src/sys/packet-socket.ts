@@ -5,7 +5,6 @@ import {
   ETH_P_ALL,
   ETH_P_IP,
   PACKET_FANOUT,
-  PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
   PACKET_FANOUT_FLAG_UNIQUEID,
   PACKET_FANOUT_CPU,
   PACKET_FANOUT_HASH,
@@ -19,7 +18,7 @@ import {
 import { SysError } from './errors.js';
 import { lastErrno, libc } from './libc.js';
 import { getIntOption, getOption, openSocket, setIntOption } from './socket.js';
-import { acceptProtocols, attachFilter } from './socket-filter.js';
+import { acceptArriving, attachFilter } from './socket-filter.js';
 
 /**
  * What an ingress socket sees, by the protocol the kernel gives a frame once it has taken the
@@ -34,14 +33,15 @@ const INGRESS_PROTOCOLS = [ETH_P_IP, ETH_P_8021Q, ETH_P_8021AD] as const;
  * Opens the ingress socket of one input interface: AF_PACKET on that interface only, for the
  * frames INGRESS_PROTOCOLS names. It is created with protocol 0 so it sees nothing until bound
  * (an unbound socket would briefly see every interface), the filter is in place before it is
- * bound, and it ignores the host's own transmissions so the relay never captures what it sent.
+ * bound, and it ignores the host's own transmissions (the option for a lone socket, the filter
+ * once it is in a fanout group) so the relay never captures what it sent.
  * Needs CAP_NET_RAW.
  */
 export function openIngressSocket(ifindex: number, interfaceName: string): number {
   const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET ingress ${interfaceName}`);
   try {
     setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'PACKET_IGNORE_OUTGOING');
-    attachFilter(fd, acceptProtocols(INGRESS_PROTOCOLS), `ingress ${interfaceName}`);
+    attachFilter(fd, acceptArriving(INGRESS_PROTOCOLS), `ingress ${interfaceName}`);
     bindPacketSocket(fd, ifindex, ETH_P_ALL, interfaceName);
     return fd;
   } catch (err) {
@@ -86,12 +86,7 @@ export function readPacketStatistics(fd: number): PacketStatistics {
  * frames over the group's sockets (one per worker). Hash mode keeps each flow on one socket, so
  * its order holds. The kernel picks an id no other group of this network namespace uses
  * (PACKET_FANOUT_FLAG_UNIQUEID), so two relays, or two generations of one input's sockets,
- * never share a group by accident. Once a socket is in a group, the group's hook receives the
- * interface's frames instead of the socket's own, so the socket's PACKET_IGNORE_OUTGOING no
- * longer applies: the group is told to skip the host's own transmissions itself
- * (PACKET_FANOUT_FLAG_IGNORE_OUTGOING), or with two workers the relay would take its IGMP reports
- * and whatever the host sends out of the input. Must follow bind. Returns the id for
- * joinFanoutGroup.
+ * never share a group by accident. Must follow bind. Returns the id for joinFanoutGroup.
  */
 export function createFanoutGroup(fd: number, mode: 'hash' | 'cpu'): number {
   const type = fanoutType(mode);
@@ -99,19 +94,19 @@ export function createFanoutGroup(fd: number, mode: 'hash' | 'cpu'): number {
     fd,
     SOL_PACKET,
     PACKET_FANOUT,
-    (type | PACKET_FANOUT_FLAG_UNIQUEID | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16,
+    (type | PACKET_FANOUT_FLAG_UNIQUEID) << 16,
     `PACKET_FANOUT ${mode} new`,
   );
   return getIntOption(fd, SOL_PACKET, PACKET_FANOUT, 'PACKET_FANOUT') & 0xffff;
 }
 
-/** Joins a socket to the group createFanoutGroup made; every member uses the same mode and flags. */
+/** Joins a socket to the group createFanoutGroup made; every member uses the same mode. */
 export function joinFanoutGroup(fd: number, groupId: number, mode: 'hash' | 'cpu'): void {
   setIntOption(
     fd,
     SOL_PACKET,
     PACKET_FANOUT,
-    (groupId & 0xffff) | ((fanoutType(mode) | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16),
+    (groupId & 0xffff) | (fanoutType(mode) << 16),
     `PACKET_FANOUT ${mode} ${groupId}`,
   );
 }
