@@ -62,6 +62,10 @@ const schemas: Record<WorkerMessage['type'], object> = {
   fatal: message('fatal', { code, message: text }),
   'trace.records': message('trace.records', traceRecordsProperties),
   'trace.ended': message('trace.ended', traceEndedProperties),
+  // An interface name: at most IFNAMSIZ - 1 bytes.
+  'input.handedOver': message('input.handedOver', {
+    interface: { type: 'string', minLength: 1, maxLength: 15 },
+  }),
 };
 
 const ajv = new Ajv({ allErrors: false, strict: true });

@@ -79,12 +79,16 @@ export type SupervisorMessage =
    */
   | { type: 'configure'; workerId: number; settings: DataPlaneSettings }
   /**
-   * Carries one fd: an AF_PACKET socket of this interface, already bound. When the worker
-   * already has this interface (its MTU changed: the new socket's ring has larger slots), it
-   * hands over: it finishes the frames of the old ring, skips the frames both rings received
-   * while both sockets were bound, and closes the old socket.
+   * Carries one fd: an AF_PACKET socket of this interface, bound, its ring set up for `mtu`
+   * (the worker maps it). `ring`: 'fresh', no one read it yet; 'in-use', a worker process that
+   * died had it. When the worker already has this interface (its MTU grew: the new socket's
+   * ring has larger slots), it hands over (worker/ring-handover.ts): a fresh socket comes
+   * refusing frames, and the worker lets it take them, makes the old one refuse them, finishes
+   * the old ring, skips the new ring's frames it already took from the old one, closes the old
+   * socket and says input.handedOver. An in-use one (a replacement finishing a dead worker's
+   * handover) comes after the old socket, both already switched by the supervisor.
    */
-  | { type: 'input.attach'; interface: string; ifindex: number; mtu: number }
+  | { type: 'input.attach'; interface: string; ifindex: number; mtu: number; ring: 'fresh' | 'in-use' }
   | { type: 'input.detach'; interface: string }
   /**
    * Carries, for each output with attached true in rule order, its connected UDP socket; then,
@@ -149,7 +153,9 @@ export type WorkerMessage =
   /** Frames a trace took, in the order they arrived; `missed`: taken but not recorded (its buffer was full). */
   | { type: 'trace.records'; trace: number; records: TraceRecord[]; missed: number }
   /** The worker stopped tracing: it recorded its count, or was told to stop. Nothing follows for it. */
-  | { type: 'trace.ended'; trace: number; reason: 'count' | 'stopped' };
+  | { type: 'trace.ended'; trace: number; reason: 'count' | 'stopped' }
+  /** It finished a handover of this input to a new socket (input.attach) and closed the old one. */
+  | { type: 'input.handedOver'; interface: string };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

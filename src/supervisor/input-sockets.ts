@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { ipv4ToString } from '../packet/ipv4-address.js';
 import type { Rule } from '../rules/rule.js';
-import { createFanoutGroup, joinFanoutGroup, openIngressSocket } from '../sys/packet-socket.js';
+import { acceptFrames, openIngressGroup, refuseFrames } from '../sys/packet-socket.js';
+import { ringGeometryFor } from '../sys/rx-ring.js';
 import {
   closeFd,
   joinGroup,
@@ -13,7 +14,7 @@ import {
   openUdpSocket,
 } from '../sys/socket.js';
 import type { LinkState } from './links.js';
-import type { InputSocketSet } from './system-sockets.js';
+import type { InputSocketSet, RetiringSockets } from './system-sockets.js';
 import { PortHolds } from './port-holds.js';
 
 /** One input interface in use: its AF_PACKET sockets and the groups joined on it. */
@@ -24,6 +25,8 @@ interface InputInterface {
   mtu: number;
   /** One AF_PACKET socket per worker, bound to this interface (in one fanout group when several). */
   fds: number[];
+  /** The sockets an MTU handover replaces, until every worker has handed over. */
+  retiring: (RetiringSockets & { waiting: Set<number> }) | undefined;
   /** Rules using this interface. */
   rules: number;
   /** group → rules on it and the membership socket holding the join. */
@@ -63,11 +66,13 @@ export class InputSockets {
   private readonly log: Logger;
   private readonly workers: number;
   private readonly fanout: 'hash' | 'cpu';
+  private readonly ringBytes: number;
 
-  constructor(log: Logger, workers: number, fanout: 'hash' | 'cpu') {
+  constructor(log: Logger, workers: number, fanout: 'hash' | 'cpu', ringBytes: number) {
     this.log = log;
     this.workers = workers;
     this.fanout = fanout;
+    this.ringBytes = ringBytes;
     this.ports = new PortHolds(log);
   }
 
@@ -88,7 +93,8 @@ export class InputSockets {
         name: link.name,
         ifindex: link.ifindex,
         mtu: link.mtu,
-        fds: this.openIngress(link),
+        fds: this.openIngress(link, true),
+        retiring: undefined,
         rules: 0,
         groups: new Map(),
         members: [],
@@ -123,18 +129,46 @@ export class InputSockets {
   }
 
   /**
-   * New ingress sockets for an interface in use, sized for its current MTU, bound (in a new
-   * fanout group) before the old ones are closed: from here until each worker closes its copy of
-   * an old socket, frames reach both, and the worker skips the doubles. Joins stay as they are.
+   * New ingress sockets for an interface in use, with rings for its current MTU, bound and in a
+   * new fanout group, refusing frames: each worker lets its new socket take frames and makes its
+   * old one refuse them when it hands over (worker/input-path.ts). The old sockets are kept,
+   * bound and in their group, until every worker has said it handed over (handedOver): were one
+   * closed earlier, its group would shrink and send its flows to another worker's old socket,
+   * while the new group sends them to this worker: relayed twice. Joins stay as they are.
+   * Undefined when the interface has no sockets, or a handover of it is still under way.
    */
   reopen(link: LinkState): InputSocketSet | undefined {
     const input = this.interfaces.get(link.name);
-    if (!input) return undefined;
-    const fresh = this.openIngress(link);
-    for (const fd of input.fds) closeFd(fd);
+    if (!input || input.retiring) return undefined;
+    const fresh = this.openIngress(link, false);
+    input.retiring = { fds: input.fds, waiting: new Set(Array.from({ length: this.workers }, (_, w) => w)) };
     input.fds = fresh;
     input.mtu = link.mtu;
     return input;
+  }
+
+  /**
+   * Worker `worker` handed input `name` over. True when that was the last worker: the old
+   * sockets are closed. False for anything else, a message that matches no handover included.
+   */
+  handedOver(name: string, worker: number): boolean {
+    const retiring = this.interfaces.get(name)?.retiring;
+    if (!retiring?.waiting.delete(worker) || retiring.waiting.size > 0) return false;
+    for (const fd of retiring.fds) closeFd(fd);
+    this.interfaces.get(name)!.retiring = undefined;
+    return true;
+  }
+
+  /**
+   * Does for a worker that died during a handover of input `name` what it would have done: its
+   * new socket takes frames, then its old one refuses them. Its replacement then finishes the
+   * handover (it reads what the old ring still holds, closes it, and says so).
+   */
+  switchFor(name: string, worker: number): void {
+    const input = this.interfaces.get(name);
+    if (!input?.retiring?.waiting.has(worker)) return;
+    acceptFrames(input.fds[worker]!, name);
+    refuseFrames(input.retiring.fds[worker]!, name);
   }
 
   closeAll(): void {
@@ -142,16 +176,16 @@ export class InputSockets {
     this.ports.closeAll();
   }
 
-  private openIngress(link: LinkState): number[] {
-    const fds: number[] = [];
+  /**
+   * One socket per worker, each ring sized for the link's MTU, in one fanout group (see
+   * openIngressGroup); `accepting`: they take frames at once (a new input), else they refuse
+   * them until each worker switches over (a handover). All or nothing.
+   */
+  private openIngress(link: LinkState, accepting: boolean): number[] {
+    const geometry = ringGeometryFor(link.mtu, this.ringBytes);
+    const fds = openIngressGroup(link.ifindex, link.name, this.workers, this.fanout, geometry);
     try {
-      let group = 0;
-      for (let w = 0; w < this.workers; w++) {
-        fds.push(openIngressSocket(link.ifindex, link.name));
-        if (this.workers === 1) continue;
-        if (w === 0) group = createFanoutGroup(fds[0]!, this.fanout);
-        else joinFanoutGroup(fds[w]!, group, this.fanout);
-      }
+      if (accepting) for (const fd of fds) acceptFrames(fd, link.name);
       return fds;
     } catch (err) {
       for (const fd of fds) closeFd(fd);
@@ -239,6 +273,7 @@ export class InputSockets {
 
   private close(input: InputInterface): void {
     for (const fd of input.fds) closeFd(fd);
+    for (const fd of input.retiring?.fds ?? []) closeFd(fd);
     for (const member of input.members) closeFd(member.fd);
     for (const member of input.sourceMembers) closeFd(member.fd);
     this.interfaces.delete(input.name);

@@ -6,10 +6,10 @@ import type { RuleCounterSlots, SupervisorMessage, WorkerRule } from '../protoco
 import { describeOutput, type Output, type Rule } from '../rules/rule.js';
 import { forcesXdp as forcesXdpRule } from '../rules/xdp-eligibility.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
-import { ringGeometryFor } from '../sys/rx-ring.js';
 import { inputProblem, outputProblem, type LinkState, type Links } from './links.js';
 import type { OutputSockets } from './output-sockets.js';
 import type { InputSocketSet, SocketOpener } from './system-sockets.js';
+import { WorkerInputs } from './worker-inputs.js';
 import type { XdpPaths, XdpRuleOutput } from './xdp-activation.js';
 import { refusal, type PathChoice } from './xdp-path-choice.js';
 
@@ -102,7 +102,7 @@ export class RuleActivation {
   private readonly sockets: SocketOpener;
   private readonly workers: WorkerLink;
   private readonly log: Logger;
-  private readonly ringBytes: number;
+  private readonly inputs: WorkerInputs;
   private readonly counters: CounterSlots;
   private readonly xdp: XdpPaths | undefined;
   private readonly rules = new Map<string, RuleState>();
@@ -116,7 +116,13 @@ export class RuleActivation {
     this.sockets = options.sockets;
     this.workers = options.workers;
     this.log = options.log;
-    this.ringBytes = options.ringBytes;
+    this.inputs = new WorkerInputs(
+      options.sockets,
+      options.workers,
+      options.links,
+      options.ringBytes,
+      options.log,
+    );
     this.counters = options.counters;
     this.xdp = options.xdp;
   }
@@ -224,7 +230,7 @@ export class RuleActivation {
   linkChanged(name: string, change: LinkChange): void {
     if (change === 'appeared') this.xdp?.linkChanged(name);
     if (change !== 'link') this.sendHostAddressesIfChanged();
-    if (change === 'mtu') this.followInputMtu(name);
+    if (change === 'mtu') this.inputs.mtuChanged(name);
     for (const state of this.rules.values()) {
       if (!state.active) this.activateLogged(state, `${name} ${change}`);
       else this.reevaluateActive(state, name, change);
@@ -234,7 +240,7 @@ export class RuleActivation {
   /** Gives a (re)started worker everything it must hold: the host's addresses, inputs, active rules. */
   syncWorker(id: number): void {
     this.workers.send(id, { type: 'host.addresses', addresses: this.currentAddresses() });
-    for (const input of this.sockets.inputs()) this.sendInput(id, input);
+    this.inputs.sync(id);
     this.sendRules(id);
   }
 
@@ -372,7 +378,7 @@ export class RuleActivation {
     this.hash = undefined;
     for (const id of this.workers.ids()) {
       // The workers take the input of an XDP rule too: what the program passes on, they count.
-      if (created) this.sendInput(id, created);
+      if (created) this.inputs.created(id, created);
       if (state.path === 'worker') this.sendRule(id, state);
     }
   }
@@ -545,30 +551,9 @@ export class RuleActivation {
     out.sockets = null;
   }
 
-  /**
-   * A ring slot holds one frame: when an input's MTU grows past what its slots hold, the input
-   * gets new sockets whose rings have larger slots, and each worker hands over to them.
-   */
-  private followInputMtu(name: string): void {
-    const link = this.links.get(name);
-    const input = [...this.sockets.inputs()].find((i) => i.name === name);
-    if (!link || !input) return;
-    const slot = (mtu: number): number => ringGeometryFor(mtu, this.ringBytes).frameSize;
-    if (slot(link.mtu) <= slot(input.mtu)) return;
-    const fresh = this.sockets.reopenInput(link);
-    if (!fresh) return;
-    for (const id of this.workers.ids()) this.sendInput(id, fresh);
-    this.log.info({ interface: name, mtu: link.mtu }, 'input MTU grew; new ring handed to the workers');
-  }
-
-  private sendInput(id: number, input: InputSocketSet): void {
-    const message = {
-      type: 'input.attach',
-      interface: input.name,
-      ifindex: input.ifindex,
-      mtu: input.mtu,
-    } as const;
-    this.workers.send(id, message, [input.fds[id]!]);
+  /** Worker `id` finished handing input `name` over to new sockets. */
+  inputHandedOver(id: number, name: string): void {
+    this.inputs.handedOver(id, name);
   }
 
   /** rule.add with the sockets of its attached outputs: UDP sockets in output order, then the raw ones. */

@@ -105,7 +105,13 @@ export class Supervisor {
     this.log = options.log;
     // First: it is the one part here that can fail, and it holds nothing else yet.
     this.counters = new CounterStore(options.workers, options.log);
-    this.sockets = new SystemSockets(options.log, options.workers, options.fanout, options.qdiscBypass);
+    this.sockets = new SystemSockets(
+      options.log,
+      options.workers,
+      options.fanout,
+      options.qdiscBypass,
+      options.settings.ringBytes,
+    );
     this.interfaces = new InterfaceMonitor(options.log);
     this.events = new SupervisorEvents({
       log: options.log,
@@ -118,6 +124,7 @@ export class Supervisor {
       account: options.account,
       expectedRulesHash: () => this.activation.expectedHash(),
       resyncRules: (id) => this.activation.sendRules(id),
+      inputHandedOver: (id, name) => this.activation.inputHandedOver(id, name),
       entry: options.workerEntry,
       logLevel: options.logLevel,
       logFormat: options.logFormat,

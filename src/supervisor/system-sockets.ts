@@ -10,6 +10,15 @@ export interface InputSocketSet {
   ifindex: number;
   mtu: number;
   fds: readonly number[];
+  /** The sockets an MTU handover replaces, while some worker has not handed over yet. */
+  retiring: RetiringSockets | undefined;
+}
+
+export interface RetiringSockets {
+  /** One per worker, as fds was before the handover. */
+  fds: readonly number[];
+  /** The workers that have not handed over. */
+  waiting: ReadonlySet<number>;
 }
 
 /** Opens and closes the privileged sockets: ActivationSockets for real, fakes in tests. */
@@ -24,10 +33,15 @@ export interface SocketOpener {
   releaseInput(rule: Rule): boolean;
   /**
    * New ingress sockets for an interface in use (its MTU grew beyond what the ring slots hold),
-   * already bound; the old ones are closed here, the workers keep their copies until they have
-   * handed over. Undefined when the interface has no sockets.
+   * bound and refusing frames until each worker switches to its own; the old ones are kept (as
+   * `retiring`) until every worker has handed over (inputHandedOver). Undefined when the
+   * interface has no sockets or a handover of it is under way.
    */
   reopenInput(link: LinkState): InputSocketSet | undefined;
+  /** Worker `worker` handed input `name` over; true when it was the last (the old sockets are closed). */
+  inputHandedOver(name: string, worker: number): boolean;
+  /** A worker died mid-handover: its new socket takes frames and its old one refuses them, as it would have done. */
+  switchInputFor(name: string, worker: number): void;
   inputs(): Iterable<InputSocketSet>;
   /**
    * Opens output `index` of a rule: a connected UDP socket and, on the worker path where it
@@ -43,8 +57,8 @@ export class SystemSockets implements SocketOpener {
   private readonly ingress: InputSockets;
   private readonly qdiscBypass: boolean;
 
-  constructor(log: Logger, workers: number, fanout: 'hash' | 'cpu', qdiscBypass: boolean) {
-    this.ingress = new InputSockets(log, workers, fanout);
+  constructor(log: Logger, workers: number, fanout: 'hash' | 'cpu', qdiscBypass: boolean, ringBytes: number) {
+    this.ingress = new InputSockets(log, workers, fanout, ringBytes);
     this.qdiscBypass = qdiscBypass;
   }
 
@@ -58,6 +72,14 @@ export class SystemSockets implements SocketOpener {
 
   reopenInput(link: LinkState): InputSocketSet | undefined {
     return this.ingress.reopen(link);
+  }
+
+  inputHandedOver(name: string, worker: number): boolean {
+    return this.ingress.handedOver(name, worker);
+  }
+
+  switchInputFor(name: string, worker: number): void {
+    this.ingress.switchFor(name, worker);
   }
 
   inputs(): Iterable<InputSocketSet> {

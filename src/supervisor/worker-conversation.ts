@@ -1,4 +1,4 @@
-import type { WorkerMessage } from '../protocol/worker-messages.js';
+import type { SupervisorMessage, WorkerMessage } from '../protocol/worker-messages.js';
 
 /**
  * What one worker process may say, and when: the order of the conversation, on top of the shape
@@ -11,8 +11,12 @@ import type { WorkerMessage } from '../protocol/worker-messages.js';
  * Traces: a worker sends records only for a trace it was asked to run, no more in all than the
  * count it was asked for, and nothing after it said the trace ended.
  *
+ * Inputs: a worker says it handed an input over only as often as it was given a new socket for
+ * an input it already had (input.attach again, before input.detach).
+ *
  * Numbers are counted, not remembered one by one, so a worker cannot make this grow (the traces
- * remembered are those the supervisor started, at most MAX_TRACES_REMEMBERED).
+ * remembered are those the supervisor started, at most MAX_TRACES_REMEMBERED; the inputs, those
+ * the supervisor gave).
  */
 /** Traces remembered per worker: far more than run at once (an honest worker ends each one). */
 const MAX_TRACES_REMEMBERED = 64;
@@ -24,6 +28,8 @@ export class WorkerConversation {
   private heartbeatsAnswered = 0;
   /** Traces this worker was asked to run and has not said ended: records it may still send. */
   private readonly traces = new Map<number, number>();
+  /** Inputs this worker was given, and the handovers of each it has not reported yet. */
+  private readonly inputs = new Map<string, number>();
 
   /** `pid`: the process id the worker must report (null if the spawn gave none). */
   constructor(pid: number | null) {
@@ -43,6 +49,14 @@ export class WorkerConversation {
   traceStarted(id: number, count: number): void {
     this.traces.set(id, count);
     if (this.traces.size > MAX_TRACES_REMEMBERED) this.traces.delete(this.traces.keys().next().value!);
+  }
+
+  /** What the supervisor commands that the worker answers later (its inputs, for input.handedOver). */
+  commanded(message: SupervisorMessage): void {
+    if (message.type === 'input.attach') {
+      const handovers = this.inputs.get(message.interface);
+      this.inputs.set(message.interface, handovers === undefined ? 0 : handovers + 1);
+    } else if (message.type === 'input.detach') this.inputs.delete(message.interface);
   }
 
   /** Undefined when the message is in order (and takes it into account), else why it is not. */
@@ -78,6 +92,12 @@ export class WorkerConversation {
         if (!this.traces.delete(message.trace))
           return `said trace ${message.trace} ended, which it is not running`;
         return undefined;
+      case 'input.handedOver': {
+        const handovers = this.inputs.get(message.interface);
+        if (!handovers) return `said it handed input ${message.interface} over, which it was not asked to`;
+        this.inputs.set(message.interface, handovers - 1);
+        return undefined;
+      }
     }
   }
 }

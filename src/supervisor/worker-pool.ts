@@ -21,6 +21,8 @@ export interface WorkerPoolOptions {
   log: Logger;
   /** Replays the current state (inputs, rules, descriptors) into a worker that just started. */
   sync: (workerId: number) => void;
+  /** A worker finished handing input `name` over to a new socket. */
+  inputHandedOver: (workerId: number, name: string) => void;
   /** Re-sends every rule to a worker whose rules drifted (after a rules.reset). */
   resyncRules: (workerId: number) => void;
   expectedRulesHash: () => string;
@@ -151,6 +153,9 @@ export class WorkerPool {
     });
     worker.on('drift', (held, expected) => this.onDrift(id, held, expected));
     worker.on('resync', () => this.onCaughtUp(id));
+    worker.on('inputHandedOver', (name) => {
+      if (this.slots[id]?.process === worker) this.options.inputHandedOver(id, name);
+    });
     worker.once('exit', (code, signal) => this.onExit(id, worker, code, signal));
     return worker;
   }

@@ -90,6 +90,8 @@ export interface WorkerProcessEvents {
   traceRecords: [trace: number, records: TraceRecord[], missed: number];
   /** The worker stopped tracing (it recorded its count, or was told to stop). */
   traceEnded: [trace: number, reason: 'count' | 'stopped'];
+  /** It finished handing an input over to a new socket (checked: it was asked to). */
+  inputHandedOver: [interfaceName: string];
 }
 
 /**
@@ -199,6 +201,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   send(message: SupervisorMessage, fds: readonly number[] = []): boolean {
     if (this.state === 'stopped' || this.replacedFor !== undefined) return false;
     const outcome: SendOutcome = this.channel.send(message, fds);
+    if (outcome === 'sent' || outcome === 'queued') this.conversation.commanded(message);
     if (outcome === 'overflow') {
       this.replace(
         'E_WORKER_BEHIND',
@@ -392,6 +395,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
         break;
       case 'trace.ended':
         this.emit('traceEnded', message.trace, message.reason);
+        break;
+      case 'input.handedOver':
+        this.emit('inputHandedOver', message.interface);
         break;
     }
   }

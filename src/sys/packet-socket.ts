@@ -18,7 +18,9 @@ import {
 import { SysError } from './errors.js';
 import { lastErrno, libc } from './libc.js';
 import { getIntOption, getOption, openSocket, setIntOption } from './socket.js';
-import { acceptArriving, attachFilter } from './socket-filter.js';
+import { type RingGeometry, setUpRxRing } from './rx-ring.js';
+import type { FilterInstruction } from './classic-bpf.js';
+import { acceptArriving, attachFilter, dropAll } from './socket-filter.js';
 
 /**
  * What an ingress socket sees, by the protocol the kernel gives a frame once it has taken the
@@ -38,11 +40,73 @@ const INGRESS_PROTOCOLS = [ETH_P_IP, ETH_P_8021Q, ETH_P_8021AD] as const;
  * Needs CAP_NET_RAW.
  */
 export function openIngressSocket(ifindex: number, interfaceName: string): number {
+  const fd = openUnboundIngress(interfaceName, acceptArriving(INGRESS_PROTOCOLS));
+  try {
+    bindPacketSocket(fd, ifindex, ETH_P_ALL, interfaceName);
+    return fd;
+  } catch (err) {
+    libc.close(fd);
+    throw err;
+  }
+}
+
+/**
+ * The ingress sockets of one input interface, one per worker, all or nothing: each as
+ * openIngressSocket describes, with its receive ring set up before it is bound and, when there
+ * are several, in one new fanout group, joined in worker order.
+ *
+ * Why the ring comes first: setting up a ring on a socket in a group unhooks it and hooks it
+ * again at the end of the group, so rings set up by the workers would order the group by
+ * whichever worker came first. Set up here, every group of an interface has its sockets in
+ * worker order and the same size, so the kernel sends a flow to the same worker in each (an
+ * MTU handover relies on that: worker/ring-handover.ts).
+ *
+ * They come back refusing every frame (acceptFrames lets them take theirs): while a socket is
+ * bound but not yet in the group it gets every frame of the interface on its own, and with a
+ * ring those would be read, twice over.
+ */
+export function openIngressGroup(
+  ifindex: number,
+  interfaceName: string,
+  count: number,
+  mode: 'hash' | 'cpu',
+  geometry: RingGeometry,
+): number[] {
+  const fds: number[] = [];
+  try {
+    let group = 0;
+    for (let w = 0; w < count; w++) {
+      const fd = openUnboundIngress(interfaceName, dropAll());
+      fds.push(fd);
+      setUpRxRing(fd, geometry);
+      bindPacketSocket(fd, ifindex, ETH_P_ALL, interfaceName);
+      if (count === 1) continue;
+      if (w === 0) group = createFanoutGroup(fd, mode);
+      else joinFanoutGroup(fd, group, mode);
+    }
+    return fds;
+  } catch (err) {
+    for (const fd of fds) libc.close(fd);
+    throw err;
+  }
+}
+
+/** An ingress socket takes the frames openIngressSocket describes from now on. */
+export function acceptFrames(fd: number, interfaceName: string): void {
+  attachFilter(fd, acceptArriving(INGRESS_PROTOCOLS), `ingress ${interfaceName}`);
+}
+
+/** An ingress socket takes no more frames; it stays bound (and in its fanout group). */
+export function refuseFrames(fd: number, interfaceName: string): void {
+  attachFilter(fd, dropAll(), `ingress ${interfaceName} (closing)`);
+}
+
+/** An AF_PACKET socket that sees nothing until bound, ignores the host's own frames, and has `filter`. */
+function openUnboundIngress(interfaceName: string, filter: FilterInstruction[]): number {
   const fd = openSocket(AF_PACKET, SOCK_RAW, 0, `AF_PACKET ingress ${interfaceName}`);
   try {
     setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'PACKET_IGNORE_OUTGOING');
-    attachFilter(fd, acceptArriving(INGRESS_PROTOCOLS), `ingress ${interfaceName}`);
-    bindPacketSocket(fd, ifindex, ETH_P_ALL, interfaceName);
+    attachFilter(fd, filter, `ingress ${interfaceName}`);
     return fd;
   } catch (err) {
     libc.close(fd);

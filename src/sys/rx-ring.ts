@@ -103,35 +103,35 @@ export class RxRing {
   }
 
   /**
-   * Sets up a ring on an AF_PACKET socket and maps it. A socket handed over again after a worker
-   * restart still carries the dead worker's ring (setting it up again fails with EBUSY): that ring
-   * is mapped as it is, `inherited` says so, and the caller deals with the frames left in it and
-   * with the kernel's unknown write position (src/worker/ring-takeover.ts). It is kept rather
-   * than made anew because setting a ring up moves the socket to the end of its fanout group,
-   * which sends every flow of a two-worker group to the other worker. If its geometry differs
-   * (never from mcrd, which sends a restarted worker the MTU the ring was made for), it is torn
-   * down and made anew all the same.
+   * Maps the receive ring of an AF_PACKET socket, setting one up first if the socket has none
+   * (setUpRxRing; mcrd sets up every ingress ring itself, before the socket joins its fanout
+   * group, so its workers only map). `history` is what the socket's owner knows of the ring:
+   * 'fresh', never read by anyone, so reading starts at slot 0, where the kernel started writing;
+   * 'in-use', a worker that died read it, so `inherited` is set and the caller deals with the
+   * frames left in it and with the kernel's unknown write position (src/worker/ring-takeover.ts).
+   * Without it, a ring that was already there counts as inherited. A ring is never made anew
+   * under a worker: that would move the socket to the end of its fanout group (see
+   * openIngressGroup). Only when the caller says nothing and the geometry differs (tests that
+   * resize a ring on purpose) is it torn down and set up again.
    */
-  static attach(fd: number, geometry: RingGeometry): RxRing {
-    const frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
-    const request = ringRequest(geometry.blockSize, geometry.blockCount, geometry.frameSize, frameCount);
+  static attach(fd: number, geometry: RingGeometry, history?: RingHistory): RxRing {
     const size = geometry.blockSize * geometry.blockCount;
-    let inherited = false;
+    let existed = false;
     try {
-      setIntOption(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, 'PACKET_VERSION TPACKET_V2');
-      setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
+      setUpRxRing(fd, geometry);
     } catch (err) {
       if (!(err instanceof SysError) || err.errno !== EBUSY) throw err;
-      inherited = true;
+      existed = true;
     }
     let mapped = mapShared(fd, size);
-    if (typeof mapped === 'number' && inherited) {
+    if (typeof mapped === 'number' && existed && history === undefined) {
       setOption(fd, SOL_PACKET, PACKET_RX_RING, ringRequest(0, 0, 0, 0), 'PACKET_RX_RING teardown');
-      setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
-      inherited = false;
+      setUpRxRing(fd, geometry);
+      existed = false;
       mapped = mapShared(fd, size);
     }
     if (typeof mapped === 'number') throw new SysError(`mmap(rx ring ${size} bytes)`, mapped);
+    const inherited = history === undefined ? existed : history === 'in-use';
     return new RxRing(fd, geometry, mapped.pointer, mapped.address, mapped.buffer, inherited);
   }
 
@@ -141,6 +141,21 @@ export class RxRing {
     this.unmapped = true;
     unmap(this.pointer, this.size);
   }
+}
+
+/** What the owner of a socket knows of its ring when it hands it to a worker (RxRing.attach). */
+export type RingHistory = 'fresh' | 'in-use';
+
+/**
+ * Sets up a TPACKET_V2 receive ring on an AF_PACKET socket that has none. Throws EBUSY (a
+ * SysError) when it has one. On a socket in a fanout group this unhooks the socket and hooks it
+ * again at the end of the group.
+ */
+export function setUpRxRing(fd: number, geometry: RingGeometry): void {
+  const frameCount = (geometry.blockSize / geometry.frameSize) * geometry.blockCount;
+  const request = ringRequest(geometry.blockSize, geometry.blockCount, geometry.frameSize, frameCount);
+  setIntOption(fd, SOL_PACKET, PACKET_VERSION, TPACKET_V2, 'PACKET_VERSION TPACKET_V2');
+  setOption(fd, SOL_PACKET, PACKET_RX_RING, request, 'PACKET_RX_RING');
 }
 
 /** struct tpacket_req, for PACKET_RX_RING and PACKET_TX_RING alike. */

@@ -1,9 +1,10 @@
 import { DropReason, ParsedFrame, parseFrame } from '../packet/frame.js';
 import type { DataPlaneSettings } from '../protocol/worker-messages.js';
 import type { ReadableWatch } from '../sys/libc.js';
-import { readPacketStatistics } from '../sys/packet-socket.js';
+import { acceptFrames, readPacketStatistics, refuseFrames } from '../sys/packet-socket.js';
 import {
   PACKET_OTHERHOST,
+  type RingHistory,
   RxRing,
   ringGeometryFor,
   TP2_SLL_PKTTYPE,
@@ -28,6 +29,7 @@ import {
   HANDOVER_RELAY_WHOLE,
   HANDOVER_SKIP,
   logSlot,
+  NOTHING_TO_PLAN,
   planNewRing,
   waitingRun,
   type HandoverReport,
@@ -107,6 +109,8 @@ export class InputPath {
     counters: WorkerCounterSet,
     hostAddresses: HostAddresses,
     readiness: ReadinessSource,
+    /** What mcrd knows of the socket's ring; unsaid (tests), whether the ring was already there. */
+    ringHistory?: RingHistory,
   ) {
     this.fd = fd;
     this.interfaceName = interfaceName;
@@ -117,7 +121,7 @@ export class InputPath {
     this.copiesLeft = new Int32Array(settings.batchSize);
     this.forwardedFrames = new Int32Array(settings.batchSize);
     this.frameRules = new Array<ForwardingRule | undefined>(settings.batchSize).fill(undefined);
-    this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes));
+    this.ring = RxRing.attach(fd, ringGeometryFor(mtu, settings.ringBytes), ringHistory);
     // A ring a dead worker left on this socket (see ring-takeover.ts): its frames may have been
     // sent already (the worker died between send and release), so they are dropped and counted
     // as worker_restart, never forwarded; reading starts where the kernel's next frames do.
@@ -398,22 +402,26 @@ export class InputPath {
   }
 
   /**
-   * Moves this input to a new AF_PACKET socket, bound like the old one, whose ring has slots for
-   * a larger MTU (input.attach for an interface the worker has). Nothing is lost or relayed
-   * twice while both sockets got every frame they were bound for: the new ring is set up (it
-   * starts empty), the old ring is finished and its frames fingerprinted, the old socket is
-   * closed and unmapped (the mapping is the last reference: the supervisor closed its copy),
-   * and the new ring's first frames that repeat, per flow, the old ring's last ones are skipped
-   * (ring-handover.ts has the steps, the kernel facts they rest on, and what happens when a ring
-   * fills meanwhile). Skipped frames are not counted again. If the new ring cannot be set up,
-   * this throws with nothing changed (the old socket stays in use).
+   * Moves this input to a new AF_PACKET socket whose ring has slots for a larger MTU
+   * (input.attach for an interface the worker has). A fresh socket from mcrd is bound and in a
+   * fanout group that spreads flows like the old one's, and refuses frames: the new socket is
+   * told to take its frames, then the old one to refuse them (it stays bound and in its group
+   * until every worker has handed over, so neither group moves a flow to another worker); for
+   * the moment between the two, both rings get each frame. The old ring is then finished, its
+   * frames fingerprinted, the old socket closed and unmapped, and the new ring's first frames
+   * that repeat, per flow, the old ring's last ones are skipped (ring-handover.ts has the steps,
+   * the kernel facts they rest on, and what happens when a ring fills meanwhile). Skipped frames
+   * are not counted again. An in-use socket (a replacement finishing a dead worker's handover:
+   * mcrd switched both sockets already) is taken over like any inherited ring. If the new ring
+   * cannot be set up, this throws with nothing changed (the old socket stays in use).
    */
-  handOver(fd: number, mtu: number): HandoverReport {
+  handOver(fd: number, mtu: number, ringHistory?: RingHistory): HandoverReport {
     const oldRing = this.ring;
     const oldFd = this.fd;
     if (this.position.unknown) this.position.find();
+    // Frames already waiting in the old ring reached it before the new socket took any.
     const before = this.position.unknown ? 0 : waitingRun(oldRing, this.position.cursor);
-    const ring = RxRing.attach(fd, ringGeometryFor(mtu, this.settings.ringBytes));
+    const ring = RxRing.attach(fd, ringGeometryFor(mtu, this.settings.ringBytes), ringHistory);
     let watch: ReadableWatch;
     try {
       watch = this.readiness.watch(fd, () => this.drain());
@@ -421,18 +429,22 @@ export class InputPath {
       ring.detach();
       throw err;
     }
+    const fresh = !ring.inherited;
+    if (fresh) this.switchSockets(fd, oldFd, ring, watch);
     // Past this, the new ring has certainly filled up (and dropped) while the old one was being
     // read: the worker cannot keep up; what is still in the old ring is left there.
     const limit = oldRing.frameCount + 2 * ring.frameCount;
     const tail = new FrameLog(limit + this.settings.batchesPerWakeup * this.settings.batchSize);
-    this.handoverLog = tail;
+    this.handoverLog = fresh ? tail : undefined;
     this.handoverIgnore = before;
     let caughtUp = false;
+    let taken = this.counters.framesSeen;
     try {
-      while (!caughtUp && tail.count < limit) caughtUp = this.drain();
+      while (!caughtUp && this.counters.framesSeen - taken < limit) caughtUp = this.drain();
     } finally {
       this.handoverLog = undefined;
     }
+    taken = this.counters.framesSeen - taken;
     const leftInOldRing = caughtUp ? 0 : waitingRun(oldRing, this.position.cursor);
     const dropsBefore = this.counters.ringDrops;
     this.collectRingDrops();
@@ -444,19 +456,40 @@ export class InputPath {
     this.fd = fd;
     this.ring = ring;
     this.watch = watch;
-    this.position = new ReadPosition(ring, false, this.counters.outcomes, WORKER_RESTART);
-    const plan = planNewRing(tail, ring);
+    this.position = new ReadPosition(ring, !fresh, this.counters.outcomes, WORKER_RESTART);
+    const plan = fresh ? planNewRing(tail, ring) : NOTHING_TO_PLAN;
     this.handoverActions = plan.actions;
     this.handoverIndex = 0;
     this.handoverRemaining = plan.length;
     return {
-      takenFromOld: tail.count,
+      takenFromOld: taken,
       waitingInNew: plan.waiting,
       skipped: plan.skipped,
       recovered: plan.recovered,
       leftInOldRing,
       oldRingDrops,
     };
+  }
+
+  /**
+   * The new socket takes frames, then the old one refuses them: in that order, so every frame
+   * reaches at least one ring. If the old one cannot be made to refuse, the new one refuses
+   * again and the handover is off (nothing changed).
+   */
+  private switchSockets(fd: number, oldFd: number, ring: RxRing, watch: ReadableWatch): void {
+    try {
+      acceptFrames(fd, this.interfaceName);
+      try {
+        refuseFrames(oldFd, this.interfaceName);
+      } catch (err) {
+        refuseFrames(fd, this.interfaceName);
+        throw err;
+      }
+    } catch (err) {
+      watch.stop();
+      ring.detach();
+      throw err;
+    }
   }
 
   /** Adds the kernel's drop count since the last read (PACKET_STATISTICS resets when read). */

@@ -12,14 +12,23 @@ import {
  * Handing an input over from its AF_PACKET socket to a new one (the interface's MTU grew, and a
  * ring's slot size is fixed when the ring is made) without losing or repeating frames.
  *
- * While both sockets are bound, the kernel gives every frame to both, one after the other in
- * the softirq that receives it. The handover (InputPath.handOver) sets up the new ring, takes
- * every frame of the old one, closes the old socket and unmaps its ring, and only then reads the
- * new ring. The new ring's first frames are then those that arrived after it was set up; the
- * ones among them that were also taken from the old ring are duplicates. This module finds them:
- * it keeps a fingerprint of each frame taken from the old ring after the new one existed,
- * fingerprints the frames waiting in the new ring, and looks for the longest run of the new
- * ring's first frames that equals the old ring's last ones, every frame of it, not just one.
+ * mcrd opens the new sockets with their rings, bound and in a new fanout group, refusing
+ * frames (sys/packet-socket.ts, openIngressGroup). The handover (InputPath.handOver) lets the new
+ * socket take frames, then makes the old one refuse them: in between, the kernel gives each
+ * frame to both, one after the other in the softirq that receives it. It then takes every frame
+ * left in the old ring, closes the old socket and unmaps its ring, and only then reads the new
+ * ring. The new ring's first frames are those that arrived after it began to take them; the ones
+ * among them that were also taken from the old ring are duplicates. This module finds them: it
+ * keeps a fingerprint of each frame taken from the old ring during the handover, fingerprints
+ * the frames waiting in the new ring, and looks for the longest run of the new ring's first
+ * frames that equals the old ring's last ones, every frame of it, not just one.
+ *
+ * Per worker, not across workers: each worker skips only what it took itself, so a flow must
+ * reach the same worker through the old group and the new one. The kernel picks a group's
+ * socket from the flow's hash (or the CPU) and the group's size and order; mcrd makes every
+ * group of an interface in worker order (rings set up before the sockets join: setting one up
+ * later moves a socket to the end of its group) and keeps every old socket bound, in its group,
+ * until all workers have handed over (a closed one would shrink the group and move its flows).
  *
  * Per flow, not over the whole ring: frames received on different CPUs (a NIC's receive queues,
  * RPS, or two local senders on loopback) reach the two sockets interleaved differently, so the
@@ -270,7 +279,7 @@ export const HANDOVER_RELAY_WHOLE = 2;
 
 /** What an input handover did (InputPath.handOver), for the log. */
 export interface HandoverReport {
-  /** Frames taken from the old ring after the new one was set up (relayed or dropped as usual). */
+  /** Frames taken from the old ring during the handover (relayed or dropped as usual). */
   takenFromOld: number;
   /** Frames waiting in the new ring when it was first read. */
   waitingInNew: number;
@@ -298,6 +307,15 @@ export interface NewRingPlan {
   skipped: number;
   recovered: number;
 }
+
+/** A ring taken over (not fresh): read as any inherited ring, nothing lined up. */
+export const NOTHING_TO_PLAN: Readonly<NewRingPlan> = Object.freeze({
+  actions: new Uint8Array(0),
+  length: 0,
+  waiting: 0,
+  skipped: 0,
+  recovered: 0,
+});
 
 /**
  * Lines the frames waiting in a new ring up with the old ring's fingerprinted tail (steps 5

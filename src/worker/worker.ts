@@ -15,6 +15,7 @@ import { FdChannel } from '../sys/fd-channel.js';
 import type { ReadableWatch, WatchFault } from '../sys/libc.js';
 import { attemptDenied } from '../sys/seccomp.js';
 import { mapSharedMemory, type SharedMemory } from '../sys/shared-memory.js';
+import type { RingHistory } from '../sys/rx-ring.js';
 import { setTimerSlack } from '../sys/short-sleep.js';
 import { closeFd } from '../sys/socket.js';
 import { ForwardingRule } from './forwarding-rule.js';
@@ -127,7 +128,7 @@ export class Worker {
           this.restartStatsTimer();
           break;
         case 'input.attach':
-          this.attachInput(message.interface, message.mtu, this.oneFd(fds, message.type));
+          this.attachInput(message.interface, message.mtu, message.ring, this.oneFd(fds, message.type));
           break;
         case 'input.detach':
           this.detachInput(message.interface);
@@ -224,13 +225,14 @@ export class Worker {
   }
 
   /** A new input, or (the worker has this interface) a handover to a new socket. */
-  private attachInput(interfaceName: string, mtu: number, fd: number): void {
+  private attachInput(interfaceName: string, mtu: number, ring: RingHistory, fd: number): void {
     const existing = this.inputs.get(interfaceName);
     if (existing) {
-      const report = existing.handOver(fd, mtu);
+      const report = existing.handOver(fd, mtu, ring);
       this.traces.inputAttached(existing);
       this.fdLabels.set(fd, `input ${interfaceName}`);
       this.log.info({ interface: interfaceName, mtu, ...report }, 'input handed over to a new socket');
+      this.send({ type: 'input.handedOver', interface: interfaceName });
       return;
     }
     const input = new InputPath(
@@ -241,6 +243,7 @@ export class Worker {
       this.counters,
       this.hostAddresses,
       this.loop,
+      ring,
     );
     this.inputs.set(interfaceName, input);
     this.traces.inputAttached(input);

@@ -42,7 +42,16 @@ export class FakeLinks {
 export class FakeSockets implements SocketOpener {
   readonly open = new Set<number>();
   private next = 100;
-  private readonly ingress = new Map<string, InputSocketSet & { rules: number; fds: number[] }>();
+  private readonly ingress = new Map<
+    string,
+    InputSocketSet & {
+      rules: number;
+      fds: number[];
+      retiring: { fds: number[]; waiting: Set<number> } | undefined;
+    }
+  >();
+  /** Per interface, the workers whose sockets the supervisor switched for them (switchInputFor). */
+  readonly switchedFor: string[] = [];
   /** Interfaces on which opening an output fails. */
   readonly failingOutputs = new Set<string>();
   readonly failingInputs = new Set<string>();
@@ -60,7 +69,14 @@ export class FakeSockets implements SocketOpener {
     let input = this.ingress.get(link.name);
     const created = !input;
     if (!input) {
-      input = { name: link.name, ifindex: link.ifindex, mtu: link.mtu, rules: 0, fds: [] };
+      input = {
+        name: link.name,
+        ifindex: link.ifindex,
+        mtu: link.mtu,
+        rules: 0,
+        fds: [],
+        retiring: undefined,
+      };
       for (let w = 0; w < this.workers; w++) input.fds.push(this.fd());
       this.ingress.set(link.name, input);
     }
@@ -71,18 +87,30 @@ export class FakeSockets implements SocketOpener {
   releaseInput(rule: Rule): boolean {
     const input = this.ingress.get(rule.inputInterface)!;
     if (--input.rules > 0) return false;
-    for (const fd of input.fds) this.open.delete(fd);
+    for (const fd of [...input.fds, ...(input.retiring?.fds ?? [])]) this.open.delete(fd);
     this.ingress.delete(rule.inputInterface);
     return true;
   }
 
   reopenInput(link: LinkState): InputSocketSet | undefined {
     const input = this.ingress.get(link.name);
-    if (!input) return undefined;
-    for (const fd of input.fds) this.open.delete(fd);
+    if (!input || input.retiring) return undefined;
+    input.retiring = { fds: input.fds, waiting: new Set(input.fds.map((_, w) => w)) };
     input.fds = input.fds.map(() => this.fd());
     input.mtu = link.mtu;
     return input;
+  }
+
+  inputHandedOver(name: string, worker: number): boolean {
+    const input = this.ingress.get(name);
+    if (!input?.retiring?.waiting.delete(worker) || input.retiring.waiting.size > 0) return false;
+    for (const fd of input.retiring.fds) this.open.delete(fd);
+    input.retiring = undefined;
+    return true;
+  }
+
+  switchInputFor(name: string, worker: number): void {
+    this.switchedFor.push(`${name}:${worker}`);
   }
 
   inputs(): Iterable<InputSocketSet> {

@@ -50,6 +50,7 @@ const good: Record<WorkerMessage['type'], WorkerMessage> = {
     missed: 0,
   },
   'trace.ended': { type: 'trace.ended', trace: 2, reason: 'count' },
+  'input.handedOver': { type: 'input.handedOver', interface: 'in0' },
 };
 
 function refused(value: unknown, pattern: RegExp): void {
@@ -110,6 +111,11 @@ test('every type: a missing field, an extra key, a wrong type are refused', () =
       new RegExp(`^${message.type}: / has an unexpected key "extra"`),
     );
   }
+});
+
+test('input.handedOver: an interface name that no interface can have is refused', () => {
+  for (const name of ['', 'a-name-of-16-chr', 7, null])
+    refused({ type: 'input.handedOver', interface: name }, /^input\.handedOver: \/interface/);
 });
 
 test('ready: a pid that no process can have is refused', () => {

@@ -235,11 +235,16 @@ test('an input interface that vanishes takes the rule out of the workers; it com
 });
 
 test('an input whose MTU grows past the ring slot gets new sockets; within the slot nothing changes', () => {
-  const { links, workers, activation } = setup(2);
+  const { links, sockets, workers, activation } = setup(2);
   links.add('in0');
   links.add('out0');
   activation.add(rule());
-  const first = workers.take('input.attach').map((s) => s.fds[0]);
+  const first = workers.take('input.attach');
+  assert.deepEqual(
+    first.map((s) => s.message.type === 'input.attach' && s.message.ring),
+    ['fresh', 'fresh'],
+  );
+  const old = first.map((s) => s.fds[0]!);
   links.links.get('in0')!.mtu = 1600; // still fits a 2-KiB slot
   activation.linkChanged('in0', 'mtu');
   assert.equal(workers.take('input.attach').length, 0);
@@ -249,14 +254,74 @@ test('an input whose MTU grows past the ring slot gets new sockets; within the s
   assert.deepEqual(
     again.map((s) => [s.id, s.message]),
     [
-      [0, { type: 'input.attach', interface: 'in0', ifindex: 10, mtu: 9000 }],
-      [1, { type: 'input.attach', interface: 'in0', ifindex: 10, mtu: 9000 }],
+      [0, { type: 'input.attach', interface: 'in0', ifindex: 10, mtu: 9000, ring: 'fresh' }],
+      [1, { type: 'input.attach', interface: 'in0', ifindex: 10, mtu: 9000, ring: 'fresh' }],
     ],
   );
   assert.notDeepEqual(
     again.map((s) => s.fds[0]),
-    first,
+    old,
   );
+  // The old sockets stay open (and in their fanout group) until every worker handed over.
+  activation.inputHandedOver(1, 'in0');
+  activation.inputHandedOver(1, 'in0'); // said twice: counts once
+  assert.ok(old.every((fd) => sockets.open.has(fd)));
+  activation.inputHandedOver(0, 'in0');
+  assert.ok(
+    old.every((fd) => !sockets.open.has(fd)),
+    'closed once both handed over',
+  );
+});
+
+test('an MTU that grows again during a handover is followed once the handover ends', () => {
+  const { links, workers, activation } = setup(2);
+  links.add('in0');
+  links.add('out0');
+  activation.add(rule());
+  workers.take();
+  links.links.get('in0')!.mtu = 4000;
+  activation.linkChanged('in0', 'mtu');
+  assert.equal(workers.take('input.attach').length, 2);
+  links.links.get('in0')!.mtu = 9000;
+  activation.linkChanged('in0', 'mtu');
+  assert.equal(workers.take('input.attach').length, 0, 'not while the first handover is under way');
+  activation.inputHandedOver(0, 'in0');
+  activation.inputHandedOver(1, 'in0');
+  assert.deepEqual(
+    workers.take('input.attach').map((s) => s.message.type === 'input.attach' && [s.id, s.message.mtu]),
+    [
+      [0, 9000],
+      [1, 9000],
+    ],
+  );
+});
+
+test('a worker restarted mid-handover gets its old socket, then its new one switched for it', () => {
+  const { links, sockets, workers, activation } = setup(2);
+  links.add('in0');
+  links.add('out0');
+  activation.add(rule());
+  const old = workers.take('input.attach').map((s) => s.fds[0]!);
+  links.links.get('in0')!.mtu = 9000;
+  activation.linkChanged('in0', 'mtu');
+  const fresh = workers.take('input.attach').map((s) => s.fds[0]!);
+  activation.inputHandedOver(0, 'in0');
+  activation.syncWorker(1); // worker 1 died before it handed over
+  assert.deepEqual(sockets.switchedFor, ['in0:1']);
+  assert.deepEqual(
+    workers.take('input.attach').map((s) => s.message.type === 'input.attach' && [s.message.ring, s.fds[0]]),
+    [
+      ['in-use', old[1]],
+      ['in-use', fresh[1]],
+    ],
+  );
+  activation.syncWorker(0); // done with its handover: only the new socket
+  assert.deepEqual(
+    workers.take('input.attach').map((s) => s.message.type === 'input.attach' && [s.message.ring, s.fds[0]]),
+    [['in-use', fresh[0]]],
+  );
+  activation.inputHandedOver(1, 'in0');
+  assert.ok(old.every((fd) => !sockets.open.has(fd)));
 });
 
 test('the host addresses go to the workers when they change, and with every sync', () => {

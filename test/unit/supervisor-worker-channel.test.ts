@@ -97,6 +97,7 @@ const attach = (name: string): SupervisorMessage => ({
   type: 'input.attach',
   interface: name,
   ifindex: 3,
+  ring: 'fresh',
   mtu: 1500,
 });
 

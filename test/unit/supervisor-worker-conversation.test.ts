@@ -58,3 +58,22 @@ test('health reports come on the worker’s own timer: always in order after rea
   for (let i = 0; i < 3; i++) assert.equal(c.accept(health), undefined);
   assert.equal(c.accept(error), undefined);
 });
+
+test('input.handedOver answers a handover asked for: once per new socket of an input it had', () => {
+  const c = ready();
+  const attach = (name: string) =>
+    c.commanded({ type: 'input.attach', interface: name, ifindex: 3, mtu: 9000, ring: 'fresh' });
+  const handedOver = (name: string) => c.accept({ type: 'input.handedOver', interface: name });
+  assert.match(handedOver('in0')!, /handed input in0 over, which it was not asked to/);
+  attach('in0'); // a new input: nothing to hand over
+  assert.match(handedOver('in0')!, /not asked to/);
+  attach('in0');
+  attach('in0'); // two handovers in a row
+  assert.equal(handedOver('in0'), undefined);
+  assert.equal(handedOver('in0'), undefined);
+  assert.match(handedOver('in0')!, /not asked to/);
+  attach('in0');
+  c.commanded({ type: 'input.detach', interface: 'in0' });
+  assert.match(handedOver('in0')!, /not asked to/, 'a detached input has nothing to hand over');
+  assert.match(handedOver('in1')!, /not asked to/);
+});

@@ -5,7 +5,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { interfaceIndex } from '../../src/sys/interfaces.js';
-import { openIngressSocket } from '../../src/sys/packet-socket.js';
+import {
+  acceptFrames,
+  openIngressGroup,
+  openIngressSocket,
+  refuseFrames,
+} from '../../src/sys/packet-socket.js';
 import { ringGeometryFor, RxRing } from '../../src/sys/rx-ring.js';
 import { closeFd } from '../../src/sys/socket.js';
 import { ForwardingRule } from '../../src/worker/forwarding-rule.js';
@@ -13,7 +18,7 @@ import { HostAddresses } from '../../src/worker/host-addresses.js';
 import { InputPath } from '../../src/worker/input-path.js';
 import { OutputPath } from '../../src/worker/output-path.js';
 import { waitingRun, type HandoverReport } from '../../src/worker/ring-handover.js';
-import { NO_RULE, OVERSIZE } from '../../src/packet/frame-outcomes.js';
+import { NO_RULE, OVERSIZE, WORKER_RESTART } from '../../src/packet/frame-outcomes.js';
 import { WorkerCounterSet } from '../../src/worker/worker-counters.js';
 import { LOCALHOST, Sink, sleep, workerOutput } from './kernel-fixtures.js';
 import { inPrivateNetns, isRoot, rerunInPrivateNetns } from './private-netns.js';
@@ -259,7 +264,77 @@ if (isRoot && !inPrivateNetns) {
       assert.ok(counters.ringDrops > 0, 'the new rings overflowed');
       const lost = [...Array(count).keys()].filter((seq) => !unique.has(seq) && !isLarge(seq)).length;
       assert.ok(lost <= counters.ringDrops, `${lost} lost, ${counters.ringDrops} counted as ring drops`);
-      assert.ok(reports.every((r) => r.waitingInNew === 64));
+      // At least one handover found its new ring full (how long the old ring's release takes
+      // varies: a fast one may leave the second ring short of full).
+      assert.ok(
+        reports.some((r) => r.waitingInNew === 64),
+        `a new ring was full: ${JSON.stringify(reports)}`,
+      );
+    },
+  );
+
+  test(
+    'handOver to a socket a dead worker had (in-use): what waits in its ring is dropped as worker_restart, later frames are relayed, the old socket is closed',
+    { skip },
+    async () => {
+      const counters = new WorkerCounterSet();
+      const sink = new Sink();
+      const target = new Sink();
+      const output = new OutputPath(workerOutput('sink'), SETTINGS.batchSize, counters);
+      output.attach(sink.connectedSocket(), undefined);
+      const rule = new ForwardingRule(
+        {
+          id: 'r',
+          inputInterface: 'lo',
+          inputVlan: 0,
+          inputSource: 0,
+          inputGroup: LOCALHOST,
+          inputPort: target.port,
+          outputs: [],
+        },
+        [output],
+      );
+      // As mcrd makes them: rings set up before binding, refusing until switched.
+      const [oldFd] = openIngressGroup(lo, 'lo', 1, 'hash', ringGeometryFor(1500, SETTINGS.ringBytes));
+      acceptFrames(oldFd!, 'lo');
+      const input = new InputPath(
+        oldFd!,
+        'lo',
+        1500,
+        SETTINGS,
+        counters,
+        new HostAddresses(),
+        NO_READINESS,
+        'fresh',
+      );
+      input.addRule(rule);
+      try {
+        const [newFd] = openIngressGroup(lo, 'lo', 1, 'hash', ringGeometryFor(9000, SETTINGS.ringBytes));
+        // The dead worker's switch, done by mcrd (InputSockets.switchFor).
+        acceptFrames(newFd!, 'lo');
+        refuseFrames(oldFd!, 'lo');
+        await startSender(target.port, 30, 30);
+        await sleep(20);
+        const sockets = packetSockets();
+        const report = input.handOver(newFd!, 9000, 'in-use');
+        assert.equal(packetSockets(), sockets - 1, 'the old socket is closed');
+        assert.equal(report.skipped, 0);
+        await startSender(target.port, 20, 20);
+        await sleep(20);
+        input.drain();
+        assert.equal(
+          counters.outcomes[WORKER_RESTART],
+          30,
+          'waiting in the inherited ring: dropped, counted',
+        );
+        assert.equal(counters.forwarded, 20);
+        assert.equal(sink.readAll().length, 20);
+      } finally {
+        input.close();
+        rule.close();
+        sink.close();
+        target.close();
+      }
     },
   );
 }
