@@ -19,7 +19,7 @@ import {
   type SteadyStateHealth,
 } from './results.js';
 import { SCENARIOS } from './scenarios.js';
-import { findMaxLossless, GENERATOR_BOUND, generatorBound } from './search.js';
+import { findMaxRate, GENERATOR_BOUND, generatorBound, LOSSLESS, WITHIN_ONE_PERCENT } from './search.js';
 import { startRelay, SYSTEM_LABELS, unsupportedReason } from './systems.js';
 import { runTrial, type TrialSetup } from './trial.js';
 import type { WorkerProcessHealth } from '../src/protocol/control-api.js';
@@ -61,7 +61,12 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
       const fixedLoad = await runTrial(setup, options.fixedRate);
       const before = await relay.workerStats();
       const fullLoad = await runTrial(setup, 'max');
-      const search = await findMaxLossless((rate) => runTrial(setup, rate), fullLoad, options.resolution);
+      const trial = (rate: number) => runTrial(setup, rate);
+      const search = await findMaxRate(trial, fullLoad, options.resolution, LOSSLESS);
+      const onePercent = await findMaxRate(trial, fullLoad, options.resolution, WITHIN_ONE_PERCENT, [
+        fullLoad,
+        ...search.trials,
+      ]);
       const overload = search.best ? await runTrial(setup, search.best.sentPps * 2) : null;
       const soak = options.soak > 0 ? await runTrial(setup, 'max', options.soak) : null;
       const after = await relay.workerStats();
@@ -72,11 +77,13 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
         fullLoad,
         lossless: search.best,
         generatorBound: search.generatorBound,
+        withinOnePercent: onePercent.best,
+        withinOnePercentGeneratorBound: onePercent.generatorBound,
         fullLoadGeneratorBound: generatorBound(fullLoad.forwardedPps, fullLoad.sentPps),
         overloadGeneratorBound: overload !== null && generatorBound(overload.forwardedPps, fullLoad.sentPps),
         overload,
         soak,
-        search: search.trials,
+        search: [...search.trials, ...onePercent.trials],
         health: before && after ? steadyState(before.health, after.health) : null,
         ringDrops: before && after ? after.ringDrops - before.ringDrops : null,
       };
@@ -121,7 +128,10 @@ function progressLine(run: CaseRun): string {
         ? `, ${run.health.collections} collection(s), ${run.health.pausesOver1Ms} over 1 ms, RSS ${run.health.rssMb.toFixed(0)} MB`
         : '')
     : '';
-  return `${head} ${lossless}${overload}, full load ${k(run.fullLoad!.sentPps)} offered → ${run.fullLoadGeneratorBound ? '≥' : ''}${k(run.fullLoad!.forwardedPps)} forwarded${soak}`;
+  const onePercent = run.withinOnePercent
+    ? `, ${run.withinOnePercentGeneratorBound ? '≥' : ''}${k(run.withinOnePercent.sentPps)} at ≤1% loss`
+    : '';
+  return `${head} ${lossless}${onePercent}${overload}, full load ${k(run.fullLoad!.sentPps)} offered → ${run.fullLoadGeneratorBound ? '≥' : ''}${k(run.fullLoad!.forwardedPps)} forwarded${soak}`;
 }
 
 const plan = cases(options);

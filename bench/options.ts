@@ -132,10 +132,14 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'after',
       `
 Every case builds fresh namespaces: a sender (mcrgen, CPU 1; --raw unless --generator socket),
-the relay (its relay process pinned to CPU 0) and a receiver counting at its interfaces. Placements: relay-core runs the input veth's
+the relay (its relay process pinned to CPU 0) and a receiver counting at its interfaces. Systems:
+mcr-raw and mcr-socket (the worker path, outputs forced to raw or socket egress), mcr-xdp (the XDP
+path: outputs in mode xdp; the receiver's ends get GRO, so a veth takes redirected frames),
+kernel (smcroute routes) and socat. Placements: relay-core runs the input veth's
 threaded NAPI on CPU 0, sharing the relay's core as a NIC queue steered there would; other-core
 runs it on CPU 1. in0's receive is coalesced as a NIC's interrupt moderation would (--input-coalesce). Per case: CPU per packet at --fixed-rate, output at full load, a bisection for
-the maximum lossless rate (loss <= 0.1 %), output at twice that rate, and with --soak a long
+the maximum lossless rate (loss <= 0.1 %), then for the maximum rate at <= 1 % loss (starting from
+the first search's trials), output at twice the lossless rate, and with --soak a long
 unpaced trial for the worker's garbage collections and memory. docs/PERFORMANCE.md
 explains the method and the figures.`,
     );

@@ -34,6 +34,9 @@ export interface CaseRun extends CaseKey {
   lossless?: Trial | null;
   /** The lossless rate is as fast as the generator went (search.ts). */
   generatorBound?: boolean;
+  /** The highest rate with loss ≤ 1 % (search.ts), and whether the generator set it. */
+  withinOnePercent?: Trial | null;
+  withinOnePercentGeneratorBound?: boolean;
   /** Full load: the system forwarded (nearly) all the generator offered. */
   fullLoadGeneratorBound?: boolean;
   /** Overload: the generator could not offer more than the system forwarded. */
@@ -68,6 +71,9 @@ export interface CaseSummary extends CaseKey {
   /** Maximum lossless input rate (pps). */
   lossless: Spread | null;
   losslessGeneratorBound: boolean;
+  /** Maximum input rate at ≤ 1 % loss (pps). */
+  withinOnePercent: Spread | null;
+  withinOnePercentGeneratorBound: boolean;
   /** Output pps at the lossless rate. */
   losslessOutput: Spread | null;
   /** Input pps forwarded with the generator unpaced. */
@@ -122,6 +128,8 @@ export function summarize(runs: CaseRun[]): CaseSummary[] {
       ...(list.some((r) => r.failed) ? { failed: list.find((r) => r.failed)!.failed } : {}),
       lossless: pick((r) => r.lossless?.sentPps),
       losslessGeneratorBound: done.some((r) => r.generatorBound),
+      withinOnePercent: pick((r) => r.withinOnePercent?.sentPps),
+      withinOnePercentGeneratorBound: done.some((r) => r.withinOnePercentGeneratorBound),
       losslessOutput: pick((r) => r.lossless?.outputPps),
       fullLoadForwarded: pick((r) => r.fullLoad?.forwardedPps),
       fullLoadGeneratorBound: done.some((r) => r.fullLoadGeneratorBound),
@@ -173,12 +181,13 @@ export function formatSummary(summaries: CaseSummary[]): string {
     const scenario = SCENARIOS[s.scenario]?.name ?? s.scenario;
     const head = [scenario, String(s.size), s.placement, SYSTEM_LABELS[s.system]];
     // Reasons go last, so a long one does not widen a figure column.
-    if (s.skipped) return [...head, '-', '-', '-', '-', '-', '-', `not run: ${s.skipped}`];
+    if (s.skipped) return [...head, '-', '-', '-', '-', '-', '-', '-', `not run: ${s.skipped}`];
     if (s.failed && !s.lossless)
-      return [...head, '-', '-', '-', '-', '-', '-', `failed: ${s.failed.split('\n')[0]}`];
+      return [...head, '-', '-', '-', '-', '-', '-', '-', `failed: ${s.failed.split('\n')[0]}`];
     return [
       ...head,
       pps(s.lossless, s.losslessGeneratorBound),
+      pps(s.withinOnePercent, s.withinOnePercentGeneratorBound),
       pps(s.fullLoadForwarded, s.fullLoadGeneratorBound),
       s.overloadDelivered
         ? `${percent(s.overloadDelivered, s.overloadGeneratorBound)} at ${plain(s.overloadFactor, 1)}×`
@@ -196,6 +205,7 @@ export function formatSummary(summaries: CaseSummary[]): string {
       'PLACEMENT',
       'SYSTEM',
       'LOSSLESS IN PPS',
+      '≤1% LOSS IN PPS',
       'FULL-LOAD FWD PPS',
       'AT 2× LOSSLESS',
       'µS/PKT CORE/PROC/RX',
@@ -207,19 +217,34 @@ export function formatSummary(summaries: CaseSummary[]): string {
   );
 }
 
-/** mcr against kernel forwarding and socat, per scenario, size and placement (ratio of medians). */
+/** What each of mcr's paths is compared with. */
+const COMPARED: Partial<Record<SystemName, readonly SystemName[]>> = {
+  'mcr-raw': ['kernel', 'socat', 'mcr-socket'],
+  'mcr-xdp': ['kernel', 'mcr-raw'],
+};
+
+/**
+ * mcr against kernel forwarding, socat and its other path, per scenario, size and placement:
+ * ratios of the medians, lossless and at ≤ 1 % loss.
+ */
 export function formatComparisons(summaries: CaseSummary[]): string[] {
   const lines: string[] = [];
   const find = (k: Omit<CaseKey, 'system'>, system: SystemName) =>
     summaries.find((s) => keyOf(s) === keyOf({ ...k, system }));
+  const ratio = (a: Spread | null, b: Spread | null, bound: boolean): string =>
+    a && b ? `${(a.median / b.median).toFixed(2)}${bound ? ' (generator-bound)' : ''}` : '-';
   for (const s of summaries) {
-    if (s.system !== 'mcr-raw' || !s.lossless) continue;
-    for (const other of ['kernel', 'socat', 'mcr-socket'] as const) {
+    for (const other of COMPARED[s.system] ?? []) {
       const o = find(s, other);
-      if (!o?.lossless) continue;
-      const bound = s.losslessGeneratorBound || o.losslessGeneratorBound ? ' (generator-bound)' : '';
+      if (!o?.lossless || !s.lossless) continue;
+      const lossless = ratio(s.lossless, o.lossless, s.losslessGeneratorBound || o.losslessGeneratorBound);
+      const onePercent = ratio(
+        s.withinOnePercent,
+        o.withinOnePercent,
+        s.withinOnePercentGeneratorBound || o.withinOnePercentGeneratorBound,
+      );
       lines.push(
-        `${SCENARIOS[s.scenario]?.name ?? s.scenario}, ${s.size} B, ${PLACEMENT_LABELS[s.placement]}: mcr raw / ${SYSTEM_LABELS[other]} = ${(s.lossless.median / o.lossless.median).toFixed(2)}${bound}`,
+        `${SCENARIOS[s.scenario]?.name ?? s.scenario}, ${s.size} B, ${PLACEMENT_LABELS[s.placement]}: ${SYSTEM_LABELS[s.system]} / ${SYSTEM_LABELS[other]} = ${lossless} lossless, ${onePercent} at ≤1% loss`,
       );
     }
   }

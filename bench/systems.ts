@@ -1,6 +1,7 @@
 // The relays under test, each started inside the relay namespace with its process on the relay
-// core: mcr (raw or socket egress), Linux kernel multicast forwarding with routes from smcroute,
-// and socat (one process per output, as an operator would chain it).
+// core: mcr (raw or socket egress on the worker path, or the XDP path), Linux kernel multicast
+// forwarding with routes from smcroute, and socat (one process per output, as an operator would
+// chain it).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkerProcessHealth } from '../src/protocol/control-api.js';
@@ -10,12 +11,13 @@ import { sleep, type RunningProcess, type Topology } from '../test/helpers/topol
 import { RELAY_CPU } from './placement.js';
 import { INPUT_PORT, inputGroup, OUTPUT_PORT, type Scenario } from './scenarios.js';
 
-export const SYSTEMS = ['mcr-raw', 'mcr-socket', 'kernel', 'socat'] as const;
+export const SYSTEMS = ['mcr-raw', 'mcr-socket', 'mcr-xdp', 'kernel', 'socat'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   'mcr-raw': 'mcr, raw egress',
   'mcr-socket': 'mcr, socket egress',
+  'mcr-xdp': 'mcr, XDP',
   kernel: 'kernel (smcroute)',
   socat: 'socat',
 };
@@ -60,6 +62,9 @@ export async function startRelay(
     case 'mcr-raw':
     case 'mcr-socket':
       return startMcr(topo, scenario, settings, system === 'mcr-raw' ? 'raw' : 'socket');
+    case 'mcr-xdp':
+      prepareXdpLinks(topo, scenario);
+      return startMcr(topo, scenario, settings, 'xdp');
     case 'kernel':
       return startKernel(topo, scenario);
     case 'socat':
@@ -71,7 +76,7 @@ async function startMcr(
   topo: Topology,
   scenario: Scenario,
   settings: SystemSettings,
-  mode: 'raw' | 'socket',
+  mode: 'raw' | 'socket' | 'xdp',
 ): Promise<RelayUnderTest> {
   const args = ['--workers', String(settings.workers), '--log-level', 'warn'];
   if (!settings.qdiscBypass) args.push('--no-qdisc-bypass');
@@ -117,6 +122,21 @@ async function startMcr(
     await relay.stop();
     throw err;
   }
+}
+
+/**
+ * The links as a network that relays in the driver has them: a frame redirected into a veth
+ * needs the peer to run NAPI (GRO on the receiver's ends; a NIC always has it), and the UDP
+ * checksum must be complete when it leaves the sender (a local sender on a veth leaves it partial
+ * unless tx offload is off; a frame from a wire never is).
+ */
+function prepareXdpLinks(topo: Topology, scenario: Scenario): void {
+  const run = (ns: string, args: string[]): void => {
+    const r = topo.exec(ns, 'ethtool', args);
+    if (r.code !== 0) throw new Error(`ethtool ${args.join(' ')} in ${ns}: ${r.stderr}`);
+  };
+  for (let i = 0; i < scenario.outputLinks; i++) run(topo.receiver, ['-K', `eth${i}`, 'gro', 'on']);
+  run(topo.sender, ['-K', 'eth0', 'tx', 'off']);
 }
 
 function isHealth(h: WorkerProcessHealth | null | undefined): h is WorkerProcessHealth {

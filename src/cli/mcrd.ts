@@ -88,11 +88,11 @@ const program = new Command('mcrd')
   .option('--no-qdisc-bypass', 'send raw egress through the queueing discipline (default: bypass it)')
   .option(
     '--ring-size <MiB>',
-    `receive ring per input interface and worker, in MiB (1-${MAX_RING_MIB}: locked kernel memory, which a worker sets up without answering heartbeats)`,
+    `receive ring per input interface and worker, in MiB (1-${MAX_RING_MIB}: locked kernel memory, which mcrd sets up without answering anything meanwhile)`,
     boundedInt(
       1,
       MAX_RING_MIB,
-      'a ring is locked kernel memory per input and worker, and a worker answers no heartbeat while it sets one up (4 GiB took over a second)',
+      'a ring is locked kernel memory per input and worker, and mcrd answers nothing while it sets one up (4 GiB took over a second)',
     ),
     4,
   )

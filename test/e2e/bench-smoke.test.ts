@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { CaseRun, CaseSummary } from '../../bench/results.js';
 import { ROOT } from '../helpers/topology.js';
 
-test('npm run bench -- --smoke measures mcr, kernel forwarding and socat and writes its results', () => {
+test('npm run bench -- --smoke measures mcr (both paths), kernel forwarding and socat and writes its results', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mcr-bench-smoke-'));
   try {
     const results = join(dir, 'results.json');
@@ -25,7 +25,13 @@ test('npm run bench -- --smoke measures mcr, kernel forwarding and socat and wri
     assert.equal(r.status, 0, `bench exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /LOSSLESS IN PPS/);
     const file = JSON.parse(readFileSync(results, 'utf8')) as { runs: CaseRun[]; summaries: CaseSummary[] };
-    assert.deepEqual(file.runs.map((run) => run.system).sort(), ['kernel', 'mcr-raw', 'mcr-socket', 'socat']);
+    assert.deepEqual(file.runs.map((run) => run.system).sort(), [
+      'kernel',
+      'mcr-raw',
+      'mcr-socket',
+      'mcr-xdp',
+      'socat',
+    ]);
     for (const run of file.runs) {
       assert.equal(run.failed, undefined, `${run.system}: ${run.failed}`);
       assert.equal(run.placement, 'relay-core');
@@ -38,13 +44,17 @@ test('npm run bench -- --smoke measures mcr, kernel forwarding and socat and wri
         `${run.system} CPU: core ${relayCoreBusy}, receive thread ${receiveThreadCpu}`,
       );
       assert.ok(run.lossless, `${run.system}: no lossless rate found`);
+      assert.ok(
+        run.withinOnePercent && run.withinOnePercent.sentPps >= run.lossless.sentPps,
+        `${run.system}: the rate at ≤1% loss is at least the lossless one`,
+      );
       assert.ok(run.overload!.sentPps > run.lossless.sentPps, `${run.system}: overload offered no more`);
       if (run.system.startsWith('mcr')) {
         assert.ok(run.health && run.health.rssMb > 0, 'worker health reported');
         assert.equal(run.ringDrops !== null, true);
       }
     }
-    assert.equal(file.summaries.length, 4);
+    assert.equal(file.summaries.length, 5);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
