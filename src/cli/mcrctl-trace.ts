@@ -139,6 +139,7 @@ async function runTrace(params: TraceParams, context: TraceContext): Promise<num
   process.stderr.write(
     `tracing ${what}${trace.dropsOnly ? ', drops only' : ''}: up to ${plural(trace.count, 'packet')} or ${trace.timeoutSeconds} s\n`,
   );
+  if (trace.unseen !== null) process.stderr.write(`mcrctl: note: ${trace.unseen}\n`);
   const stop = (): void => client.close();
   process.once('SIGINT', stop);
   await done;

@@ -12,6 +12,7 @@ export interface DaemonSettings {
   batchSize: number;
   batchBudget: number;
   coalesce: number;
+  workerNice: number;
   qdiscBypass: boolean;
   logLevel: string;
   logFormat: 'json' | 'text';
@@ -35,6 +36,7 @@ const FROM_FILE: { [K in keyof DaemonSettings]: keyof ConfigSettings } = {
   batchSize: 'batchSize',
   batchBudget: 'batchBudget',
   coalesce: 'coalesceUs',
+  workerNice: 'workerNice',
   qdiscBypass: 'qdiscBypass',
   logLevel: 'logLevel',
   logFormat: 'logFormat',
@@ -54,6 +56,7 @@ const FILE_KEYS: { [K in keyof DaemonSettings]: string } = {
   batchSize: 'batch_size',
   batchBudget: 'batch_budget',
   coalesce: 'coalesce_us',
+  workerNice: 'worker_nice',
   qdiscBypass: 'qdisc_bypass',
   logLevel: 'log.level',
   logFormat: 'log.format',

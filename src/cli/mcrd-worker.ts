@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { getPriority, setPriority } from 'node:os';
 import type { Logger } from 'pino';
 import { encodeMessage } from '../protocol/worker-messages.js';
 import { pinToCpu } from '../sys/affinity.js';
@@ -49,6 +50,7 @@ process.on('SIGXCPU', () => {
 const options = new Command('mcrd-worker')
   .requiredOption('--worker-id <n>')
   .requiredOption('--cpu <n>', 'CPU to pin this worker to')
+  .requiredOption('--nice <n>', 'nice value of the packet thread (this, the main thread)')
   .requiredOption('--user <name>')
   .requiredOption('--uid <n>')
   .requiredOption('--gid <n>')
@@ -58,6 +60,7 @@ const options = new Command('mcrd-worker')
   .opts<{
     workerId: string;
     cpu: string;
+    nice: string;
     user: string;
     uid: string;
     gid: string;
@@ -69,6 +72,7 @@ const log = createLogger(options.logLevel, { worker: Number(options.workerId) },
 running.log = log;
 const account = { name: options.user, uid: Number(options.uid), gid: Number(options.gid) };
 startUp(() => pinToCpu(Number(options.cpu)), `could not pin itself to CPU ${options.cpu}`);
+takePriority(Number(options.nice));
 // Before the first packet, and for good: a worker only ever uses descriptors it is handed.
 startUp(
   () => dropPrivileges(account),
@@ -98,6 +102,35 @@ log.info(
   { cpu: Number(options.cpu), user: options.user, confined: confinement.confined },
   'worker running unprivileged',
 );
+
+/**
+ * Gives this thread, the one that moves packets, its nice value, while the worker may still raise
+ * its priority (root, CAP_SYS_NICE, or RLIMIT_NICE as the unit's LimitNICE sets). On Linux this
+ * sets the calling thread only, which is the one that matters. The receive work that fills the
+ * ring runs at nice 0 (a NAPI thread, ksoftirqd): on a shared core, under overload, at equal
+ * weights it took most of the core and the worker forwarded a fraction of its own maximum
+ * (docs/PERFORMANCE.md, overload). Refused, the worker runs at the nice it has and says why: it
+ * forwards as before, only less well under overload.
+ */
+function takePriority(nice: number): void {
+  try {
+    setPriority(nice);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    log.warn(
+      { code: 'W_WORKER_NICE', errno: code, nice },
+      `could not set its nice value to ${nice} (${String(code)}): mcrd needs CAP_SYS_NICE, or an RLIMIT_NICE that allows it (LimitNICE=${nice} in the unit); it runs at nice ${currentNice()}, and under overload the kernel's receive work may take most of its core`,
+    );
+  }
+}
+
+function currentNice(): string {
+  try {
+    return String(getPriority());
+  } catch {
+    return 'unknown';
+  }
+}
 
 /**
  * Runs one start-up step. If it fails, the worker tells the supervisor why on its channel (mcrd

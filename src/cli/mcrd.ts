@@ -114,6 +114,12 @@ const program = new Command('mcrd')
     boundedInt(0, 1000),
     0,
   )
+  .option(
+    '--worker-nice <n>',
+    'nice value of each worker’s packet thread (-20 to 19): below the kernel’s receive work (0), so under overload a worker keeps its share of the core instead of losing it to frames it will drop; needs CAP_SYS_NICE or RLIMIT_NICE (the unit sets LimitNICE)',
+    niceValue,
+    -10,
+  )
   .addOption(new Option('-l, --log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
   .addOption(
     new Option('--log-format <format>', 'json: one JSON object per line; text: for reading by eye')
@@ -247,6 +253,13 @@ function boundedInt(min: number, max: number, why?: string): (value: string) => 
   };
 }
 
+/** A nice value, -20 to 19 (boundedInt takes no sign). */
+function niceValue(value: string): number {
+  if (!/^[-+]?\d{1,2}$/.test(value) || Number(value) < -20 || Number(value) > 19)
+    throw new InvalidArgumentError('expected a nice value, a whole number from -20 to 19');
+  return Number(value);
+}
+
 const log = createLogger(options.logLevel, {}, options.logFormat);
 
 /**
@@ -360,6 +373,7 @@ async function main(): Promise<void> {
     debugMethods: flags.debugMethods === true,
     qdiscBypass: options.qdiscBypass,
     workerEntry: fileURLToPath(new URL('./mcrd-worker.js', import.meta.url)),
+    workerNice: options.workerNice,
     logLevel: options.logLevel,
     logFormat: options.logFormat,
     log,

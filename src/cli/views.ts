@@ -233,6 +233,7 @@ export function workersTable(workers: WorkerView[]): string {
       'CPU>',
       'USER',
       'CONFINED',
+      'NICE>',
       'RULES>',
       'INPUTS',
       'STARTED',
@@ -247,6 +248,7 @@ export function workersTable(workers: WorkerView[]): string {
       w.user,
       // Its own seccomp filter; "no" only where mcr has none for the architecture.
       w.confined === null ? '-' : w.confined ? 'yes' : 'no',
+      w.nice === null ? '-' : String(w.nice),
       String(w.rules),
       w.inputs.join(',') || '-',
       w.startedAt ?? '-',

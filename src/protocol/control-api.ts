@@ -210,6 +210,8 @@ export interface WorkerView {
    * architecture (it then logs a warning), null while no process is running.
    */
   confined: boolean | null;
+  /** The nice value of its packet thread (--worker-nice), from /proc; null while none runs. */
+  nice: number | null;
 }
 
 export interface WorkerStatsView extends WorkerView {
@@ -480,6 +482,8 @@ export interface TraceView {
   id: number;
   /** The client (connection number) that runs it. */
   client: number;
+  /** What it cannot show (frames a rule on the XDP path relays), in a sentence; null: nothing. */
+  unseen: string | null;
   rule: { id: string; name: string | null } | null;
   interface: string;
   group: string | null;

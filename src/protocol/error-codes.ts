@@ -222,6 +222,10 @@ export const ERROR_CODES = {
     kind: 'warning',
     meaning: "the workers' account is shared (nobody, or one with a login shell)",
   },
+  W_WORKER_NICE: {
+    kind: 'warning',
+    meaning: 'a worker could not take its nice value (--worker-nice): mcrd lacks CAP_SYS_NICE or RLIMIT_NICE',
+  },
   W_UNCONFINED: { kind: 'warning', meaning: 'workers run without a system-call filter on this architecture' },
 
   E_INTERNAL: { kind: 'internal', meaning: 'a bug in mcr: please report it with the log' },

@@ -27,6 +27,7 @@ export interface ConfigSettings {
   batchSize?: number;
   batchBudget?: number;
   coalesceUs?: number;
+  workerNice?: number;
   qdiscBypass?: boolean;
 }
 
@@ -130,6 +131,7 @@ interface ConfigDocument {
   batch_size?: number;
   batch_budget?: number;
   coalesce_us?: number;
+  worker_nice?: number;
   qdisc_bypass?: boolean;
   multicast_ttl?: number;
   pinning?: Record<string, number[]>;
@@ -281,6 +283,7 @@ function settingsOf(doc: ConfigDocument): ConfigSettings {
   if (doc.batch_size !== undefined) s.batchSize = doc.batch_size;
   if (doc.batch_budget !== undefined) s.batchBudget = doc.batch_budget;
   if (doc.coalesce_us !== undefined) s.coalesceUs = doc.coalesce_us;
+  if (doc.worker_nice !== undefined) s.workerNice = doc.worker_nice;
   if (doc.qdisc_bypass !== undefined) s.qdiscBypass = doc.qdisc_bypass;
   return s;
 }

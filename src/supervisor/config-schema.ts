@@ -89,6 +89,7 @@ export const CONFIG_SCHEMA = {
     batch_size: integer(1, 1024),
     batch_budget: integer(1, 1024),
     coalesce_us: integer(0, 1000),
+    worker_nice: integer(-20, 19),
     qdisc_bypass: { type: 'boolean' },
     /** The TTL cap of multicast outputs that give none (Rust MCR's global). */
     multicast_ttl: integer(1, 255),

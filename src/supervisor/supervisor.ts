@@ -13,6 +13,7 @@ import type { DataPlaneSettings } from '../protocol/worker-messages.js';
 import type { Rule, RuleRequest } from '../rules/rule.js';
 import { validateRule } from '../rules/validate-rule.js';
 import type { Account } from '../sys/privileges.js';
+import { niceOf } from '../sys/process-nice.js';
 import { hasOwnFilter, seccompStatus } from '../sys/seccomp.js';
 import { notifySystemd } from '../sys/systemd-notify.js';
 import type { ConfigFile, ConfigSettings } from './config-file.js';
@@ -52,6 +53,8 @@ export interface SupervisorOptions {
   /** Expose fault-injection methods (debug.*) on the control socket, for tests. */
   debugMethods: boolean;
   workerEntry: string;
+  /** The nice value each worker gives its packet thread (--worker-nice). */
+  workerNice: number;
   logLevel: string;
   logFormat: 'json' | 'text';
   log: Logger;
@@ -126,6 +129,7 @@ export class Supervisor {
       resyncRules: (id) => this.activation.sendRules(id),
       inputHandedOver: (id, name) => this.activation.inputHandedOver(id, name),
       entry: options.workerEntry,
+      nice: options.workerNice,
       logLevel: options.logLevel,
       logFormat: options.logFormat,
       settings: options.settings,
@@ -168,6 +172,11 @@ export class Supervisor {
     this.traces = new TraceService({
       findRule: (selector) => this.findRule(selector),
       isInput: (name) => this.table.list().some(({ rule }) => rule.inputInterface === name),
+      xdpRules: (name) =>
+        this.table
+          .list()
+          .filter(({ rule }) => rule.inputInterface === name && this.activation.view(rule.id).path === 'xdp')
+          .map(({ rule }) => rule),
       workers: () => this.pool.slots.map((slot) => ({ id: slot.id, process: slot.process })),
       log: options.log,
     });
@@ -485,6 +494,7 @@ export class Supervisor {
       cpu: worker.cpu,
       user: worker.user,
       confined: this.confined(worker.pid, worker.state),
+      nice: worker.pid === null || worker.state === 'stopped' ? null : (niceOf(worker.pid) ?? null),
     };
   }
 

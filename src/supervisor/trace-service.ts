@@ -22,6 +22,8 @@ export interface TraceHost {
   findRule(selector: string): Rule | undefined;
   /** Whether some rule takes its input from this interface (mcrd receives only on those). */
   isInput(interfaceName: string): boolean;
+  /** The rules on this input that run on the XDP path now (their frames never reach a worker). */
+  xdpRules(interfaceName: string): Rule[];
   /** The worker processes now, by worker id. */
   workers(): { id: number; process: WorkerProcess }[];
   log: Logger;
@@ -222,6 +224,7 @@ export class TraceService {
     return {
       id: trace.id,
       client: trace.client,
+      unseen: this.unseen(trace),
       rule: rule ? { id: rule.id, name: rule.name ?? null } : null,
       interface: selection.interface,
       group: selection.group === null ? null : ipv4ToString(selection.group),
@@ -234,6 +237,24 @@ export class TraceService {
       state: trace.stream.open ? 'running' : 'stopping',
       workersTracing: trace.tracing.size,
     };
+  }
+
+  /**
+   * What the trace cannot show: the frames a rule on the XDP path relays are replicated in the
+   * driver and never reach a worker, so neither this trace nor any other sees them. Frames the
+   * program passes on to the kernel (not its rule's, malformed, TTL expired) are traced as usual.
+   */
+  private unseen(trace: Trace): string | null {
+    const onXdp = this.host
+      .xdpRules(trace.selection.interface)
+      .filter((rule) => trace.rule === undefined || rule.id === trace.rule.id);
+    if (onXdp.length === 0) return null;
+    const named = onXdp.map((rule) => (rule.name !== undefined ? `${rule.id} (${rule.name})` : rule.id));
+    const subject =
+      trace.rule !== undefined
+        ? `rule ${named[0]} runs`
+        : `${onXdp.length === 1 ? 'rule' : 'rules'} ${named.join(', ')} on ${trace.selection.interface} ${onXdp.length === 1 ? 'runs' : 'run'}`;
+    return `${subject} on the XDP path: the frames relayed there are copied in the driver and never reach a worker, so they are not traced (mcrctl stats counts them); frames passed on to the kernel are`;
   }
 
   /** A worker's record, with the rule's name and outputs as the operator wrote them. */

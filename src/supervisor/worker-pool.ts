@@ -12,6 +12,8 @@ export interface WorkerPoolOptions {
   cpus: number[];
   account: Account;
   entry: string;
+  /** The nice value each worker gives its packet thread. */
+  nice: number;
   /** The workers' log level; setLogLevel changes it for running and future workers. */
   logLevel: string;
   logFormat: 'json' | 'text';
@@ -133,6 +135,7 @@ export class WorkerPool {
     const worker = new WorkerProcess({
       id,
       entry,
+      nice: this.options.nice,
       logLevel,
       logFormat: this.options.logFormat,
       log,

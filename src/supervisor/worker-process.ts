@@ -36,6 +36,8 @@ export interface WorkerProcessOptions {
   entry: string;
   /** The CPU the worker pins itself to. */
   cpu: number;
+  /** The nice value the worker gives its packet thread before it drops its privileges. */
+  nice: number;
   /** The unprivileged account the worker switches to before it handles a packet. */
   account: Account;
   logLevel: string;
@@ -146,7 +148,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     const args = [
       ...WORKER_V8_FLAGS,
       options.entry,
-      ...['--worker-id', String(options.id), '--cpu', String(options.cpu)],
+      ...['--worker-id', String(options.id), '--cpu', String(options.cpu), '--nice', String(options.nice)],
       ...['--user', options.account.name],
       ...['--uid', String(options.account.uid), '--gid', String(options.account.gid)],
       ...['--log-level', options.logLevel, '--log-format', options.logFormat],

@@ -40,6 +40,9 @@ test('mcrd: unknown options and values out of range exit 2 with one line saying 
     }
     assertUsage(topo, ['--fanout', 'round-robin'], /--fanout.*hash, cpu/);
     assertUsage(topo, ['--batch-size', '0'], /--batch-size.*1 to 1024/);
+    for (const n of ['-21', '20', 'high', '1.5']) {
+      assertUsage(topo, [`--worker-nice=${n}`], /--worker-nice.*-20 to 19/);
+    }
   } finally {
     topo.destroy();
   }

@@ -26,6 +26,7 @@ import { BIN, ROOT, Topology, type RunningProcess } from '../helpers/topology.js
 import {
   asTheUnit,
   serviceDirectories,
+  canApplyLimitNice,
   startAsTheUnit,
   unitCommand,
   type ServicePlaces,
@@ -315,7 +316,8 @@ describe('mcrd run as the unit runs it', () => {
     assert.deepEqual(unit.capabilities('CapabilityBoundingSet').sort(), wanted);
   });
 
-  it('runs as mcrd with exactly those capabilities, no_new_privs and the socket group, and relays a flow exactly', async () => {
+  it('runs as mcrd with exactly those capabilities, no_new_privs and the socket group, and relays a flow exactly', async (t) => {
+    const niceApplied = canApplyLimitNice(unit);
     const pid = daemon!.child.pid!;
     const status = processStatus(pid);
     const mcrdUid = run('id', ['-u', 'mcrd']).stdout.trim();
@@ -339,6 +341,16 @@ describe('mcrd run as the unit runs it', () => {
       assert.equal(w.user, 'mcr');
       assert.equal(w.confined, true, `worker ${w.id} runs under its own filter`);
       assert.equal(processStatus(w.pid!).CapEff, '0000000000000000');
+      // Without CAP_SYS_NICE: the unit's LimitNICE lets it take --worker-nice's default. Where
+      // the test cannot set that limit, the worker runs at 0 and says what it lacks.
+      assert.equal(w.nice, niceApplied ? -10 : 0, `worker ${w.id}'s packet thread`);
+    }
+    if (!niceApplied) {
+      t.diagnostic(
+        'this host does not let the test raise RLIMIT_NICE (no CAP_SYS_RESOURCE): the fallback is checked',
+      );
+      await daemon!.waitForStderr('W_WORKER_NICE', 5000);
+      assert.match(daemon!.stderr, /W_WORKER_NICE.*could not set its nice value to -10.*LimitNICE=-10/);
     }
     // The example's rules wait for interfaces this namespace does not have.
     const fromConfig = json<{ rules: RuleView[] }>(['list']).rules;

@@ -183,6 +183,7 @@ test("every system call mcrd and its workers make is one the unit's SystemCallFi
       'capset',
       'chown',
       'sched_setaffinity',
+      'setpriority',
     ]) {
       assert.ok(calls.has(needed), `the trace shows ${needed}, which the unit's filter keeps for it`);
     }

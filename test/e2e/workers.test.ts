@@ -12,6 +12,7 @@ import {
   workerTotals,
 } from '../helpers/relay-host.js';
 import { BIN, Topology } from '../helpers/topology.js';
+import { niceOf } from '../../src/sys/process-nice.js';
 
 // The process model: per-core workers sharing inputs through PACKET_FANOUT, running without
 // privileges, watched by heartbeats, restarted and re-synced by the supervisor.
@@ -76,7 +77,38 @@ test('workers run as the configured user with no capabilities while forwarding',
       }
       assert.equal(status.NoNewPrivs, '1');
       assert.equal(status.Cpus_allowed_list, String(worker.cpu), `worker ${worker.id} is pinned`);
+      // --worker-nice's default, taken before the privileges were dropped, and read back from /proc.
+      assert.equal(worker.nice, -10, `worker ${worker.id}'s packet thread`);
+      assert.equal(niceOf(worker.pid!), -10);
     }
+    assert.equal(niceOf(relay.mcrctlJson<{ pid: number }>(['ping']).pid), 0, 'the supervisor keeps its own');
+  } finally {
+    topo.destroy();
+  }
+});
+
+test('--worker-nice: every worker takes it, a replacement too, and mcrctl workers shows it', async () => {
+  const topo = new Topology();
+  try {
+    const relay = await RelayHost.start(topo, ['--workers', '2', '--worker-nice', '4']);
+    const niceColumn = (): string[] => {
+      const [header, ...rows] = relay.mcrctl(['workers']).stdout.trim().split('\n');
+      const at = header!.indexOf('NICE');
+      return rows.map((row) => row.slice(at).trim().split(/\s+/)[0]!);
+    };
+    assert.deepEqual(niceColumn(), ['4', '4']);
+    const victim = workers(relay)[1]!;
+    process.kill(victim.pid!, 'SIGKILL');
+    const replaced = await waitFor(
+      'the worker replaced',
+      () => {
+        const now = workers(relay)[1]!;
+        return now.pid !== victim.pid && now.state === 'running' ? now : undefined;
+      },
+      10000,
+    );
+    assert.equal(niceOf(replaced.pid!), 4);
+    assert.deepEqual(niceColumn(), ['4', '4']);
   } finally {
     topo.destroy();
   }

@@ -93,6 +93,10 @@ describe('the XDP path in mcrd', { skip }, () => {
         );
       assert.deepEqual([sum('xdp_xmit'), sum('xdp_xmit_errors')], [COUNT, 0], ethtool);
     }
+    // A trace cannot see what the driver relays, and says so instead of showing nothing silently.
+    const trace = relay.mcrctl(['trace', '--rule', rule.id, '--count', '1', '--timeout', '0.5']);
+    assert.equal(trace.code, 0, trace.stderr);
+    assert.match(trace.stderr, new RegExp(`note: rule ${rule.id} runs on the XDP path: .*not traced`));
   });
 
   test('what XDP does not match still reaches the workers and their counters', async () => {

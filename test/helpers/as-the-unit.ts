@@ -49,8 +49,37 @@ export function serviceDirectories(unit: UnitFile, config: string): ServicePlace
   return { base, runtime, socketPath: join(runtime, 'mcrd.sock'), stateDir, configPath };
 }
 
-/** setpriv options that give a process the unit's account, capabilities and no_new_privs. */
+/**
+ * The command prefix that gives a process the unit's RLIMIT_NICE (LimitNICE=, through prlimit),
+ * account, capabilities and no_new_privs (through setpriv).
+ */
 export function asTheUnit(unit: UnitFile): string[] {
+  return [...(canApplyLimitNice(unit) ? limitNicePrefix(unit) : []), ...setprivAsTheUnit(unit)];
+}
+
+/**
+ * Whether this host lets the test give a process the unit's LimitNICE= as systemd would. Raising
+ * a hard limit takes CAP_SYS_RESOURCE, which systemd (PID 1) has and a container's root may not:
+ * there the unit's process keeps the limit it inherits (0), as under a systemd that could not set it.
+ */
+export function canApplyLimitNice(unit: UnitFile): boolean {
+  const prefix = limitNicePrefix(unit);
+  return prefix.length > 0 && spawnSync(prefix[0]!, [...prefix.slice(1), 'true']).status === 0;
+}
+
+function limitNicePrefix(unit: UnitFile): string[] {
+  const limitNice = unit.get('Service', 'LimitNICE');
+  return limitNice === undefined ? [] : ['prlimit', `--nice=${niceLimit(limitNice)}`, '--'];
+}
+
+/** LimitNICE= as systemd reads it: a nice level with its sign (-10), or RLIMIT_NICE itself (0-40). */
+function niceLimit(value: string): number {
+  const limit = /^[-+]/.test(value) ? 20 - Number(value) : Number(value);
+  assert.ok(Number.isInteger(limit) && limit >= 0 && limit <= 40, `LimitNICE=${value} is not a nice limit`);
+  return limit;
+}
+
+function setprivAsTheUnit(unit: UnitFile): string[] {
   const ambient = unit.capabilities('AmbientCapabilities');
   const bounding = unit.capabilities('CapabilityBoundingSet');
   const caps = (list: string[]): string => list.map((c) => `+${setprivCapability(c)}`).join(',');

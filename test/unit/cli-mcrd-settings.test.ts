@@ -18,6 +18,7 @@ const defaults: DaemonSettings = {
   batchSize: 64,
   batchBudget: 16,
   coalesce: 0,
+  workerNice: -10,
   qdiscBypass: true,
   logLevel: 'info',
   logFormat: 'json',

@@ -119,6 +119,7 @@ export function worker(
     cpu: id,
     user: 'mcr',
     confined: true,
+    nice: -10,
     counters: {
       framesSeen: more.framesSeen ?? 0,
       forwarded: more.forwarded ?? 0,

@@ -78,6 +78,7 @@ function worker(id: number): WorkerStatsView {
     cpu: id,
     user: 'mcr',
     confined: true,
+    nice: -10,
     counters: {
       framesSeen: 120,
       forwarded: 100,

@@ -83,6 +83,8 @@ interface Setup {
   caller: ControlCaller;
   opened: ControlStream[];
   rules: Map<string, Rule>;
+  /** The rules the fake supervisor runs on the XDP path. */
+  onXdp: Set<Rule>;
 }
 
 function setup(): Setup {
@@ -91,6 +93,7 @@ function setup(): Setup {
     [RULE.id, RULE],
     [RULE.name!, RULE],
   ]);
+  const onXdp = new Set<Rule>();
   const lines: Setup['lines'] = [];
   const sink: StreamSink = {
     canPush: () => true,
@@ -110,10 +113,11 @@ function setup(): Setup {
   const service = new TraceService({
     findRule: (selector) => rules.get(selector),
     isInput: (name) => name === 'in0',
+    xdpRules: (name) => [...onXdp].filter((rule) => rule.inputInterface === name),
     workers: () => workers.map((w, id) => ({ id, process: w as unknown as WorkerProcess })),
     log: pino({ level: 'silent' }),
   });
-  return { service, workers, lines, caller, opened, rules };
+  return { service, workers, lines, caller, opened, rules, onXdp };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -218,4 +222,24 @@ test('a restarted worker is asked for what is still missing; a fifth trace is re
   assert.throws(() => s.service.start({ interface: 'in1' }, s.caller), { code: 'E_NOT_AN_INPUT' });
   assert.throws(() => s.service.start({ interface: 'in0:1' }, s.caller), { code: 'E_INVALID_INTERFACE' });
   s.service.close();
+});
+
+test('a trace says it cannot show what a rule on the XDP path relays, and only where that applies', () => {
+  const s = setup();
+  const plain = s.service.start({ rule: 'video' }, s.caller).trace;
+  assert.equal(plain.unseen, null);
+  s.onXdp.add(RULE);
+  const ofRule = s.service.start({ rule: 'video' }, s.caller).trace;
+  assert.match(
+    ofRule.unseen ?? '',
+    new RegExp(`^rule ${RULE.id} \\(video\\) runs on the XDP path: .*not traced`),
+  );
+  const ofInput = s.service.start({ interface: 'in0', group: '239.9.9.9' }, s.caller).trace;
+  assert.match(ofInput.unseen ?? '', new RegExp(`^rule ${RULE.id} \\(video\\) on in0 runs on the XDP path`));
+  // The list says it as well, as it stands now: the rule back on the worker path, nothing unseen.
+  s.onXdp.clear();
+  assert.deepEqual(
+    s.service.list().map((t) => t.unseen),
+    [null, null, null],
+  );
 });

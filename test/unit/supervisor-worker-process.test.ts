@@ -50,6 +50,7 @@ function start(): { child: FakeChild; worker: WorkerProcess; logs: { msg: string
     id: 0,
     entry: 'unused',
     cpu: 0,
+    nice: 0,
     account: { name: 'nobody', uid: 65534, gid: 65534 },
     logLevel: 'info',
     logFormat: 'json',
