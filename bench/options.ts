@@ -126,7 +126,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     )
     .option(
       '--smoke',
-      'a short run for CI: 1:1, 64 bytes, relay-core placement, every system, one repetition, 1-s trials',
+      'a short run for CI: 1:1, 64 bytes, relay-core placement, every system, one repetition, half-second trials',
     )
     .addHelpText(
       'after',
@@ -152,7 +152,7 @@ explains the method and the figures.`,
     sizes: smoke ? [64] : o.sizes,
     placements: smoke ? ['relay-core'] : o.placements,
     repeat: smoke ? 1 : Math.round(o.repeat),
-    seconds: smoke ? 1 : o.seconds,
+    seconds: smoke ? 0.5 : o.seconds,
     fixedRate: smoke ? 20000 : o.fixedRate,
     soak: smoke ? 0 : o.soak,
     resolution: smoke ? 0.25 : o.resolution,
