@@ -109,7 +109,10 @@ export interface OutputCounters {
    * frames never reach a worker, so no worker counter has them).
    */
   xdp: number;
-  /** Copies the kernel refused (by errno name, e.g. ENOBUFS). */
+  /**
+   * Copies the kernel refused, by errno name (e.g. ENOBUFS); on the XDP path, copies the output's
+   * driver did not send, as xdp_refused (the driver gives no errno).
+   */
   errors: Record<string, number>;
   /** Copies not sent because their TTL would have been 0 (the input arrived with TTL ≤ 1). */
   ttlExpired: number;

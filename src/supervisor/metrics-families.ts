@@ -204,7 +204,7 @@ export class MetricFamilies {
     );
     this.outputSendErrors = counter(
       'mcr_output_send_errors_total',
-      'Copies for the output the kernel refused, by errno name.',
+      'Copies for the output the kernel refused, by errno name (xdp_refused: the driver did not send an XDP copy).',
       [...OUTPUT_LABELS, 'errno'],
     );
     this.outputTtlExpired = counter(

@@ -27,11 +27,13 @@ export function addXdpTotals(
 ): XdpRuleTotals {
   const outputs = new Map(a.outputs);
   for (const { id, counts } of b.outputs) {
-    const before = outputs.get(id) ?? { packets: 0, bytes: 0, ttlExpired: 0 };
+    const before = outputs.get(id) ?? { packets: 0, bytes: 0, ttlExpired: 0, refused: 0, refusedBytes: 0 };
     outputs.set(id, {
       packets: before.packets + counts.packets,
       bytes: before.bytes + counts.bytes,
       ttlExpired: before.ttlExpired + counts.ttlExpired,
+      refused: before.refused + counts.refused,
+      refusedBytes: before.refusedBytes + counts.refusedBytes,
     });
   }
   const c = a.counts;
@@ -49,11 +51,14 @@ export function addXdpTotals(
   };
 }
 
+/** The error name of copies an output's driver refused on the XDP path (no errno is given). */
+export const XDP_REFUSED = 'xdp_refused';
+
 /**
  * A rule's counters with its XDP counts added: packets and bytes in, the drop reasons the worker
  * path names the same way (own_source, ttl_expired; no_output, which a worker counts as its own
  * frame's outcome, appears only once it happened), and per output (`ids[i]`: output i's id) the
- * copies, also in `xdp`.
+ * copies the driver took, also in `xdp`, and those it refused as the error xdp_refused.
  */
 export function mergeXdpCounters(
   worker: RuleCounters,
@@ -77,11 +82,15 @@ export function mergeXdpCounters(
     outputs: worker.outputs.map((o, i) => {
       const x = xdp.outputs.get(ids[i]!);
       if (x === undefined) return o;
+      const sent = x.packets - x.refused;
+      const errors = { ...o.errors };
+      if (x.refused > 0) errors[XDP_REFUSED] = (errors[XDP_REFUSED] ?? 0) + x.refused;
       return {
         ...o,
-        packets: o.packets + x.packets,
-        bytes: o.bytes + x.bytes,
-        xdp: o.xdp + x.packets,
+        packets: o.packets + sent,
+        bytes: o.bytes + x.bytes - x.refusedBytes,
+        xdp: o.xdp + sent,
+        errors,
         ttlExpired: o.ttlExpired + x.ttlExpired,
       };
     }),

@@ -18,15 +18,23 @@ import { allocateNative, libc, type NativeMemory } from './libc.js';
 /**
  * What a program is for: `xdp` runs on an interface's receive path (attached with a bpf_link);
  * `xdp_devmap` runs on each frame a devmap entry sends (struct bpf_devmap_val's program), and may
- * read the egress interface from its context.
+ * read the egress interface from its context; `raw_tracepoint` runs where a kernel tracepoint
+ * fires, on the tracepoint's arguments (u64 each), attached with openRawTracepoint.
  */
-export type ProgramKind = 'xdp' | 'xdp_devmap';
+export type ProgramKind = 'xdp' | 'xdp_devmap' | 'raw_tracepoint';
 
-const BPF_PROG_TYPE_XDP = 6;
-/** enum bpf_attach_type, told to the verifier at load time. */
+/** enum bpf_prog_type. */
+const PROGRAM_TYPES: Record<ProgramKind, number> = { xdp: 6, xdp_devmap: 6, raw_tracepoint: 17 };
+/** enum bpf_attach_type, told to the verifier at load time (0 where the type has none). */
 export const BPF_XDP_DEVMAP = 33;
 export const BPF_XDP = 37;
-const EXPECTED_ATTACH_TYPES: Record<ProgramKind, number> = { xdp: BPF_XDP, xdp_devmap: BPF_XDP_DEVMAP };
+const EXPECTED_ATTACH_TYPES: Record<ProgramKind, number> = {
+  xdp: BPF_XDP,
+  xdp_devmap: BPF_XDP_DEVMAP,
+  raw_tracepoint: 0,
+};
+/** A raw tracepoint's context: at most MAX_BPF_FUNC_ARGS (12) arguments of 8 bytes. */
+const RAW_TRACEPOINT_CONTEXT_MAX = 12 * 8;
 
 /**
  * mcr is MIT-licensed; the kernel lets only GPL-compatible programs call GPL-only helpers, and it
@@ -106,7 +114,7 @@ function load(spec: ProgramSpec, log: NativeMemory | undefined): number {
   try {
     memory.bytes.set(spec.instructions, insnsAt);
     memory.bytes.set(license, licenseAt);
-    view.setUint32(PROG_LOAD.progType, BPF_PROG_TYPE_XDP, true);
+    view.setUint32(PROG_LOAD.progType, PROGRAM_TYPES[spec.kind], true);
     view.setUint32(PROG_LOAD.insnCnt, spec.instructions.byteLength / 8, true);
     setPointer(view, PROG_LOAD.insns, memory.address + insnsAt);
     setPointer(view, PROG_LOAD.license, memory.address + licenseAt);
@@ -203,10 +211,7 @@ export class BpfProgram {
       }
       const result = bpfCommand(BPF_PROG_TEST_RUN, memory, TEST_RUN.size);
       const call = `bpf(BPF_PROG_TEST_RUN ${this.name})`;
-      if (result < 0 && isPermissionDenied(-result)) {
-        throw new BpfError('E_BPF_PERMISSION', call, -result, BPF_CAPABILITIES_ADVICE);
-      }
-      if (result < 0) throw new BpfError('E_BPF_PROGRAM', call, -result, 'the test run was refused');
+      checkTestRun(result, call);
       const written = Math.min(view.getUint32(TEST_RUN.dataSizeOut, true), outSize);
       // The output starts at the metadata, which the program may have moved with the frame.
       const metaOut = metadata === undefined ? 0 : meta.byteLength;
@@ -215,6 +220,31 @@ export class BpfProgram {
         output: memory.bytes.slice(outAt + metaOut, outAt + written),
         durationNs: view.getUint32(TEST_RUN.duration, true),
       };
+    } finally {
+      memory.free();
+    }
+  }
+
+  /**
+   * Runs a raw_tracepoint program once on `args` (the tracepoint's arguments, each a u64, as the
+   * kernel would pass them) and returns r0. Maps it uses see the run as a real one.
+   */
+  testRunArguments(args: readonly bigint[]): number {
+    if (this.kind !== 'raw_tracepoint')
+      throw new Error(`program ${this.name} is not a raw_tracepoint program`);
+    if (args.length * 8 > RAW_TRACEPOINT_CONTEXT_MAX) throw new RangeError('at most 12 tracepoint arguments');
+    const ctxAt = TEST_RUN.size;
+    const { memory, view } = newAttr(ctxAt + Math.max(8, args.length * 8));
+    try {
+      args.forEach((value, i) => view.setBigUint64(ctxAt + 8 * i, BigInt.asUintN(64, value), true));
+      view.setUint32(TEST_RUN.progFd, this.liveFd(), true);
+      view.setUint32(TEST_RUN.ctxSizeIn, args.length * 8, true);
+      setPointer(view, TEST_RUN.ctxIn, memory.address + ctxAt);
+      checkTestRun(
+        bpfCommand(BPF_PROG_TEST_RUN, memory, TEST_RUN.size),
+        `bpf(BPF_PROG_TEST_RUN ${this.name})`,
+      );
+      return view.getUint32(TEST_RUN.retval, true);
     } finally {
       memory.free();
     }
@@ -231,4 +261,11 @@ export class BpfProgram {
     if (this.closed) throw new Error(`program ${this.name} is closed`);
     return this.fd;
   }
+}
+
+function checkTestRun(result: number, call: string): void {
+  if (result < 0 && isPermissionDenied(-result)) {
+    throw new BpfError('E_BPF_PERMISSION', call, -result, BPF_CAPABILITIES_ADVICE);
+  }
+  if (result < 0) throw new BpfError('E_BPF_PROGRAM', call, -result, 'the test run was refused');
 }

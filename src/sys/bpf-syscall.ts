@@ -20,6 +20,7 @@ export const BPF_MAP_GET_NEXT_KEY = 4;
 export const BPF_PROG_LOAD = 5;
 export const BPF_PROG_TEST_RUN = 10;
 export const BPF_OBJ_GET_INFO_BY_FD = 15;
+export const BPF_RAW_TRACEPOINT_OPEN = 17;
 export const BPF_LINK_CREATE = 28;
 
 /** BPF_MAP_CREATE: the first fields of the map-creation struct. */
@@ -88,6 +89,13 @@ export const LINK_CREATE = {
   targetIfindex: 4, // u32 (target_fd for other link types)
   attachType: 8, // u32
   flags: 12, // u32: for XDP, XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE
+  size: 16,
+} as const;
+
+/** BPF_RAW_TRACEPOINT_OPEN: a tracepoint by name and the program to run on it (cookie stays 0). */
+export const RAW_TRACEPOINT_OPEN = {
+  name: 0, // u64 pointer to a NUL-terminated tracepoint name
+  progFd: 8, // u32
   size: 16,
 } as const;
 

@@ -30,6 +30,10 @@ import {
   OUTPUT_COUNT_BYTES,
   OUTPUT_COUNT_PACKETS,
   OUTPUT_COUNT_TTL_EXPIRED,
+  SENT_LOG_BYTES_SHIFT,
+  SENT_LOG_COUNT,
+  SENT_LOG_ENTRIES,
+  SENT_LOG_SLOTS,
 } from './xdp-maps.js';
 
 export const OUTPUT_HEADER_SIZE = 42; // Ethernet 14 + IPv4 20 + UDP 8
@@ -48,12 +52,14 @@ const SAVED_UDP_LENGTH = -26; // u16 as loaded
 const SAVED_UDP_CHECKSUM = -28; // u16 as stored
 const COUNTER_KEY = -32; // u32
 const VALUE = -40; // the output's map value (a pointer, spilled across calls)
+const LOG_KEY = -44; // u32, always 0
 
 /** The maps the egress program reads (xdp-maps.ts). */
 export interface EgressMaps {
   outputs: MapReference;
   linkCopies: MapReference;
   outputCounts: MapReference;
+  sentLog: MapReference;
 }
 
 /**
@@ -73,6 +79,9 @@ export interface EgressMaps {
  * IP options in front. A trailer after the datagram (padding of a short frame) is cut: the raw
  * path never sends one. Frames reach it only after the ingress program's checks: the bounds
  * checks here are for the verifier, and drop only what cannot happen.
+ *
+ * Each copy it passes is also written to the sent log (its counter slot), so the refusal program
+ * (refusal-program.ts) can tell which outputs' copies a driver then refused.
  *
  * `egressIfindex`: 'context' reads it from xdp_md (devmap programs only); a number stands in
  * for it, for test runs (which this kernel refuses for devmap programs).
@@ -254,6 +263,7 @@ export function egressProgram(maps: EgressMaps, egressIfindex: 'context' | numbe
     .jmp('jne', R0, 0, 'drop')
     .label('count');
   countCopy(a, maps.outputCounts, OUTPUT_COUNT_PACKETS, R9);
+  logSentCopy(a, maps.sentLog, R9);
   a.mov64(R0, XDP_PASS).exit().label('expired');
   countCopy(a, maps.outputCounts, OUTPUT_COUNT_TTL_EXPIRED, undefined);
   a.label('drop').mov64(R0, XDP_DROP).exit();
@@ -290,6 +300,34 @@ function countCopy(
       .stx(8, R0, OUTPUT_COUNT_BYTES, R1);
   }
   a.label(done);
+}
+
+/**
+ * Appends the copy to this CPU's sent log: its counter slot (COUNTER_KEY, set by countCopy) and
+ * its payload bytes (`udpLength` − 8). A full log (it cannot fill: a bulk is at most its size)
+ * takes nothing; the copy then stays counted as sent whatever the driver does with it.
+ */
+function logSentCopy(a: EbpfAssembler, sentLog: MapReference, udpLength: Register): void {
+  a.st(4, R10, LOG_KEY, 0)
+    .mov64(R2, R10)
+    .alu64('add', R2, LOG_KEY)
+    .ldMapFd(R1, sentLog)
+    .call('map_lookup_elem')
+    .jmp('jeq', R0, 0, 'logged')
+    .ldx(4, R1, R0, SENT_LOG_COUNT)
+    .jmp('jge', R1, SENT_LOG_ENTRIES, 'logged')
+    .mov64(R2, R1)
+    .alu64('lsh', R2, 2)
+    .alu64('add', R2, R0)
+    .ldx(4, R3, R10, COUNTER_KEY)
+    .mov64(R4, udpLength)
+    .alu64('sub', R4, 8)
+    .alu64('lsh', R4, SENT_LOG_BYTES_SHIFT)
+    .alu64('or', R3, R4)
+    .stx(4, R2, SENT_LOG_SLOTS, R3)
+    .alu64('add', R1, 1)
+    .stx(4, R0, SENT_LOG_COUNT, R1)
+    .label('logged');
 }
 
 /** Folds a sum below 2^36 into 16 bits with end-around carry; `scratch` is clobbered. */

@@ -14,6 +14,7 @@ import {
   RULE_DEVMAP_SLOTS,
   RULE_KEY_SIZE,
   RULE_VALUE_SIZE,
+  SENT_LOG_SIZE,
 } from './xdp-maps.js';
 
 /** The maps of one input interface (xdp-maps.ts describes them). */
@@ -25,6 +26,7 @@ export interface InputMaps {
   ruleCounts: BpfMap;
   outputCounts: BpfMap;
   hostAddresses: BpfMap;
+  sentLog: BpfMap;
 }
 
 /**
@@ -115,7 +117,16 @@ export function createInputMaps(keep: <C extends Closable>(resource: C) => C): I
       maxEntries: MAX_HOST_ADDRESSES,
     }),
   );
-  return { rules, outputSets, outputs, linkCopies, ruleCounts, outputCounts, hostAddresses };
+  const sentLog = keep(
+    createMap({
+      type: 'percpu_array',
+      name: 'mcr_sent_log',
+      keySize: 4,
+      valueSize: SENT_LOG_SIZE,
+      maxEntries: 1,
+    }),
+  );
+  return { rules, outputSets, outputs, linkCopies, ruleCounts, outputCounts, hostAddresses, sentLog };
 }
 
 /** Numbers 0..size-1 handed out and taken back: rule and output slots of the maps. */

@@ -1,11 +1,13 @@
 import { attachXdp, type XdpLink, type XdpMode } from '../sys/bpf-link.js';
 import { hostU32, type BpfMap } from '../sys/bpf-map.js';
 import { loadProgram, type BpfProgram } from '../sys/bpf-program.js';
+import { openRawTracepoint, type RawTracepoint } from '../sys/bpf-tracepoint.js';
 import { openAll } from '../sys/closables.js';
 import { egressProgram } from './egress-program.js';
 import { ingressProgram } from './ingress-program.js';
 import { createInputMaps, SlotPool, type InputMaps } from './input-maps.js';
 import { clearOutputSet, writeOutputSet } from './output-sets.js';
+import { DEVMAP_XMIT_TRACEPOINT, refusalProgram } from './refusal-program.js';
 import type { OutputHeader } from './output-header.js';
 import { XdpError } from './xdp-error.js';
 import {
@@ -80,6 +82,8 @@ export class XdpInput {
   private readonly maps: InputMaps;
   private readonly ingress: BpfProgram;
   private readonly egress: BpfProgram;
+  private readonly refusals: BpfProgram;
+  private readonly refusalTracepoint: RawTracepoint;
   private readonly link: XdpLink;
   private readonly rules = new Map<string, RuleState>();
   private readonly ruleSlots = new SlotPool(MAX_RULES);
@@ -92,19 +96,23 @@ export class XdpInput {
     ifindex: number,
     mode: XdpMode,
     maps: InputMaps,
-    programs: { ingress: BpfProgram; egress: BpfProgram },
-    link: XdpLink,
+    programs: { ingress: BpfProgram; egress: BpfProgram; refusals: BpfProgram },
+    attachments: { link: XdpLink; refusalTracepoint: RawTracepoint },
   ) {
     this.ifindex = ifindex;
     this.mode = mode;
     this.maps = maps;
     this.ingress = programs.ingress;
     this.egress = programs.egress;
-    this.link = link;
+    this.refusals = programs.refusals;
+    this.link = attachments.link;
+    this.refusalTracepoint = attachments.refusalTracepoint;
   }
 
   /**
-   * Creates the maps, loads both programs and attaches the ingress one: all of it, or nothing.
+   * Creates the maps, loads the programs, starts counting refused copies (the refusal program on
+   * its tracepoint, before any copy can be made) and attaches the ingress program: all of it, or
+   * nothing.
    * Native mode only: in generic mode the kernel runs devmap programs on an skb without the
    * metadata the ingress program left (measured: every copy dropped), so outputs could not be
    * told apart.
@@ -124,8 +132,12 @@ export class XdpInput {
       const ingress = keep(
         loadProgram({ name: 'mcr_ingress', kind: 'xdp', instructions: ingressProgram(maps) }),
       );
+      const refusals = keep(
+        loadProgram({ name: 'mcr_refusals', kind: 'raw_tracepoint', instructions: refusalProgram(maps) }),
+      );
+      const refusalTracepoint = keep(openRawTracepoint(refusals, DEVMAP_XMIT_TRACEPOINT));
       const link = keep(attachXdp(ingress, ifindex, mode, interfaceName));
-      return new XdpInput(ifindex, mode, maps, { ingress, egress }, link);
+      return new XdpInput(ifindex, mode, maps, { ingress, egress, refusals }, { link, refusalTracepoint });
     });
   }
 
@@ -255,9 +267,11 @@ export class XdpInput {
     this.closed = true;
     const resources = [
       this.link,
+      this.refusalTracepoint,
       ...[...this.rules.values()].map((r) => r.devmap),
       this.ingress,
       this.egress,
+      this.refusals,
       ...Object.values(this.maps),
     ];
     for (const resource of resources) {

@@ -9,6 +9,7 @@
  *   link_copies    PERCPU_HASH    ifindex → LinkCopies     which copy of a frame a link is at
  *   rule_counts    PERCPU_ARRAY   rule slot → RuleCounts
  *   output_counts  PERCPU_ARRAY   output slot → OutputCounts
+ *   sent_log       PERCPU_ARRAY   0 → SentLog              the copies of the bulk being sent
  *   host_addresses HASH           IPv4 address → u32       frames from these are loops (own_source)
  *
  * A rule's outputs are an output set: a devmap (one entry per output, each its link and the
@@ -73,10 +74,25 @@ export const RULE_COUNT_TTL_EXPIRED = 24;
 export const RULE_COUNT_NO_OUTPUT = 32;
 
 /** Per-CPU output counters, u64 each (counter-layout.ts OUTPUT_*). */
-export const OUTPUT_COUNTS_SIZE = 24;
+export const OUTPUT_COUNTS_SIZE = 40;
 export const OUTPUT_COUNT_PACKETS = 0;
 export const OUTPUT_COUNT_BYTES = 8;
 export const OUTPUT_COUNT_TTL_EXPIRED = 16;
+export const OUTPUT_COUNT_REFUSED = 24;
+export const OUTPUT_COUNT_REFUSED_BYTES = 32;
+
+/**
+ * The sent log (per CPU): the copies the egress program passed since the last bulk was handed to
+ * a driver, in order (u32 count, then a u32 per copy: its counter slot in the low 16 bits, its
+ * UDP payload bytes in the high 16; slots are below MAX_OUTPUTS). The kernel sends a
+ * device's queued frames at most DEV_MAP_BULK_SIZE (16) at a time, running the egress program
+ * on each just before, so the log never holds more than one bulk.
+ */
+export const SENT_LOG_ENTRIES = 16;
+export const SENT_LOG_COUNT = 0;
+export const SENT_LOG_SLOTS = 4;
+export const SENT_LOG_SIZE = SENT_LOG_SLOTS + 4 * SENT_LOG_ENTRIES;
+export const SENT_LOG_BYTES_SHIFT = 16;
 
 /** The input tuple a rule matches: group and port in host numbers, VLAN 0 for untagged. */
 export interface RuleKey {
@@ -99,6 +115,9 @@ export interface OutputCounts {
   packets: number;
   bytes: number;
   ttlExpired: number;
+  /** Of the copies in `packets`, those the driver then did not take (its ndo_xdp_xmit), and their bytes. */
+  refused: number;
+  refusedBytes: number;
 }
 
 function checkUint(what: string, value: number, max: number): void {
@@ -238,5 +257,7 @@ export function sumOutputCounts(perCpu: readonly Uint8Array[]): OutputCounts {
     packets: sumField(perCpu, OUTPUT_COUNT_PACKETS),
     bytes: sumField(perCpu, OUTPUT_COUNT_BYTES),
     ttlExpired: sumField(perCpu, OUTPUT_COUNT_TTL_EXPIRED),
+    refused: sumField(perCpu, OUTPUT_COUNT_REFUSED),
+    refusedBytes: sumField(perCpu, OUTPUT_COUNT_REFUSED_BYTES),
   };
 }

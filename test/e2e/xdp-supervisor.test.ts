@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import type { RuleView } from '../../src/protocol/control-api.js';
+import type { RuleCounters, RuleView, StatsView } from '../../src/protocol/control-api.js';
 import { waitFor } from '../helpers/processes.js';
 import { RelayHost, workerTotals } from '../helpers/relay-host.js';
 import { sleep } from '../helpers/topology.js';
@@ -19,6 +19,14 @@ const NET = 95;
 const COUNT = 600;
 const SIZE = 100;
 const COUNTER = new URL('../helpers/xdp-counter.js', import.meta.url).pathname;
+
+/** A veth's XDP transmit counter (`ethtool -S`), summed over its queues. */
+function xdpTransmitCount(ethtool: string, name: string): number {
+  return [...ethtool.matchAll(new RegExp(`tx_queue_\\d+_${name}: (\\d+)`, 'g'))].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
+}
 
 describe('the XDP path in mcrd', { skip }, () => {
   let x: XdpLab;
@@ -86,17 +94,44 @@ describe('the XDP path in mcrd', { skip }, () => {
     // over its queues) agree with the output's count, none refused.
     for (const link of ['out0', 'out1']) {
       const ethtool = x.run(x.relay, 'ethtool', ['-S', link]);
-      const sum = (name: string): number =>
-        [...ethtool.matchAll(new RegExp(`tx_queue_\\d+_${name}: (\\d+)`, 'g'))].reduce(
-          (n, m) => n + Number(m[1]),
-          0,
-        );
+      const sum = (name: string): number => xdpTransmitCount(ethtool, name);
       assert.deepEqual([sum('xdp_xmit'), sum('xdp_xmit_errors')], [COUNT, 0], ethtool);
     }
     // A trace cannot see what the driver relays, and says so instead of showing nothing silently.
     const trace = relay.mcrctl(['trace', '--rule', rule.id, '--count', '1', '--timeout', '0.5']);
     assert.equal(trace.code, 0, trace.stderr);
     assert.match(trace.stderr, new RegExp(`note: rule ${rule.id} runs on the XDP path: .*not traced`));
+  });
+
+  test("copies the output's driver refuses are its xdp_refused errors, not sent copies", async () => {
+    const rule = relay.addRule(
+      group(0, 7),
+      5000,
+      `${group(7, 1)}:6000:out0:xdp,${group(7, 2)}:6000:out1:xdp`,
+    );
+    // A veth refuses a redirected frame longer than its peer's MTU allows (veth_xdp_xmit): with
+    // the peer at MTU 100, out1's driver refuses every 142-byte copy after the egress program ran.
+    x.run(x.receivers[1]!, 'ip', ['link', 'set', 'dev', 'eth0', 'mtu', '100']);
+    try {
+      const receiver = await x.receive(x.receivers[0]!, 'eth0', group(7, 1), 6000, 4);
+      x.send(group(0, 7), 5000, COUNT, { size: SIZE });
+      const report = await x.report(receiver);
+      assert.deepEqual([report.unique, report.duplicates], [COUNT, 0]);
+      const of = (s: StatsView): RuleCounters => s.rules.find((r) => r.id === rule.id)!.counters;
+      const stats = await relay.statsAfter((s) => of(s).outputs[1]!.errors.xdp_refused === COUNT, 3000);
+      const counters = of(stats);
+      assert.equal(counters.packetsIn, COUNT);
+      assert.deepEqual(counters.outputs, [
+        { packets: COUNT, bytes: COUNT * SIZE, raw: 0, xdp: COUNT, errors: {}, ttlExpired: 0 },
+        { packets: 0, bytes: 0, raw: 0, xdp: 0, errors: { xdp_refused: COUNT }, ttlExpired: 0 },
+      ]);
+      assert.match(relay.mcrctl(['stats']).stdout, /xdp_refused/);
+      // The driver's own count agrees.
+      assert.equal(xdpTransmitCount(x.run(x.relay, 'ethtool', ['-S', 'out1']), 'xdp_xmit_errors'), COUNT);
+    } finally {
+      x.run(x.receivers[1]!, 'ip', ['link', 'set', 'dev', 'eth0', 'mtu', '1500']);
+      relay.mcrctl(['remove', '--rule-id', rule.id]);
+    }
   });
 
   test('what XDP does not match still reaches the workers and their counters', async () => {

@@ -53,7 +53,13 @@ class FakeInput implements XdpInputPort {
       counts,
       outputs: outputs.map((o) => ({
         id: o.id,
-        counts: { packets: this.packets, bytes: this.packets * 10, ttlExpired: 0 },
+        counts: {
+          packets: this.packets,
+          bytes: this.packets * 10,
+          ttlExpired: 0,
+          refused: 0,
+          refusedBytes: 0,
+        },
       })),
     };
   }

@@ -7,7 +7,10 @@ import { addXdpTotals, emptyXdpTotals, mergeXdpCounters } from '../../src/superv
 
 const live = (packets: number, ids = ['a', 'b']) => ({
   counts: { packets, bytes: packets * 100, ownSource: 2, ttlExpired: 1, noOutput: 0 },
-  outputs: ids.map((id) => ({ id, counts: { packets, bytes: packets * 100, ttlExpired: 1 } })),
+  outputs: ids.map((id) => ({
+    id,
+    counts: { packets, bytes: packets * 100, ttlExpired: 1, refused: 0, refusedBytes: 0 },
+  })),
 });
 
 test('XDP counts add to the worker counters: in, drops by the same names, outputs by id, also in xdp', () => {
@@ -35,6 +38,28 @@ test('XDP counts add to the worker counters: in, drops by the same names, output
     xdp: 10,
     errors: {},
     ttlExpired: 1,
+  });
+});
+
+test("copies the output's driver refused are not sent: they are the output's xdp_refused errors", () => {
+  const worker = emptyRuleCounters(1);
+  worker.outputs[0]!.errors = { ENOBUFS: 1 };
+  const refused = {
+    counts: { packets: 10, bytes: 1000, ownSource: 0, ttlExpired: 0, noOutput: 0 },
+    outputs: [
+      { id: 'a', counts: { packets: 10, bytes: 1000, ttlExpired: 0, refused: 4, refusedBytes: 400 } },
+    ],
+  };
+  const twice = addXdpTotals(addXdpTotals(emptyXdpTotals(), refused), refused);
+  const merged = mergeXdpCounters(worker, twice, ['a']);
+  assert.equal(merged.packetsIn, 20);
+  assert.deepEqual(merged.outputs[0], {
+    packets: 12,
+    bytes: 1200,
+    raw: 0,
+    xdp: 12,
+    errors: { ENOBUFS: 1, xdp_refused: 8 },
+    ttlExpired: 0,
   });
 });
 

@@ -76,10 +76,12 @@ test('per-CPU counters are summed field by field', () => {
     ttlExpired: 2,
     noOutput: 4,
   });
-  assert.deepEqual(sumOutputCounts([cpu([1, 10, 0]), cpu([2, 20, 5])]), {
+  assert.deepEqual(sumOutputCounts([cpu([1, 10, 0, 1, 10]), cpu([2, 20, 5, 0, 0])]), {
     packets: 3,
     bytes: 30,
     ttlExpired: 5,
+    refused: 1,
+    refusedBytes: 10,
   });
 });
 

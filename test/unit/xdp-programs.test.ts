@@ -5,9 +5,11 @@ import { buildUdpFrame, IP_PROTO_TCP, IPV4_FLAG_MF, type UdpFrameOptions } from 
 import { parseIpv4 } from '../../src/packet/ipv4-address.js';
 import { devmapValue, hostU32 } from '../../src/sys/bpf-map.js';
 import { loadProgram, type BpfProgram } from '../../src/sys/bpf-program.js';
+import { pinToCpu } from '../../src/sys/affinity.js';
 import { openAll } from '../../src/sys/closables.js';
 import { egressProgram } from '../../src/xdp/egress-program.js';
 import { ingressProgram } from '../../src/xdp/ingress-program.js';
+import { refusalProgram } from '../../src/xdp/refusal-program.js';
 import { createInputMaps, createRuleDevmap, type InputMaps } from '../../src/xdp/input-maps.js';
 import { egressConstants, encodeOutputValue, type OutputHeader } from '../../src/xdp/output-header.js';
 import { XDP_DROP, XDP_PASS, XDP_REDIRECT } from '../../src/xdp/xdp-abi.js';
@@ -266,7 +268,13 @@ test(
         const udpField = (result.output[40]! << 8) | result.output[41]!;
         assert.equal(udpChecksum(result.output, 14), udpField, `${what}: UDP checksum`);
       }
-      assert.deepEqual(counts(e), { packets: inputs.length, bytes: 100 * 4 + 4 + 1400, ttlExpired: 0 });
+      assert.deepEqual(counts(e), {
+        packets: inputs.length,
+        bytes: 100 * 4 + 4 + 1400,
+        ttlExpired: 0,
+        refused: 0,
+        refusedBytes: 0,
+      });
     } finally {
       e.close();
     }
@@ -302,7 +310,7 @@ test(
       assert.equal(capped.output[22], 3, 'min(64 − 1, 3)');
       const lower = e.program.testRun(checksummedFrame({ ...base, ttl: 3 }), 1, meta(3));
       assert.equal(lower.output[22], 2, 'min(3 − 1, 3)');
-      assert.deepEqual(counts(e), { packets: 2, bytes: 200, ttlExpired: 1 });
+      assert.deepEqual(counts(e), { packets: 2, bytes: 200, ttlExpired: 1, refused: 0, refusedBytes: 0 });
     } finally {
       e.close();
     }
@@ -328,6 +336,68 @@ test(
       assert.equal(e.program.testRun(input, 1, meta(11)).retval, XDP_DROP, 'a fourth clone has no output');
       assert.deepEqual([counts(e, 0).packets, counts(e, 1).packets, counts(e, 2).packets], [2, 2, 2]);
     } finally {
+      e.close();
+    }
+  },
+);
+
+test(
+  "refusals: the copies past the driver's sent count are refused, each output its own with its bytes",
+  { skip },
+  () => {
+    // Per-CPU maps: the egress runs and the tracepoint's run must see one CPU's log.
+    pinToCpu(0);
+    const e = egress(output, output);
+    const refusals = loadProgram({
+      name: 'mcr_refusals',
+      kind: 'raw_tracepoint',
+      instructions: refusalProgram(e.maps),
+    });
+    try {
+      // A bulk as the kernel would run it: frame 1 to both outputs (copies 0 and 1), frame 2 to
+      // the first; the driver then says it sent 1 of the 3.
+      for (const [frame, payload] of [
+        [1, 100],
+        [1, 100],
+        [2, 300],
+      ] as const) {
+        assert.equal(
+          e.program.testRun(checksummedFrame({ ...base, payload }), 1, meta(frame)).retval,
+          XDP_PASS,
+        );
+      }
+      const xmit = (sent: number, drops: number): number =>
+        refusals.testRunArguments([0n, 0n, BigInt(sent), BigInt(drops), 0n]);
+      assert.equal(xmit(1, 2), 0);
+      assert.deepEqual(counts(e, 0), {
+        packets: 2,
+        bytes: 400,
+        ttlExpired: 0,
+        refused: 1,
+        refusedBytes: 300,
+      });
+      assert.deepEqual(counts(e, 1), {
+        packets: 1,
+        bytes: 100,
+        ttlExpired: 0,
+        refused: 1,
+        refusedBytes: 100,
+      });
+      // The log was emptied: another bulk's tracepoint (of another input, say) refuses nothing here.
+      xmit(0, 16);
+      assert.equal(counts(e, 0).refused + counts(e, 1).refused, 2);
+      // A driver that took every copy: nothing refused.
+      e.program.testRun(checksummedFrame(base), 1, meta(3));
+      xmit(1, 0);
+      assert.deepEqual(counts(e, 0), {
+        packets: 3,
+        bytes: 500,
+        ttlExpired: 0,
+        refused: 1,
+        refusedBytes: 300,
+      });
+    } finally {
+      refusals.close();
       e.close();
     }
   },
