@@ -86,6 +86,7 @@ async function runCase(key: CaseKey, repetition: number): Promise<CaseRun> {
         search: [...search.trials, ...onePercent.trials],
         health: before && after ? steadyState(before.health, after.health) : null,
         ringDrops: before && after ? after.ringDrops - before.ringDrops : null,
+        xdpRefused: before && after ? after.xdpRefused - before.xdpRefused : null,
       };
     } finally {
       await relay.stop();
@@ -131,7 +132,8 @@ function progressLine(run: CaseRun): string {
   const onePercent = run.withinOnePercent
     ? `, ${run.withinOnePercentGeneratorBound ? '≥' : ''}${k(run.withinOnePercent.sentPps)} at ≤1% loss`
     : '';
-  return `${head} ${lossless}${onePercent}${overload}, full load ${k(run.fullLoad!.sentPps)} offered → ${run.fullLoadGeneratorBound ? '≥' : ''}${k(run.fullLoad!.forwardedPps)} forwarded${soak}`;
+  const refused = run.xdpRefused ? `; ${run.xdpRefused} XDP copies refused by output drivers` : '';
+  return `${head} ${lossless}${onePercent}${overload}, full load ${k(run.fullLoad!.sentPps)} offered → ${run.fullLoadGeneratorBound ? '≥' : ''}${k(run.fullLoad!.forwardedPps)} forwarded${soak}${refused}`;
 }
 
 const plan = cases(options);

@@ -47,6 +47,8 @@ export interface CaseRun extends CaseKey {
   search?: Trial[];
   health?: SteadyStateHealth | null;
   ringDrops?: number | null;
+  /** mcr, XDP: copies the output drivers refused over the saturated trials (xdp_refused). */
+  xdpRefused?: number | null;
 }
 
 export interface Spread {

@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkerProcessHealth } from '../src/protocol/control-api.js';
 import { ControlClient } from '../src/protocol/control-client.js';
+import { XDP_REFUSED } from '../src/supervisor/xdp-counters.js';
 import { RelayHost } from '../test/helpers/relay-host.js';
 import { sleep, type RunningProcess, type Topology } from '../test/helpers/topology.js';
 import { RELAY_CPU } from './placement.js';
@@ -25,7 +26,7 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
 export interface RelayUnderTest {
   /** Processes the relay runs in (mcr workers, socat); the kernel has none. */
   readonly pids: number[];
-  /** mcr's workers, from one stats request; null for the others. */
+  /** mcr's workers and outputs, from one stats request; null for the others. */
   workerStats(): Promise<WorkerSnapshot | null>;
   stop(): Promise<void>;
 }
@@ -35,6 +36,8 @@ export interface WorkerSnapshot {
   health: WorkerProcessHealth[];
   /** Packet-socket ring drops summed over workers. */
   ringDrops: number;
+  /** XDP copies the output links' drivers did not send (xdp_refused), summed over rules and outputs. */
+  xdpRefused: number;
 }
 
 export interface SystemSettings {
@@ -106,10 +109,13 @@ async function startMcr(
     return {
       pids,
       workerStats: async () => {
-        const { workers: stats } = await client.call('stats.get', {});
+        const { workers: stats, rules } = await client.call('stats.get', {});
         return {
           health: stats.map((w) => w.health).filter(isHealth),
           ringDrops: stats.reduce((n, w) => n + w.counters.ringDrops, 0),
+          xdpRefused: rules
+            .flatMap((r) => r.counters.outputs)
+            .reduce((n, o) => n + (o.errors[XDP_REFUSED] ?? 0), 0),
         };
       },
       stop: async () => {
