@@ -8,7 +8,7 @@ import {
   newAttr,
 } from './bpf-syscall.js';
 import { BpfError } from './errors.js';
-import { libc } from './libc.js';
+import { OwnedFd } from './closables.js';
 
 /**
  * Attaching XDP programs to interfaces through a bpf_link (BPF_LINK_CREATE). Unlike the netlink
@@ -80,25 +80,16 @@ function attachAdvice(errno: number, where: string, mode: XdpMode): string {
   }
 }
 
-/** An attached XDP program; close() detaches it. */
-export class XdpLink {
-  readonly fd: number;
+/** An attached XDP program; close() detaches it (the link's last fd closes). */
+export class XdpLink extends OwnedFd {
   readonly ifindex: number;
   readonly mode: XdpMode;
   readonly programName: string;
-  private closed = false;
 
   constructor(fd: number, ifindex: number, mode: XdpMode, programName: string) {
-    this.fd = fd;
+    super(fd);
     this.ifindex = ifindex;
     this.mode = mode;
     this.programName = programName;
-  }
-
-  /** Detaches the program (the link's last fd closes). Safe to call twice. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc.close(this.fd);
   }
 }

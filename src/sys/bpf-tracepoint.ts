@@ -9,7 +9,7 @@ import {
   setPointer,
 } from './bpf-syscall.js';
 import { BpfError } from './errors.js';
-import { libc } from './libc.js';
+import { OwnedFd } from './closables.js';
 
 const ENOENT = 2;
 
@@ -47,22 +47,13 @@ export function openRawTracepoint(program: BpfProgram, tracepoint: string): RawT
 }
 
 /** A program attached to a raw tracepoint; close() detaches it. */
-export class RawTracepoint {
-  readonly fd: number;
+export class RawTracepoint extends OwnedFd {
   readonly tracepoint: string;
   readonly programName: string;
-  private closed = false;
 
   constructor(fd: number, tracepoint: string, programName: string) {
-    this.fd = fd;
+    super(fd);
     this.tracepoint = tracepoint;
     this.programName = programName;
-  }
-
-  /** Detaches the program. Safe to call twice. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc.close(this.fd);
   }
 }

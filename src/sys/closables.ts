@@ -1,6 +1,24 @@
+import { libc } from './libc.js';
+
 /** Anything that holds a kernel resource until it is closed: a map, a program, a link, a socket. */
 export interface Closable {
   close(): void;
+}
+
+/** A file descriptor held until close(), which closes it once (a second call does nothing). */
+export class OwnedFd implements Closable {
+  readonly fd: number;
+  private closed = false;
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libc.close(this.fd);
+  }
 }
 
 /**

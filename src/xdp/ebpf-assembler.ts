@@ -30,6 +30,9 @@ import {
   instruction,
   JUMP_CONDITIONS,
   offset16,
+  R1,
+  R2,
+  R10,
   sizeOf,
   type AluOperation,
   type HelperName,
@@ -188,6 +191,22 @@ export class EbpfAssembler {
     const id = HELPERS[helper];
     if (id === undefined) throw new EbpfAssemblyError(`no helper named ${String(helper)}`);
     return this.push(instruction(BPF_JMP | BPF_CALL, 0, 0, 0, id));
+  }
+
+  /**
+   * r0 = map_lookup_elem(map, the key at r10 + `keyAt`): a pointer to the value, or 0. Clobbers
+   * r1-r5, as every helper call does.
+   */
+  lookup(map: MapReference, keyAt: number): this {
+    return this.mov64(R2, R10).alu64('add', R2, keyAt).ldMapFd(R1, map).call('map_lookup_elem');
+  }
+
+  /**
+   * The u64 at `base` + `at` += `amount`, through `scratch` (plain load, add, store: for per-CPU
+   * values, which only their own CPU writes).
+   */
+  addU64(base: Register, at: number, amount: Operand, scratch: Register): this {
+    return this.ldx(8, scratch, base, at).alu64('add', scratch, amount).stx(8, base, at, scratch);
   }
 
   /** Returns r0 to the caller (for XDP, the action). */

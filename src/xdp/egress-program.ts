@@ -102,10 +102,7 @@ export function egressProgram(maps: EgressMaps, egressIfindex: 'context' | numbe
   // Which clone of this frame on this link: the first (copy 0), or one more than the last.
   a.stx(4, R10, OUTPUT_KEY + 4, R4)
     .stx(4, R10, LINK_KEY, R4)
-    .mov64(R2, R10)
-    .alu64('add', R2, LINK_KEY)
-    .ldMapFd(R1, maps.linkCopies)
-    .call('map_lookup_elem')
+    .lookup(maps.linkCopies, LINK_KEY)
     .jmp('jeq', R0, 0, 'drop')
     .ldx(4, R1, R0, LINK_COPIES_OUTPUT_SET)
     .ldx(4, R2, R0, LINK_COPIES_FRAME)
@@ -121,10 +118,7 @@ export function egressProgram(maps: EgressMaps, egressIfindex: 'context' | numbe
     .label('copy_known')
     .stx(4, R0, LINK_COPIES_COPY, R3)
     .stx(4, R10, OUTPUT_KEY + 8, R3)
-    .mov64(R2, R10)
-    .alu64('add', R2, OUTPUT_KEY)
-    .ldMapFd(R1, maps.outputs)
-    .call('map_lookup_elem')
+    .lookup(maps.outputs, OUTPUT_KEY)
     .jmp('jeq', R0, 0, 'drop')
     .stx(8, R10, VALUE, R0)
     .ldx(4, R2, R6, XDP_MD_DATA)
@@ -285,14 +279,9 @@ function countCopy(
   a.ldx(8, R1, R10, VALUE)
     .ldx(4, R1, R1, OUTPUT_VALUE_COUNTER_SLOT)
     .stx(4, R10, COUNTER_KEY, R1)
-    .mov64(R2, R10)
-    .alu64('add', R2, COUNTER_KEY)
-    .ldMapFd(R1, outputCounts)
-    .call('map_lookup_elem')
+    .lookup(outputCounts, COUNTER_KEY)
     .jmp('jeq', R0, 0, done)
-    .ldx(8, R1, R0, field)
-    .alu64('add', R1, 1)
-    .stx(8, R0, field, R1);
+    .addU64(R0, field, 1, R1);
   if (udpLength !== undefined) {
     a.ldx(8, R1, R0, OUTPUT_COUNT_BYTES)
       .alu64('add', R1, udpLength)
@@ -309,10 +298,7 @@ function countCopy(
  */
 function logSentCopy(a: EbpfAssembler, sentLog: MapReference, udpLength: Register): void {
   a.st(4, R10, LOG_KEY, 0)
-    .mov64(R2, R10)
-    .alu64('add', R2, LOG_KEY)
-    .ldMapFd(R1, sentLog)
-    .call('map_lookup_elem')
+    .lookup(sentLog, LOG_KEY)
     .jmp('jeq', R0, 0, 'logged')
     .ldx(4, R1, R0, SENT_LOG_COUNT)
     .jmp('jge', R1, SENT_LOG_ENTRIES, 'logged')
