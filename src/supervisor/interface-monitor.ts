@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { openInterfaceEvents, type InterfaceEvent, type InterfaceEventSource } from '../sys/netlink.js';
 import { watchReadable, type ReadableWatch } from '../sys/libc.js';
+import { XdpFeatureEvents } from '../sys/xdp-feature-events.js';
 
 /** What the supervisor knows of one interface, kept current from rtnetlink. */
 export interface InterfaceState {
@@ -25,15 +26,19 @@ export interface InterfaceMonitorEvents {
   addresses: [state: InterfaceState, address: number, added: boolean];
   /** Its MTU changed. */
   mtu: [state: InterfaceState];
+  /** Its XDP features may have changed (the netdev family said so; rtnetlink says nothing). */
+  xdpFeatures: [state: InterfaceState];
 }
 
 /**
  * Follows the host's interfaces over rtnetlink: a full dump at start (and again whenever the
- * kernel says events were lost), then every change as it happens.
+ * kernel says events were lost), then every change as it happens; and, where the kernel has the
+ * netdev family (6.3+), changes of their XDP features.
  */
 export class InterfaceMonitor extends EventEmitter<InterfaceMonitorEvents> {
   private readonly source: InterfaceEventSource;
   private readonly watch: ReadableWatch;
+  private readonly features: { events: XdpFeatureEvents; watch: ReadableWatch } | undefined;
   private readonly log: Logger;
   private readonly byIndex = new Map<number, InterfaceState>();
   private readonly byName = new Map<string, InterfaceState>();
@@ -48,6 +53,7 @@ export class InterfaceMonitor extends EventEmitter<InterfaceMonitorEvents> {
     this.source = openInterfaceEvents();
     this.ready = new Promise((resolve) => (this.readyResolve = resolve));
     this.watch = watchReadable(this.source.fd, () => this.drain());
+    this.features = this.followXdpFeatures();
     this.dump();
   }
 
@@ -65,6 +71,31 @@ export class InterfaceMonitor extends EventEmitter<InterfaceMonitorEvents> {
   close(): void {
     this.watch.stop();
     this.source.close();
+    this.features?.watch.stop();
+    this.features?.events.close();
+  }
+
+  /** Without it only XDP paths whose links change otherwise are re-evaluated; mcrd goes on. */
+  private followXdpFeatures(): { events: XdpFeatureEvents; watch: ReadableWatch } | undefined {
+    let events: XdpFeatureEvents | undefined;
+    try {
+      events = XdpFeatureEvents.open();
+    } catch (err) {
+      this.log.warn({ err }, 'XDP feature changes of interfaces will not be followed');
+      return undefined;
+    }
+    if (events === undefined) return undefined;
+    const source = events;
+    return { events: source, watch: watchReadable(source.fd, () => this.drainFeatures(source)) };
+  }
+
+  private drainFeatures(events: XdpFeatureEvents): void {
+    const { ifindexes, overflow } = events.read();
+    const changed = overflow ? [...this.byIndex.keys()] : ifindexes;
+    for (const ifindex of changed) {
+      const state = this.byIndex.get(ifindex);
+      if (state) this.emit('xdpFeatures', state);
+    }
   }
 
   private dump(): void {

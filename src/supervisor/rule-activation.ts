@@ -82,7 +82,7 @@ export interface RuleActivationView {
   outputs: OutputActivationView[];
 }
 
-export type LinkChange = 'appeared' | 'vanished' | 'link' | 'addresses' | 'mtu';
+export type LinkChange = 'appeared' | 'vanished' | 'link' | 'addresses' | 'mtu' | 'xdp-features';
 
 /**
  * Turns rules into sockets and worker commands, and keeps them in step with the interfaces.
@@ -228,8 +228,8 @@ export class RuleActivation {
 
   /** Re-evaluates every rule after a change of link `name`. */
   linkChanged(name: string, change: LinkChange): void {
-    if (change === 'appeared') this.xdp?.linkChanged(name);
-    if (change !== 'link') this.sendHostAddressesIfChanged();
+    if (change === 'appeared' || change === 'xdp-features') this.xdp?.linkChanged(name);
+    if (change !== 'link' && change !== 'xdp-features') this.sendHostAddressesIfChanged();
     if (change === 'mtu') this.inputs.mtuChanged(name);
     for (const state of this.rules.values()) {
       if (!state.active) this.activateLogged(state, `${name} ${change}`);

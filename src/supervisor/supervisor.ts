@@ -436,6 +436,7 @@ export class Supervisor {
       events.mtu(state);
       changed(state.name, 'mtu');
     });
+    interfaces.on('xdpFeatures', (state) => changed(state.name, 'xdp-features'));
   }
 
   private ruleView(stored: StoredRule): RuleView {

@@ -135,6 +135,38 @@ for (const path of DATA_PATHS) {
   );
 }
 
+test('XDP: an output whose far end loses and regains NAPI is followed without any event on the link itself', async () => {
+  const topo = new Topology({ net: 94, outputLinks: 2 });
+  try {
+    preparePath(topo, 'xdp');
+    const relay = await RelayHost.start(topo, ['--workers', '1']);
+    const rule = relay.addRule('239.1.1.1', 5000, onPath('239.2.2.1:6000:out0,239.2.2.2:6000:out1', 'xdp'));
+    assert.equal(rule.state, 'active', JSON.stringify(rule));
+    // GRO off at the far end of out1 (another namespace): out1 no longer takes redirected frames,
+    // and the broadcast would skip it without a trace. Only the netdev family tells mcrd.
+    const gro = (on: boolean): void =>
+      assert.equal(topo.exec(topo.receiver, 'ethtool', ['-K', 'eth1', 'gro', on ? 'on' : 'off']).code, 0);
+    gro(false);
+    const waiting = await waitFor('the rule to wait for out1', () => {
+      const view = ruleOf(relay, rule.id);
+      return view.state === 'waiting' ? view : undefined;
+    });
+    assert.match(waiting.reason ?? '', /out1: the veth's peer has no NAPI/);
+    gro(true);
+    await waitFor('the rule to be active again', () =>
+      ruleOf(relay, rule.id).state === 'active' ? true : undefined,
+    );
+    const both = await Promise.all([
+      expectPackets(topo, 'eth0', '239.2.2.1', 6000, 500),
+      expectPackets(topo, 'eth1', '239.2.2.2', 6000, 500),
+    ]);
+    send(topo, '239.1.1.1', 5000, { rate: 2000, size: 300, count: 500 });
+    for (const recv of both) assert.equal((await receiverReport(recv)).code, 0, recv.stderr);
+  } finally {
+    topo.destroy();
+  }
+});
+
 // With two workers the input's sockets are a fanout group, and the handover opens a second group
 // beside it: four flows (so both workers have some) must each reach the same worker in both
 // groups for as long as both exist, or a frame is relayed twice (worker/ring-handover.ts).

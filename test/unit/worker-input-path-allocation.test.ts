@@ -250,10 +250,11 @@ function measure(name: string, scenario: Scenario): void {
       );
       assert.ok(copies >= counters.forwarded, 'every forwarded frame was sent');
       assert.equal(counters.egressErrors, 0);
-      // One 16-byte heap number per packet would be 12 MB. What remains (0 to ~1 MB from run to
-      // run on a loaded machine, as much with the drain left out) is the JIT and the measurement
-      // itself; 2 MB leaves room for that and still catches anything per packet.
-      assert.ok(grown < 2 * 1024 * 1024, `${grown} bytes of heap for ${packets} packets`);
+      // One 16-byte heap number per packet would be 12 MB. What remains is the JIT and the
+      // measurement itself: 0 to ~1 MB from run to run, 2.3 MB once in six runs while a whole
+      // test suite ran beside it (3 bytes a packet, no per-packet object). 4 MB leaves room for
+      // that and still catches anything allocated per packet.
+      assert.ok(grown < 4 * 1024 * 1024, `${grown} bytes of heap for ${packets} packets`);
     } finally {
       input.close();
       ring.detach();
