@@ -16,7 +16,10 @@ const SIZE = 64;
 interface Counters {
   key: { group: number; port: number; vlan: number };
   counts: { packets: number; bytes: number; ownSource: number; ttlExpired: number; noOutput: number };
-  outputs: { id: string; counts: { packets: number; bytes: number; ttlExpired: number } }[];
+  outputs: {
+    id: string;
+    counts: { packets: number; bytes: number; ttlExpired: number; refused: number; refusedBytes: number };
+  }[];
 }
 
 describe('the XDP path', { skip }, () => {
@@ -66,7 +69,13 @@ describe('the XDP path', { skip }, () => {
       ttlExpired: 0,
       noOutput: 0,
     });
-    assert.deepEqual(c.outputs[0]!.counts, { packets: COUNT, bytes: COUNT * SIZE, ttlExpired: 0 });
+    assert.deepEqual(c.outputs[0]!.counts, {
+      packets: COUNT,
+      bytes: COUNT * SIZE,
+      ttlExpired: 0,
+      refused: 0,
+      refusedBytes: 0,
+    });
   });
 
   test('1:5 over five links: each receiver gets every packet once', async () => {
@@ -88,7 +97,11 @@ describe('the XDP path', { skip }, () => {
     const c = await counters(group);
     assert.equal(c.counts.packets, COUNT);
     for (const o of c.outputs)
-      assert.deepEqual(o.counts, { packets: COUNT, bytes: COUNT * SIZE, ttlExpired: 0 }, o.id);
+      assert.deepEqual(
+        o.counts,
+        { packets: COUNT, bytes: COUNT * SIZE, ttlExpired: 0, refused: 0, refusedBytes: 0 },
+        o.id,
+      );
   });
 
   test('one group to five groups on one link: five devmap entries for one interface', async () => {
@@ -106,7 +119,7 @@ describe('the XDP path', { skip }, () => {
       );
     }
     const c = await counters(group);
-    for (const o of c.outputs) assert.equal(o.counts.packets, COUNT, o.id);
+    for (const o of c.outputs) assert.deepEqual([o.counts.packets, o.counts.refused], [COUNT, 0], o.id);
   });
 
   test('TTL 1 at the input: nothing relayed, counted ttl_expired for the rule and its output', async () => {
@@ -128,7 +141,13 @@ describe('the XDP path', { skip }, () => {
     assert.deepEqual([report.datagrams, report.unique], [200, 200], 'only the TTL-2 frames, with TTL 1');
     const c = await counters(group);
     assert.deepEqual(c.counts, { packets: 500, bytes: 500 * 64, ownSource: 0, ttlExpired: 300, noOutput: 0 });
-    assert.deepEqual(c.outputs[0]!.counts, { packets: 200, bytes: 200 * 64, ttlExpired: 300 });
+    assert.deepEqual(c.outputs[0]!.counts, {
+      packets: 200,
+      bytes: 200 * 64,
+      ttlExpired: 300,
+      refused: 0,
+      refusedBytes: 0,
+    });
   });
 
   test('unmatched and malformed frames reach the kernel; matched ones do not', async () => {
