@@ -1,16 +1,6 @@
 import type { OutputRequest, RuleRequest } from '../rules/rule.js';
-import type {
-  McrEvent,
-  McrEventType,
-  EventCause,
-  EventClient,
-  EventRule,
-  EventWorker,
-  EventInterface,
-  EventFlow,
-  EventConfig,
-} from './control-events.js';
-import type { TraceParams, TraceView, TracedPacket, TracedCopy } from './control-trace.js';
+import type { McrEvent } from './control-events.js';
+import type { TraceParams, TraceView, TracedPacket } from './control-trace.js';
 
 /**
  * The control methods, their parameters and results: the one contract between mcrd and its
@@ -347,18 +337,7 @@ export type ParamsOf<M extends MethodName> = ControlMethods[M]['params'];
 export type ResultOf<M extends MethodName> = ControlMethods[M]['result'];
 
 export type { OutputRequest, RuleRequest };
-export type {
-  McrEvent,
-  McrEventType,
-  EventCause,
-  EventClient,
-  EventRule,
-  EventWorker,
-  EventInterface,
-  EventFlow,
-  EventConfig,
-  TraceParams,
-  TraceView,
-  TracedPacket,
-  TracedCopy,
-};
+
+// The events' and the traces' shapes, with the rest of the contract.
+export type * from './control-events.js';
+export type * from './control-trace.js';

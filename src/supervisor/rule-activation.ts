@@ -2,11 +2,19 @@ import type { Logger } from 'pino';
 import type { RuleCounters } from '../protocol/control-api.js';
 import type { CounterSlot } from '../protocol/counter-layout.js';
 import { ControlError } from '../protocol/json-rpc.js';
-import type { RuleCounterSlots, SupervisorMessage, WorkerRule } from '../protocol/worker-messages.js';
+import type { RuleCounterSlots, SupervisorMessage } from '../protocol/worker-messages.js';
 import { describeOutput, type Output, type Rule } from '../rules/rule.js';
 import { forcesXdp as forcesXdpRule } from '../rules/xdp-eligibility.js';
 import { rulesetHash } from '../rules/ruleset-hash.js';
 import { inputProblem, outputProblem, type LinkState, type Links } from './links.js';
+import {
+  ruleStateView,
+  slotsOf,
+  workerRule,
+  type OutputState,
+  type RuleActivationView,
+  type RuleState,
+} from './rule-state.js';
 import type { OutputSockets } from './output-sockets.js';
 import type { InputSocketSet, SocketOpener } from './system-sockets.js';
 import { WorkerInputs } from './worker-inputs.js';
@@ -37,49 +45,6 @@ export interface ActivationOptions {
   ringBytes: number;
   /** The XDP path; without it every rule is on the worker path and xdp outputs are refused. */
   xdp?: XdpPaths | undefined;
-}
-
-/** An output of an active rule: its sockets, or why it has none. */
-interface OutputState {
-  /** Where it counts, for the rule's whole life (a reload that keeps the output keeps it). */
-  counters: CounterSlot;
-  sockets: OutputSockets | null;
-  /** Why opening its sockets failed, when it did (cleared by the next attempt). */
-  failure: string | null;
-}
-
-interface RuleState {
-  rule: Rule;
-  /** Where the rule counts, for its whole life: active or not, across worker restarts. */
-  counters: CounterSlot;
-  /** Its input sockets are taken and the workers hold it. */
-  active: boolean;
-  outputs: OutputState[];
-  /** Why the last activation failed, when it did. */
-  failure: string | null;
-  /** The data path of the rule while active: the workers, or XDP (xdp-activation.ts). */
-  path: 'worker' | 'xdp';
-  /** Why the rule is not on the XDP path (auto's reason, or a forced rule's refusal). */
-  pathReason: string | null;
-}
-
-export type RuleStateName = 'active' | 'degraded' | 'down' | 'waiting';
-export type OutputStateName = 'active' | 'down' | 'waiting';
-
-export interface OutputActivationView {
-  /** The egress path in use: raw, socket or xdp; null while the output has no sockets. */
-  path: 'raw' | 'socket' | 'xdp' | null;
-  state: OutputStateName;
-  reason: string | null;
-}
-
-export interface RuleActivationView {
-  state: RuleStateName;
-  reason: string | null;
-  /** The data path: worker or xdp (null while waiting), and why not xdp when it is not. */
-  path: 'worker' | 'xdp' | null;
-  pathReason: string | null;
-  outputs: OutputActivationView[];
 }
 
 export type LinkChange = 'appeared' | 'vanished' | 'link' | 'addresses' | 'mtu' | 'xdp-features';
@@ -268,34 +233,7 @@ export class RuleActivation {
   view(id: string): RuleActivationView {
     const state = this.rules.get(id);
     if (!state) throw new Error(`rule ${id} is not known to activation`);
-    const { rule } = state;
-    const path = { path: state.active ? state.path : null, pathReason: state.pathReason };
-    if (!state.active) {
-      return {
-        ...path,
-        state: 'waiting',
-        reason:
-          inputProblem(this.links, rule, false) ??
-          state.failure ??
-          'its sockets could not be opened (see the log)',
-        outputs: rule.outputs.map((o) => ({
-          path: null,
-          state: 'waiting',
-          reason: outputProblem(this.links, o)?.reason ?? null,
-        })),
-      };
-    }
-    const outputs = rule.outputs.map((o, i) => this.outputView(o, state.outputs[i]!, state.path));
-    const problems = [...new Set(outputs.flatMap((o) => (o.reason ? [o.reason] : [])))];
-    const input = this.links.get(rule.inputInterface);
-    if (input && !input.running) {
-      return { ...path, state: 'down', reason: `${rule.inputInterface} is down`, outputs };
-    }
-    if (!outputs.some((o) => o.path !== null)) {
-      return { ...path, state: 'waiting', reason: problems.join('; ') || 'no output is ready', outputs };
-    }
-    if (problems.length > 0) return { ...path, state: 'degraded', reason: problems.join('; '), outputs };
-    return { ...path, state: 'active', reason: null, outputs };
+    return ruleStateView(state, this.links);
   }
 
   /** Releases every socket (mcrd is stopping; the workers are gone). */
@@ -318,17 +256,6 @@ export class RuleActivation {
       worker,
       state.outputs.map((o) => String(o.counters.tag)),
     );
-  }
-
-  private outputView(output: Output, state: OutputState, rulePath: 'worker' | 'xdp'): OutputActivationView {
-    const problem = outputProblem(this.links, output);
-    if (!state.sockets) {
-      return { path: null, state: 'waiting', reason: problem?.reason ?? state.failure ?? 'not ready' };
-    }
-    const path = rulePath === 'xdp' ? 'xdp' : state.sockets.raw ? 'raw' : 'socket';
-    return problem
-      ? { path, state: 'down', reason: problem.reason }
-      : { path, state: 'active', reason: null };
   }
 
   /**
@@ -579,33 +506,4 @@ export class RuleActivation {
   private linkOf(output: Output): LinkState | undefined {
     return output.interface === undefined ? undefined : this.links.get(output.interface);
   }
-}
-
-function slotsOf(state: RuleState): RuleCounterSlots {
-  return { rule: state.counters, outputs: state.outputs.map((o) => o.counters) };
-}
-
-/** The rule as its workers hold it. */
-function workerRule(state: RuleState): WorkerRule {
-  const { rule } = state;
-  return {
-    id: rule.id,
-    inputInterface: rule.inputInterface,
-    inputVlan: rule.inputVlan,
-    inputSource: rule.inputSource,
-    inputGroup: rule.inputGroup,
-    inputPort: rule.inputPort,
-    rtp: rule.rtp,
-    outputs: rule.outputs.map((o, i) => {
-      const sockets = state.outputs[i]!.sockets;
-      return {
-        label: describeOutput(o),
-        ttl: o.ttl,
-        ttlFixed: o.ttlFixed,
-        dscp: o.dscp ?? null,
-        attached: sockets !== null,
-        egress: sockets?.raw?.spec ?? null,
-      };
-    }),
-  };
 }

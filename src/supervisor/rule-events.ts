@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { EventCause, EventClient, EventRule, ReloadResult, RuleView } from '../protocol/control-api.js';
 import { describeInput, describeOutput } from '../rules/rule.js';
 import type { EventBus } from './event-bus.js';
-import type { RuleActivationView } from './rule-activation.js';
+import type { RuleActivationView } from './rule-state.js';
 import type { StoredRule } from './rule-store.js';
 import { STATE_FILE } from './state-file.js';
 

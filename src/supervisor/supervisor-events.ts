@@ -4,7 +4,7 @@ import { EventBus } from './event-bus.js';
 import type { ControlCaller } from './control-server.js';
 import { FlowWatch } from './flow-watch.js';
 import { InterfaceEvents } from './interface-events.js';
-import type { RuleActivationView } from './rule-activation.js';
+import type { RuleActivationView } from './rule-state.js';
 import { RuleEvents } from './rule-events.js';
 import type { StoredRule } from './rule-store.js';
 import { WorkerEvents } from './worker-events.js';

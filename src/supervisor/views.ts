@@ -8,7 +8,7 @@ import type {
   WorkerView,
 } from '../protocol/control-api.js';
 import { emptyRuleCounters } from '../protocol/counters.js';
-import type { RuleActivationView } from './rule-activation.js';
+import type { RuleActivationView } from './rule-state.js';
 import type { StoredRule } from './rule-store.js';
 import { ruleRates, workerRates, type CounterSample } from './stats-collector.js';
 import type { WorkerSlot } from './worker-pool.js';

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import type { McrEvent } from '../../src/protocol/control-api.js';
 import { validateRule } from '../../src/rules/validate-rule.js';
 import { EventBus } from '../../src/supervisor/event-bus.js';
-import type { RuleActivationView } from '../../src/supervisor/rule-activation.js';
+import type { RuleActivationView } from '../../src/supervisor/rule-state.js';
 import {
   clientCause,
   describeCause,
