@@ -51,10 +51,26 @@ export class GenericNetlink {
   /** A blocking socket for requests, or with `nonBlocking` one to read notifications from. */
   static open(options: { nonBlocking?: boolean } = {}): GenericNetlink {
     const type = SOCK_RAW | (options.nonBlocking === true ? SOCK_NONBLOCK : 0);
-    return new GenericNetlink(openSocket(AF_NETLINK, type, NETLINK_GENERIC, 'generic netlink'));
+    const fd = openSocket(AF_NETLINK, type, NETLINK_GENERIC, 'generic netlink');
+    try {
+      // Bound now (the kernel picks the port id): an unbound socket has port id 0, the kernel's
+      // own, and the kernel does not deliver its notifications to the sender's port id.
+      const address = new Uint8Array(12); // sockaddr_nl: family, pad, pid 0, groups 0
+      new DataView(address.buffer).setUint16(0, AF_NETLINK, true);
+      if ((libc.bind(fd, address, address.byteLength) as number) < 0) {
+        throw new SysError('bind(generic netlink)', lastErrno());
+      }
+      return new GenericNetlink(fd);
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
   }
 
-  /** Sends a request and returns the reply, or undefined when the kernel answered an error. */
+  /**
+   * Sends a request and returns the reply, or undefined when the kernel answered an error. On a
+   * blocking socket only: a non-blocking one may not have the reply yet.
+   */
   ask(message: Uint8Array): GenericMessage | undefined {
     this.send(message);
     const n = this.receiveInto(0);

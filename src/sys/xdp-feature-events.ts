@@ -19,14 +19,17 @@ export class XdpFeatureEvents {
 
   /** Subscribes; undefined on a kernel without the netdev family or its group (before 6.3). */
   static open(): XdpFeatureEvents | undefined {
+    // The group's id from a blocking socket's request; the notifications on a socket of their own.
+    const requests = GenericNetlink.open();
+    let group: number | undefined;
+    try {
+      group = requests.family(NETDEV_FAMILY)?.groups.get(MGMT_GROUP);
+    } finally {
+      requests.close();
+    }
+    if (group === undefined) return undefined;
     const genl = GenericNetlink.open({ nonBlocking: true });
     try {
-      const family = genl.family(NETDEV_FAMILY);
-      const group = family?.groups.get(MGMT_GROUP);
-      if (group === undefined) {
-        genl.close();
-        return undefined;
-      }
       genl.joinGroup(group);
       return new XdpFeatureEvents(genl);
     } catch (err) {
