@@ -189,7 +189,7 @@ export const ERROR_CODES = {
   },
   E_BPF_PROGRAM: {
     kind: 'host',
-    meaning: 'the kernel refused an eBPF program before verifying it, or a test run of it',
+    meaning: 'the kernel refused an eBPF program before verifying it, a test run of it, or a query about it',
   },
   E_BPF_VERIFIER: {
     kind: 'internal',

@@ -7,6 +7,7 @@ import {
   isPermissionDenied,
   newAttr,
   OBJ_INFO,
+  PROG_INFO,
   PROG_LOAD,
   setPointer,
   TEST_RUN,
@@ -159,10 +160,10 @@ export class BpfProgram {
 
   /** The kernel's id of the program (what `ip link` and bpftool show as prog/xdp id N). */
   id(): number {
-    const { memory, view } = newAttr(OBJ_INFO.size + OBJ_INFO.progInfoSize);
+    const { memory, view } = newAttr(OBJ_INFO.size + PROG_INFO.size);
     try {
       view.setUint32(OBJ_INFO.bpfFd, this.liveFd(), true);
-      view.setUint32(OBJ_INFO.infoLen, OBJ_INFO.progInfoSize, true);
+      view.setUint32(OBJ_INFO.infoLen, PROG_INFO.size, true);
       setPointer(view, OBJ_INFO.info, memory.address + OBJ_INFO.size);
       const result = bpfCommand(BPF_OBJ_GET_INFO_BY_FD, memory, OBJ_INFO.size);
       if (result < 0) {
@@ -173,7 +174,7 @@ export class BpfProgram {
           'see the errno',
         );
       }
-      return view.getUint32(OBJ_INFO.size + OBJ_INFO.progInfoId, true);
+      return view.getUint32(OBJ_INFO.size + PROG_INFO.id, true);
     } finally {
       memory.free();
     }

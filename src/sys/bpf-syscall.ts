@@ -19,9 +19,12 @@ export const BPF_MAP_DELETE_ELEM = 3;
 export const BPF_MAP_GET_NEXT_KEY = 4;
 export const BPF_PROG_LOAD = 5;
 export const BPF_PROG_TEST_RUN = 10;
+export const BPF_PROG_GET_NEXT_ID = 11;
+export const BPF_PROG_GET_FD_BY_ID = 13;
 export const BPF_OBJ_GET_INFO_BY_FD = 15;
 export const BPF_RAW_TRACEPOINT_OPEN = 17;
 export const BPF_LINK_CREATE = 28;
+export const BPF_ENABLE_STATS = 32;
 
 /** BPF_MAP_CREATE: the first fields of the map-creation struct. */
 export const MAP_CREATE = {
@@ -99,15 +102,38 @@ export const RAW_TRACEPOINT_OPEN = {
   size: 16,
 } as const;
 
-/** BPF_OBJ_GET_INFO_BY_FD, and the one field of struct bpf_prog_info mcr reads. */
+/** BPF_OBJ_GET_INFO_BY_FD. */
 export const OBJ_INFO = {
   bpfFd: 0, // u32
   infoLen: 4, // u32, in: buffer size, out: bytes written
   info: 8, // u64 pointer
   size: 16,
-  /** struct bpf_prog_info: type (u32) @0, id (u32) @4, the rest is not read. */
-  progInfoId: 4,
-  progInfoSize: 8,
+} as const;
+
+/**
+ * struct bpf_prog_info, as far as mcr reads it (the kernel fills only the length it is given).
+ * run_time_ns and run_cnt grow only while run-time statistics are on (BPF_ENABLE_STATS).
+ */
+export const PROG_INFO = {
+  id: 4, // u32
+  name: 64, // char[16]
+  runTimeNs: 192, // u64
+  runCount: 200, // u64
+  size: 208,
+} as const;
+
+/** BPF_PROG_GET_NEXT_ID (start_id in, next_id out) and BPF_PROG_GET_FD_BY_ID (prog_id in). */
+export const GET_ID = {
+  id: 0, // u32: start_id or prog_id
+  nextId: 4, // u32, out
+  openFlags: 8, // u32
+  size: 12,
+} as const;
+
+/** BPF_ENABLE_STATS: which statistics; they stay on while the returned fd is open. */
+export const ENABLE_STATS = {
+  type: 0, // u32: BPF_STATS_RUN_TIME (0)
+  size: 4,
 } as const;
 
 /**
