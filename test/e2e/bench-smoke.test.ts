@@ -59,3 +59,35 @@ test('npm run bench -- --smoke measures mcr (both paths), kernel forwarding and 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the XDP program cost benchmark times each of mcr's programs on live frames, as often as they run", () => {
+  const r = spawnSync(
+    'node',
+    [
+      join(ROOT, 'dist/bench/xdp-program-cost.js'),
+      ...['--scenarios', '1to5-links', '--rate', '20000', '--seconds', '0.5'],
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(r.status, 0, `bench exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+  // At the fixed rate nothing is lost: each input frame runs the ingress program once and the
+  // egress program once per output (IGMP and ARP frames reach the input too, a few per trial).
+  const fixed = r.stdout.split('full load')[0]!;
+  const perFrame = (name: string): number => {
+    const line = new RegExp(`${name} +(\\d+) runs +([\\d.]+) per input frame +([\\d.]+) ns per run`).exec(
+      fixed,
+    );
+    assert.ok(line, `a line for ${name}:\n${r.stdout}`);
+    assert.ok(Number(line[1]) > 0 && Number(line[3]) > 0, `${name} ran and was timed`);
+    return Number(line[2]);
+  };
+  const ingress = perFrame('mcr_ingress');
+  assert.ok(ingress > 0.95 && ingress <= 1, `ingress runs per input frame: ${ingress}`);
+  const egress = perFrame('mcr_egress');
+  assert.ok(egress > 4.75 && egress <= 5, `egress runs per input frame: ${egress}`);
+  assert.ok(perFrame('mcr_refusals') > 0, 'the refusal program ran on the bulks');
+  assert.match(
+    r.stdout,
+    /1:5, five links, full load: .*\n(.*\n){3} +programs \d+ ns per input frame; relay core busy/,
+  );
+});
