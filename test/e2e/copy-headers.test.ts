@@ -30,7 +30,7 @@ test('copies keep the input DSCP and ECN (or take the output’s DSCP) and carry
     );
     // A socket on the unicast port, or the receiver answers ICMP port unreachable and the
     // relay's next copy to it fails (ECONNREFUSED, counted).
-    const unicastReceiver = await listen(topo, 'eth0', unicast, 7000, 20);
+    const unicastReceiver = await listen(topo, 'eth0', unicast, 7000);
     const capture = topo.start(topo.receiver, 'tshark', [
       ...[
         '-i',

@@ -8,6 +8,7 @@ import {
   RelayHost,
   send,
   workerTotals,
+  stopAndReport,
 } from '../helpers/relay-host.js';
 import { DATA_PATHS, named, onPath, preparePath } from '../helpers/data-paths.js';
 import { Topology } from '../helpers/topology.js';
@@ -49,11 +50,11 @@ for (const path of DATA_PATHS) {
 
         // One phase: both flows send 400 packets; what did each output's receiver get?
         const phase = async (): Promise<[number, number]> => {
-          const recvA = await listen(topo, 'eth0', '239.2.2.1', 6000, 2.5);
-          const recvB = await listen(topo, 'eth0', '239.2.2.2', 6000, 2.5);
+          const recvA = await listen(topo, 'eth0', '239.2.2.1', 6000);
+          const recvB = await listen(topo, 'eth0', '239.2.2.2', 6000);
           send(topo, '239.1.1.1', 5000, { rate: 2000, size: 200, count: 400 });
           send(topo, '239.1.1.2', 5000, { rate: 2000, size: 200, count: 400 });
-          const [a, b] = await Promise.all([receiverReport(recvA), receiverReport(recvB)]);
+          const [a, b] = await Promise.all([stopAndReport(recvA), stopAndReport(recvB)]);
           return [a.report.totals.unique, b.report.totals.unique];
         };
 

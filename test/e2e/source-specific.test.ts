@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { frameArgs } from '../helpers/send-frames.js';
-import { listen, receiverReport, RelayHost, workerTotals } from '../helpers/relay-host.js';
+import { listen, RelayHost, stopAndReport, workerTotals } from '../helpers/relay-host.js';
 import { ROOT, Topology } from '../helpers/topology.js';
 
 // A rule may take a group from one sender only (input.source, --input-source): the relay joins
@@ -36,8 +36,8 @@ test('a source-specific rule takes its sender only; the same group from another 
     assert.deepEqual(sourceJoins(topo), [`232.1.1.1 ${chosen}`], 'joined (S,G) with IGMPv3');
     assert.match(relay.mcrctl(['list']).stdout, new RegExp(`in0 232\\.1\\.1\\.1:5000 from ${chosen}`));
 
-    const fromChosen = await listen(topo, 'eth0', '239.2.2.1', 6000, 4);
-    const fromAny = await listen(topo, 'eth0', '239.2.2.2', 6000, 4);
+    const fromChosen = await listen(topo, 'eth0', '239.2.2.1', 6000);
+    const fromAny = await listen(topo, 'eth0', '239.2.2.2', 6000);
     const sendFrom = (src: string, stream: number): void => {
       const r = topo.exec(topo.sender, process.execPath, [
         join(ROOT, 'dist/test/helpers/send-frames.js'),
@@ -49,13 +49,13 @@ test('a source-specific rule takes its sender only; the same group from another 
     sendFrom(chosen, 1);
     sendFrom(other, 2);
 
-    const chosenReport = (await receiverReport(fromChosen)).report;
+    const chosenReport = (await stopAndReport(fromChosen)).report;
     assert.equal(chosenReport.totals.unique, 100);
     assert.deepEqual(
       chosenReport.streams.map((s) => s.streamId),
       [1],
     );
-    const anyReport = (await receiverReport(fromAny)).report;
+    const anyReport = (await stopAndReport(fromAny)).report;
     assert.equal(anyReport.totals.unique, 100);
     assert.deepEqual(
       anyReport.streams.map((s) => s.streamId),
@@ -80,14 +80,14 @@ test('with only a source-specific rule, the group from other senders is counted 
   try {
     const relay = await RelayHost.start(topo, ['--workers', '1']);
     relay.addRule('232.1.1.1', 5000, '239.2.2.1:6000:out0', ['--input-source', `10.${topo.net}.1.9`]);
-    const recv = await listen(topo, 'eth0', '239.2.2.1', 6000, 2);
+    const recv = await listen(topo, 'eth0', '239.2.2.1', 6000);
     const r = topo.exec(topo.sender, process.execPath, [
       join(ROOT, 'dist/test/helpers/send-frames.js'),
       ...['eth0', '232.1.1.1', '5000', '50'],
       ...frameArgs({ src: topo.senderAddress() }),
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((await receiverReport(recv)).report.totals.datagrams, 0);
+    assert.equal((await stopAndReport(recv)).report.totals.datagrams, 0);
     const w = workerTotals(await relay.statsAfter((s) => workerTotals(s).framesSeen >= 50));
     assert.equal(w.noRule, 50);
     assert.equal(w.forwarded, 0);

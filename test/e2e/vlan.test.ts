@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { frameArgs, type FrameOptions } from '../helpers/send-frames.js';
-import { expectPackets, listen, receiverReport, RelayHost, workerTotals } from '../helpers/relay-host.js';
+import {
+  expectPackets,
+  listen,
+  receiverReport,
+  RelayHost,
+  workerTotals,
+  stopAndReport,
+} from '../helpers/relay-host.js';
 import { ROOT, Topology } from '../helpers/topology.js';
 
 // A rule matches untagged frames unless it names a VLAN; frames of other VLANs, and frames with
@@ -15,7 +22,7 @@ test('VLAN-tagged input: each rule relays only its VLAN; other VLANs and QinQ fr
     const relay = await RelayHost.start(topo, ['--workers', '1']);
     relay.addRule('239.1.1.1', 5000, '239.2.2.1:6000:out0');
     relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0', ['--input-vlan', '100']);
-    const untagged = await listen(topo, 'eth0', '239.2.2.1', 6000, 4);
+    const untagged = await listen(topo, 'eth0', '239.2.2.1', 6000);
     const vlan100 = await expectPackets(topo, 'eth0', '239.2.2.2', 6000, 100);
 
     const sendFrames = (stream: number, options: FrameOptions): void => {
@@ -32,7 +39,7 @@ test('VLAN-tagged input: each rule relays only its VLAN; other VLANs and QinQ fr
     sendFrames(4, { vlan: '200/0x88a8,100' }); // 802.1ad service tag over a customer tag
     sendFrames(5, { vlan: '0' }); // priority-tagged: VLAN 0 is untagged traffic
 
-    const { report } = await receiverReport(untagged);
+    const { report } = await stopAndReport(untagged);
     assert.equal(report.totals.unique, 200, 'untagged and priority-tagged (VLAN 0) frames');
     assert.deepEqual(report.streams.map((s) => s.streamId).sort(), [1, 5]);
     assert.equal((await receiverReport(vlan100)).code, 0, vlan100.stderr);
@@ -65,13 +72,13 @@ test('a rule for a VLAN other than the traffic’s relays nothing', async () => 
   try {
     const relay = await RelayHost.start(topo, ['--workers', '1']);
     relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0', ['--input-vlan', '300']);
-    const recv = await listen(topo, 'eth0', '239.2.2.2', 6000, 2);
+    const recv = await listen(topo, 'eth0', '239.2.2.2', 6000);
     const r = topo.exec(topo.sender, process.execPath, [
       join(ROOT, 'dist/test/helpers/send-frames.js'),
       ...['eth0', '239.1.1.1', '5000', '50'],
     ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((await receiverReport(recv)).report.totals.datagrams, 0);
+    assert.equal((await stopAndReport(recv)).report.totals.datagrams, 0);
     const w = workerTotals(await relay.statsAfter((s) => workerTotals(s).framesSeen >= 50));
     assert.equal(w.dropsByReason.no_rule, 50, 'untagged frames, and no untagged rule');
   } finally {

@@ -3,14 +3,7 @@ import { test } from 'node:test';
 import type { WorkerView } from '../../src/protocol/control-api.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
 import { isAlive, processStatus, waitFor } from '../helpers/processes.js';
-import {
-  expectPackets,
-  listen,
-  receiverReport,
-  RelayHost,
-  send,
-  workerTotals,
-} from '../helpers/relay-host.js';
+import { expectPackets, receiverReport, RelayHost, send, workerTotals } from '../helpers/relay-host.js';
 import { BIN, Topology } from '../helpers/topology.js';
 import { niceOf } from '../../src/sys/process-nice.js';
 
@@ -109,52 +102,6 @@ test('--worker-nice: every worker takes it, a replacement too, and mcrctl worker
     );
     assert.equal(niceOf(replaced.pid!), 4);
     assert.deepEqual(niceColumn(), ['4', '4']);
-  } finally {
-    topo.destroy();
-  }
-});
-
-test('a worker killed with SIGKILL under traffic is back and forwarding within a second', async () => {
-  const topo = new Topology();
-  try {
-    const relay = await RelayHost.start(topo, ['--workers', '1']);
-    const before = relay.addRule('239.1.1.1', 5000, '239.2.2.2:6000:out0');
-    const recv = await listen(topo, 'eth0', '239.2.2.2', 6000, 5);
-    const sender = topo.start(topo.sender, BIN('mcrgen'), [
-      ...['send', '--interface', 'eth0', '--group', '239.1.1.1', '--port', '5000'],
-      ...['--rate', '1000', '--size', '200', '--count', '4000'],
-    ]);
-    await waitFor('traffic to flow', () => (workerTotals(relay.stats()).forwarded > 500 ? true : undefined));
-    const beforeKill = relay.stats();
-    const victim = workers(relay)[0]!.pid!;
-    process.kill(victim, 'SIGKILL');
-    const replacement = await waitFor('a new worker', () => {
-      const w = workers(relay)[0]!;
-      return w.state === 'running' && w.pid !== victim ? w : undefined;
-    });
-    // mcrd keeps the counters, not the worker: none of them went backwards with it.
-    const afterKill = relay.stats();
-    const [was, is] = [workerTotals(beforeKill), workerTotals(afterKill)];
-    for (const name of ['framesSeen', 'forwarded'] as const) assert.ok(is[name] >= was[name], name);
-    const [ruleWas, ruleIs] = [beforeKill.rules[0]!.counters, afterKill.rules[0]!.counters];
-    assert.ok(ruleIs.packetsIn >= ruleWas.packetsIn);
-    assert.ok(ruleIs.outputs[0]!.packets >= ruleWas.outputs[0]!.packets);
-    await waitFor('the new worker to forward', () =>
-      workerTotals(relay.stats()).forwarded > is.forwarded ? true : undefined,
-    );
-    assert.equal(replacement.restarts, 1);
-    assert.equal((await sender.exited).code, 0);
-    const { report } = await receiverReport(recv);
-    // The gap is measured on the wire, not by polling with mcrctl (whose start-up on a busy host
-    // would be measured too): at 1000 pps, under a second's worth of loss is under a second down.
-    assert.ok(report.totals.lost < 1000, `lost ${report.totals.lost}`);
-    assert.ok(report.totals.unique > 3000, `received ${report.totals.unique}`);
-    assert.equal(report.totals.duplicates, 0);
-    const rules = relay.mcrctlJson<{ rules: { id: string; state: string }[] }>(['list']).rules;
-    assert.deepEqual(
-      rules.map((r) => [r.id, r.state]),
-      [[before.id, 'active']],
-    );
   } finally {
     topo.destroy();
   }

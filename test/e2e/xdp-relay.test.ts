@@ -57,7 +57,7 @@ describe('the XDP path', { skip }, () => {
     await x.ask({
       set: { key: { group: `239.${NET}.0.1`, port: 5000 }, outputs: [out(0, `239.${NET}.1.1`)] },
     });
-    const receiver = await x.receive(x.receivers[0]!, 'eth0', `239.${NET}.1.1`, 6000, 3);
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', `239.${NET}.1.1`, 6000);
     x.send(`239.${NET}.0.1`, 5000, COUNT, { size: SIZE });
     const report = await x.report(receiver);
     assert.deepEqual([report.unique, report.lost, report.duplicates, report.corrupted], [COUNT, 0, 0, 0]);
@@ -83,7 +83,7 @@ describe('the XDP path', { skip }, () => {
     const outputs = Array.from({ length: OUTPUT_LINKS }, (_, i) => out(i, `239.${NET}.2.1`));
     await x.ask({ set: { key: { group, port: 5000 }, outputs } });
     const receivers = await Promise.all(
-      x.receivers.map((ns) => x.receive(ns, 'eth0', `239.${NET}.2.1`, 6000, 3)),
+      x.receivers.map((ns) => x.receive(ns, 'eth0', `239.${NET}.2.1`, 6000)),
     );
     x.send(group, 5000, COUNT, { size: SIZE });
     for (const [i, receiver] of receivers.entries()) {
@@ -108,7 +108,7 @@ describe('the XDP path', { skip }, () => {
     const group = `239.${NET}.0.3`;
     const groups = Array.from({ length: 5 }, (_, i) => `239.${NET}.3.${i + 1}`);
     await x.ask({ set: { key: { group, port: 5000 }, outputs: groups.map((g) => out(0, g)) } });
-    const receivers = await Promise.all(groups.map((g) => x.receive(x.receivers[0]!, 'eth0', g, 6000, 3)));
+    const receivers = await Promise.all(groups.map((g) => x.receive(x.receivers[0]!, 'eth0', g, 6000)));
     x.send(group, 5000, COUNT, { size: SIZE });
     for (const [i, receiver] of receivers.entries()) {
       const report = await x.report(receiver);
@@ -125,7 +125,7 @@ describe('the XDP path', { skip }, () => {
   test('TTL 1 at the input: nothing relayed, counted ttl_expired for the rule and its output', async () => {
     const group = `239.${NET}.0.4`;
     await x.ask({ set: { key: { group, port: 5000 }, outputs: [out(1, `239.${NET}.4.1`)] } });
-    const receiver = await x.receive(x.receivers[1]!, 'eth0', `239.${NET}.4.1`, 6000, 2);
+    const receiver = await x.receive(x.receivers[1]!, 'eth0', `239.${NET}.4.1`, 6000);
     x.run(x.sender, process.execPath, [SEND_FRAMES, 'eth0', group, '5000', '300', 'ttl=1', 'size=64']);
     x.run(x.sender, process.execPath, [
       SEND_FRAMES,
@@ -171,7 +171,7 @@ describe('the XDP path', { skip }, () => {
       await sleep(200);
     }
     warmUp = captured();
-    const listener = await x.receive(x.relay, 'in0', `239.${NET}.0.9`, 5000, 3);
+    const listener = await x.receive(x.relay, 'in0', `239.${NET}.0.9`, 5000);
     const kinds = Object.keys(MALFORMED_KINDS);
     for (const kind of kinds)
       x.run(x.sender, process.execPath, [INJECT_FRAMES, 'eth0', ruleGroup, '5000', kind, '20']);
@@ -213,7 +213,7 @@ describe('the XDP path', { skip }, () => {
     const keptOutputs = Array.from({ length: OUTPUT_LINKS }, (_, i) => out(i, `239.${NET}.6.1`));
     await x.ask({ set: { key: { group: kept, port: 5000 }, outputs: keptOutputs } });
     const receivers = await Promise.all(
-      x.receivers.map((ns) => x.receive(ns, 'eth0', `239.${NET}.6.1`, 6000, 8)),
+      x.receivers.map((ns) => x.receive(ns, 'eth0', `239.${NET}.6.1`, 6000)),
     );
     const LONG = 3000;
     const sender = x.lab.start(x.sender, BIN('mcrgen'), [
@@ -232,7 +232,7 @@ describe('the XDP path', { skip }, () => {
     // An update in place: one output gets a DSCP (a new program), the others keep theirs.
     const updated = keptOutputs.map((o, i) => (i === 4 ? { ...o, dscp: 46 } : o));
     await x.ask({ set: { key: { group: kept, port: 5000 }, outputs: updated } });
-    const listener = await x.receive(x.relay, 'in0', removed, 5000, 2);
+    const listener = await x.receive(x.relay, 'in0', removed, 5000);
     x.send(removed, 5000, 300, { size: SIZE });
     assert.equal(
       (await x.report(listener)).unique,
@@ -258,7 +258,7 @@ describe('the XDP path', { skip }, () => {
     const group = `239.${NET}.0.11`;
     await x.ask({ set: { key: { group, port: 5000 }, outputs: [out(4, `239.${NET}.11.1`)] } });
     await x.ask({ hosts: [`10.${NET}.1.1`] }); // the sender's address, as if it were the relay's
-    const receiver = await x.receive(x.receivers[4]!, 'eth0', `239.${NET}.11.1`, 6000, 2);
+    const receiver = await x.receive(x.receivers[4]!, 'eth0', `239.${NET}.11.1`, 6000);
     x.send(group, 5000, 100, { size: SIZE });
     assert.equal((await x.report(receiver)).datagrams, 0);
     await x.ask({ hosts: [] });

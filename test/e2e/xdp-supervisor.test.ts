@@ -65,8 +65,8 @@ describe('the XDP path in mcrd', { skip }, () => {
       /in0 239\.95\.0\.1:5000 \(xdp\)[\s\S]*-> 239\.95\.1\.1:6000 out0 \(xdp\)/,
     );
     const receivers = await Promise.all([
-      x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000, 4),
-      x.receive(x.receivers[1]!, 'eth0', group(1, 2), 6001, 4),
+      x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000),
+      x.receive(x.receivers[1]!, 'eth0', group(1, 2), 6001),
     ]);
     x.send(group(0, 1), 5000, COUNT, { size: SIZE });
     for (const receiver of receivers) {
@@ -113,7 +113,7 @@ describe('the XDP path in mcrd', { skip }, () => {
     // the peer at MTU 100, out1's driver refuses every 142-byte copy after the egress program ran.
     x.run(x.receivers[1]!, 'ip', ['link', 'set', 'dev', 'eth0', 'mtu', '100']);
     try {
-      const receiver = await x.receive(x.receivers[0]!, 'eth0', group(7, 1), 6000, 4);
+      const receiver = await x.receive(x.receivers[0]!, 'eth0', group(7, 1), 6000);
       x.send(group(0, 7), 5000, COUNT, { size: SIZE });
       const report = await x.report(receiver);
       assert.deepEqual([report.unique, report.duplicates], [COUNT, 0]);
@@ -143,7 +143,7 @@ describe('the XDP path in mcrd', { skip }, () => {
   });
 
   test('another rule added and removed, and updated by a config load, while the first forwards: no loss', async () => {
-    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000, 8);
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(1, 1), 6000);
     const sender = x.lab.start(x.sender, process.execPath, [
       new URL('../../src/cli/mcrgen.js', import.meta.url).pathname,
       ...['send', '--interface', 'eth0', '--group', group(0, 1), '--port', '5000'],
@@ -184,8 +184,8 @@ describe('the XDP path in mcrd', { skip }, () => {
     );
     const phase = async (count: number): Promise<[number, number]> => {
       const receivers = await Promise.all([
-        x.receive(x.receivers[3]!, 'eth0', group(5, 1), 6000, 3),
-        x.receive(x.receivers[4]!, 'eth0', group(5, 2), 6000, 3),
+        x.receive(x.receivers[3]!, 'eth0', group(5, 1), 6000),
+        x.receive(x.receivers[4]!, 'eth0', group(5, 2), 6000),
       ]);
       x.send(group(0, 5), 5000, count, { size: SIZE });
       const [a, b] = await Promise.all(receivers.map((r) => x.report(r)));
@@ -230,7 +230,7 @@ describe('the XDP path in mcrd', { skip }, () => {
     x.run(x.relay, 'ip', ['link', 'set', 'in0', 'up']);
     await x.up();
     await waitFor('the rule active', () => (find(rule.id).state === 'active' ? true : undefined));
-    const first = await x.receive(x.receivers[0]!, 'eth0', group(6, 1), 6000, 3);
+    const first = await x.receive(x.receivers[0]!, 'eth0', group(6, 1), 6000);
     x.send(group(0, 6), 5000, COUNT, { size: SIZE });
     assert.equal((await x.report(first)).unique, COUNT);
     x.run(x.relay, 'ip', ['link', 'del', 'in0']);
@@ -242,7 +242,7 @@ describe('the XDP path in mcrd', { skip }, () => {
     await waitFor('the rule active again', () => (find(rule.id).state === 'active' ? true : undefined));
     assert.equal(find(rule.id).path, 'xdp');
     assert.match(xdpShown(), /prog\/xdp id \d+/);
-    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(6, 1), 6000, 3);
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(6, 1), 6000);
     x.send(group(0, 6), 5000, COUNT, { size: SIZE });
     assert.equal((await x.report(receiver)).unique, COUNT);
     relay.mcrctlJson(['remove', '-r', rule.id]);
@@ -268,7 +268,7 @@ describe('the XDP path in mcrd', { skip }, () => {
     const [rule] = relay.mcrctlJson<{ rules: RuleView[] }>(['list']).rules;
     assert.equal(rule!.path, 'xdp', JSON.stringify(rule));
     assert.match(xdpShown(), /prog\/xdp id \d+/);
-    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(3, 1), 6000, 3);
+    const receiver = await x.receive(x.receivers[0]!, 'eth0', group(3, 1), 6000);
     x.send(group(0, 3), 5000, COUNT, { size: SIZE });
     const report = await x.report(receiver);
     assert.equal(report.unique, COUNT);

@@ -153,13 +153,16 @@ export function expectPackets(
   ]);
 }
 
-/** A receiver that listens for a fixed time and reports whatever arrived. */
+/**
+ * A receiver that listens until stopAndReport() ends it, and then reports whatever arrived. It
+ * has no duration of its own: on a loaded machine the tools a test starts meanwhile (each a Node
+ * start-up) can outlast any fixed one, and the traffic would come after it stopped listening.
+ */
 export function listen(
   topology: Topology,
   iface: string,
   group: string,
   port: number,
-  seconds: number,
   ns = topology.receiver,
 ): Promise<RunningProcess> {
   return startReceiver(topology, ns, [
@@ -170,8 +173,23 @@ export function listen(
     '--port',
     String(port),
     '--duration',
-    String(seconds),
+    String(LISTEN_LIMIT_SECONDS),
   ]);
+}
+
+/** A listener nobody stops (a test that failed first) ends by itself after this. */
+const LISTEN_LIMIT_SECONDS = 120;
+/** From the last send to a listener's report: what the relay still holds arrives well within it. */
+const REPORT_SETTLE_MS = 1000;
+
+/** Stops a receiver started by listen() once what was sent before this call had time to arrive. */
+export async function stopAndReport(
+  recv: RunningProcess,
+  settleMs = REPORT_SETTLE_MS,
+): Promise<{ code: number | null; report: RecvReport }> {
+  await sleep(settleMs);
+  recv.child.kill('SIGINT'); // mcrgen recv ends with its report
+  return receiverReport(recv);
 }
 
 export async function receiverReport(

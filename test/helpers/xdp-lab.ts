@@ -7,9 +7,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Lab } from './lab.js';
 import { waitFor } from './processes.js';
-import { BIN, type RunningProcess } from './topology.js';
+import { BIN, sleep, type RunningProcess } from './topology.js';
 
 const RELAY_HELPER = new URL('./xdp-relay.js', import.meta.url).pathname;
+/** A receiver nobody asks for its report (a test that failed first) ends by itself after this. */
+const RECEIVE_LIMIT_SECONDS = 120;
+/** From the last send to a receiver's report: in-flight copies arrive well within it. */
+const REPORT_SETTLE_MS = 500;
 export const SEND_FRAMES = new URL('./send-frames.js', import.meta.url).pathname;
 export const INJECT_FRAMES = new URL('./inject-frames.js', import.meta.url).pathname;
 export const OUTPUT_LINKS = 5;
@@ -126,24 +130,28 @@ export class XdpLab {
     return this.helper!.ask(command);
   }
 
-  /** mcrgen recv on a host's interface, expecting `count` probes; resolves once it listens. */
-  async receive(
-    ns: string,
-    ifname: string,
-    group: string,
-    port: number,
-    seconds: number,
-  ): Promise<RunningProcess> {
+  /**
+   * mcrgen recv on a host's interface until report() is asked for; resolves once it listens.
+   * It has no time of its own to run out of: on a loaded machine the tools a test starts
+   * meanwhile (each a Node start-up) can take longer than any fixed duration would allow.
+   */
+  async receive(ns: string, ifname: string, group: string, port: number): Promise<RunningProcess> {
     const receiver = this.lab.start(ns, BIN('mcrgen'), [
       ...['recv', '--interface', ifname, '--group', group, '--port', String(port)],
-      ...['--duration', String(seconds), '--json'],
+      ...['--duration', String(RECEIVE_LIMIT_SECONDS), '--json'],
     ]);
     await receiver.waitForStderr('listening on');
     return receiver;
   }
 
-  /** The report of a receiver started with receive(), after it stopped. */
-  async report(receiver: RunningProcess): Promise<ReceiveReport> {
+  /**
+   * The report of a receiver started with receive(): what arrived until everything sent before
+   * this call had time to cross the relay (`settleMs`), when it is stopped (SIGINT ends
+   * mcrgen recv with its report).
+   */
+  async report(receiver: RunningProcess, settleMs = REPORT_SETTLE_MS): Promise<ReceiveReport> {
+    await sleep(settleMs);
+    receiver.child.kill('SIGINT');
     const { code } = await receiver.exited;
     assert.ok(code === 0 || code === 1, `mcrgen recv exited ${code}: ${receiver.stderr}`);
     const report = JSON.parse(receiver.stdout) as { totals: ReceiveReport };
