@@ -79,6 +79,7 @@ async function churnUnderFlow(topo: Topology, mode: 'raw' | 'socket' | undefined
   };
   const started = Date.now();
   await Promise.all([0, 1, 2, 3].map(churn));
+  const flowOutlastedChurn = sender.child.exitCode === null;
   const opsPerSecond = Math.round(ops / ((Date.now() - started) / 1000));
   assert.equal((await sender.exited).code, 0, sender.stderr);
   const { code, report } = await receiverReport(recv);
@@ -92,7 +93,10 @@ async function churnUnderFlow(topo: Topology, mode: 'raw' | 'socket' | undefined
     pids.map((pid) => [pid, 0]),
     `the same workers, never restarted:\n${problems(relay)}`,
   );
-  assert.ok(opsPerSecond > 500, `only ${opsPerSecond} operations/s: the churn did not load mcrd`);
+  // That the churn happened at all, and under the flow throughout: how fast it went is the
+  // machine's (450 to 1700 operations/s on this VM), and a test does not judge speed.
+  assert.ok(ops >= 1000, `only ${ops} rule operations in ${churnMs} ms: the churn did not load mcrd`);
+  assert.ok(flowOutlastedChurn, 'the flow was still running when the churn ended');
   return { ops, opsPerSecond, report, code, recvStderr: recv.stderr };
 }
 

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import type { RuleView, StatsView, WorkerCounters } from '../../src/protocol/control-api.js';
 import { addWorkerCounters, emptyWorkerCounters } from '../../src/protocol/counters.js';
+import { ControlClient } from '../../src/protocol/control-client.js';
 import type { RecvReport } from '../../src/gen/report.js';
 import { BIN, sleep, Topology, type RunningProcess } from './topology.js';
 
@@ -56,7 +57,7 @@ export class RelayHost {
     const host = new RelayHost(place.socketPath, daemon);
     running.set(place.socketPath, host);
     const deadline = Date.now() + 15000;
-    while (host.mcrctl(['ping']).code !== 0) {
+    while (!(await host.answersPing())) {
       if (daemon.child.exitCode !== null) throw new Error(`mcrd exited at start:\n${daemon.stderr}`);
       if (Date.now() > deadline) throw new Error(`mcrd did not answer within 15 s:\n${daemon.stderr}`);
       await sleep(100);
@@ -97,15 +98,40 @@ export class RelayHost {
   }
 
   /**
-   * Waits until the worker's counters have settled at `frames` frames seen (traffic already
-   * sent may still be in the ring for a moment).
+   * Waits until `predicate` holds for mcrd's stats (traffic already sent may still be in a ring
+   * for a moment), or `timeoutMs` passed; returns the last stats read. It polls on a connection
+   * of its own: the same stats.get answer `mcrctl --json stats` prints, without starting Node
+   * for every poll, which on a busy machine took the CPU the relay under test needed.
    */
   async statsAfter(predicate: (s: StatsView) => boolean, timeoutMs = 5000): Promise<StatsView> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const s = this.stats();
-      if (predicate(s) || Date.now() > deadline) return s;
-      await sleep(100);
+    const client = await ControlClient.open(this.socketPath);
+    try {
+      for (;;) {
+        const s = await client.call('stats.get');
+        if (predicate(s) || Date.now() > deadline) return s;
+        await sleep(100);
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  /** Whether mcrd answers a ping yet (polled while it starts, in-process for the reason above). */
+  private async answersPing(): Promise<boolean> {
+    let client: ControlClient;
+    try {
+      client = await ControlClient.open(this.socketPath, 1000);
+    } catch {
+      return false; // no socket yet, or nobody accepting on it: mcrd is still starting
+    }
+    try {
+      await client.call('ping', {}, 1000);
+      return true;
+    } catch {
+      return false; // accepted but not answered in time: still starting
+    } finally {
+      client.close();
     }
   }
 
