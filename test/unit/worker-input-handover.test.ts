@@ -257,19 +257,24 @@ if (isRoot && !inPrivateNetns) {
     async () => {
       // 1 MiB of 16-KiB slots: 64 frames, about 3 ms of this stream, less than a release takes.
       const count = 20000;
-      const { reports, received, counters } = await handOverTwice(count, 20, 16 << 20, 1 << 20);
-      const unique = new Set(received);
-      assert.equal(unique.size, received.length, 'no frame was relayed twice');
-      assert.equal(received.length, counters.forwarded);
-      assert.ok(counters.ringDrops > 0, 'the new rings overflowed');
-      const lost = [...Array(count).keys()].filter((seq) => !unique.has(seq) && !isLarge(seq)).length;
-      assert.ok(lost <= counters.ringDrops, `${lost} lost, ${counters.ringDrops} counted as ring drops`);
-      // At least one handover found its new ring full (how long the old ring's release takes
-      // varies: a fast one may leave the second ring short of full).
-      assert.ok(
-        reports.some((r) => r.waitingInNew === 64),
-        `a new ring was full: ${JSON.stringify(reports)}`,
-      );
+      // At least one handover must find its new ring full for this test to show anything; how
+      // long the old ring's release takes, and how fast the sender goes on a loaded machine,
+      // decide that, so a run that did not get there is repeated (at most three times). What
+      // every run shows is checked in every run.
+      const fullRings: HandoverReport[][] = [];
+      for (let attempt = 1; attempt <= 3 && fullRings.length === 0; attempt++) {
+        const { reports, received, counters } = await handOverTwice(count, 20, 16 << 20, 1 << 20);
+        const unique = new Set(received);
+        assert.equal(unique.size, received.length, 'no frame was relayed twice');
+        assert.equal(received.length, counters.forwarded);
+        const lost = [...Array(count).keys()].filter((seq) => !unique.has(seq) && !isLarge(seq)).length;
+        assert.ok(lost <= counters.ringDrops, `${lost} lost, ${counters.ringDrops} counted as ring drops`);
+        if (reports.some((r) => r.waitingInNew === 64)) {
+          assert.ok(counters.ringDrops > 0, 'the full new ring overflowed, and its drops were counted');
+          fullRings.push(reports);
+        }
+      }
+      assert.equal(fullRings.length, 1, 'in three runs, no handover found its new ring full');
     },
   );
 
