@@ -54,28 +54,33 @@ function totals(list: ProgramRunStats[]): ProgramTotals {
 interface Measured {
   trial: Trial;
   programs: ProgramTotals;
+  /** Frames in0 received while the programs were timed: the same window as their runs. */
+  inputFrames: number;
 }
 
 /** One trial with run-time statistics on; the programs' runs and time during it. */
 async function timedTrial(setup: TrialSetup, load: number | 'max'): Promise<Measured> {
+  const received = (): number => setup.topo.linkStats(setup.topo.relay, 'in0').rxPackets;
   const stats = enableProgramRunStats();
   try {
     const before = totals(programRunStats('mcr_'));
+    const receivedBefore = received();
     const trial = await runTrial(setup, load);
+    const inputFrames = received() - receivedBefore;
     const after = totals(programRunStats('mcr_'));
     const programs: ProgramTotals = new Map();
     for (const [name, end] of after) {
       const start = before.get(name) ?? { runs: 0, runTimeNs: 0 };
       programs.set(name, { runs: end.runs - start.runs, runTimeNs: end.runTimeNs - start.runTimeNs });
     }
-    return { trial, programs };
+    return { trial, programs, inputFrames };
   } finally {
     stats.close();
   }
 }
 
 function report(scenario: Scenario, label: string, m: Measured, reference: Trial | null): void {
-  const inputFrames = m.trial.inputPps * seconds;
+  const { inputFrames } = m;
   const k = (n: number) => `${(n / 1000).toFixed(0)}k`;
   const coreNsPerPacket = (t: Trial) => (t.relayCoreBusy * 1e9) / Math.max(1, t.inputPps);
   let programNsPerFrame = 0;
