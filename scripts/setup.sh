@@ -12,7 +12,7 @@
 #   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
 #     home), when missing: any process of the workers' account can signal them, so they get one
 #     of their own. Packages create it with systemd-sysusers instead. Never removed here.
-#   - The TypeScript build into dist/.
+#   - The TypeScript build into dist/ (scripts/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,4 +71,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 echo "setup: building"
-npx tsc -p tsconfig.json
+bash scripts/build.sh
