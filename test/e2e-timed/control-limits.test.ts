@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { WorkerView } from '../../src/protocol/control-api.js';
 import { ControlClient } from '../../src/protocol/control-client.js';
-import { pingLines } from '../unit/control-flood.js';
+import { pingLines, startFlood } from '../unit/control-flood.js';
 import { Lab } from '../helpers/lab.js';
 import { processStatus } from '../helpers/processes.js';
 import { RelayHost } from '../helpers/relay-host.js';
@@ -14,8 +12,6 @@ import { sleep } from '../helpers/topology.js';
 // The control socket of the real mcrd against clients that misbehave, driven by the real mcrctl:
 // a crowd of clients that stall mid-line must not lock the operator out, a client that never
 // reads its replies must not grow the daemon, and a flood must not starve the workers' heartbeats.
-
-const FLOOD = fileURLToPath(new URL('../unit/control-flood.js', import.meta.url));
 
 async function relayIn(lab: Lab, workers: number): Promise<{ relay: RelayHost; pid: number }> {
   const ns = lab.host('relay');
@@ -157,19 +153,10 @@ test('2M pipelined requests read late: the workers keep their heartbeats and mcr
     operator = await ControlClient.open(relay.socketPath);
     // Written at once and read only after 5 s, as a script that writes before it reads: the
     // replies used to pile up, and sending them stalled mcrd long enough to kill both workers.
-    const flood = spawn(process.execPath, [FLOOD, relay.socketPath, '2000000', '5000'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    flood.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    flood.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const exited = new Promise<number | null>((resolve) => flood.once('exit', (code) => resolve(code)));
-    let done = false;
-    void exited.then(() => (done = true));
+    const flood = startFlood(relay.socketPath, 2_000_000, 5000);
     const latencies: number[] = [];
     let mcrctlRuns = 0;
-    while (!done) {
+    while (!flood.done) {
       const started = performance.now();
       await operator.call('ping');
       latencies.push(performance.now() - started);
@@ -181,8 +168,9 @@ test('2M pipelined requests read late: the workers keep their heartbeats and mcr
       }
       await sleep(50);
     }
-    assert.equal(await exited, 0, err);
-    const report = JSON.parse(out) as { replies: number; errors: number; ms: number };
+    const { code, report: flooded, stderr } = await flood.finished();
+    assert.equal(code, 0, stderr);
+    const report = flooded!;
     assert.equal(report.replies, 2_000_000);
     // Long enough for a worker judged silent to have been killed and restarted.
     await sleep(2000);

@@ -4,7 +4,53 @@
 // {"replies": N, "errors": N, "ms": T}. With READ_AFTER_MS it reads nothing for that long first, as
 // a script that writes all its requests before it reads does (the replies pile up meanwhile).
 //   node control-flood.js SOCKET COUNT [READ_AFTER_MS]
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** What the flood client prints when every reply came. */
+export interface FloodReport {
+  replies: number;
+  errors: number;
+  ms: number;
+}
+
+/** A flood client running in a process of its own (see the top of this file). */
+export interface Flood {
+  /** True once the process exited. */
+  readonly done: boolean;
+  /** Waits for the process; its exit status (0: every reply came), its report, its stderr. */
+  finished(): Promise<{ code: number | null; report: FloodReport | undefined; stderr: string }>;
+}
+
+/** Starts a flood of `count` pings on `socketPath`, read after `readAfterMs`. */
+export function startFlood(socketPath: string, count: number, readAfterMs = 0): Flood {
+  const script = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [script, socketPath, String(count), String(readAfterMs)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  let done = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      done = true;
+      resolve(code);
+    }),
+  );
+  return {
+    get done() {
+      return done;
+    },
+    async finished() {
+      const code = await exited;
+      const report = out.trim() ? (JSON.parse(out) as FloodReport) : undefined;
+      return { code, report, stderr: err };
+    },
+  };
+}
 
 /** COUNT ping requests, one per line, ids 1..COUNT: the text a pipelining client writes. */
 export function pingLines(count: number, firstId = 1): string {

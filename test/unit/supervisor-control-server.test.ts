@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +12,7 @@ import { ClientError, ControlClient } from '../../src/protocol/control-client.js
 import { MAX_LINE_BYTES } from '../../src/protocol/json-rpc.js';
 import * as limits from '../../src/supervisor/control-limits.js';
 import { ControlServer, type MethodHandler } from '../../src/supervisor/control-server.js';
-import { pingLines } from './control-flood.js';
+import { pingLines, startFlood } from './control-flood.js';
 
 // The control socket against clients that misbehave: half lines that never end, requests piped
 // in without reading the replies, over-long lines, more clients than the server takes, floods.
@@ -23,7 +22,6 @@ import { pingLines } from './control-flood.js';
 const dir = mkdtempSync(join(tmpdir(), 'mcr-control-server-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const log = pino({ level: 'silent' });
-const FLOOD = fileURLToPath(new URL('./control-flood.js', import.meta.url));
 let serial = 0;
 
 /** A request that `release()` lets finish, to hold a connection busy. */
@@ -403,24 +401,18 @@ test('200k pipelined requests from one client: the event loop never stalls long,
   const other = await ControlClient.open(path);
   try {
     delay.enable();
-    const flood = spawn(process.execPath, [FLOOD, path, '200000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    flood.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    flood.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const exited = new Promise<number | null>((resolve) => flood.once('exit', (code) => resolve(code)));
-    let done = false;
-    void exited.then(() => (done = true));
+    const flood = startFlood(path, 200_000);
     const rtts: number[] = [];
-    while (!done) {
+    while (!flood.done) {
       const started = performance.now();
       await other.call('ping');
       rtts.push(performance.now() - started);
       await sleep(20);
     }
     delay.disable();
-    assert.equal(await exited, 0, err);
-    const report = JSON.parse(out) as { replies: number; errors: number; ms: number };
+    const { code, report: flooded, stderr } = await flood.finished();
+    assert.equal(code, 0, stderr);
+    const report = flooded!;
     assert.equal(report.replies, 200_000);
     assert.equal(report.errors, 0);
     const stallMs = delay.max / 1e6;
