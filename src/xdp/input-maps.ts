@@ -31,15 +31,20 @@ export interface InputMaps {
 
 /**
  * A rule's devmap: output i at key i, each entry an interface and its output's egress program.
- * Every rule's devmap has this shape, as an ARRAY_OF_MAPS requires of its entries.
+ * Every rule's devmap has this key and value, as an ARRAY_OF_MAPS requires of its entries; their
+ * sizes may differ (the kernel compares a devmap's max_entries with the template's only for
+ * arrays). A broadcast visits every slot, the empty ones too, so a rule's devmap has one slot
+ * per output (`slots`); the template has the most a rule may have.
  */
-export function createRuleDevmap(): BpfMap {
+export function createRuleDevmap(slots = RULE_DEVMAP_SLOTS): BpfMap {
+  if (!Number.isInteger(slots) || slots < 1 || slots > RULE_DEVMAP_SLOTS)
+    throw new RangeError(`a rule's devmap has 1 to ${RULE_DEVMAP_SLOTS} slots, not ${slots}`);
   return createMap({
     type: 'devmap',
     name: 'mcr_outputs',
     keySize: 4,
     valueSize: 8,
-    maxEntries: RULE_DEVMAP_SLOTS,
+    maxEntries: slots,
   });
 }
 

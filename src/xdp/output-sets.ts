@@ -12,7 +12,8 @@ export interface SetOutput extends OutputHeader {
 
 /**
  * Writes output set `outputSet` of a rule: each output's fields under (set, link, copy) and a
- * new devmap whose entry i sends to output i's link through the egress program. The devmap is
+ * new devmap of one slot per output, whose entry i sends to output i's link through the egress
+ * program. The devmap is
  * returned, not yet in output_sets; on failure the caller removes what was written
  * (clearOutputSet) and closes the devmap if it got one.
  */
@@ -23,7 +24,7 @@ export function writeOutputSet(
   egressProgramFd: number,
   keep: <C extends { close(): void }>(resource: C) => C,
 ): BpfMap {
-  const devmap = keep(createRuleDevmap());
+  const devmap = keep(createRuleDevmap(Math.max(1, outputs.length)));
   const copies = copyNumbers(outputs.map((o) => o.ifindex));
   outputs.forEach((output, i) => {
     const key = encodeOutputKey({ outputSet, ifindex: output.ifindex, copy: copies[i]! });

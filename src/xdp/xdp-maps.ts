@@ -31,7 +31,7 @@ export const MAX_OUTPUT_SETS = 2 * MAX_RULES;
 export const MAX_LINKS = 256;
 /** Outputs over all rules of one input interface. */
 export const MAX_OUTPUTS = 4096;
-/** Devmap entries per rule (rules.ts MAX_OUTPUTS_PER_RULE): a broadcast visits every slot. */
+/** Outputs per rule (rules.ts MAX_OUTPUTS_PER_RULE), the most slots a rule's devmap has. */
 export const RULE_DEVMAP_SLOTS = 64;
 export const MAX_HOST_ADDRESSES = 256;
 

@@ -67,11 +67,15 @@ interface Ingress {
   close(): void;
 }
 
-/** The ingress program with one rule (239.1.1.1:5000, untagged, or `vlan`) whose devmap has one entry. */
+/**
+ * The ingress program with one rule (239.1.1.1:5000, untagged, or `vlan`) whose devmap has one
+ * entry, in a devmap of one slot: the output sets' map of maps takes it though its template has
+ * the most slots a rule may have.
+ */
 function ingressWithRule(vlan = 0, minTtl = 2): Ingress {
   return openAll((keep) => {
     const maps = createInputMaps(keep);
-    const devmap = keep(createRuleDevmap());
+    const devmap = keep(createRuleDevmap(1));
     devmap.update(hostU32(0), devmapValue(1, 0)); // lo, no program: a test run never sends
     maps.outputSets.update(hostU32(3), hostU32(devmap.fd));
     maps.ruleCounts.update(hostU32(7), new Uint8Array(RULE_COUNTS_SIZE));
@@ -86,6 +90,11 @@ function ingressWithRule(vlan = 0, minTtl = 2): Ingress {
     return { maps, program, close: () => owned.forEach((r) => r.close()) };
   });
 }
+
+test("a rule's devmap has 1 to 64 slots: a broadcast visits every one, so it has one per output", () => {
+  assert.throws(() => createRuleDevmap(0), /1 to 64 slots, not 0/);
+  assert.throws(() => createRuleDevmap(65), /1 to 64 slots, not 65/);
+});
 
 test('ingress: a matching frame is redirected and counted with its payload bytes', { skip }, () => {
   const t = ingressWithRule();
