@@ -26,6 +26,8 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
 export interface RelayUnderTest {
   /** Processes the relay runs in (mcr workers, socat); the kernel has none. */
   readonly pids: number[];
+  /** Its control processes on the relay core (mcrd, smcrouted); socat has none. */
+  readonly controlPids: number[];
   /** mcr's workers and outputs, from one stats request; null for the others. */
   workerStats(): Promise<WorkerSnapshot | null>;
   stop(): Promise<void>;
@@ -108,6 +110,7 @@ async function startMcr(
     const pids = workers.map((w) => w.pid).filter((p): p is number => p !== null);
     return {
       pids,
+      controlPids: [relay.daemon.child.pid!],
       workerStats: async () => {
         const { workers: stats, rules } = await client.call('stats.get', {});
         return {
@@ -177,6 +180,7 @@ async function startKernel(topo: Topology, scenario: Scenario): Promise<RelayUnd
   await waitForInterfaces(topo, scenario.outputLinks + 1, daemon);
   return {
     pids: [],
+    controlPids: [daemon.child.pid!],
     workerStats: () => Promise.resolve(null),
     stop: () => stopProcess(daemon),
   };
@@ -221,6 +225,7 @@ async function startSocat(topo: Topology, scenario: Scenario): Promise<RelayUnde
   return {
     // `ip netns exec` and taskset exec the command, so the child's pid is socat's own.
     pids: processes.map((p) => p.child.pid!),
+    controlPids: [],
     workerStats: () => Promise.resolve(null),
     stop: async () => {
       for (const p of processes) await stopProcess(p);

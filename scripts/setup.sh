@@ -2,12 +2,13 @@
 # Installs what mcr's demo and tests use, then builds. Idempotent: a second run only rebuilds.
 #   - Debian packages: iproute2 (ip netns, veth) and procps (sysctl), when missing; with
 #     --bench-tools also ethtool, smcroute and socat (the benchmark's placement and reference
-#     relays); --test-tools adds tshark (the end-to-end tests compare packets on the wire with
-#     it), systemd (systemd-analyze verify and security check the unit, systemd-sysusers makes
-#     the service's accounts), util-linux (setpriv runs mcrd with the unit's account and
-#     capabilities), strace (the system calls mcrd makes, against the unit's filter), tmux (a
-#     real terminal for mcrctl top) and prometheus (promtool checks /metrics; a real Prometheus
-#     server scrapes mcrd in a test) to those, since the suite runs the benchmark's smoke mode.
+#     relays) and perf (the relay-core profile); --test-tools adds tshark (the end-to-end tests
+#     compare packets on the wire with it), systemd (systemd-analyze verify and security check
+#     the unit, systemd-sysusers makes the service's accounts), util-linux (setpriv runs mcrd
+#     with the unit's account and capabilities), strace (the system calls mcrd makes, against
+#     the unit's filter), tmux (a real terminal for mcrctl top) and prometheus (promtool checks
+#     /metrics; a real Prometheus server scrapes mcrd in a test) to those, since the suite runs
+#     the benchmark's smoke mode and profile.
 #   - npm packages from package-lock.json, when node_modules is missing or older than the lock.
 #   - The account mcrd's workers run as by default, mcr (a system account, no login shell, no
 #     home), when missing: any process of the workers' account can signal them, so they get one
@@ -36,6 +37,7 @@ case "${1:-}" in
     need_tool ethtool ethtool
     need_tool smcrouted smcroute
     need_tool socat socat
+    need_tool perf linux-perf # the relay-core profile (bench/relay-core-profile.ts)
     ;;
   "") ;;
   *) echo "setup: unknown option $1 (--test-tools or --bench-tools)" >&2; exit 2 ;;

@@ -91,3 +91,48 @@ test("the XDP program cost benchmark times each of mcr's programs on live frames
     /1:5, five links, full load: .*\n(.*\n){3} +programs \d+ ns per input frame; relay core busy/,
   );
 });
+
+test("the relay-core profile puts the core's time under the relay's activities, mcr's programs among them", () => {
+  const r = spawnSync(
+    'node',
+    [
+      join(ROOT, 'dist/bench/relay-core-profile.js'),
+      ...[
+        '--scenarios',
+        '1to5-links',
+        '--systems',
+        'mcr-xdp',
+        '--loads',
+        'max',
+        '--seconds',
+        '2',
+        '--repeat',
+        '1',
+      ],
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(r.status, 0, `bench exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
+  const share = (activity: string): number => {
+    const line = new RegExp(`^ +${activity} +([\\d.]+) %`, 'm').exec(r.stdout);
+    assert.ok(line, `a line for ${activity}:\n${r.stdout}`);
+    return Number(line[1]);
+  };
+  const activities = [
+    'receivers',
+    'relay-processes',
+    'xdp-programs',
+    'replication',
+    'input',
+    'idle',
+    'other',
+  ];
+  const total = activities.reduce((sum, a) => sum + share(a), 0);
+  assert.ok(Math.abs(total - 100) < 0.5, `the shares add up to the core's time: ${total} %`);
+  // At full load the core is busy with the relay: the call chains through the JIT-compiled
+  // programs, the devmap and the receivers' NAPI were unwound and recognised.
+  for (const a of ['receivers', 'xdp-programs', 'replication', 'input'])
+    assert.ok(share(a) > 1, `${a}: ${share(a)} % of the core\n${r.stdout}`);
+  assert.ok(share('other') < 20, `little is left unrecognised: ${share('other')} %`);
+  assert.match(r.stdout, /BUSY WITHOUT RECEIVERS\n1:5, five links, mcr-xdp, full load +\d+k/);
+});
