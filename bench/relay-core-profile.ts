@@ -138,6 +138,8 @@ type CaseFigures = Record<CoreActivity | 'busy' | 'relay', number> & { forwarded
 function report(scenario: Scenario, system: SystemName, load: number | 'max', p: Profiled): CaseFigures {
   const k = (n: number) => `${(n / 1000).toFixed(0)}k`;
   const total = Math.max(1, p.samples.length);
+  const busy = total - p.profile.idle;
+  const withoutReceivers = busy - p.profile.receivers;
   const usPerFrame = (n: number) => ((n / SAMPLE_HZ) * 1e6) / Math.max(1, p.inputFrames);
   const lines = CORE_ACTIVITIES.map((a) => {
     const n = p.profile[a];
@@ -149,12 +151,11 @@ function report(scenario: Scenario, system: SystemName, load: number | 'max', p:
         line += `\n        ${((f.samples / total) * 100).toFixed(1).padStart(5)} %  ${f.name}`;
     return line;
   });
-  const busy = total - p.profile.idle;
-  const withoutReceivers = busy - p.profile.receivers;
   process.stdout.write(
     `  ${scenario.name}, ${system}, ${load === 'max' ? 'full load' : `${k(load)} pps`}: ` +
       `${k(p.trial.sentPps)} pps offered, ${k(p.trial.forwardedPps)} forwarded, loss ${(p.trial.loss * 100).toFixed(2)} %; ` +
-      `${p.samples.length} samples over ${p.profiledSeconds.toFixed(2)} s, ${k(p.trial.inputPps)} input frames/s\n` +
+      `${p.samples.length} samples over ${p.profiledSeconds.toFixed(2)} s, ${k(p.trial.inputPps)} input frames/s; ` +
+      `core busy ${((busy / total) * 100).toFixed(1)} % in the profile, ${(p.trial.relayCoreBusy * 100).toFixed(1)} % by /proc/stat over the trial\n` +
       `${lines.join('\n')}\n` +
       `    busy ${usPerFrame(busy).toFixed(2)} µs per input frame; without the receivers' work ${usPerFrame(withoutReceivers).toFixed(2)} µs\n`,
   );
