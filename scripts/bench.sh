@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forwarding-rate benchmark (root): mcr against Linux kernel multicast forwarding (smcroute) and
-# socat, in namespaces it builds per case, driven by mcrgen. Installs ethtool, smcroute, socat and perf
-# when missing. Arguments go to the benchmark: npm run bench -- --help lists them.
+# socat, in namespaces it builds per case, driven by mcrgen. Installs ethtool, smcroute, socat and
+# perf when missing. Arguments go to the benchmark: npm run bench -- --help lists them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
