@@ -30,7 +30,7 @@ import {
   type Sample,
 } from './core-profile.js';
 import { placeInputReceive, RELAY_CPU } from './placement.js';
-import { SCENARIOS, type Scenario } from './scenarios.js';
+import { parseScenarioList, type Scenario } from './scenarios.js';
 import { startRelay, SYSTEMS, unsupportedReason, type SystemName } from './systems.js';
 import { runTrial, type Trial, type TrialSetup } from './trial.js';
 
@@ -52,11 +52,7 @@ const size = Number(values.size);
 const coalesceUs = Number(values['input-coalesce']);
 const top = Number(values.top);
 const loads = values.loads.split(',').map((l) => (l === 'max' ? ('max' as const) : Number(l)));
-const scenarios = values.scenarios.split(',').map((key) => {
-  const scenario = SCENARIOS[key];
-  if (!scenario) throw new Error(`unknown scenario "${key}": one of ${Object.keys(SCENARIOS).join(', ')}`);
-  return scenario;
-});
+const scenarios = parseScenarioList(values.scenarios);
 const systems = values.systems.split(',').map((name) => {
   if (!(SYSTEMS as readonly string[]).includes(name))
     throw new Error(`unknown system "${name}": one of ${SYSTEMS.join(', ')}`);

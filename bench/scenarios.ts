@@ -48,6 +48,15 @@ export const SCENARIOS: Record<string, Scenario> = {
   },
 };
 
+/** Scenarios from a comma-separated list of their keys (a bench's --scenarios). */
+export function parseScenarioList(text: string): Scenario[] {
+  return text.split(',').map((key) => {
+    const scenario = SCENARIOS[key];
+    if (!scenario) throw new Error(`unknown scenario "${key}": one of ${Object.keys(SCENARIOS).join(', ')}`);
+    return scenario;
+  });
+}
+
 export function inputGroup(stream: number): string {
   return `239.1.1.${stream}`;
 }

@@ -18,7 +18,7 @@ import {
 } from '../src/sys/bpf-program-stats.js';
 import { Topology } from '../test/helpers/topology.js';
 import { placeInputReceive } from './placement.js';
-import { SCENARIOS, type Scenario } from './scenarios.js';
+import { parseScenarioList, type Scenario } from './scenarios.js';
 import { startRelay } from './systems.js';
 import { runTrial, type Trial, type TrialSetup } from './trial.js';
 
@@ -33,11 +33,7 @@ const { values } = parseArgs({
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const size = Number(values.size);
-const scenarios = values.scenarios.split(',').map((key) => {
-  const scenario = SCENARIOS[key];
-  if (!scenario) throw new Error(`unknown scenario "${key}": one of ${Object.keys(SCENARIOS).join(', ')}`);
-  return scenario;
-});
+const scenarios = parseScenarioList(values.scenarios);
 
 /** mcr's programs by name, their runs and run time summed over inputs (one input here). */
 type ProgramTotals = Map<string, { runs: number; runTimeNs: number }>;

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { CORE_ACTIVITIES } from '../../bench/core-profile.js';
 import type { CaseRun, CaseSummary } from '../../bench/results.js';
 import { ROOT } from '../helpers/topology.js';
 
@@ -118,16 +119,7 @@ test("the relay-core profile puts the core's time under the relay's activities, 
     assert.ok(line, `a line for ${activity}:\n${r.stdout}`);
     return Number(line[1]);
   };
-  const activities = [
-    'receivers',
-    'relay-processes',
-    'xdp-programs',
-    'replication',
-    'input',
-    'idle',
-    'other',
-  ];
-  const total = activities.reduce((sum, a) => sum + share(a), 0);
+  const total = CORE_ACTIVITIES.reduce((sum, a) => sum + share(a), 0);
   assert.ok(Math.abs(total - 100) < 0.5, `the shares add up to the core's time: ${total} %`);
   // At full load the core is busy with the relay: the call chains through the JIT-compiled
   // programs, the devmap and the receivers' NAPI were unwound and recognised.
