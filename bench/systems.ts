@@ -63,12 +63,12 @@ export async function startRelay(
   scenario: Scenario,
   settings: SystemSettings,
 ): Promise<RelayUnderTest> {
+  prepareEndHosts(topo, scenario);
   switch (system) {
     case 'mcr-raw':
     case 'mcr-socket':
       return startMcr(topo, scenario, settings, system === 'mcr-raw' ? 'raw' : 'socket');
     case 'mcr-xdp':
-      prepareXdpLinks(topo, scenario);
       return startMcr(topo, scenario, settings, 'xdp');
     case 'kernel':
       return startKernel(topo, scenario);
@@ -134,12 +134,14 @@ async function startMcr(
 }
 
 /**
- * The links as a network that relays in the driver has them: a frame redirected into a veth
- * needs the peer to run NAPI (GRO on the receiver's ends; a NIC always has it), and the UDP
- * checksum must be complete when it leaves the sender (a local sender on a veth leaves it partial
- * unless tx offload is off; a frame from a wire never is).
+ * The sender and the receiver host as every system meets them, set up as hosts with NICs are:
+ * the receiver's ends run NAPI with GRO, as a NIC's driver always does (and a veth must, to take
+ * a frame redirected into it at all), and the sender's frames carry complete UDP checksums, as a
+ * frame from a wire does (a local sender on a veth leaves them partial unless tx offload is off).
+ * The same for every system, so the receiver's work, which veth runs on the relay core, costs
+ * each system's copies the same way.
  */
-function prepareXdpLinks(topo: Topology, scenario: Scenario): void {
+function prepareEndHosts(topo: Topology, scenario: Scenario): void {
   const run = (ns: string, args: string[]): void => {
     const r = topo.exec(ns, 'ethtool', args);
     if (r.code !== 0) throw new Error(`ethtool ${args.join(' ')} in ${ns}: ${r.stderr}`);
