@@ -106,6 +106,7 @@ async function profiledTrial(
   );
   let perfErr = '';
   perf.stderr.on('data', (c: Buffer) => (perfErr += c.toString()));
+  perf.on('error', (err) => (perfErr += err.message)); // 'close' follows with a null code
   const code = await new Promise<number | null>((r) => perf.on('close', r));
   const result = await trial;
   if (code !== 0) throw new Error(`perf record exited ${code}: ${perfErr}`);
