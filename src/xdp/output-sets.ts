@@ -13,9 +13,8 @@ export interface SetOutput extends OutputHeader {
 /**
  * Writes output set `outputSet` of a rule: each output's fields under (set, link, copy) and a
  * new devmap of one slot per output, whose entry i sends to output i's link through the egress
- * program. The devmap is
- * returned, not yet in output_sets; on failure the caller removes what was written
- * (clearOutputSet) and closes the devmap if it got one.
+ * program. The devmap is returned, not yet in output_sets; on failure the caller removes what was
+ * written (clearOutputSet) and closes the devmap if it got one.
  */
 export function writeOutputSet(
   maps: InputMaps,
