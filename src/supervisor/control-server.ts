@@ -4,15 +4,10 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { MethodName } from '../protocol/control-api.js';
-import type { ErrorCode } from '../protocol/error-codes.js';
-import { RuleError } from '../rules/rule-error.js';
-import { SysError } from '../sys/errors.js';
 import { checkParams, isMethodName } from '../protocol/control-schemas.js';
 import {
   asRequest,
-  ControlError,
   RPC_APPLICATION_ERROR,
-  RPC_INTERNAL_ERROR,
   RPC_INVALID_REQUEST,
   RPC_METHOD_NOT_FOUND,
   RPC_PARSE_ERROR,
@@ -22,6 +17,14 @@ import { LineSplitter } from '../protocol/line-splitter.js';
 import { ControlConnection, type ConnectionHost, type Reply } from './control-connection.js';
 import type { ControlStream } from './control-stream.js';
 import { CONTROL_LIMITS, duration, type ControlLimits } from './control-limits.js';
+import {
+  encodeReply,
+  errorResponse,
+  failureReply,
+  requestId,
+  serialise,
+  withTimeout,
+} from './control-replies.js';
 import { claimSocketPath, socketPathError } from './socket-path.js';
 
 export type MethodHandler = (params: unknown, caller: ControlCaller) => Promise<unknown> | unknown;
@@ -193,7 +196,7 @@ export class ControlServer {
   }
 
   private notice(code: string, message: string, rpcCode = RPC_APPLICATION_ERROR): string {
-    return `${JSON.stringify(errorResponse(null, rpcCode, message, code))}\n`;
+    return serialise(errorResponse(null, rpcCode, message, code));
   }
 
   private answer(line: string, connection: ControlConnection): Reply | Promise<Reply> {
@@ -210,8 +213,9 @@ export class ControlServer {
     const id = request.id ?? null;
     const notification = !('id' in request);
     const response = this.dispatch(id, request.method, request.params, connection);
-    if (response instanceof Promise) return response.then((r) => (notification ? undefined : this.encode(r)));
-    return notification ? undefined : this.encode(response);
+    if (response instanceof Promise)
+      return response.then((r) => (notification ? undefined : encodeReply(r, this.log)));
+    return notification ? undefined : encodeReply(response, this.log);
   }
 
   /**
@@ -309,7 +313,7 @@ export class ControlServer {
     const message = `too many clients: ${max} connected to mcrd (its limit), none idle for ${duration(this.limits.shedIdleAfterMs)} or stalled for ${duration(this.limits.shedStalledAfterMs)} to make room; retry in a moment, and look for scripts that keep connections open (ss -xp shows who holds them)`;
     this.noteRefusal();
     const refusal = (id: string | number | null): string =>
-      `${JSON.stringify(errorResponse(id, RPC_APPLICATION_ERROR, message, 'E_TOO_MANY_CLIENTS'))}\n`;
+      serialise(errorResponse(id, RPC_APPLICATION_ERROR, message, 'E_TOO_MANY_CLIENTS'));
     socket.on('error', (err: NodeJS.ErrnoException) =>
       this.log.debug({ err }, 'turned-away control client socket error'),
     );
@@ -386,7 +390,7 @@ export class ControlServer {
     };
     const failed = (err: unknown): RpcResponse => {
       for (const stream of opened) stream.abandon();
-      return this.failure(id, method, err);
+      return failureReply(id, method, err, this.log);
     };
     let result: unknown;
     try {
@@ -401,45 +405,6 @@ export class ControlServer {
       failed,
     );
   }
-
-  private failure(id: string | number | null, method: string, err: unknown): RpcResponse {
-    const error = toControlError(err);
-    if (error.rpcCode === RPC_INTERNAL_ERROR) this.log.error({ err, method }, 'control request failed');
-    else this.log.info({ method, code: error.data.code }, error.message);
-    return { jsonrpc: '2.0', id, error: { code: error.rpcCode, message: error.message, data: error.data } };
-  }
-
-  /** The reply line; a result JSON cannot carry (a BigInt, a cycle) is a bug, answered as one. */
-  private encode(response: RpcResponse): string {
-    try {
-      return serialise(response);
-    } catch (err) {
-      this.log.error({ err, id: response.id }, 'a control reply could not be encoded');
-      return serialise(
-        errorResponse(
-          response.id,
-          RPC_INTERNAL_ERROR,
-          `internal error: the reply could not be encoded (${String(err)})`,
-          'E_INTERNAL',
-        ),
-      );
-    }
-  }
-}
-
-function serialise(response: RpcResponse): string {
-  return `${JSON.stringify(response)}\n`;
-}
-
-/** The id of a request line, to answer it by; null when the line is not a request with one. */
-function requestId(line: string | undefined): string | number | null {
-  if (line === undefined) return null;
-  try {
-    const id = (JSON.parse(line) as { id?: unknown }).id;
-    return typeof id === 'string' || typeof id === 'number' ? id : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Sends `line`, ends, reads nothing more; torn down once flushed or after `lingerMs`. */
@@ -447,55 +412,4 @@ function hangUp(socket: Socket, line: string, lingerMs: number): void {
   socket.pause();
   socket.end(line, () => socket.destroy());
   setTimeout(() => socket.destroy(), lingerMs).unref();
-}
-
-function errorResponse(
-  id: string | number | null,
-  code: number,
-  message: string,
-  dataCode: string,
-): RpcResponse {
-  return { jsonrpc: '2.0', id, error: { code, message, data: { code: dataCode } } };
-}
-
-/** Errors that carry a stable code (ControlError, RuleError, SysError) keep it; others are internal. */
-/**
- * What a client is told of a failed request: mcr's own errors as they are (a registered code, the
- * field and value at fault), a failed system call by its errno name; anything else (a Node
- * error's ERR_* code included) is a bug, reported as E_INTERNAL and logged with its stack.
- */
-function toControlError(err: unknown): ControlError {
-  if (err instanceof ControlError) return err;
-  const e = err as { code?: unknown; field?: unknown; value?: unknown; message?: unknown };
-  if (err instanceof RuleError || err instanceof SysError) {
-    const details: Record<string, unknown> = {};
-    if (typeof e.field === 'string') details.field = e.field;
-    if (e.value !== undefined) details.value = e.value;
-    return new ControlError(err.code as ErrorCode, err.message, details);
-  }
-  return new ControlError(
-    'E_INTERNAL',
-    `internal error: ${String(e?.message ?? err)}`,
-    {},
-    RPC_INTERNAL_ERROR,
-  );
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new ControlError('E_TIMEOUT', `${what} did not finish within ${ms} ms`)),
-      ms,
-    );
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
